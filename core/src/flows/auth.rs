@@ -1,0 +1,206 @@
+//! Bearer authentication around any flow: fetch a client-credentials token when there is no
+//! fresh one, and after a 401 from CXone refresh once and resend once.
+
+use super::exchange::Exchange;
+use super::{Flow, FlowError, Step};
+use crate::http::{HttpResponse, TransportError};
+use crate::retry::RetryPolicy;
+use crate::token::{CachedToken, ClientCredentials};
+use crate::UnixMillis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Nothing,
+    Token,
+    Inner,
+}
+
+#[derive(Debug, Clone)]
+pub struct Authorized<F> {
+    inner: F,
+    creds: ClientCredentials,
+    token: Option<CachedToken>,
+    token_refreshed: bool,
+    token_exchange: Exchange,
+    sent: Sent,
+    /// The request in flight has already been resent after a 401.
+    resent_after_401: bool,
+    failed: Option<FlowError>,
+}
+
+impl<F> Authorized<F> {
+    /// Wraps `inner`; `cached` is a token from the host's cache, if any.
+    pub fn new(inner: F, creds: ClientCredentials, cached: Option<CachedToken>, retry: RetryPolicy, seed: u64) -> Self {
+        Self {
+            inner,
+            creds,
+            token: cached,
+            token_refreshed: false,
+            token_exchange: Exchange::new(retry, seed ^ 0x5eed),
+            sent: Sent::Nothing,
+            resent_after_401: false,
+            failed: None,
+        }
+    }
+
+    /// A token obtained during this flow, for the host to cache.
+    pub fn refreshed_token(&self) -> Option<&CachedToken> {
+        self.token.as_ref().filter(|_| self.token_refreshed)
+    }
+
+    pub fn inner(&self) -> &F {
+        &self.inner
+    }
+}
+
+impl<F, T> Flow for Authorized<F>
+where
+    F: Flow<Output = Result<T, FlowError>>,
+    T: Clone,
+{
+    type Output = F::Output;
+
+    fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
+        if let Some(e) = &self.failed {
+            return Step::Done(Err(e.clone()));
+        }
+        if self.sent == Sent::Token {
+            if let Some(step) = self.token_exchange.step(now) {
+                return step;
+            }
+        }
+        match self.inner.next_step(now) {
+            Step::Send(mut req) => match self.token.as_ref().filter(|t| t.is_fresh(now)) {
+                Some(token) => {
+                    req.set_header("Authorization", token.authorization());
+                    self.sent = Sent::Inner;
+                    Step::Send(req)
+                }
+                None => {
+                    self.token_exchange.start(self.creds.token_request());
+                    self.sent = Sent::Token;
+                    self.token_exchange.step(now).unwrap_or(Step::Wait { until: now })
+                }
+            },
+            other => other,
+        }
+    }
+
+    fn on_response(&mut self, resp: HttpResponse, now: UnixMillis) {
+        match self.sent {
+            Sent::Token => match self.token_exchange.filter(resp, now) {
+                Ok(None) => {}
+                Ok(Some(resp)) => {
+                    self.sent = Sent::Nothing;
+                    match self.creds.read_token_response(&resp, now) {
+                        Ok(token) => {
+                            self.token = Some(token);
+                            self.token_refreshed = true;
+                        }
+                        Err(e) => self.failed = Some(FlowError::Auth(e.to_string())),
+                    }
+                }
+                Err(e) => self.failed = Some(FlowError::Auth(e.to_string())),
+            },
+            Sent::Inner if resp.status == 401 && !self.resent_after_401 => {
+                // The cached token was revoked or rotated: get a new one, resend once.
+                self.resent_after_401 = true;
+                self.token = None;
+                self.sent = Sent::Nothing;
+            }
+            Sent::Inner | Sent::Nothing => {
+                self.resent_after_401 = false;
+                self.sent = Sent::Nothing;
+                self.inner.on_response(resp, now);
+            }
+        }
+    }
+
+    fn on_transport_error(&mut self, err: TransportError, now: UnixMillis) {
+        match self.sent {
+            Sent::Token => {
+                if let Err(e) = self.token_exchange.on_transport(err, now) {
+                    self.failed = Some(FlowError::Auth(e.to_string()));
+                }
+            }
+            Sent::Inner | Sent::Nothing => {
+                self.sent = Sent::Nothing;
+                self.inner.on_transport_error(err, now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::{FirstPageFlow, FlowError};
+    use crate::secret::SecretString;
+    use crate::testutil::{drive, Fault, SimServer, SIM_TOKEN_URL};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn creds() -> ClientCredentials {
+        ClientCredentials {
+            token_url: SIM_TOKEN_URL.into(),
+            client_id: "cid".into(),
+            client_secret: SecretString::new("sec"),
+            scope: None,
+        }
+    }
+
+    fn flow(cached: Option<CachedToken>) -> Authorized<FirstPageFlow> {
+        let inner = FirstPageFlow::new("http://cxone.test/scim/v2", 10, RetryPolicy::default(), 3);
+        Authorized::new(inner, creds(), cached, RetryPolicy::default(), 3)
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn fetches_a_token_first_and_reports_it_for_caching() {
+        let mut s = SimServer::with_auth();
+        let mut f = flow(None);
+        assert!(drive(&mut f, &mut s).0.is_ok());
+        assert_eq!(s.log(), ["POST /oauth/token", "GET /scim/v2/Users"]);
+        let token = f.refreshed_token().cloned().unwrap();
+        // A second flow with that token does not ask again.
+        s.clear_log();
+        let mut f2 = flow(Some(token));
+        assert!(drive(&mut f2, &mut s).0.is_ok());
+        assert_eq!(s.log(), ["GET /scim/v2/Users"]);
+        assert!(f2.refreshed_token().is_none());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn refreshes_once_after_401_then_gives_the_401_to_the_flow() {
+        let mut s = SimServer::with_auth();
+        let stale = CachedToken { access_token: SecretString::new("revoked"), expires_at: u64::MAX };
+        let mut f = flow(Some(stale.clone()));
+        assert!(drive(&mut f, &mut s).0.is_ok());
+        assert_eq!(s.log(), ["GET /scim/v2/Users", "POST /oauth/token", "GET /scim/v2/Users"]);
+        // CXone keeps refusing even fresh tokens: exactly one refresh, then the error.
+        let mut s = SimServer::with_auth();
+        s.reject_every_token();
+        let mut f = flow(Some(stale));
+        let err = drive(&mut f, &mut s).0.unwrap_err();
+        assert!(matches!(err, FlowError::Rejected { status: 401, .. }), "{err:?}");
+        assert_eq!(s.log().iter().filter(|l| l.contains("token")).count(), 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn expiring_tokens_are_refreshed_before_use() {
+        let mut s = SimServer::with_auth();
+        let nearly = CachedToken { access_token: SecretString::new(crate::testutil::SIM_ACCESS_TOKEN), expires_at: 30_000 };
+        let mut f = flow(Some(nearly));
+        assert!(drive(&mut f, &mut s).0.is_ok());
+        assert_eq!(s.log()[0], "POST /oauth/token");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn token_endpoint_refusal_is_an_auth_error() {
+        let mut s = SimServer::with_auth();
+        s.fail_next(Fault::Body(401, r#"{"error":"invalid_client"}"#));
+        let err = drive(&mut flow(None), &mut s).0.unwrap_err();
+        assert_eq!(err, FlowError::Auth("token endpoint answered 401 (invalid_client)".into()));
+        let mut s = SimServer::with_auth();
+        s.fail_next(Fault::Status(503, None));
+        assert!(drive(&mut flow(None), &mut s).0.is_ok(), "token endpoint 503 is retried");
+    }
+}

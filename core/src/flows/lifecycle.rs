@@ -1,0 +1,412 @@
+//! Applying one lifecycle [`Command`] to CXone.
+//!
+//! - upsert, create first: `POST /Users`; 409 → find by `userName eq` → minimal PATCH.
+//! - upsert, find first: find by `externalId eq`, then `userName eq`; found → minimal PATCH
+//!   (nothing when already in state); none → `POST /Users`.
+//! - disable: find → `PATCH active=false` (nothing when already inactive).
+//! - delete: find → `DELETE /Users/{id}`; 404 or no such user = already gone.
+
+use super::exchange::Exchange;
+use super::{Flow, FlowError, Step};
+use crate::event::{Command, Lookup};
+use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
+use crate::retry::RetryPolicy;
+use crate::scim::build::{create_payload, disable_patch, patch_to, DesiredUser};
+use crate::scim::{filter, ListResponse, User};
+use crate::UnixMillis;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Created,
+    Updated,
+    Disabled,
+    Deleted,
+    Unchanged,
+    /// Older than an event already applied for the same person: acknowledged, not applied.
+    Stale,
+}
+
+/// Why an action needed no change, or why it was already done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Note {
+    AlreadyDeprovisioned,
+    AlreadyDisabled,
+    NotFound,
+}
+
+/// What was done in CXone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<Note>,
+}
+
+impl Applied {
+    fn new(action: Action, id: Option<String>) -> Self {
+        Self { action, id, note: None }
+    }
+
+    fn noted(action: Action, id: Option<String>, note: Note) -> Self {
+        Self { action, id, note: Some(note) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum By {
+    ExternalId,
+    UserName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Create,
+    Find(By),
+    Patch { id: String, action: Action },
+    Delete { id: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct LifecycleFlow {
+    base_url: String,
+    command: Command,
+    phase: Phase,
+    exchange: Exchange,
+    /// 409s seen on create; a second one means CXone's data contradicts itself.
+    conflicts: u8,
+    done: Option<Result<Applied, FlowError>>,
+}
+
+impl LifecycleFlow {
+    /// `base_url` is CXone's SCIM root, `/scim/v2` included. `seed` drives retry jitter.
+    pub fn new(base_url: &str, command: Command, retry: RetryPolicy, seed: u64) -> Self {
+        let mut flow = Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            phase: Phase::Create,
+            exchange: Exchange::new(retry, seed),
+            conflicts: 0,
+            done: None,
+            command,
+        };
+        match &flow.command {
+            Command::Upsert { create_first: true, .. } => flow.create(),
+            _ => flow.find(flow.first_lookup()),
+        }
+        flow
+    }
+
+    fn lookup(&self) -> Lookup {
+        match &self.command {
+            Command::Upsert { desired, .. } => {
+                Lookup { user_name: desired.user_name.clone(), external_id: desired.external_id.clone() }
+            }
+            Command::Disable { lookup } | Command::Delete { lookup } => lookup.clone(),
+        }
+    }
+
+    fn first_lookup(&self) -> By {
+        if self.lookup().external_id.is_some() {
+            By::ExternalId
+        } else {
+            By::UserName
+        }
+    }
+
+    fn desired(&self) -> Option<&DesiredUser> {
+        match &self.command {
+            Command::Upsert { desired, .. } => Some(desired),
+            _ => None,
+        }
+    }
+
+    fn go(&mut self, phase: Phase, req: HttpRequest) {
+        self.phase = phase;
+        self.exchange.start(req);
+    }
+
+    fn finish(&mut self, result: Result<Applied, FlowError>) {
+        self.done = Some(result);
+    }
+
+    fn create(&mut self) {
+        match self.desired() {
+            Some(d) => {
+                let req = HttpRequest::scim_json(Method::Post, format!("{}/Users", self.base_url), &create_payload(d));
+                self.go(Phase::Create, req);
+            }
+            None => self.finish(Err(FlowError::Ambiguous("create requested without a target state".into()))),
+        }
+    }
+
+    fn find(&mut self, by: By) {
+        let lookup = self.lookup();
+        let f = match (by, &lookup.external_id) {
+            (By::ExternalId, Some(ext)) => filter::eq("externalId", ext),
+            _ => filter::eq("userName", &lookup.user_name),
+        };
+        let req = HttpRequest::scim(Method::Get, filter::users_filter_url(&self.base_url, &f));
+        self.go(Phase::Find(by), req);
+    }
+
+    fn patch(&mut self, id: String, action: Action, body: &crate::scim::PatchOp) {
+        let req = HttpRequest::scim_json(Method::Patch, filter::user_url(&self.base_url, &id), body);
+        self.go(Phase::Patch { id, action }, req);
+    }
+
+    fn on_found(&mut self, by: By, found: Option<User>) {
+        let Some(user) = found else {
+            return match (by, &self.command) {
+                (By::ExternalId, _) => self.find(By::UserName),
+                (By::UserName, Command::Upsert { .. }) => self.create(),
+                (By::UserName, Command::Disable { .. }) => self.finish(Ok(Applied::noted(Action::Unchanged, None, Note::NotFound))),
+                (By::UserName, Command::Delete { .. }) => {
+                    self.finish(Ok(Applied::noted(Action::Deleted, None, Note::AlreadyDeprovisioned)))
+                }
+            };
+        };
+        let Some(id) = user.id.clone() else {
+            return self.finish(Err(FlowError::Ambiguous(format!("CXone listed user {:?} without an id", user.user_name))));
+        };
+        match &self.command {
+            Command::Upsert { desired, .. } => match patch_to(&user, desired) {
+                Some(p) => {
+                    let action = if user.is_active() && !desired.active { Action::Disabled } else { Action::Updated };
+                    self.patch(id, action, &p);
+                }
+                None => self.finish(Ok(Applied::new(Action::Unchanged, Some(id)))),
+            },
+            Command::Disable { .. } if !user.is_active() => {
+                self.finish(Ok(Applied::noted(Action::Unchanged, Some(id), Note::AlreadyDisabled)))
+            }
+            Command::Disable { .. } => self.patch(id, Action::Disabled, &disable_patch()),
+            Command::Delete { .. } => {
+                let req = HttpRequest::scim(Method::Delete, filter::user_url(&self.base_url, &id));
+                self.go(Phase::Delete { id }, req);
+            }
+        }
+    }
+
+    fn read_list(&self, resp: &HttpResponse, by: By) -> Result<Option<User>, FlowError> {
+        let list: ListResponse<User> = serde_json::from_str(&resp.body)
+            .map_err(|e| FlowError::unreadable(self.exchange.describe(), resp.status, e, &resp.body))?;
+        let mut users = list.resources.into_iter();
+        match (users.next(), users.next()) {
+            (None, _) => Ok(None),
+            (Some(u), None) => Ok(Some(u)),
+            (Some(_), Some(_)) => {
+                let what = if by == By::ExternalId { "externalId" } else { "userName" };
+                Err(FlowError::Ambiguous(format!("more than one CXone user matches {what} {:?}", self.lookup())))
+            }
+        }
+    }
+
+    fn handle(&mut self, resp: HttpResponse) {
+        let status = resp.status;
+        match (self.phase.clone(), status) {
+            (Phase::Create, 200 | 201) => match serde_json::from_str::<User>(&resp.body) {
+                Ok(u) => self.finish(Ok(Applied::new(Action::Created, u.id))),
+                Err(e) => self.finish(Err(FlowError::unreadable(self.exchange.describe(), status, e, &resp.body))),
+            },
+            (Phase::Create, 409) if self.conflicts == 0 => {
+                self.conflicts += 1;
+                self.find(By::UserName);
+            }
+            (Phase::Find(by), 200) => match self.read_list(&resp, by) {
+                Ok(found) => self.on_found(by, found),
+                Err(e) => self.finish(Err(e)),
+            },
+            (Phase::Patch { id, action }, 200 | 204) => self.finish(Ok(Applied::new(action, Some(id)))),
+            // Deleted between the lookup and the PATCH.
+            (Phase::Patch { .. }, 404) => match self.command {
+                Command::Upsert { .. } => self.create(),
+                _ => self.finish(Ok(Applied::noted(Action::Unchanged, None, Note::NotFound))),
+            },
+            (Phase::Delete { id }, 200 | 204) => self.finish(Ok(Applied::new(Action::Deleted, Some(id)))),
+            (Phase::Delete { id }, 404) => {
+                self.finish(Ok(Applied::noted(Action::Deleted, Some(id), Note::AlreadyDeprovisioned)))
+            }
+            _ => self.finish(Err(self.exchange.rejected(&resp))),
+        }
+    }
+}
+
+impl Flow for LifecycleFlow {
+    type Output = Result<Applied, FlowError>;
+
+    fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
+        if let Some(done) = &self.done {
+            return Step::Done(done.clone());
+        }
+        self.exchange
+            .step(now)
+            .unwrap_or_else(|| Step::Done(Err(FlowError::Ambiguous("no request to send".into()))))
+    }
+
+    fn on_response(&mut self, resp: HttpResponse, now: UnixMillis) {
+        if self.done.is_some() {
+            return;
+        }
+        match self.exchange.filter(resp, now) {
+            Ok(Some(resp)) => self.handle(resp),
+            Ok(None) => {}
+            Err(e) => self.finish(Err(e)),
+        }
+    }
+
+    fn on_transport_error(&mut self, err: TransportError, now: UnixMillis) {
+        if self.done.is_some() {
+            return;
+        }
+        if let Err(e) = self.exchange.on_transport(err, now) {
+            self.finish(Err(e));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::LifecycleEvent;
+    use crate::policy::RolePolicy;
+    use crate::testutil::{drive, Fault, SimServer};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    const BASE: &str = "http://cxone.test/scim/v2";
+
+    fn command(json: &str) -> Command {
+        let policy = RolePolicy::from_json(include_str!("../../tests/fixtures/role_policy.json")).unwrap();
+        LifecycleEvent::from_json(json.as_bytes()).unwrap().command(&policy).unwrap().0
+    }
+
+    fn run(server: &mut SimServer, json: &str) -> Result<Applied, FlowError> {
+        drive(&mut LifecycleFlow::new(BASE, command(json), RetryPolicy::default(), 7), server).0
+    }
+
+    const CREATE: &str = r#"{"operation":"create","userName":"jdoe@example.com","externalId":"e-1","firstName":"Jane","lastName":"Doe","groups":[{"displayName":"cxone-agent"}]}"#;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn create_posts_once() {
+        let mut s = SimServer::default();
+        let out = run(&mut s, CREATE).unwrap();
+        assert_eq!(out.action, Action::Created);
+        assert_eq!(s.log(), ["POST /scim/v2/Users"]);
+        let u = s.user(out.id.as_deref().unwrap());
+        assert_eq!(u.roles[0].value, "Agent");
+        assert_eq!(u.external_id.as_deref(), Some("e-1"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn create_conflict_resolves_as_update() {
+        let mut s = SimServer::default();
+        let id = s.insert(r#"{"userName":"JDOE@example.com","name":{"givenName":"J"},"active":true}"#);
+        let out = run(&mut s, CREATE).unwrap();
+        assert_eq!(out, Applied::new(Action::Updated, Some(id.clone())));
+        assert_eq!(s.log(), ["POST /scim/v2/Users", "GET /scim/v2/Users", "PATCH /scim/v2/Users/u1"]);
+        assert_eq!(s.user(&id).external_id.as_deref(), Some("e-1"));
+        assert_eq!(s.count(), 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn update_finds_by_external_id_then_user_name_then_creates() {
+        let upd = CREATE.replace("\"create\"", "\"update\"");
+        let mut s = SimServer::default();
+        assert_eq!(run(&mut s, &upd).unwrap().action, Action::Created);
+        assert_eq!(s.log(), ["GET /scim/v2/Users", "GET /scim/v2/Users", "POST /scim/v2/Users"]);
+        s.clear_log();
+        assert_eq!(run(&mut s, &upd).unwrap().action, Action::Unchanged, "same state twice: no write");
+        assert_eq!(s.log(), ["GET /scim/v2/Users"]);
+        s.clear_log();
+        let moved = upd.replace("cxone-agent", "cxone-supervisor");
+        assert_eq!(run(&mut s, &moved).unwrap().action, Action::Updated);
+        assert_eq!(s.users()[0].roles[0].value, "Supervisor");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn disable_and_rehire() {
+        let mut s = SimServer::default();
+        run(&mut s, CREATE).unwrap();
+        let out = run(&mut s, r#"{"operation":"disable","userName":"jdoe@example.com","externalId":"e-1"}"#).unwrap();
+        assert_eq!(out.action, Action::Disabled);
+        assert_eq!(s.users()[0].active, Some(false));
+        let again = run(&mut s, r#"{"operation":"disable","userName":"jdoe@example.com","externalId":"e-1"}"#).unwrap();
+        assert_eq!((again.action, again.note), (Action::Unchanged, Some(Note::AlreadyDisabled)));
+        let rehire = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap();
+        assert_eq!(rehire.action, Action::Updated);
+        assert_eq!(s.users()[0].active, Some(true));
+        let soft = r#"{"operation":"update","userName":"jdoe@example.com","externalId":"e-1","accountEnabled":false}"#;
+        let soft = run(&mut s, soft).unwrap();
+        assert_eq!(soft.action, Action::Disabled);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn delete_is_idempotent() {
+        let mut s = SimServer::default();
+        run(&mut s, CREATE).unwrap();
+        let del = r#"{"operation":"delete","userName":"jdoe@example.com","externalId":"e-1"}"#;
+        let out = run(&mut s, del).unwrap();
+        assert_eq!((out.action, out.note), (Action::Deleted, None));
+        assert_eq!(s.count(), 0);
+        let out = run(&mut s, del).unwrap();
+        assert_eq!((out.action, out.note), (Action::Deleted, Some(Note::AlreadyDeprovisioned)));
+        // Found, then gone before the DELETE lands.
+        run(&mut s, CREATE).unwrap();
+        s.fail_next(Fault::DeleteAfterLookup);
+        let out = run(&mut s, del).unwrap();
+        assert_eq!(out.note, Some(Note::AlreadyDeprovisioned));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn retries_429_and_503_with_retry_after_then_succeeds() {
+        let mut s = SimServer::default();
+        s.fail_next(Fault::Status(429, Some("2")));
+        s.fail_next(Fault::Status(503, None));
+        let mut flow = LifecycleFlow::new(BASE, command(CREATE), RetryPolicy::default(), 7);
+        let (out, clock) = drive(&mut flow, &mut s);
+        assert_eq!(out.unwrap().action, Action::Created);
+        assert_eq!(s.count(), 1);
+        assert!(clock >= 2_000, "Retry-After honoured: virtual clock at {clock}");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn gives_up_after_the_budget_and_never_retries_400() {
+        let mut s = SimServer::default();
+        for _ in 0..10 {
+            s.fail_next(Fault::Status(503, None));
+        }
+        let err = run(&mut s, CREATE).unwrap_err();
+        assert!(matches!(err, FlowError::RetriesExhausted { attempts: 4, .. }), "{err:?}");
+        assert_eq!(s.log().len(), 4);
+        let mut s = SimServer::default();
+        s.fail_next(Fault::Status(400, None));
+        let err = run(&mut s, CREATE).unwrap_err();
+        assert!(matches!(err, FlowError::Rejected { status: 400, .. }), "{err:?}");
+        assert_eq!(s.log().len(), 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn transport_errors_are_retried_and_unreadable_bodies_kept() {
+        let mut s = SimServer::default();
+        s.fail_next(Fault::Transport);
+        assert_eq!(run(&mut s, CREATE).unwrap().action, Action::Created);
+        let mut s = SimServer::default();
+        s.fail_next(Fault::Body(200, "<html>proxy</html>"));
+        let err = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap_err();
+        let FlowError::Unreadable { body, .. } = err else { panic!("{err:?}") };
+        assert_eq!(body, "<html>proxy</html>");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn duplicate_external_ids_are_refused_not_guessed() {
+        let mut s = SimServer::default();
+        s.insert(r#"{"userName":"a@x.io","externalId":"e-1"}"#);
+        s.insert(r#"{"userName":"b@x.io","externalId":"e-1"}"#);
+        let err = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap_err();
+        assert!(matches!(err, FlowError::Ambiguous(_)), "{err:?}");
+    }
+}

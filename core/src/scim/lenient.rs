@@ -1,0 +1,89 @@
+//! Lenient input adapters for identity-provider quirks (Entra ID sends `"True"`/`"False"`
+//! strings for booleans and PascalCase patch `op` values).
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+struct BoolVisitor;
+
+impl<'de> Visitor<'de> for BoolVisitor {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a boolean or the string \"true\"/\"false\" in any case")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        Ok(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        if v.eq_ignore_ascii_case("true") {
+            Ok(true)
+        } else if v.eq_ignore_ascii_case("false") {
+            Ok(false)
+        } else {
+            Err(E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
+}
+
+/// A boolean given as `true`, `"True"`, `"false"`...
+pub fn bool_<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    d.deserialize_any(BoolVisitor)
+}
+
+/// An optional lenient boolean (`null` or absent → `None`).
+pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "bool_")] bool);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(b)| b))
+}
+
+/// An HTTP status given as a number or a string (`400` or `"400"`).
+pub fn status<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(u16),
+        Str(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Num(n) => Ok(n),
+        Raw::Str(s) => s.trim().parse().map_err(|_| de::Error::custom(format!("invalid status {s:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[derive(Deserialize)]
+    struct T {
+        #[serde(deserialize_with = "bool_")]
+        b: bool,
+        #[serde(default, deserialize_with = "opt_bool")]
+        o: Option<bool>,
+        #[serde(deserialize_with = "status")]
+        s: u16,
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn accepts_idp_spellings() {
+        let t: T = serde_json::from_str(r#"{"b":"True","o":"FALSE","s":"409"}"#).unwrap();
+        assert!(t.b);
+        assert_eq!(t.o, Some(false));
+        assert_eq!(t.s, 409);
+        let t: T = serde_json::from_str(r#"{"b":false,"s":201}"#).unwrap();
+        assert!(!t.b);
+        assert_eq!(t.o, None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn rejects_other_strings() {
+        assert!(serde_json::from_str::<T>(r#"{"b":"yes","s":1}"#).is_err());
+        assert!(serde_json::from_str::<T>(r#"{"b":true,"s":"abc"}"#).is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! A simulated CXone for flow tests: an in-memory SCIM user store with a token endpoint,
+//! injectable faults, and a driver on a virtual clock.
+
+use crate::flows::{Flow, Step};
+use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
+use crate::scim::{ScimError, User};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+
+pub const SIM_TOKEN_URL: &str = "http://idp.test/oauth/token";
+pub const SIM_ACCESS_TOKEN: &str = "sim-access-token";
+const START: u64 = 1_000_000;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Answer the next request with this status (and `Retry-After`).
+    Status(u16, Option<&'static str>),
+    /// Answer the next request with this status and body.
+    Body(u16, &'static str),
+    /// The next request gets no answer.
+    Transport,
+    /// The user vanishes just before the next DELETE.
+    DeleteAfterLookup,
+}
+
+#[derive(Debug, Default)]
+pub struct SimServer {
+    users: Vec<Value>,
+    next_id: u32,
+    faults: VecDeque<Fault>,
+    log: Vec<String>,
+    require_token: bool,
+    reject_tokens: bool,
+}
+
+fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpResponse {
+    HttpResponse::new(status, serde_json::to_string(&ScimError::new(status, scim_type, detail)).unwrap_or_default())
+}
+
+impl SimServer {
+    pub fn with_auth() -> Self {
+        Self { require_token: true, ..Self::default() }
+    }
+
+    /// Every SCIM request is refused with 401, whatever its token.
+    pub fn reject_every_token(&mut self) {
+        self.reject_tokens = true;
+    }
+
+    pub fn insert(&mut self, json: &str) -> String {
+        self.next_id += 1;
+        let id = format!("u{}", self.next_id);
+        let mut v: Value = serde_json::from_str(json).unwrap();
+        v["id"] = json!(id);
+        self.users.push(v);
+        id
+    }
+
+    pub fn fail_next(&mut self, fault: Fault) {
+        self.faults.push_back(fault);
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.clone()
+    }
+
+    pub fn clear_log(&mut self) {
+        self.log.clear();
+    }
+
+    pub fn count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn users(&self) -> Vec<User> {
+        self.users.iter().map(|v| serde_json::from_value(v.clone()).unwrap()).collect()
+    }
+
+    pub fn user(&self, id: &str) -> User {
+        self.users().into_iter().find(|u| u.id.as_deref() == Some(id)).unwrap()
+    }
+
+    pub fn handle(&mut self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let (path, query) = {
+            let rest = req.url.split_once("://").map_or(req.url.as_str(), |(_, r)| r);
+            let rest = &rest[rest.find('/').unwrap_or(rest.len())..];
+            rest.split_once('?').map_or((rest.to_string(), String::new()), |(p, q)| (p.to_string(), q.to_string()))
+        };
+        self.log.push(format!("{} {path}", req.method.as_str()));
+        match self.faults.front().copied() {
+            Some(Fault::DeleteAfterLookup) if req.method == Method::Delete => {
+                self.faults.pop_front();
+                let id = path.rsplit('/').next().unwrap_or_default().to_string();
+                self.users.retain(|u| u["id"] != json!(id));
+            }
+            Some(Fault::DeleteAfterLookup) | None => {}
+            Some(f) => {
+                self.faults.pop_front();
+                return match f {
+                    Fault::Status(s, ra) => {
+                        let resp = scim_error(s, None, "injected");
+                        Ok(match ra {
+                            Some(v) => resp.with_header("Retry-After", v),
+                            None => resp,
+                        })
+                    }
+                    Fault::Body(s, body) => Ok(HttpResponse::new(s, body)),
+                    Fault::Transport => Err(TransportError("connection reset".into())),
+                    Fault::DeleteAfterLookup => unreachable!(),
+                };
+            }
+        }
+        if req.url == SIM_TOKEN_URL {
+            assert!(req.body.as_deref().unwrap_or("").contains("grant_type=client_credentials"));
+            return Ok(HttpResponse::new(200, json!({"access_token": SIM_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600}).to_string()));
+        }
+        if self.reject_tokens || self.require_token && req.header_value("authorization") != Some(&format!("Bearer {SIM_ACCESS_TOKEN}")) {
+            return Ok(scim_error(401, None, "bad token"));
+        }
+        let body: Value = req.body.as_deref().map(|b| serde_json::from_str(b).unwrap()).unwrap_or(Value::Null);
+        let id = path.strip_prefix("/scim/v2/Users/").map(str::to_string);
+        Ok(match (req.method, id) {
+            (Method::Get, None) => self.list(&query),
+            (Method::Post, None) => self.create(body),
+            (Method::Patch, Some(id)) => self.patch(&id, &body),
+            (Method::Delete, Some(id)) => {
+                let before = self.users.len();
+                self.users.retain(|u| u["id"] != json!(id));
+                if before == self.users.len() { scim_error(404, None, "not found") } else { HttpResponse::new(204, "") }
+            }
+            _ => scim_error(404, None, "no such endpoint"),
+        })
+    }
+
+    fn list(&self, query: &str) -> HttpResponse {
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).map(percent_decode)
+        };
+        let matches: Vec<&Value> = match param("filter") {
+            Some(f) => {
+                let (attr, quoted) = f.split_once(" eq ").unwrap();
+                let want: String = serde_json::from_str(quoted).unwrap();
+                self.users
+                    .iter()
+                    .filter(|u| match (attr, u[attr].as_str()) {
+                        ("userName", Some(v)) => v.eq_ignore_ascii_case(&want),
+                        (_, Some(v)) => v == want,
+                        _ => false,
+                    })
+                    .collect()
+            }
+            None => self.users.iter().collect(),
+        };
+        let count: usize = param("count").map_or(100, |c| c.parse().unwrap());
+        let page: Vec<&Value> = matches.iter().take(count).copied().collect();
+        HttpResponse::new(200, json!({"schemas":[crate::scim::LIST_RESPONSE_SCHEMA],"totalResults": matches.len(), "Resources": page}).to_string())
+    }
+
+    fn create(&mut self, body: Value) -> HttpResponse {
+        let name = body["userName"].as_str().unwrap_or_default().to_lowercase();
+        if self.users.iter().any(|u| u["userName"].as_str().unwrap_or_default().to_lowercase() == name) {
+            return scim_error(409, Some("uniqueness"), "userName taken");
+        }
+        let id = self.insert(&body.to_string());
+        HttpResponse::new(201, self.users.iter().find(|u| u["id"] == json!(id)).unwrap().to_string())
+    }
+
+    fn patch(&mut self, id: &str, body: &Value) -> HttpResponse {
+        let Some(user) = self.users.iter_mut().find(|u| u["id"] == json!(id)) else {
+            return scim_error(404, None, "not found");
+        };
+        for op in body["Operations"].as_array().unwrap() {
+            let path = op["path"].as_str().unwrap();
+            let value = op["value"].clone();
+            match (op["op"].as_str().unwrap(), path) {
+                (_, p) if p.contains("[0]") => return scim_error(400, Some("invalidPath"), "positional paths are not SCIM"),
+                ("replace", r#"emails[type eq "work"].value"#) => {
+                    for e in user["emails"].as_array_mut().unwrap() {
+                        if e["type"] == "work" {
+                            e["value"] = value.clone();
+                        }
+                    }
+                }
+                ("add", "emails") => {
+                    let mut all = user["emails"].as_array().cloned().unwrap_or_default();
+                    all.extend(value.as_array().unwrap().iter().cloned());
+                    user["emails"] = json!(all);
+                }
+                ("remove", p) => {
+                    user.as_object_mut().unwrap().remove(p);
+                }
+                (_, p) => match p.split_once('.') {
+                    Some((outer, inner)) => {
+                        if !user[outer].is_object() {
+                            user[outer] = json!({});
+                        }
+                        user[outer][inner] = value;
+                    }
+                    None => user[p] = value,
+                },
+            }
+        }
+        HttpResponse::new(204, "")
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Runs a flow against the simulator on a virtual clock; returns the outcome and the virtual
+/// time it took (ms). Each request costs 5 ms; waits jump the clock.
+pub fn drive<F: Flow>(flow: &mut F, server: &mut SimServer) -> (F::Output, u64) {
+    let mut now = START;
+    for _ in 0..1000 {
+        match flow.next_step(now) {
+            Step::Send(req) => {
+                now += 5;
+                match server.handle(&req) {
+                    Ok(resp) => flow.on_response(resp, now),
+                    Err(e) => flow.on_transport_error(e, now),
+                }
+            }
+            Step::Wait { until } => {
+                assert!(until > now, "a wait must move time forward");
+                now = until;
+            }
+            Step::Done(out) => return (out, now - START),
+        }
+    }
+    panic!("flow did not finish in 1000 steps");
+}

@@ -1,0 +1,175 @@
+//! OAuth 2.0 client-credentials tokens for CXone: the request, the response, and when to refresh.
+
+use crate::http::{form_body, HttpRequest, HttpResponse, Method, FORM};
+use crate::secret::SecretString;
+use crate::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+/// Refresh this long before the token expires.
+pub const REFRESH_MARGIN_MS: u64 = 60_000;
+const DEFAULT_EXPIRES_IN_SECS: u64 = 3600;
+
+/// Client-credentials settings. `Debug` redacts the secret.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub scope: Option<String>,
+}
+
+impl ClientCredentials {
+    /// `POST token_url` with `grant_type=client_credentials` (client_secret_post).
+    pub fn token_request(&self) -> HttpRequest {
+        let mut pairs = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+        ];
+        if let Some(scope) = self.scope.as_deref().filter(|s| !s.is_empty()) {
+            pairs.push(("scope", scope));
+        }
+        let mut req = HttpRequest::new(Method::Post, self.token_url.clone())
+            .header("Content-Type", FORM)
+            .header("Accept", "application/json");
+        req.body = Some(form_body(&pairs));
+        req
+    }
+
+    /// Reads the token endpoint's answer, given the time the request was answered.
+    pub fn read_token_response(&self, resp: &HttpResponse, now: UnixMillis) -> Result<CachedToken, TokenError> {
+        if !resp.is_success() {
+            return Err(TokenError::Rejected { status: resp.status, error: oauth_error(&resp.body) });
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            access_token: String,
+            #[serde(default)]
+            token_type: Option<String>,
+            #[serde(default)]
+            expires_in: Option<serde_json::Value>,
+        }
+        let body: Body = serde_json::from_str(&resp.body)
+            .map_err(|e| TokenError::Malformed { reason: e.to_string(), body_len: resp.body.len() })?;
+        if let Some(kind) = body.token_type.as_deref() {
+            if !kind.eq_ignore_ascii_case("bearer") {
+                return Err(TokenError::Malformed { reason: format!("token_type {kind:?} is not Bearer"), body_len: resp.body.len() });
+            }
+        }
+        // Some servers send expires_in as a string.
+        let expires_in = match body.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .unwrap_or(DEFAULT_EXPIRES_IN_SECS);
+        Ok(CachedToken { access_token: SecretString::new(body.access_token), expires_at: now + expires_in * 1000 })
+    }
+}
+
+/// The `error` member of an OAuth error body, when there is one (never the whole body: it may
+/// echo credentials).
+fn oauth_error(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+}
+
+/// A token and the time it stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedToken {
+    #[serde(with = "exposed")]
+    pub access_token: SecretString,
+    pub expires_at: UnixMillis,
+}
+
+impl CachedToken {
+    /// Usable without a refresh: more than [`REFRESH_MARGIN_MS`] before expiry.
+    pub fn is_fresh(&self, now: UnixMillis) -> bool {
+        now.saturating_add(REFRESH_MARGIN_MS) < self.expires_at
+    }
+
+    pub fn authorization(&self) -> String {
+        format!("Bearer {}", self.access_token.expose())
+    }
+}
+
+/// Stored form of a cached token (KV only; never logged).
+mod exposed {
+    use crate::secret::SecretString;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.expose())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+        String::deserialize(d).map(SecretString::new)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token endpoint answered {status}{}", .error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    Rejected { status: u16, error: Option<String> },
+    #[error("token response unreadable: {reason} ({body_len} bytes)")]
+    Malformed { reason: String, body_len: usize },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn creds() -> ClientCredentials {
+        ClientCredentials {
+            token_url: "http://idp/oauth/token".into(),
+            client_id: "cid".into(),
+            client_secret: SecretString::new("s3cr&t"),
+            scope: Some("scim:read scim:write".into()),
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn builds_a_form_request_and_hides_the_secret_in_debug() {
+        let req = creds().token_request();
+        assert_eq!(req.method, Method::Post);
+        assert_eq!(req.header_value("content-type"), Some(FORM));
+        assert_eq!(
+            req.body.as_deref(),
+            Some("grant_type=client_credentials&client_id=cid&client_secret=s3cr%26t&scope=scim%3Aread%20scim%3Awrite")
+        );
+        assert!(!format!("{:?}", creds()).contains("s3cr"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn refreshes_sixty_seconds_early() {
+        let resp = HttpResponse::new(200, r#"{"access_token":"tok","token_type":"Bearer","expires_in":120}"#);
+        let t = creds().read_token_response(&resp, 1_000_000).unwrap();
+        assert_eq!(t.expires_at, 1_120_000);
+        assert!(t.is_fresh(1_000_000));
+        assert!(t.is_fresh(1_059_999));
+        assert!(!t.is_fresh(1_060_000));
+        assert_eq!(t.authorization(), "Bearer tok");
+        let stored = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<CachedToken>(&stored).unwrap(), t);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn string_expiry_default_expiry_and_errors() {
+        let c = creds();
+        let t = c.read_token_response(&HttpResponse::new(200, r#"{"access_token":"a","expires_in":"30"}"#), 0).unwrap();
+        assert_eq!(t.expires_at, 30_000);
+        assert!(!t.is_fresh(0), "a 30 s token is already inside the refresh margin");
+        let t = c.read_token_response(&HttpResponse::new(200, r#"{"access_token":"a"}"#), 0).unwrap();
+        assert_eq!(t.expires_at, 3_600_000);
+        let e = c.read_token_response(&HttpResponse::new(401, r#"{"error":"invalid_client"}"#), 0).unwrap_err();
+        assert_eq!(e, TokenError::Rejected { status: 401, error: Some("invalid_client".into()) });
+        assert!(matches!(c.read_token_response(&HttpResponse::new(200, "<html>"), 0), Err(TokenError::Malformed { .. })));
+        assert!(matches!(
+            c.read_token_response(&HttpResponse::new(200, r#"{"access_token":"a","token_type":"mac"}"#), 0),
+            Err(TokenError::Malformed { .. })
+        ));
+    }
+}
