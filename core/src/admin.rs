@@ -17,9 +17,13 @@ impl AdminTokens {
     /// Whether an `Authorization` header value carries one of the tokens. Every configured
     /// token is compared (digests, so lengths leak nothing), whatever matches first.
     pub fn authorizes(&self, authorization: Option<&str>) -> bool {
-        let Some(presented) = authorization.and_then(bearer) else { return false };
+        let Some(presented) = authorization.and_then(bearer) else {
+            return false;
+        };
         let presented = Sha256::digest(presented.as_bytes());
-        self.0.iter().fold(0u8, |hit, t| hit | Sha256::digest(t.expose().as_bytes()).ct_eq(&presented).unwrap_u8()) == 1
+        self.0.iter().fold(0u8, |hit, t| {
+            hit | Sha256::digest(t.expose().as_bytes()).ct_eq(&presented).unwrap_u8()
+        }) == 1
     }
 }
 

@@ -33,7 +33,10 @@ impl<'de> Deserialize<'de> for Operation {
             "update" => Ok(Self::Update),
             "disable" => Ok(Self::Disable),
             "delete" => Ok(Self::Delete),
-            _ => Err(de::Error::unknown_variant(&s, &["create", "update", "disable", "delete"])),
+            _ => Err(de::Error::unknown_variant(
+                &s,
+                &["create", "update", "disable", "delete"],
+            )),
         }
     }
 }
@@ -65,13 +68,20 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("invalid JSON at line {line}, column {column}: {message}")]
-    Json { line: usize, column: usize, message: String },
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("invalid event: {field} {message}")]
     Invalid { field: &'static str, message: String },
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
-    EventError::Invalid { field, message: message.into() }
+    EventError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 /// What the event asks of CXone, after the role policy.
@@ -79,9 +89,16 @@ fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Command {
     /// Create or update to the desired state (create first when `create_first`).
-    Upsert { desired: DesiredUser, create_first: bool },
-    Disable { lookup: Lookup },
-    Delete { lookup: Lookup },
+    Upsert {
+        desired: DesiredUser,
+        create_first: bool,
+    },
+    Disable {
+        lookup: Lookup,
+    },
+    Delete {
+        lookup: Lookup,
+    },
 }
 
 /// How to find the user in CXone: by externalId first, then userName.
@@ -111,7 +128,10 @@ impl LifecycleEvent {
             return Err(invalid("userName", "must not be empty"));
         }
         if name.len() > MAX_USER_NAME || name.chars().any(char::is_control) {
-            return Err(invalid("userName", "must be at most 256 characters without control characters"));
+            return Err(invalid(
+                "userName",
+                "must be at most 256 characters without control characters",
+            ));
         }
         if self.external_id.as_deref().is_some_and(|e| e.trim().is_empty()) {
             return Err(invalid("externalId", "must not be empty when given"));
@@ -122,7 +142,9 @@ impl LifecycleEvent {
             }
         }
         for (i, g) in self.groups.iter().flatten().enumerate() {
-            if g.display_name.as_deref().unwrap_or("").trim().is_empty() && g.id.as_deref().unwrap_or("").trim().is_empty() {
+            if g.display_name.as_deref().unwrap_or("").trim().is_empty()
+                && g.id.as_deref().unwrap_or("").trim().is_empty()
+            {
                 return Err(invalid("groups", format!("entry {i} has neither displayName nor id")));
             }
         }
@@ -139,13 +161,18 @@ impl LifecycleEvent {
 
     /// The work email: `email`, else `userName` when it is an address.
     pub fn work_email(&self) -> Option<String> {
-        self.email.clone().or_else(|| looks_like_email(&self.user_name).then(|| self.user_name.trim().to_string()))
+        self.email
+            .clone()
+            .or_else(|| looks_like_email(&self.user_name).then(|| self.user_name.trim().to_string()))
     }
 
     /// Applies the role policy and decides what CXone must do. Leavers (disable, delete) skip
     /// the policy: a leaver is never blocked by a group that is no longer mapped.
     pub fn command(&self, policy: &RolePolicy) -> Result<(Command, Option<Resolution>), RbacViolation> {
-        let lookup = || Lookup { user_name: self.user_name.trim().to_string(), external_id: self.external_id.clone() };
+        let lookup = || Lookup {
+            user_name: self.user_name.trim().to_string(),
+            external_id: self.external_id.clone(),
+        };
         match self.operation {
             Operation::Disable => return Ok((Command::Disable { lookup: lookup() }, None)),
             Operation::Delete => return Ok((Command::Delete { lookup: lookup() }, None)),
@@ -161,14 +188,22 @@ impl LifecycleEvent {
             active: self.account_enabled,
             roles: resolution.as_ref().map(|r| r.roles.clone()),
         };
-        Ok((Command::Upsert { desired, create_first: self.operation == Operation::Create }, resolution))
+        Ok((
+            Command::Upsert {
+                desired,
+                create_first: self.operation == Operation::Create,
+            },
+            resolution,
+        ))
     }
 }
 
 fn looks_like_email(s: &str) -> bool {
     let s = s.trim();
     match s.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !s.contains(char::is_whitespace),
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !s.contains(char::is_whitespace)
+        }
         None => false,
     }
 }
@@ -188,9 +223,15 @@ mod tests {
     fn create_event_becomes_an_upsert_with_roles() {
         let e = LifecycleEvent::from_json(CREATE.as_bytes()).unwrap();
         let (cmd, res) = e.command(&policy()).unwrap();
-        let Command::Upsert { desired, create_first } = cmd else { panic!("{cmd:?}") };
+        let Command::Upsert { desired, create_first } = cmd else {
+            panic!("{cmd:?}")
+        };
         assert!(create_first);
-        assert_eq!(desired.email.as_deref(), Some("jdoe@example.com"), "email defaults to userName");
+        assert_eq!(
+            desired.email.as_deref(),
+            Some("jdoe@example.com"),
+            "email defaults to userName"
+        );
         assert_eq!(desired.roles.unwrap()[0].value, "Agent");
         assert_eq!(res.unwrap().ignored_groups, ["All Staff"]);
         assert_eq!(e.subject_key(), "ext:e-jdoe-1");
@@ -198,7 +239,8 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn idp_quirks_are_accepted() {
-        let e = LifecycleEvent::from_json(br#"{"operation":"Update","userName":"a@b.co","accountEnabled":"False"}"#).unwrap();
+        let e = LifecycleEvent::from_json(br#"{"operation":"Update","userName":"a@b.co","accountEnabled":"False"}"#)
+            .unwrap();
         assert_eq!(e.operation, Operation::Update);
         assert!(!e.account_enabled);
         let (cmd, _) = e.command(&policy()).unwrap();
@@ -210,9 +252,15 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn leavers_skip_the_policy() {
-        let e = LifecycleEvent::from_json(br#"{"operation":"disable","userName":"a@b.co","groups":[{"displayName":"Unmapped"}]}"#).unwrap();
+        let e = LifecycleEvent::from_json(
+            br#"{"operation":"disable","userName":"a@b.co","groups":[{"displayName":"Unmapped"}]}"#,
+        )
+        .unwrap();
         assert!(matches!(e.command(&policy()), Ok((Command::Disable { .. }, None))));
-        let e = LifecycleEvent { operation: Operation::Create, ..e };
+        let e = LifecycleEvent {
+            operation: Operation::Create,
+            ..e
+        };
         assert!(e.command(&policy()).is_err(), "joiners do go through the policy");
     }
 
@@ -222,10 +270,19 @@ mod tests {
             (b"{", "line 1"),
             (br#"{"operation":"merge","userName":"a"}"#, "unknown variant"),
             (br#"{"operation":"create"}"#, "userName"),
-            (br#"{"operation":"create","userName":" "}"#, "userName must not be empty"),
+            (
+                br#"{"operation":"create","userName":" "}"#,
+                "userName must not be empty",
+            ),
             (br#"{"operation":"create","userName":"a","email":"nope"}"#, "email"),
-            (br#"{"operation":"create","userName":"a","externalId":""}"#, "externalId"),
-            (br#"{"operation":"create","userName":"a","groups":[{}]}"#, "groups entry 0"),
+            (
+                br#"{"operation":"create","userName":"a","externalId":""}"#,
+                "externalId",
+            ),
+            (
+                br#"{"operation":"create","userName":"a","groups":[{}]}"#,
+                "groups entry 0",
+            ),
         ];
         for (body, want) in cases {
             let msg = LifecycleEvent::from_json(body).unwrap_err().to_string();

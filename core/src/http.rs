@@ -39,7 +39,12 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Self { method, url: url.into(), headers: Vec::new(), body: None }
+        Self {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        }
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -90,7 +95,11 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn new(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into() }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -147,9 +156,14 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn encodes_filters_and_forms() {
-        assert_eq!(encode_component(r#"userName eq "a b@x.com""#), "userName%20eq%20%22a%20b%40x.com%22");
-        assert_eq!(form_body(&[("grant_type", "client_credentials"), ("scope", "a b")]),
-            "grant_type=client_credentials&scope=a%20b");
+        assert_eq!(
+            encode_component(r#"userName eq "a b@x.com""#),
+            "userName%20eq%20%22a%20b%40x.com%22"
+        );
+        assert_eq!(
+            form_body(&[("grant_type", "client_credentials"), ("scope", "a b")]),
+            "grant_type=client_credentials&scope=a%20b"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

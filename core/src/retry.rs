@@ -20,7 +20,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { base_ms: 250, cap_ms: 4_000, max_attempts: 4, max_retry_after_ms: 10_000 }
+        Self {
+            base_ms: 250,
+            cap_ms: 4_000,
+            max_attempts: 4,
+            max_retry_after_ms: 10_000,
+        }
     }
 }
 
@@ -83,7 +88,11 @@ pub struct RetryState {
 
 impl RetryState {
     pub fn new(policy: RetryPolicy, seed: u64) -> Self {
-        Self { policy, attempts: 0, jitter: Jitter::new(seed) }
+        Self {
+            policy,
+            attempts: 0,
+            jitter: Jitter::new(seed),
+        }
     }
 
     /// A try is about to be made.
@@ -104,7 +113,10 @@ impl RetryState {
         if retry_after.is_some_and(|ra| ra > self.policy.max_retry_after_ms) {
             return RetryDecision::GiveUp;
         }
-        let exp = self.policy.base_ms.saturating_mul(1u64 << self.attempts.saturating_sub(1).min(32));
+        let exp = self
+            .policy
+            .base_ms
+            .saturating_mul(1u64 << self.attempts.saturating_sub(1).min(32));
         let backoff = self.jitter.below_or_eq(exp.min(self.policy.cap_ms));
         RetryDecision::RetryAt(now + backoff.max(retry_after.unwrap_or(0)))
     }
@@ -128,26 +140,43 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn reads_retry_after_in_both_forms() {
         let now = 1_445_412_480_000; // Wed, 21 Oct 2015 07:28:00 GMT
-        assert_eq!(retry_after_ms(&HttpResponse::new(429, "").with_header("Retry-After", "7"), now), Some(7000));
+        assert_eq!(
+            retry_after_ms(&HttpResponse::new(429, "").with_header("Retry-After", "7"), now),
+            Some(7000)
+        );
         let date = HttpResponse::new(503, "").with_header("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT");
         assert_eq!(retry_after_ms(&date, now), Some(30_000));
         let past = HttpResponse::new(503, "").with_header("Retry-After", "Wed, 21 Oct 2015 07:27:00 GMT");
         assert_eq!(retry_after_ms(&past, now), Some(0));
-        assert_eq!(retry_after_ms(&HttpResponse::new(503, "").with_header("Retry-After", "soon"), now), None);
+        assert_eq!(
+            retry_after_ms(&HttpResponse::new(503, "").with_header("Retry-After", "soon"), now),
+            None
+        );
         assert_eq!(retry_after_ms(&HttpResponse::new(503, ""), now), None);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn full_jitter_is_bounded_by_cap_and_budget() {
-        let policy = RetryPolicy { base_ms: 100, cap_ms: 1000, max_attempts: 6, max_retry_after_ms: 5000 };
+        let policy = RetryPolicy {
+            base_ms: 100,
+            cap_ms: 1000,
+            max_attempts: 6,
+            max_retry_after_ms: 5000,
+        };
         let mut seen_nonzero = false;
         for seed in 0..200 {
             let mut st = RetryState::new(policy, seed);
             for attempt in 1..=5u32 {
                 st.record_attempt();
-                let RetryDecision::RetryAt(at) = st.after_failure(None, 10_000) else { panic!("gave up early") };
+                let RetryDecision::RetryAt(at) = st.after_failure(None, 10_000) else {
+                    panic!("gave up early")
+                };
                 let bound = (100u64 << (attempt - 1)).min(1000);
-                assert!(at >= 10_000 && at - 10_000 <= bound, "attempt {attempt}: {}", at - 10_000);
+                assert!(
+                    at >= 10_000 && at - 10_000 <= bound,
+                    "attempt {attempt}: {}",
+                    at - 10_000
+                );
                 seen_nonzero |= at > 10_000;
             }
             st.record_attempt();
@@ -166,8 +195,18 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn jitter_is_deterministic_per_seed() {
-        let a: Vec<u64> = (0..5).map({ let mut j = Jitter::new(9); move |_| j.below_or_eq(1000) }).collect();
-        let b: Vec<u64> = (0..5).map({ let mut j = Jitter::new(9); move |_| j.below_or_eq(1000) }).collect();
+        let a: Vec<u64> = (0..5)
+            .map({
+                let mut j = Jitter::new(9);
+                move |_| j.below_or_eq(1000)
+            })
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .map({
+                let mut j = Jitter::new(9);
+                move |_| j.below_or_eq(1000)
+            })
+            .collect();
         assert_eq!(a, b);
         assert!(a.iter().all(|v| *v <= 1000));
     }

@@ -34,12 +34,18 @@ pub struct SimServer {
 }
 
 fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpResponse {
-    HttpResponse::new(status, serde_json::to_string(&ScimError::new(status, scim_type, detail)).unwrap_or_default())
+    HttpResponse::new(
+        status,
+        serde_json::to_string(&ScimError::new(status, scim_type, detail)).unwrap_or_default(),
+    )
 }
 
 impl SimServer {
     pub fn with_auth() -> Self {
-        Self { require_token: true, ..Self::default() }
+        Self {
+            require_token: true,
+            ..Self::default()
+        }
     }
 
     /// Every SCIM request is refused with 401, whatever its token.
@@ -73,7 +79,10 @@ impl SimServer {
     }
 
     pub fn users(&self) -> Vec<User> {
-        self.users.iter().map(|v| serde_json::from_value(v.clone()).unwrap()).collect()
+        self.users
+            .iter()
+            .map(|v| serde_json::from_value(v.clone()).unwrap())
+            .collect()
     }
 
     pub fn user(&self, id: &str) -> User {
@@ -84,7 +93,10 @@ impl SimServer {
         let (path, query) = {
             let rest = req.url.split_once("://").map_or(req.url.as_str(), |(_, r)| r);
             let rest = &rest[rest.find('/').unwrap_or(rest.len())..];
-            rest.split_once('?').map_or((rest.to_string(), String::new()), |(p, q)| (p.to_string(), q.to_string()))
+            rest.split_once('?')
+                .map_or((rest.to_string(), String::new()), |(p, q)| {
+                    (p.to_string(), q.to_string())
+                })
         };
         self.log.push(format!("{} {path}", req.method.as_str()));
         match self.faults.front().copied() {
@@ -111,13 +123,26 @@ impl SimServer {
             }
         }
         if req.url == SIM_TOKEN_URL {
-            assert!(req.body.as_deref().unwrap_or("").contains("grant_type=client_credentials"));
-            return Ok(HttpResponse::new(200, json!({"access_token": SIM_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600}).to_string()));
+            assert!(req
+                .body
+                .as_deref()
+                .unwrap_or("")
+                .contains("grant_type=client_credentials"));
+            return Ok(HttpResponse::new(
+                200,
+                json!({"access_token": SIM_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600}).to_string(),
+            ));
         }
-        if self.reject_tokens || self.require_token && req.header_value("authorization") != Some(&format!("Bearer {SIM_ACCESS_TOKEN}")) {
+        if self.reject_tokens
+            || self.require_token && req.header_value("authorization") != Some(&format!("Bearer {SIM_ACCESS_TOKEN}"))
+        {
             return Ok(scim_error(401, None, "bad token"));
         }
-        let body: Value = req.body.as_deref().map(|b| serde_json::from_str(b).unwrap()).unwrap_or(Value::Null);
+        let body: Value = req
+            .body
+            .as_deref()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .unwrap_or(Value::Null);
         let id = path.strip_prefix("/scim/v2/Users/").map(str::to_string);
         Ok(match (req.method, id) {
             (Method::Get, None) => self.list(&query),
@@ -126,7 +151,11 @@ impl SimServer {
             (Method::Delete, Some(id)) => {
                 let before = self.users.len();
                 self.users.retain(|u| u["id"] != json!(id));
-                if before == self.users.len() { scim_error(404, None, "not found") } else { HttpResponse::new(204, "") }
+                if before == self.users.len() {
+                    scim_error(404, None, "not found")
+                } else {
+                    HttpResponse::new(204, "")
+                }
             }
             _ => scim_error(404, None, "no such endpoint"),
         })
@@ -134,7 +163,10 @@ impl SimServer {
 
     fn list(&self, query: &str) -> HttpResponse {
         let param = |name: &str| {
-            query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).map(percent_decode)
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .map(percent_decode)
         };
         let matches: Vec<&Value> = match param("filter") {
             Some(f) => {
@@ -153,16 +185,27 @@ impl SimServer {
         };
         let count: usize = param("count").map_or(100, |c| c.parse().unwrap());
         let page: Vec<&Value> = matches.iter().take(count).copied().collect();
-        HttpResponse::new(200, json!({"schemas":[crate::scim::LIST_RESPONSE_SCHEMA],"totalResults": matches.len(), "Resources": page}).to_string())
+        HttpResponse::new(
+            200,
+            json!({"schemas":[crate::scim::LIST_RESPONSE_SCHEMA],"totalResults": matches.len(), "Resources": page})
+                .to_string(),
+        )
     }
 
     fn create(&mut self, body: Value) -> HttpResponse {
         let name = body["userName"].as_str().unwrap_or_default().to_lowercase();
-        if self.users.iter().any(|u| u["userName"].as_str().unwrap_or_default().to_lowercase() == name) {
+        if self
+            .users
+            .iter()
+            .any(|u| u["userName"].as_str().unwrap_or_default().to_lowercase() == name)
+        {
             return scim_error(409, Some("uniqueness"), "userName taken");
         }
         let id = self.insert(&body.to_string());
-        HttpResponse::new(201, self.users.iter().find(|u| u["id"] == json!(id)).unwrap().to_string())
+        HttpResponse::new(
+            201,
+            self.users.iter().find(|u| u["id"] == json!(id)).unwrap().to_string(),
+        )
     }
 
     fn patch(&mut self, id: &str, body: &Value) -> HttpResponse {
@@ -173,7 +216,9 @@ impl SimServer {
             let path = op["path"].as_str().unwrap();
             let value = op["value"].clone();
             match (op["op"].as_str().unwrap(), path) {
-                (_, p) if p.contains("[0]") => return scim_error(400, Some("invalidPath"), "positional paths are not SCIM"),
+                (_, p) if p.contains("[0]") => {
+                    return scim_error(400, Some("invalidPath"), "positional paths are not SCIM")
+                }
                 ("replace", r#"emails[type eq "work"].value"#) => {
                     for e in user["emails"].as_array_mut().unwrap() {
                         if e["type"] == "work" {

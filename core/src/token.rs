@@ -39,7 +39,10 @@ impl ClientCredentials {
     /// Reads the token endpoint's answer, given the time the request was answered.
     pub fn read_token_response(&self, resp: &HttpResponse, now: UnixMillis) -> Result<CachedToken, TokenError> {
         if !resp.is_success() {
-            return Err(TokenError::Rejected { status: resp.status, error: oauth_error(&resp.body) });
+            return Err(TokenError::Rejected {
+                status: resp.status,
+                error: oauth_error(&resp.body),
+            });
         }
         #[derive(Deserialize)]
         struct Body {
@@ -49,11 +52,16 @@ impl ClientCredentials {
             #[serde(default)]
             expires_in: Option<serde_json::Value>,
         }
-        let body: Body = serde_json::from_str(&resp.body)
-            .map_err(|e| TokenError::Malformed { reason: e.to_string(), body_len: resp.body.len() })?;
+        let body: Body = serde_json::from_str(&resp.body).map_err(|e| TokenError::Malformed {
+            reason: e.to_string(),
+            body_len: resp.body.len(),
+        })?;
         if let Some(kind) = body.token_type.as_deref() {
             if !kind.eq_ignore_ascii_case("bearer") {
-                return Err(TokenError::Malformed { reason: format!("token_type {kind:?} is not Bearer"), body_len: resp.body.len() });
+                return Err(TokenError::Malformed {
+                    reason: format!("token_type {kind:?} is not Bearer"),
+                    body_len: resp.body.len(),
+                });
             }
         }
         // Some servers send expires_in as a string.
@@ -63,7 +71,10 @@ impl ClientCredentials {
             _ => None,
         }
         .unwrap_or(DEFAULT_EXPIRES_IN_SECS);
-        Ok(CachedToken { access_token: SecretString::new(body.access_token), expires_at: now + expires_in * 1000 })
+        Ok(CachedToken {
+            access_token: SecretString::new(body.access_token),
+            expires_at: now + expires_in * 1000,
+        })
     }
 }
 
@@ -159,14 +170,29 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn string_expiry_default_expiry_and_errors() {
         let c = creds();
-        let t = c.read_token_response(&HttpResponse::new(200, r#"{"access_token":"a","expires_in":"30"}"#), 0).unwrap();
+        let t = c
+            .read_token_response(&HttpResponse::new(200, r#"{"access_token":"a","expires_in":"30"}"#), 0)
+            .unwrap();
         assert_eq!(t.expires_at, 30_000);
         assert!(!t.is_fresh(0), "a 30 s token is already inside the refresh margin");
-        let t = c.read_token_response(&HttpResponse::new(200, r#"{"access_token":"a"}"#), 0).unwrap();
+        let t = c
+            .read_token_response(&HttpResponse::new(200, r#"{"access_token":"a"}"#), 0)
+            .unwrap();
         assert_eq!(t.expires_at, 3_600_000);
-        let e = c.read_token_response(&HttpResponse::new(401, r#"{"error":"invalid_client"}"#), 0).unwrap_err();
-        assert_eq!(e, TokenError::Rejected { status: 401, error: Some("invalid_client".into()) });
-        assert!(matches!(c.read_token_response(&HttpResponse::new(200, "<html>"), 0), Err(TokenError::Malformed { .. })));
+        let e = c
+            .read_token_response(&HttpResponse::new(401, r#"{"error":"invalid_client"}"#), 0)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            TokenError::Rejected {
+                status: 401,
+                error: Some("invalid_client".into())
+            }
+        );
+        assert!(matches!(
+            c.read_token_response(&HttpResponse::new(200, "<html>"), 0),
+            Err(TokenError::Malformed { .. })
+        ));
         assert!(matches!(
             c.read_token_response(&HttpResponse::new(200, r#"{"access_token":"a","token_type":"mac"}"#), 0),
             Err(TokenError::Malformed { .. })

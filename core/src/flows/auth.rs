@@ -171,10 +171,16 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn refreshes_once_after_401_then_gives_the_401_to_the_flow() {
         let mut s = SimServer::with_auth();
-        let stale = CachedToken { access_token: SecretString::new("revoked"), expires_at: u64::MAX };
+        let stale = CachedToken {
+            access_token: SecretString::new("revoked"),
+            expires_at: u64::MAX,
+        };
         let mut f = flow(Some(stale.clone()));
         assert!(drive(&mut f, &mut s).0.is_ok());
-        assert_eq!(s.log(), ["GET /scim/v2/Users", "POST /oauth/token", "GET /scim/v2/Users"]);
+        assert_eq!(
+            s.log(),
+            ["GET /scim/v2/Users", "POST /oauth/token", "GET /scim/v2/Users"]
+        );
         // CXone keeps refusing even fresh tokens: exactly one refresh, then the error.
         let mut s = SimServer::with_auth();
         s.reject_every_token();
@@ -187,7 +193,10 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn expiring_tokens_are_refreshed_before_use() {
         let mut s = SimServer::with_auth();
-        let nearly = CachedToken { access_token: SecretString::new(crate::testutil::SIM_ACCESS_TOKEN), expires_at: 30_000 };
+        let nearly = CachedToken {
+            access_token: SecretString::new(crate::testutil::SIM_ACCESS_TOKEN),
+            expires_at: 30_000,
+        };
         let mut f = flow(Some(nearly));
         assert!(drive(&mut f, &mut s).0.is_ok());
         assert_eq!(s.log()[0], "POST /oauth/token");
@@ -198,9 +207,15 @@ mod tests {
         let mut s = SimServer::with_auth();
         s.fail_next(Fault::Body(401, r#"{"error":"invalid_client"}"#));
         let err = drive(&mut flow(None), &mut s).0.unwrap_err();
-        assert_eq!(err, FlowError::Auth("token endpoint answered 401 (invalid_client)".into()));
+        assert_eq!(
+            err,
+            FlowError::Auth("token endpoint answered 401 (invalid_client)".into())
+        );
         let mut s = SimServer::with_auth();
         s.fail_next(Fault::Status(503, None));
-        assert!(drive(&mut flow(None), &mut s).0.is_ok(), "token endpoint 503 is retried");
+        assert!(
+            drive(&mut flow(None), &mut s).0.is_ok(),
+            "token endpoint 503 is retried"
+        );
     }
 }

@@ -9,13 +9,27 @@ const RAW_BODY_LIMIT: usize = 2048;
 pub enum FlowError {
     /// CXone answered with a status that another try will not change.
     #[error("CXone rejected {request} with {status}{}{}", opt(" ", .scim_type), opt(": ", .detail))]
-    Rejected { request: String, status: u16, scim_type: Option<String>, detail: Option<String> },
+    Rejected {
+        request: String,
+        status: u16,
+        scim_type: Option<String>,
+        detail: Option<String>,
+    },
     /// Every allowed try failed with a retryable status or a transport error.
     #[error("CXone still failing at {request} after {attempts} attempts: {last}")]
-    RetriesExhausted { request: String, attempts: u32, last: String },
+    RetriesExhausted {
+        request: String,
+        attempts: u32,
+        last: String,
+    },
     /// A success status with a body that is not what SCIM promises (raw body kept, truncated).
     #[error("CXone answered {request} with {status} and an unreadable body: {reason}")]
-    Unreadable { request: String, status: u16, reason: String, body: String },
+    Unreadable {
+        request: String,
+        status: u16,
+        reason: String,
+        body: String,
+    },
     /// The OAuth token could not be obtained.
     #[error("CXone authentication failed: {0}")]
     Auth(String),
@@ -34,7 +48,12 @@ impl FlowError {
         while !body.is_char_boundary(end) {
             end -= 1;
         }
-        Self::Unreadable { request, status, reason: reason.to_string(), body: body[..end].to_string() }
+        Self::Unreadable {
+            request,
+            status,
+            reason: reason.to_string(),
+            body: body[..end].to_string(),
+        }
     }
 
     /// The HTTP status CXone last gave, when there was one.

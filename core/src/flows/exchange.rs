@@ -15,7 +15,11 @@ pub(crate) struct Exchange {
 
 impl Exchange {
     pub fn new(policy: RetryPolicy, seed: u64) -> Self {
-        Self { pending: None, wait_until: None, retry: RetryState::new(policy, seed) }
+        Self {
+            pending: None,
+            wait_until: None,
+            retry: RetryState::new(policy, seed),
+        }
     }
 
     /// Makes `req` the request in flight, with a fresh attempt budget.

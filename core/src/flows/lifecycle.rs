@@ -54,7 +54,11 @@ impl Applied {
     }
 
     fn noted(action: Action, id: Option<String>, note: Note) -> Self {
-        Self { action, id, note: Some(note) }
+        Self {
+            action,
+            id,
+            note: Some(note),
+        }
     }
 }
 
@@ -103,9 +107,10 @@ impl LifecycleFlow {
 
     fn lookup(&self) -> Lookup {
         match &self.command {
-            Command::Upsert { desired, .. } => {
-                Lookup { user_name: desired.user_name.clone(), external_id: desired.external_id.clone() }
-            }
+            Command::Upsert { desired, .. } => Lookup {
+                user_name: desired.user_name.clone(),
+                external_id: desired.external_id.clone(),
+            },
             Command::Disable { lookup } | Command::Delete { lookup } => lookup.clone(),
         }
     }
@@ -140,7 +145,9 @@ impl LifecycleFlow {
                 let req = HttpRequest::scim_json(Method::Post, format!("{}/Users", self.base_url), &create_payload(d));
                 self.go(Phase::Create, req);
             }
-            None => self.finish(Err(FlowError::Ambiguous("create requested without a target state".into()))),
+            None => self.finish(Err(FlowError::Ambiguous(
+                "create requested without a target state".into(),
+            ))),
         }
     }
 
@@ -164,19 +171,28 @@ impl LifecycleFlow {
             return match (by, &self.command) {
                 (By::ExternalId, _) => self.find(By::UserName),
                 (By::UserName, Command::Upsert { .. }) => self.create(),
-                (By::UserName, Command::Disable { .. }) => self.finish(Ok(Applied::noted(Action::Unchanged, None, Note::NotFound))),
+                (By::UserName, Command::Disable { .. }) => {
+                    self.finish(Ok(Applied::noted(Action::Unchanged, None, Note::NotFound)))
+                }
                 (By::UserName, Command::Delete { .. }) => {
                     self.finish(Ok(Applied::noted(Action::Deleted, None, Note::AlreadyDeprovisioned)))
                 }
             };
         };
         let Some(id) = user.id.clone() else {
-            return self.finish(Err(FlowError::Ambiguous(format!("CXone listed user {:?} without an id", user.user_name))));
+            return self.finish(Err(FlowError::Ambiguous(format!(
+                "CXone listed user {:?} without an id",
+                user.user_name
+            ))));
         };
         match &self.command {
             Command::Upsert { desired, .. } => match patch_to(&user, desired) {
                 Some(p) => {
-                    let action = if user.is_active() && !desired.active { Action::Disabled } else { Action::Updated };
+                    let action = if user.is_active() && !desired.active {
+                        Action::Disabled
+                    } else {
+                        Action::Updated
+                    };
                     self.patch(id, action, &p);
                 }
                 None => self.finish(Ok(Applied::new(Action::Unchanged, Some(id)))),
@@ -201,7 +217,10 @@ impl LifecycleFlow {
             (Some(u), None) => Ok(Some(u)),
             (Some(_), Some(_)) => {
                 let what = if by == By::ExternalId { "externalId" } else { "userName" };
-                Err(FlowError::Ambiguous(format!("more than one CXone user matches {what} {:?}", self.lookup())))
+                Err(FlowError::Ambiguous(format!(
+                    "more than one CXone user matches {what} {:?}",
+                    self.lookup()
+                )))
             }
         }
     }
@@ -211,7 +230,12 @@ impl LifecycleFlow {
         match (self.phase.clone(), status) {
             (Phase::Create, 200 | 201) => match serde_json::from_str::<User>(&resp.body) {
                 Ok(u) => self.finish(Ok(Applied::new(Action::Created, u.id))),
-                Err(e) => self.finish(Err(FlowError::unreadable(self.exchange.describe(), status, e, &resp.body))),
+                Err(e) => self.finish(Err(FlowError::unreadable(
+                    self.exchange.describe(),
+                    status,
+                    e,
+                    &resp.body,
+                ))),
             },
             (Phase::Create, 409) if self.conflicts == 0 => {
                 self.conflicts += 1;
@@ -228,9 +252,11 @@ impl LifecycleFlow {
                 _ => self.finish(Ok(Applied::noted(Action::Unchanged, None, Note::NotFound))),
             },
             (Phase::Delete { id }, 200 | 204) => self.finish(Ok(Applied::new(Action::Deleted, Some(id)))),
-            (Phase::Delete { id }, 404) => {
-                self.finish(Ok(Applied::noted(Action::Deleted, Some(id), Note::AlreadyDeprovisioned)))
-            }
+            (Phase::Delete { id }, 404) => self.finish(Ok(Applied::noted(
+                Action::Deleted,
+                Some(id),
+                Note::AlreadyDeprovisioned,
+            ))),
             _ => self.finish(Err(self.exchange.rejected(&resp))),
         }
     }
@@ -281,11 +307,19 @@ mod tests {
 
     fn command(json: &str) -> Command {
         let policy = RolePolicy::from_json(include_str!("../../tests/fixtures/role_policy.json")).unwrap();
-        LifecycleEvent::from_json(json.as_bytes()).unwrap().command(&policy).unwrap().0
+        LifecycleEvent::from_json(json.as_bytes())
+            .unwrap()
+            .command(&policy)
+            .unwrap()
+            .0
     }
 
     fn run(server: &mut SimServer, json: &str) -> Result<Applied, FlowError> {
-        drive(&mut LifecycleFlow::new(BASE, command(json), RetryPolicy::default(), 7), server).0
+        drive(
+            &mut LifecycleFlow::new(BASE, command(json), RetryPolicy::default(), 7),
+            server,
+        )
+        .0
     }
 
     const CREATE: &str = r#"{"operation":"create","userName":"jdoe@example.com","externalId":"e-1","firstName":"Jane","lastName":"Doe","groups":[{"displayName":"cxone-agent"}]}"#;
@@ -307,7 +341,10 @@ mod tests {
         let id = s.insert(r#"{"userName":"JDOE@example.com","name":{"givenName":"J"},"active":true}"#);
         let out = run(&mut s, CREATE).unwrap();
         assert_eq!(out, Applied::new(Action::Updated, Some(id.clone())));
-        assert_eq!(s.log(), ["POST /scim/v2/Users", "GET /scim/v2/Users", "PATCH /scim/v2/Users/u1"]);
+        assert_eq!(
+            s.log(),
+            ["POST /scim/v2/Users", "GET /scim/v2/Users", "PATCH /scim/v2/Users/u1"]
+        );
         assert_eq!(s.user(&id).external_id.as_deref(), Some("e-1"));
         assert_eq!(s.count(), 1);
     }
@@ -317,9 +354,16 @@ mod tests {
         let upd = CREATE.replace("\"create\"", "\"update\"");
         let mut s = SimServer::default();
         assert_eq!(run(&mut s, &upd).unwrap().action, Action::Created);
-        assert_eq!(s.log(), ["GET /scim/v2/Users", "GET /scim/v2/Users", "POST /scim/v2/Users"]);
+        assert_eq!(
+            s.log(),
+            ["GET /scim/v2/Users", "GET /scim/v2/Users", "POST /scim/v2/Users"]
+        );
         s.clear_log();
-        assert_eq!(run(&mut s, &upd).unwrap().action, Action::Unchanged, "same state twice: no write");
+        assert_eq!(
+            run(&mut s, &upd).unwrap().action,
+            Action::Unchanged,
+            "same state twice: no write"
+        );
         assert_eq!(s.log(), ["GET /scim/v2/Users"]);
         s.clear_log();
         let moved = upd.replace("cxone-agent", "cxone-supervisor");
@@ -331,11 +375,22 @@ mod tests {
     fn disable_and_rehire() {
         let mut s = SimServer::default();
         run(&mut s, CREATE).unwrap();
-        let out = run(&mut s, r#"{"operation":"disable","userName":"jdoe@example.com","externalId":"e-1"}"#).unwrap();
+        let out = run(
+            &mut s,
+            r#"{"operation":"disable","userName":"jdoe@example.com","externalId":"e-1"}"#,
+        )
+        .unwrap();
         assert_eq!(out.action, Action::Disabled);
         assert_eq!(s.users()[0].active, Some(false));
-        let again = run(&mut s, r#"{"operation":"disable","userName":"jdoe@example.com","externalId":"e-1"}"#).unwrap();
-        assert_eq!((again.action, again.note), (Action::Unchanged, Some(Note::AlreadyDisabled)));
+        let again = run(
+            &mut s,
+            r#"{"operation":"disable","userName":"jdoe@example.com","externalId":"e-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (again.action, again.note),
+            (Action::Unchanged, Some(Note::AlreadyDisabled))
+        );
         let rehire = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap();
         assert_eq!(rehire.action, Action::Updated);
         assert_eq!(s.users()[0].active, Some(true));
@@ -353,7 +408,10 @@ mod tests {
         assert_eq!((out.action, out.note), (Action::Deleted, None));
         assert_eq!(s.count(), 0);
         let out = run(&mut s, del).unwrap();
-        assert_eq!((out.action, out.note), (Action::Deleted, Some(Note::AlreadyDeprovisioned)));
+        assert_eq!(
+            (out.action, out.note),
+            (Action::Deleted, Some(Note::AlreadyDeprovisioned))
+        );
         // Found, then gone before the DELETE lands.
         run(&mut s, CREATE).unwrap();
         s.fail_next(Fault::DeleteAfterLookup);
@@ -380,7 +438,10 @@ mod tests {
             s.fail_next(Fault::Status(503, None));
         }
         let err = run(&mut s, CREATE).unwrap_err();
-        assert!(matches!(err, FlowError::RetriesExhausted { attempts: 4, .. }), "{err:?}");
+        assert!(
+            matches!(err, FlowError::RetriesExhausted { attempts: 4, .. }),
+            "{err:?}"
+        );
         assert_eq!(s.log().len(), 4);
         let mut s = SimServer::default();
         s.fail_next(Fault::Status(400, None));
@@ -397,7 +458,9 @@ mod tests {
         let mut s = SimServer::default();
         s.fail_next(Fault::Body(200, "<html>proxy</html>"));
         let err = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap_err();
-        let FlowError::Unreadable { body, .. } = err else { panic!("{err:?}") };
+        let FlowError::Unreadable { body, .. } = err else {
+            panic!("{err:?}")
+        };
         assert_eq!(body, "<html>proxy</html>");
     }
 

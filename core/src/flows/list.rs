@@ -24,7 +24,10 @@ pub struct FirstPageFlow {
 impl FirstPageFlow {
     pub fn new(base_url: &str, count: u64, retry: RetryPolicy, seed: u64) -> Self {
         let mut exchange = Exchange::new(retry, seed);
-        exchange.start(HttpRequest::scim(Method::Get, filter::users_page_url(base_url, 1, count)));
+        exchange.start(HttpRequest::scim(
+            Method::Get,
+            filter::users_page_url(base_url, 1, count),
+        ));
         Self { exchange, done: None }
     }
 }
@@ -35,7 +38,10 @@ impl Flow for FirstPageFlow {
     fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
         match &self.done {
             Some(done) => Step::Done(done.clone()),
-            None => self.exchange.step(now).unwrap_or_else(|| Step::Done(Err(FlowError::Ambiguous("nothing to send".into())))),
+            None => self
+                .exchange
+                .step(now)
+                .unwrap_or_else(|| Step::Done(Err(FlowError::Ambiguous("nothing to send".into())))),
         }
     }
 
@@ -44,7 +50,10 @@ impl Flow for FirstPageFlow {
             Ok(None) => return,
             Ok(Some(resp)) if resp.status == 200 => Some(
                 serde_json::from_str::<ListResponse<User>>(&resp.body)
-                    .map(|l| FirstPage { users_fetched: l.resources.len(), total_results: l.total_results })
+                    .map(|l| FirstPage {
+                        users_fetched: l.resources.len(),
+                        total_results: l.total_results,
+                    })
                     .map_err(|e| FlowError::unreadable(self.exchange.describe(), resp.status, e, &resp.body)),
             ),
             Ok(Some(resp)) => Some(Err(self.exchange.rejected(&resp))),
@@ -73,10 +82,19 @@ mod tests {
         }
         let mut flow = FirstPageFlow::new("http://cxone.test/scim/v2", 2, RetryPolicy::default(), 1);
         let page = drive(&mut flow, &mut s).0.unwrap();
-        assert_eq!(page, FirstPage { users_fetched: 2, total_results: 3 });
+        assert_eq!(
+            page,
+            FirstPage {
+                users_fetched: 2,
+                total_results: 3
+            }
+        );
         let mut s = SimServer::default();
         s.fail_next(Fault::Status(403, None));
         let mut flow = FirstPageFlow::new("http://cxone.test/scim/v2", 2, RetryPolicy::default(), 1);
-        assert!(matches!(drive(&mut flow, &mut s).0, Err(FlowError::Rejected { status: 403, .. })));
+        assert!(matches!(
+            drive(&mut flow, &mut s).0,
+            Err(FlowError::Rejected { status: 403, .. })
+        ));
     }
 }

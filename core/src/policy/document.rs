@@ -62,15 +62,27 @@ fn default_max_depth() -> usize {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("ROLE_POLICY is not valid JSON at line {line}, column {column}: {message}")]
-    Syntax { line: usize, column: usize, message: String },
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("ROLE_POLICY {path} (line {line}, column {column}): {message}")]
-    Shape { path: String, line: usize, column: usize, message: String },
+    Shape {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("ROLE_POLICY {path}: {message}")]
     Rule { path: String, message: String },
 }
 
 fn rule(path: impl Into<String>, message: impl Into<String>) -> PolicyError {
-    PolicyError::Rule { path: path.into(), message: message.into() }
+    PolicyError::Rule {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 impl RolePolicy {
@@ -78,13 +90,25 @@ impl RolePolicy {
     pub fn from_json(text: &str) -> Result<Self, PolicyError> {
         let de = &mut serde_json::Deserializer::from_str(text);
         let policy: RolePolicy = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = format!("$.{}", e.path()).replace("$..", "$").trim_end_matches('.').to_string();
+            let path = format!("$.{}", e.path())
+                .replace("$..", "$")
+                .trim_end_matches('.')
+                .to_string();
             let inner = e.into_inner();
             let (line, column) = (inner.line(), inner.column());
             if inner.is_syntax() || inner.is_eof() {
-                PolicyError::Syntax { line, column, message: inner.to_string() }
+                PolicyError::Syntax {
+                    line,
+                    column,
+                    message: inner.to_string(),
+                }
             } else {
-                PolicyError::Shape { path, line, column, message: strip_position(&inner.to_string()) }
+                PolicyError::Shape {
+                    path,
+                    line,
+                    column,
+                    message: strip_position(&inner.to_string()),
+                }
             }
         })?;
         policy.check()?;
@@ -93,7 +117,13 @@ impl RolePolicy {
 
     fn check(&self) -> Result<(), PolicyError> {
         if self.version != SUPPORTED_VERSION {
-            return Err(rule("$.version", format!("unsupported version {}; this build reads version {SUPPORTED_VERSION}", self.version)));
+            return Err(rule(
+                "$.version",
+                format!(
+                    "unsupported version {}; this build reads version {SUPPORTED_VERSION}",
+                    self.version
+                ),
+            ));
         }
         if self.max_roles_per_user == 0 {
             return Err(rule("$.maxRolesPerUser", "must be at least 1"));
@@ -104,13 +134,19 @@ impl RolePolicy {
                 return Err(rule(format!("$.roles[{i}].roleId"), "must not be empty"));
             }
             if !role_ids.insert(r.role_id.as_str()) {
-                return Err(rule(format!("$.roles[{i}].roleId"), format!("role {:?} is defined twice", r.role_id)));
+                return Err(rule(
+                    format!("$.roles[{i}].roleId"),
+                    format!("role {:?} is defined twice", r.role_id),
+                ));
             }
         }
         for (i, r) in self.roles.iter().enumerate() {
             for (j, parent) in r.inherits_from.iter().enumerate() {
                 if !role_ids.contains(parent.as_str()) {
-                    return Err(rule(format!("$.roles[{i}].inheritsFrom[{j}]"), format!("unknown role {parent:?}")));
+                    return Err(rule(
+                        format!("$.roles[{i}].inheritsFrom[{j}]"),
+                        format!("unknown role {parent:?}"),
+                    ));
                 }
             }
         }
@@ -128,14 +164,23 @@ impl RolePolicy {
                 return Err(rule(format!("{path}.role"), "must not be empty"));
             }
             if !self.roles.is_empty() && !role_ids.contains(m.role.as_str()) {
-                return Err(rule(format!("{path}.role"), format!("role {:?} is not defined in $.roles", m.role)));
+                return Err(rule(
+                    format!("{path}.role"),
+                    format!("role {:?} is not defined in $.roles", m.role),
+                ));
             }
             let label = m.group.as_deref().or(m.group_id.as_deref()).unwrap_or_default();
             if ignored.contains(&label.to_lowercase()) {
-                return Err(rule(path, format!("group {label:?} is both mapped and in $.ignoreGroups")));
+                return Err(rule(
+                    path,
+                    format!("group {label:?} is both mapped and in $.ignoreGroups"),
+                ));
             }
             if let Some(first) = seen.insert(key, i) {
-                return Err(rule(path, format!("group {label:?} is already mapped at $.mappings[{first}]")));
+                return Err(rule(
+                    path,
+                    format!("group {label:?} is already mapped at $.mappings[{first}]"),
+                ));
             }
         }
         Ok(())
@@ -151,14 +196,21 @@ impl RolePolicy {
                 if depth > self.max_inheritance_depth {
                     return Err(rule(
                         format!("$.roles[{i}].inheritsFrom"),
-                        format!("inheritance chain {} is deeper than maxInheritanceDepth {}", trail.join(" -> "), self.max_inheritance_depth),
+                        format!(
+                            "inheritance chain {} is deeper than maxInheritanceDepth {}",
+                            trail.join(" -> "),
+                            self.max_inheritance_depth
+                        ),
                     ));
                 }
                 for parent in by_id.get(id).map(|d| d.inherits_from.as_slice()).unwrap_or_default() {
                     let mut next = trail.clone();
                     next.push(parent.as_str());
                     if trail.contains(&parent.as_str()) {
-                        return Err(rule(format!("$.roles[{i}].inheritsFrom"), format!("inheritance cycle {}", next.join(" -> "))));
+                        return Err(rule(
+                            format!("$.roles[{i}].inheritsFrom"),
+                            format!("inheritance cycle {}", next.join(" -> ")),
+                        ));
                     }
                     stack.push((parent.as_str(), depth + 1, next));
                 }
@@ -169,7 +221,10 @@ impl RolePolicy {
 
     /// Display name of a role, when the policy defines one.
     pub fn display_name(&self, role_id: &str) -> Option<&str> {
-        self.roles.iter().find(|r| r.role_id == role_id).and_then(|r| r.display_name.as_deref())
+        self.roles
+            .iter()
+            .find(|r| r.role_id == role_id)
+            .and_then(|r| r.display_name.as_deref())
     }
 }
 
@@ -215,21 +270,48 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let e = err(r#"{"version":1,"mode":"loose","mappings":[]}"#);
-        assert!(matches!(&e, PolicyError::Shape { path, .. } if path == "$.mode"), "{e:?}");
+        assert!(
+            matches!(&e, PolicyError::Shape { path, .. } if path == "$.mode"),
+            "{e:?}"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn rule_errors_name_the_offending_entry() {
         let cases = [
             (r#"{"version":2,"mode":"strict","mappings":[]}"#, "$.version"),
-            (r#"{"version":1,"mode":"strict","mappings":[{"role":"A"}]}"#, "$.mappings[0]"),
-            (r#"{"version":1,"mode":"strict","mappings":[{"group":"g","groupId":"i","role":"A"}]}"#, "$.mappings[0]"),
-            (r#"{"version":1,"mode":"strict","mappings":[{"group":"g","role":"X"}],"roles":[{"roleId":"A"}]}"#, "$.mappings[0].role"),
-            (r#"{"version":1,"mode":"strict","mappings":[{"group":"g","role":"A"},{"group":"G","role":"A"}]}"#, "$.mappings[1]"),
-            (r#"{"version":1,"mode":"strict","ignoreGroups":["g"],"mappings":[{"group":"G","role":"A"}]}"#, "$.mappings[0]"),
-            (r#"{"version":1,"mode":"strict","mappings":[],"roles":[{"roleId":"A","inheritsFrom":["B"]}]}"#, "$.roles[0].inheritsFrom[0]"),
-            (r#"{"version":1,"mode":"strict","mappings":[],"roles":[{"roleId":"A"},{"roleId":"A"}]}"#, "$.roles[1].roleId"),
-            (r#"{"version":1,"mode":"strict","mappings":[],"maxRolesPerUser":0}"#, "$.maxRolesPerUser"),
+            (
+                r#"{"version":1,"mode":"strict","mappings":[{"role":"A"}]}"#,
+                "$.mappings[0]",
+            ),
+            (
+                r#"{"version":1,"mode":"strict","mappings":[{"group":"g","groupId":"i","role":"A"}]}"#,
+                "$.mappings[0]",
+            ),
+            (
+                r#"{"version":1,"mode":"strict","mappings":[{"group":"g","role":"X"}],"roles":[{"roleId":"A"}]}"#,
+                "$.mappings[0].role",
+            ),
+            (
+                r#"{"version":1,"mode":"strict","mappings":[{"group":"g","role":"A"},{"group":"G","role":"A"}]}"#,
+                "$.mappings[1]",
+            ),
+            (
+                r#"{"version":1,"mode":"strict","ignoreGroups":["g"],"mappings":[{"group":"G","role":"A"}]}"#,
+                "$.mappings[0]",
+            ),
+            (
+                r#"{"version":1,"mode":"strict","mappings":[],"roles":[{"roleId":"A","inheritsFrom":["B"]}]}"#,
+                "$.roles[0].inheritsFrom[0]",
+            ),
+            (
+                r#"{"version":1,"mode":"strict","mappings":[],"roles":[{"roleId":"A"},{"roleId":"A"}]}"#,
+                "$.roles[1].roleId",
+            ),
+            (
+                r#"{"version":1,"mode":"strict","mappings":[],"maxRolesPerUser":0}"#,
+                "$.maxRolesPerUser",
+            ),
         ];
         for (doc, want) in cases {
             match err(doc) {

@@ -62,11 +62,15 @@ impl RolePolicy {
         let mut unmapped = Vec::new();
         for g in groups {
             let by_id = g.id.as_deref().and_then(|id| {
-                self.mappings.iter().find(|m| m.group_id.as_deref().is_some_and(|mid| same(mid, id)))
+                self.mappings
+                    .iter()
+                    .find(|m| m.group_id.as_deref().is_some_and(|mid| same(mid, id)))
             });
             let by_name = || {
                 g.display_name.as_deref().and_then(|name| {
-                    self.mappings.iter().find(|m| m.group.as_deref().is_some_and(|mg| same(mg, name)))
+                    self.mappings
+                        .iter()
+                        .find(|m| m.group.as_deref().is_some_and(|mg| same(mg, name)))
                 })
             };
             if let Some(m) = by_id.or_else(by_name) {
@@ -95,7 +99,10 @@ impl RolePolicy {
             }
         }
         if out.roles.len() > self.max_roles_per_user {
-            return Err(RbacViolation::TooManyRoles { count: out.roles.len(), max: self.max_roles_per_user });
+            return Err(RbacViolation::TooManyRoles {
+                count: out.roles.len(),
+                max: self.max_roles_per_user,
+            });
         }
         Ok(out)
     }
@@ -112,7 +119,10 @@ mod tests {
     }
 
     fn named(n: &str) -> GroupInput {
-        GroupInput { display_name: Some(n.into()), id: None }
+        GroupInput {
+            display_name: Some(n.into()),
+            id: None,
+        }
     }
 
     fn values(r: &Resolution) -> Vec<&str> {
@@ -121,8 +131,13 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn maps_by_name_and_by_id_and_ignores() {
-        let by_id = GroupInput { display_name: Some("Renamed in Entra".into()), id: Some("6F1C2D3E-0000-4000-8000-00000000A001".into()) };
-        let r = policy().resolve(&[named("CXone-Agent"), by_id, named("all staff")]).unwrap();
+        let by_id = GroupInput {
+            display_name: Some("Renamed in Entra".into()),
+            id: Some("6F1C2D3E-0000-4000-8000-00000000A001".into()),
+        };
+        let r = policy()
+            .resolve(&[named("CXone-Agent"), by_id, named("all staff")])
+            .unwrap();
         assert_eq!(values(&r), ["Agent", "Supervisor"]);
         assert_eq!(r.ignored_groups, ["all staff"]);
         assert_eq!(r.roles[0].display.as_deref(), Some("Agent"));
@@ -132,7 +147,12 @@ mod tests {
     fn strict_rejects_unmapped_lenient_skips() {
         let groups = [named("cxone-agent"), named("Finance")];
         let e = policy().resolve(&groups).unwrap_err();
-        assert_eq!(e, RbacViolation::UnmappedGroups { groups: vec!["Finance".into()] });
+        assert_eq!(
+            e,
+            RbacViolation::UnmappedGroups {
+                groups: vec!["Finance".into()]
+            }
+        );
         assert!(e.to_string().starts_with("RBAC violation"));
         let mut lenient = policy();
         lenient.mode = Mode::Lenient;
@@ -147,7 +167,9 @@ mod tests {
         assert_eq!(values(&r), ["Agent"]);
         let mut p = policy();
         p.max_roles_per_user = 1;
-        let e = p.resolve(&[named("cxone-agent"), named("cxone-supervisor")]).unwrap_err();
+        let e = p
+            .resolve(&[named("cxone-agent"), named("cxone-supervisor")])
+            .unwrap_err();
         assert_eq!(e, RbacViolation::TooManyRoles { count: 2, max: 1 });
         assert!(policy().resolve(&[]).unwrap().roles.is_empty());
     }

@@ -74,7 +74,9 @@ impl DesiredUser {
         if let Some(email) = &self.email {
             match user.emails.iter_mut().find(|e| is_work(e)) {
                 Some(work) => work.value = email.clone(),
-                None => user.emails.push(work_email(email, !user.emails.iter().any(|e| e.primary == Some(true)))),
+                None => user
+                    .emails
+                    .push(work_email(email, !user.emails.iter().any(|e| e.primary == Some(true)))),
             }
         }
         user.active = Some(self.active);
@@ -93,12 +95,20 @@ fn is_work(e: &Email) -> bool {
 }
 
 fn work_email(value: &str, primary: bool) -> Email {
-    Email { value: value.to_string(), kind: Some(WORK.to_string()), primary: primary.then_some(true), display: None }
+    Email {
+        value: value.to_string(),
+        kind: Some(WORK.to_string()),
+        primary: primary.then_some(true),
+        display: None,
+    }
 }
 
 /// Body of `POST /Users`.
 pub fn create_payload(desired: &DesiredUser) -> User {
-    let mut user = User { schemas: vec![USER_SCHEMA.to_string()], ..User::default() };
+    let mut user = User {
+        schemas: vec![USER_SCHEMA.to_string()],
+        ..User::default()
+    };
     desired.apply_to(&mut user);
     user
 }
@@ -135,8 +145,16 @@ pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
     }
     let name = current.name.as_ref();
     for (path, want, have) in [
-        ("name.givenName", non_empty(desired.given_name.as_deref()), name.and_then(|n| n.given_name.clone())),
-        ("name.familyName", non_empty(desired.family_name.as_deref()), name.and_then(|n| n.family_name.clone())),
+        (
+            "name.givenName",
+            non_empty(desired.given_name.as_deref()),
+            name.and_then(|n| n.given_name.clone()),
+        ),
+        (
+            "name.familyName",
+            non_empty(desired.family_name.as_deref()),
+            name.and_then(|n| n.family_name.clone()),
+        ),
         ("displayName", desired.display_name(), current.display_name.clone()),
     ] {
         if let Some(want) = want {
@@ -187,7 +205,11 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn role(v: &str) -> Role {
-        Role { value: v.into(), display: Some(v.into()), ..Role::default() }
+        Role {
+            value: v.into(),
+            display: Some(v.into()),
+            ..Role::default()
+        }
     }
 
     fn jane() -> DesiredUser {
@@ -203,7 +225,10 @@ mod tests {
     }
 
     fn paths(p: &PatchOp) -> Vec<(&str, PatchOpKind)> {
-        p.operations.iter().map(|o| (o.path.as_deref().unwrap_or(""), o.op)).collect()
+        p.operations
+            .iter()
+            .map(|o| (o.path.as_deref().unwrap_or(""), o.op))
+            .collect()
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -212,7 +237,10 @@ mod tests {
         assert_eq!(v["schemas"][0], USER_SCHEMA);
         assert_eq!(v["name"]["givenName"], "Jane");
         assert_eq!(v["displayName"], "Jane Doe");
-        assert_eq!(v["emails"][0], json!({"value":"jdoe@example.com","type":"work","primary":true}));
+        assert_eq!(
+            v["emails"][0],
+            json!({"value":"jdoe@example.com","type":"work","primary":true})
+        );
         assert_eq!(v["roles"][0]["value"], "Agent");
         assert_eq!(v["active"], true);
         assert!(v.get("id").is_none() && v.get("meta").is_none());
@@ -252,17 +280,35 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn unknown_fields_are_left_alone_and_empty_roles_remove() {
         let current = create_payload(&jane());
-        let d = DesiredUser { given_name: None, family_name: None, email: None, roles: Some(vec![]), ..jane() };
+        let d = DesiredUser {
+            given_name: None,
+            family_name: None,
+            email: None,
+            roles: Some(vec![]),
+            ..jane()
+        };
         let p = patch_to(&current, &d).unwrap();
         assert_eq!(paths(&p), [("roles", PatchOpKind::Remove)]);
-        let d = DesiredUser { roles: None, active: false, ..jane() };
-        assert_eq!(paths(&patch_to(&current, &d).unwrap()), [("active", PatchOpKind::Replace)]);
+        let d = DesiredUser {
+            roles: None,
+            active: false,
+            ..jane()
+        };
+        assert_eq!(
+            paths(&patch_to(&current, &d).unwrap()),
+            [("active", PatchOpKind::Replace)]
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn adds_a_work_email_without_a_second_primary() {
         let mut current = create_payload(&jane());
-        current.emails = vec![Email { value: "h@x.org".into(), kind: Some("home".into()), primary: Some(true), display: None }];
+        current.emails = vec![Email {
+            value: "h@x.org".into(),
+            kind: Some("home".into()),
+            primary: Some(true),
+            display: None,
+        }];
         let p = patch_to(&current, &jane()).unwrap();
         let op = &p.operations[0];
         assert_eq!((op.path.as_deref(), op.op), (Some("emails"), PatchOpKind::Add));
@@ -271,8 +317,13 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn replace_keeps_unmanaged_attributes_and_drops_read_only() {
-        let current: User = serde_json::from_str(include_str!("../../tests/fixtures/rfc7643_enterprise_user.json")).unwrap();
-        let d = DesiredUser { user_name: "bjensen@example.com".into(), active: false, ..DesiredUser::default() };
+        let current: User =
+            serde_json::from_str(include_str!("../../tests/fixtures/rfc7643_enterprise_user.json")).unwrap();
+        let d = DesiredUser {
+            user_name: "bjensen@example.com".into(),
+            active: false,
+            ..DesiredUser::default()
+        };
         let put = replace_payload(&current, &d);
         assert!(put.meta.is_none());
         assert_eq!(put.active, Some(false));

@@ -10,12 +10,19 @@ pub fn eq(attribute: &str, value: &str) -> String {
 
 /// `{base}/Users?filter=...` with the filter percent-encoded.
 pub fn users_filter_url(base_url: &str, filter: &str) -> String {
-    format!("{}/Users?filter={}", base_url.trim_end_matches('/'), encode_component(filter))
+    format!(
+        "{}/Users?filter={}",
+        base_url.trim_end_matches('/'),
+        encode_component(filter)
+    )
 }
 
 /// `{base}/Users?startIndex=..&count=..` (1-based index, RFC 7644 §3.4.2.4).
 pub fn users_page_url(base_url: &str, start_index: u64, count: u64) -> String {
-    format!("{}/Users?startIndex={start_index}&count={count}", base_url.trim_end_matches('/'))
+    format!(
+        "{}/Users?startIndex={start_index}&count={count}",
+        base_url.trim_end_matches('/')
+    )
 }
 
 /// `{base}/Users/{id}` with the id percent-encoded.

@@ -51,7 +51,10 @@ pub fn status<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     }
     match Raw::deserialize(d)? {
         Raw::Num(n) => Ok(n),
-        Raw::Str(s) => s.trim().parse().map_err(|_| de::Error::custom(format!("invalid status {s:?}"))),
+        Raw::Str(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| de::Error::custom(format!("invalid status {s:?}"))),
     }
 }
 

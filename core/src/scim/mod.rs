@@ -16,7 +16,7 @@ pub mod user;
 pub use error::ScimError;
 pub use group::Group;
 pub use list::ListResponse;
-pub use patch::{PatchOp, PatchOperation, PatchOpKind};
+pub use patch::{PatchOp, PatchOpKind, PatchOperation};
 pub use user::{Email, EnterpriseUser, Meta, Name, Role, User};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

@@ -15,7 +15,10 @@ pub struct PatchOp {
 
 impl PatchOp {
     pub fn new(operations: Vec<PatchOperation>) -> Self {
-        Self { schemas: vec![PATCH_OP_SCHEMA.to_string()], operations }
+        Self {
+            schemas: vec![PATCH_OP_SCHEMA.to_string()],
+            operations,
+        }
     }
 }
 
@@ -32,15 +35,27 @@ pub struct PatchOperation {
 
 impl PatchOperation {
     pub fn replace(path: &str, value: impl Into<Value>) -> Self {
-        Self { op: PatchOpKind::Replace, path: Some(path.to_string()), value: Some(value.into()) }
+        Self {
+            op: PatchOpKind::Replace,
+            path: Some(path.to_string()),
+            value: Some(value.into()),
+        }
     }
 
     pub fn add(path: &str, value: impl Into<Value>) -> Self {
-        Self { op: PatchOpKind::Add, path: Some(path.to_string()), value: Some(value.into()) }
+        Self {
+            op: PatchOpKind::Add,
+            path: Some(path.to_string()),
+            value: Some(value.into()),
+        }
     }
 
     pub fn remove(path: &str) -> Self {
-        Self { op: PatchOpKind::Remove, path: Some(path.to_string()), value: None }
+        Self {
+            op: PatchOpKind::Remove,
+            path: Some(path.to_string()),
+            value: None,
+        }
     }
 }
 

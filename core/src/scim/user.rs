@@ -20,7 +20,11 @@ pub struct User {
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emails: Vec<Email>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::opt_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
     pub active: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<Role>,
@@ -80,7 +84,11 @@ pub struct Email {
     pub value: String,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::opt_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
     pub primary: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display: Option<String>,
@@ -94,7 +102,11 @@ pub struct Role {
     pub display: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::opt_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
     pub primary: Option<bool>,
 }
 
@@ -170,12 +182,18 @@ mod tests {
         assert_eq!(user.work_email().map(|e| e.value.as_str()), Some("bjensen@example.com"));
         let ent = user.enterprise.as_ref().unwrap();
         assert_eq!(ent.employee_number.as_deref(), Some("701984"));
-        assert_eq!(ent.manager.as_ref().and_then(|m| m.display_name.as_deref()), Some("John Smith"));
+        assert_eq!(
+            ent.manager.as_ref().and_then(|m| m.display_name.as_deref()),
+            Some("John Smith")
+        );
         // Modelled elsewhere by nobody here: kept verbatim.
         assert!(user.extra.contains_key("addresses"));
         assert!(user.extra.contains_key("phoneNumbers"));
         let back = serde_json::to_value(&user).unwrap();
-        assert_eq!(back["addresses"], serde_json::from_str::<Value>(RFC_USER).unwrap()["addresses"]);
+        assert_eq!(
+            back["addresses"],
+            serde_json::from_str::<Value>(RFC_USER).unwrap()["addresses"]
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

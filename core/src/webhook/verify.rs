@@ -55,7 +55,10 @@ fn mac(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> HmacSha
 
 /// The `webhook-signature` value for a delivery: `v1,<base64>`.
 pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("v1,{}", STANDARD.encode(mac(secret, id, timestamp, body).finalize().into_bytes()))
+    format!(
+        "v1,{}",
+        STANDARD.encode(mac(secret, id, timestamp, body).finalize().into_bytes())
+    )
 }
 
 /// Checks a delivery against every accepted secret. `now_secs` is the host's clock.
@@ -69,8 +72,12 @@ pub fn verify(
     now_secs: i64,
 ) -> Result<VerifiedWebhook, WebhookError> {
     let id = headers.id.ok_or(WebhookError::MissingHeader("webhook-id"))?;
-    let ts = headers.timestamp.ok_or(WebhookError::MissingHeader("webhook-timestamp"))?;
-    let sigs = headers.signature.ok_or(WebhookError::MissingHeader("webhook-signature"))?;
+    let ts = headers
+        .timestamp
+        .ok_or(WebhookError::MissingHeader("webhook-timestamp"))?;
+    let sigs = headers
+        .signature
+        .ok_or(WebhookError::MissingHeader("webhook-signature"))?;
     if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(WebhookError::InvalidId);
     }
@@ -93,7 +100,10 @@ pub fn verify(
         for candidate in &candidates {
             // `verify_slice` is constant-time and refuses a wrong length.
             if expected.clone().verify_slice(candidate).is_ok() {
-                return Ok(VerifiedWebhook { id: id.to_string(), timestamp });
+                return Ok(VerifiedWebhook {
+                    id: id.to_string(),
+                    timestamp,
+                });
             }
         }
     }
@@ -117,7 +127,11 @@ mod tests {
     }
 
     fn headers(sig: &str) -> SignatureHeaders<'_> {
-        SignatureHeaders { id: Some(SPEC_ID), timestamp: Some("1614265330"), signature: Some(sig) }
+        SignatureHeaders {
+            id: Some(SPEC_ID),
+            timestamp: Some("1614265330"),
+            signature: Some(sig),
+        }
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -131,7 +145,13 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn verifies_the_spec_vector_within_tolerance() {
         let ok = verify(&secrets(), headers(SPEC_SIG), SPEC_BODY, SPEC_TS + 299).unwrap();
-        assert_eq!(ok, VerifiedWebhook { id: SPEC_ID.into(), timestamp: SPEC_TS });
+        assert_eq!(
+            ok,
+            VerifiedWebhook {
+                id: SPEC_ID.into(),
+                timestamp: SPEC_TS
+            }
+        );
         // Among several signatures, other versions ignored.
         let list = format!("v2,abc v1,bm90IGl0 {SPEC_SIG}");
         assert!(verify(&secrets(), headers(&list), SPEC_BODY, SPEC_TS).is_ok());
@@ -140,22 +160,48 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn rejects_forged_empty_short_and_tampered() {
         let s = secrets();
-        for bad in ["v1,", "v1", "", "v1,AAAA", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=", "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="] {
-            assert_eq!(verify(&s, headers(bad), SPEC_BODY, SPEC_TS), Err(WebhookError::NoMatchingSignature), "{bad:?}");
+        for bad in [
+            "v1,",
+            "v1",
+            "",
+            "v1,AAAA",
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=",
+            "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ] {
+            assert_eq!(
+                verify(&s, headers(bad), SPEC_BODY, SPEC_TS),
+                Err(WebhookError::NoMatchingSignature),
+                "{bad:?}"
+            );
         }
-        assert_eq!(verify(&s, headers(SPEC_SIG), br#"{"test": 2432232315}"#, SPEC_TS), Err(WebhookError::NoMatchingSignature));
+        assert_eq!(
+            verify(&s, headers(SPEC_SIG), br#"{"test": 2432232315}"#, SPEC_TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
         let other = WebhookSecrets::parse_list("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
-        assert_eq!(verify(&other, headers(SPEC_SIG), SPEC_BODY, SPEC_TS), Err(WebhookError::NoMatchingSignature));
+        assert_eq!(
+            verify(&other, headers(SPEC_SIG), SPEC_BODY, SPEC_TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn rejects_stale_future_and_missing() {
         let s = secrets();
-        assert_eq!(verify(&s, headers(SPEC_SIG), SPEC_BODY, SPEC_TS + 301), Err(WebhookError::TooOld(301)));
-        assert_eq!(verify(&s, headers(SPEC_SIG), SPEC_BODY, SPEC_TS - 301), Err(WebhookError::TooNew(301)));
+        assert_eq!(
+            verify(&s, headers(SPEC_SIG), SPEC_BODY, SPEC_TS + 301),
+            Err(WebhookError::TooOld(301))
+        );
+        assert_eq!(
+            verify(&s, headers(SPEC_SIG), SPEC_BODY, SPEC_TS - 301),
+            Err(WebhookError::TooNew(301))
+        );
         let mut h = headers(SPEC_SIG);
         h.id = None;
-        assert_eq!(verify(&s, h, SPEC_BODY, SPEC_TS), Err(WebhookError::MissingHeader("webhook-id")));
+        assert_eq!(
+            verify(&s, h, SPEC_BODY, SPEC_TS),
+            Err(WebhookError::MissingHeader("webhook-id"))
+        );
         let mut h = headers(SPEC_SIG);
         h.timestamp = Some("soon");
         assert_eq!(verify(&s, h, SPEC_BODY, SPEC_TS), Err(WebhookError::InvalidTimestamp));
@@ -177,8 +223,17 @@ mod tests {
     fn secret_list_errors_say_which() {
         use super::super::SecretError;
         assert_eq!(WebhookSecrets::parse_list(" , "), Err(SecretError::None));
-        assert_eq!(WebhookSecrets::parse_list(&format!("{SPEC_SECRET} abc")), Err(SecretError::MissingPrefix { index: 2 }));
-        assert_eq!(WebhookSecrets::parse_list("whsec_!!"), Err(SecretError::NotBase64 { index: 1 }));
-        assert_eq!(WebhookSecrets::parse_list("whsec_AAAA"), Err(SecretError::TooShort { index: 1 }));
+        assert_eq!(
+            WebhookSecrets::parse_list(&format!("{SPEC_SECRET} abc")),
+            Err(SecretError::MissingPrefix { index: 2 })
+        );
+        assert_eq!(
+            WebhookSecrets::parse_list("whsec_!!"),
+            Err(SecretError::NotBase64 { index: 1 })
+        );
+        assert_eq!(
+            WebhookSecrets::parse_list("whsec_AAAA"),
+            Err(SecretError::TooShort { index: 1 })
+        );
     }
 }

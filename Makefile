@@ -1,0 +1,67 @@
+# cxone-scim — `make dev` runs the Worker against the local CXone stand-in; `make test` runs
+# every test. Both install what is missing first (pinned versions, cached between runs).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath .)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export PY_VENV ?= $(HOME)/.cache/cxone-scim/py-$(shell sha1sum tests/requirements.txt | cut -c1-12)
+SCIM_VALIDATE ?= $(abspath $(ROOT)/../shared/tools/scim-validate)
+WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+
+# `make dev` ports; `make test` uses its own (see tests/e2e/conftest.py) so both can run at once.
+DEV_WORKER_PORT ?= 8787
+DEV_STANDIN_PORT ?= 8790
+
+RUST_SOURCES := $(shell find core/src edge/src -name '*.rs') Cargo.toml Cargo.lock core/Cargo.toml edge/Cargo.toml
+WORKER := edge/build/worker/shim.mjs
+
+.PHONY: help setup dev test lint test-core test-wasm test-payloads test-e2e edge-build clean
+
+help:
+	@echo "make dev   - CXone stand-in on 127.0.0.1:$(DEV_STANDIN_PORT) + Worker (wrangler dev) on 127.0.0.1:$(DEV_WORKER_PORT)"
+	@echo "make test  - lint, core tests (native + wasm32), edge wasm tests, payload validation, end-to-end"
+
+setup:
+	@scripts/ensure-tools.sh
+
+.dev.vars: .dev.vars.example
+	@[ -f $@ ] || { cp $< $@; echo "created .dev.vars from .dev.vars.example"; }
+
+edge-build: $(WORKER)
+
+$(WORKER): $(RUST_SOURCES)
+	cd edge && WASM_BINDGEN_BIN=wasm-bindgen ESBUILD_BIN=$(ROOT)/node_modules/.bin/esbuild worker-build --release
+	@touch $@
+
+dev: setup .dev.vars edge-build
+	@scripts/dev.sh $(DEV_WORKER_PORT) $(DEV_STANDIN_PORT)
+
+test: setup lint test-core test-wasm test-payloads edge-build test-e2e
+
+lint:
+	cargo fmt --all --check
+	cargo clippy -p cxone-scim-core --all-targets -- -D warnings
+	cargo clippy -p cxone-scim-edge --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+test-core:
+	cargo test -p cxone-scim-core
+
+test-wasm:
+	$(WASM_RUNNER) scripts/count-tests.sh cargo test -p cxone-scim-core --target wasm32-unknown-unknown --lib
+	$(WASM_RUNNER) scripts/count-tests.sh cargo test -p cxone-scim-edge --target wasm32-unknown-unknown --lib
+
+# Every payload the builders emit is checked by an independent SCIM implementation.
+test-payloads:
+	rm -rf target/payloads && mkdir -p target/payloads
+	SCIM_PAYLOAD_DIR=$(ROOT)/target/payloads cargo test -p cxone-scim-core --test emit_payloads
+	for kind in user patch error list; do \
+	  "$(SCIM_VALIDATE)" $$kind target/payloads/$$kind-*.json; \
+	done
+
+test-e2e: edge-build
+	SCIM_VALIDATE="$(SCIM_VALIDATE)" "$(PY_VENV)/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
+
+clean:
+	rm -rf target edge/build .wrangler

@@ -1,0 +1,59 @@
+//! Builds every kind of payload cxone-scim sends or answers with and, when `SCIM_PAYLOAD_DIR`
+//! is set, writes them there for `make test-payloads` to check with an independent SCIM
+//! implementation (scim2-models, via ../shared/tools/scim-validate).
+
+use cxone_scim_core::event::{Command, LifecycleEvent};
+use cxone_scim_core::policy::RolePolicy;
+use cxone_scim_core::scim::build::{create_payload, disable_patch, patch_to, replace_payload, DesiredUser};
+use cxone_scim_core::scim::{ListResponse, ScimError, User};
+use serde::Serialize;
+use serde_json::Value;
+
+fn desired(event: &str) -> DesiredUser {
+    let policy = RolePolicy::from_json(include_str!("fixtures/role_policy.json")).unwrap();
+    match LifecycleEvent::from_json(event.as_bytes()).unwrap().command(&policy).unwrap().0 {
+        Command::Upsert { desired, .. } => desired,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn emit<T: Serialize>(kind: &str, name: &str, payload: &T) {
+    let text = serde_json::to_string_pretty(payload).unwrap();
+    let parsed: Value = serde_json::from_str(&text).unwrap();
+    assert!(parsed.is_object(), "{kind}/{name} must be a JSON object");
+    if let Ok(dir) = std::env::var("SCIM_PAYLOAD_DIR") {
+        std::fs::write(format!("{dir}/{kind}-{name}.json"), text).unwrap();
+    }
+}
+
+#[test]
+fn emits_every_payload_kind() {
+    let jane = desired(include_str!("fixtures/event_create.json"));
+    emit("user", "create", &create_payload(&jane));
+
+    let rfc: User = serde_json::from_str(include_str!("fixtures/rfc7643_enterprise_user.json")).unwrap();
+    emit("user", "replace-rfc", &replace_payload(&rfc, &jane));
+
+    let current = create_payload(&jane);
+    let moved = desired(
+        r#"{"operation":"update","userName":"jdoe@example.com","externalId":"e-jdoe-1","firstName":"Jane",
+            "lastName":"Roe","email":"jane.roe@example.com","groups":[{"displayName":"cxone-supervisor"}]}"#,
+    );
+    let patch = patch_to(&current, &moved).expect("a mover needs a patch");
+    assert!(patch.operations.len() >= 4);
+    emit("patch", "mover", &patch);
+
+    let stripped = desired(r#"{"operation":"update","userName":"jdoe@example.com","groups":[]}"#);
+    emit("patch", "remove-roles", &patch_to(&current, &stripped).expect("roles removed"));
+
+    let mut homeless = current.clone();
+    homeless.emails.clear();
+    emit("patch", "add-email", &patch_to(&homeless, &jane).expect("email added"));
+    emit("patch", "disable", &disable_patch());
+
+    emit("error", "rbac", &ScimError::new(400, Some("invalidValue"), "RBAC violation: group(s) 'x' not mapped"));
+    emit("error", "signature", &ScimError::new(401, None, "webhook signature rejected: no valid v1 signature"));
+
+    let list: ListResponse<User> = serde_json::from_str(include_str!("fixtures/standin_list_users.json")).unwrap();
+    emit("list", "users", &list);
+}

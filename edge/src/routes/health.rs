@@ -1,0 +1,38 @@
+//! `GET /healthz` (open) and `GET /test/validate` (admin).
+
+use crate::config::Config;
+use crate::driver::{now_ms, run_authorized, seed};
+use crate::kv::State;
+use crate::reply;
+use cxone_scim_core::flows::FirstPageFlow;
+use serde_json::json;
+use worker::{Env, Response, Result};
+
+/// How many users the connectivity check reads.
+const VALIDATE_PAGE: u64 = 10;
+
+pub fn healthz(env: &Env) -> Result<Response> {
+    match Config::load(env) {
+        Ok(_) => reply::json(200, &json!({"status": "ok"})),
+        Err(problems) => reply::json(503, &json!({"status": "misconfigured", "problems": problems})),
+    }
+}
+
+/// Reads the first page of CXone users through the real token and SCIM path.
+pub async fn validate(env: &Env, config: &Config) -> Result<Response> {
+    let started = now_ms();
+    let state = State::open(env)?;
+    let flow = FirstPageFlow::new(&config.scim_base_url, VALIDATE_PAGE, config.retry, seed());
+    let result = run_authorized(flow, &config.credentials, config.retry, &state).await;
+    let latency_ms = now_ms().saturating_sub(started);
+    match result {
+        Ok(page) => reply::json(
+            200,
+            &json!({"status": "healthy", "usersFetched": page.users_fetched, "totalResults": page.total_results, "latencyMs": latency_ms}),
+        ),
+        Err(e) => reply::json(
+            503,
+            &json!({"status": "unhealthy", "reason": e.to_string(), "latencyMs": latency_ms}),
+        ),
+    }
+}

@@ -1,0 +1,100 @@
+//! Routing, admin authentication, and the one audit line per request.
+
+mod admin;
+mod health;
+mod lifecycle;
+
+use crate::config::Config;
+use crate::driver::now_ms;
+use crate::reply;
+use cxone_scim_core::audit::{AuditRecord, Outcome};
+use worker::{console_log, Env, Method, Request, Response, Result};
+
+pub async fn handle(req: Request, env: &Env) -> Result<Response> {
+    let started = now_ms();
+    let path = req.path();
+    let mut audit = AuditRecord::new(started, req.method().as_ref(), &path);
+    let resp = route(req, env, &path, &mut audit).await.or_else(|e| {
+        audit.detail = Some(format!("internal error: {e}"));
+        reply::error(500, None, "internal error; see the Worker log")
+    })?;
+    audit.status = resp.status_code();
+    if audit.status >= 400 && audit.outcome == Outcome::Success {
+        audit.outcome = Outcome::Rejected;
+    }
+    audit.latency_ms = now_ms().saturating_sub(started);
+    console_log!("{}", audit.to_json_line());
+    Ok(resp)
+}
+
+async fn route(req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> Result<Response> {
+    let method = req.method();
+    let allowed = match path {
+        "/healthz" => "GET",
+        "/webhooks/lifecycle" => "POST",
+        "/test/validate" | "/failures" => "GET",
+        _ => return reply::error(404, None, format!("no route {path}")),
+    };
+    if method.as_ref() != allowed {
+        let resp = reply::error(405, None, format!("{path} accepts {allowed}"))?;
+        resp.headers().set("Allow", allowed)?;
+        return Ok(resp);
+    }
+    if path == "/healthz" {
+        return health::healthz(env);
+    }
+    let config = match Config::load(env) {
+        Ok(c) => c,
+        Err(problems) => {
+            audit.detail = Some(problems.join("; "));
+            return reply::error(503, None, format!("misconfigured: {}", problems.join("; ")));
+        }
+    };
+    if method == Method::Post {
+        return lifecycle::handle(req, env, &config, audit).await;
+    }
+    if !config
+        .admin_tokens
+        .authorizes(req.headers().get("Authorization")?.as_deref())
+    {
+        return reply::unauthorized("admin bearer token missing or wrong");
+    }
+    match path {
+        "/test/validate" => health::validate(env, &config).await,
+        _ => admin::failures(env).await,
+    }
+}
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use super::*;
+    use crate::config::tests::{env_of, full_env};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    async fn call(method: Method, path: &str, env: &Env) -> (u16, serde_json::Value) {
+        let req = Request::new(&format!("http://w.test{path}"), method).unwrap();
+        let mut resp = handle(req, env).await.unwrap();
+        (resp.status_code(), resp.json().await.unwrap())
+    }
+
+    #[wasm_bindgen_test]
+    async fn unknown_routes_and_methods() {
+        let env = env_of(&full_env());
+        let (status, body) = call(Method::Get, "/nope", &env).await;
+        assert_eq!((status, body["status"].as_str()), (404, Some("404")));
+        let (status, _) = call(Method::Get, "/webhooks/lifecycle", &env).await;
+        assert_eq!(status, 405);
+    }
+
+    #[wasm_bindgen_test]
+    async fn healthz_reports_problems_and_other_routes_refuse() {
+        let env = env_of(&full_env());
+        let (status, body) = call(Method::Get, "/healthz", &env).await;
+        assert_eq!(status, 503);
+        assert_eq!(body["status"], "misconfigured");
+        assert_eq!(body["problems"][0], "KV namespace binding STATE is missing");
+        let (status, body) = call(Method::Get, "/failures", &env).await;
+        assert_eq!(status, 503);
+        assert!(body["detail"].as_str().unwrap().starts_with("misconfigured"));
+    }
+}

@@ -1,0 +1,116 @@
+"""Small HTTP helpers for the end-to-end tests. Webhooks are signed here with Python's own
+hmac/base64 (an implementation independent of the Worker's) per Standard Webhooks."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+
+def request(method, url, body=None, headers=None):
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None and "Content-Type" not in (headers or {}):
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            raw = resp.read()
+            return resp.status, (json.loads(raw) if raw else None), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return err.code, parsed, dict(err.headers)
+
+
+def sign(secret, msg_id, timestamp, body):
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+class Client:
+    def __init__(self, url, secret, admin_token, log_path):
+        self.url = url
+        self.secret = secret
+        self.admin_token = admin_token
+        self.log_path = log_path
+
+    def post_event(self, event, msg_id=None, timestamp=None, secret=None, signature=None, headers=None):
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+        timestamp = int(time.time()) if timestamp is None else timestamp
+        h = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
+             "webhook-signature": signature if signature is not None else sign(secret or self.secret, msg_id, timestamp, body)}
+        h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
+        return request("POST", self.url + "/webhooks/lifecycle", body, h)
+
+    def admin_get(self, path, token=None):
+        return request("GET", self.url + path, headers={"Authorization": f"Bearer {token or self.admin_token}"})
+
+    def log_lines(self):
+        return self.log_path.read_text(errors="replace").splitlines()
+
+
+class Standin:
+    def __init__(self, url, client_id, client_secret):
+        self.url = url
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._token = None
+
+    def log(self):
+        return request("GET", self.url + "/_standin/log")[1]
+
+    def bodies_from_worker(self):
+        """Every SCIM body sent since the stand-in started, except the tests' own."""
+        entries = request("GET", self.url + "/_standin/bodies")[1]
+        return [e for e in entries if not e["userAgent"].startswith("Python-urllib")]
+
+    def scim_writes(self):
+        return [e for e in self.log() if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
+                and e["path"].startswith("/scim/v2")]
+
+    def clear_log(self):
+        request("DELETE", self.url + "/_standin/log")
+
+    def fault(self, **fault):
+        request("POST", self.url + "/_standin/faults", fault)
+
+    def clear_faults(self):
+        request("DELETE", self.url + "/_standin/faults")
+
+    def revoke_tokens(self):
+        request("POST", self.url + "/_standin/revoke-tokens")
+        self._token = None
+
+    def token(self):
+        if self._token is None:
+            form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": self.client_id,
+                                           "client_secret": self.client_secret}).encode()
+            status, body, _ = request("POST", self.url + "/oauth/token", form,
+                                      {"Content-Type": "application/x-www-form-urlencoded"})
+            assert status == 200, body
+            self._token = body["access_token"]
+        return self._token
+
+    def scim(self, method, path, body=None):
+        return request(method, self.url + "/scim/v2" + path, body,
+                       {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/scim+json"})
+
+    def find(self, attr, value):
+        flt = urllib.parse.quote(f'{attr} eq "{value}"')
+        status, body, _ = self.scim("GET", f"/Users?filter={flt}")
+        assert status == 200, body
+        return body.get("Resources", [])
+
+    def user_count(self):
+        return self.scim("GET", "/Users?count=1")[1]["totalResults"]

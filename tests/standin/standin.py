@@ -1,0 +1,269 @@
+"""CXone stand-in: the real scim2-server behind a thin front that adds what it lacks.
+
+- `POST /oauth/token`: OAuth 2.0 client credentials (client_secret_post); issues bearer tokens
+  that the front accepts on `/scim/v2/*` (the internal scim2-server token is never handed out).
+- `/scim/v2/*`: checked for a live issued token, optionally faulted, then forwarded unchanged
+  to scim2-server (which does all the SCIM work: filters, PATCH, ETags, Bulk).
+- `/_standin/*` (test control, loopback only):
+    GET    /_standin/log             requests seen, oldest first (method, path, query, status, body)
+    DELETE /_standin/log             forget them
+    GET    /_standin/bodies          every SCIM request body since start, with its sender (never cleared)
+    POST   /_standin/faults          {"status":503,"count":2,"method":"POST","path":"/scim/v2/Users",
+                                      "retryAfter":"1","delayMs":0}  (status 0 = delay only)
+    DELETE /_standin/faults          remove every fault
+    POST   /_standin/revoke-tokens   every issued token stops working (CXone rotated keys)
+    GET    /_standin/health          200 when scim2-server answers
+
+Usage: standin.py --port 8790 --scim-port 8791 --client-id ID --client-secret SECRET
+"""
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+
+
+class State:
+    def __init__(self, client_id, client_secret, token_ttl, scim_url, scim_token):
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_ttl = token_ttl
+        self.scim_url = scim_url
+        self.scim_token = scim_token
+        self.tokens = {}  # token -> expiry (monotonic seconds)
+        self.faults = []
+        self.log = []
+        self.bodies = []
+        self.lock = threading.Lock()
+
+    def issue_token(self):
+        token = secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[token] = time.monotonic() + self.token_ttl
+        return token
+
+    def token_ok(self, header):
+        if not header or not header.lower().startswith("bearer "):
+            return False
+        token = header[7:].strip()
+        with self.lock:
+            expiry = self.tokens.get(token)
+        return expiry is not None and expiry > time.monotonic()
+
+    def take_fault(self, method, path):
+        with self.lock:
+            for fault in self.faults:
+                if fault.get("method") and fault["method"].upper() != method:
+                    continue
+                if fault.get("path") and not path.startswith(fault["path"]):
+                    continue
+                if fault.get("count", 1) <= 0:
+                    continue
+                fault["count"] = fault.get("count", 1) - 1
+                return dict(fault)
+        return None
+
+    def record(self, entry):
+        with self.lock:
+            self.log.append(entry)
+            if entry.get("body") is not None:
+                self.bodies.append(entry)
+
+
+def make_handler(state):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # keep the test output quiet
+            pass
+
+        def _body(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _send(self, status, body=b"", headers=None, content_type="application/json"):
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+            self.send_response(status)
+            for name, value in (headers or []):
+                self.send_header(name, value)
+            if body or status not in (204, 304):
+                self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if body:
+                self.wfile.write(body)
+
+        def _scim_error(self, status, detail, scim_type=None, headers=None):
+            doc = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(status),
+                   "detail": detail}
+            if scim_type:
+                doc["scimType"] = scim_type
+            self._send(status, doc, headers, "application/scim+json")
+
+        def _dispatch(self):
+            url = urllib.parse.urlsplit(self.path)
+            body = self._body()
+            if url.path.startswith("/_standin/"):
+                return self._control(url.path, body)
+            if url.path == "/oauth/token" and self.command == "POST":
+                return self._token(body)
+            if url.path.startswith("/scim/v2"):
+                return self._scim(url, body)
+            self._send(404, {"error": "not_found"})
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+        def _control(self, path, body):
+            if path == "/_standin/log" and self.command == "GET":
+                with state.lock:
+                    return self._send(200, list(state.log))
+            if path == "/_standin/bodies" and self.command == "GET":
+                with state.lock:
+                    return self._send(200, list(state.bodies))
+            if path == "/_standin/log" and self.command == "DELETE":
+                with state.lock:
+                    state.log.clear()
+                return self._send(204)
+            if path == "/_standin/faults" and self.command == "POST":
+                with state.lock:
+                    state.faults.append(json.loads(body or b"{}"))
+                return self._send(204)
+            if path == "/_standin/faults" and self.command == "DELETE":
+                with state.lock:
+                    state.faults.clear()
+                return self._send(204)
+            if path == "/_standin/revoke-tokens" and self.command == "POST":
+                with state.lock:
+                    state.tokens.clear()
+                return self._send(204)
+            if path == "/_standin/health":
+                try:
+                    forward(state, "GET", "/scim/v2/ServiceProviderConfig", "", b"", {})
+                    return self._send(200, {"status": "ok"})
+                except OSError as exc:
+                    return self._send(503, {"status": str(exc)})
+            self._send(404, {"error": "no such control"})
+
+        def _token(self, body):
+            form = urllib.parse.parse_qs(body.decode(), keep_blank_values=True)
+            field = lambda name: (form.get(name) or [""])[0]
+            ok = (field("grant_type") == "client_credentials" and field("client_id") == state.client_id
+                  and secrets.compare_digest(field("client_secret"), state.client_secret))
+            state.record({"method": "POST", "path": "/oauth/token", "query": "", "status": 200 if ok else 401,
+                          "body": None})
+            if not ok:
+                return self._send(401, {"error": "invalid_client"})
+            self._send(200, {"access_token": state.issue_token(), "token_type": "Bearer",
+                             "expires_in": state.token_ttl})
+
+        def _scim(self, url, body):
+            entry = {"method": self.command, "path": url.path, "query": url.query, "status": None,
+                     "body": json.loads(body) if body else None,
+                     "userAgent": self.headers.get("User-Agent", "")}
+            if not state.token_ok(self.headers.get("Authorization")):
+                entry["status"] = 401
+                state.record(entry)
+                return self._scim_error(401, "invalid or expired bearer token")
+            fault = state.take_fault(self.command, url.path)
+            if fault:
+                time.sleep(fault.get("delayMs", 0) / 1000)
+                if fault.get("status"):
+                    entry["status"] = fault["status"]
+                    entry["injected"] = True
+                    state.record(entry)
+                    headers = [("Retry-After", str(fault["retryAfter"]))] if "retryAfter" in fault else []
+                    return self._scim_error(fault["status"], "injected fault", headers=headers)
+            headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept",
+                                                                                   "if-match", "if-none-match")}
+            status, resp_headers, resp_body = forward(state, self.command, url.path, url.query, body, headers)
+            entry["status"] = status
+            state.record(entry)
+            front = f"http://{self.headers.get('Host', '')}"
+            out = []
+            for name, value in resp_headers:
+                if name.lower() in HOP_BY_HOP or name.lower() == "content-type":
+                    continue
+                out.append((name, value.replace(state.scim_url, front)))
+            resp_body = resp_body.replace(state.scim_url.encode(), front.encode())
+            ctype = dict((k.lower(), v) for k, v in resp_headers).get("content-type", "application/scim+json")
+            self._send(status, resp_body, out, ctype)
+
+    return Handler
+
+
+def forward(state, method, path, query, body, headers):
+    url = state.scim_url + path + (("?" + query) if query else "")
+    req = urllib.request.Request(url, data=body or None, method=method, headers=dict(headers))
+    req.add_header("Authorization", f"Bearer {state.scim_token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, list(resp.getheaders()), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, list(err.headers.items()), err.read()
+
+
+def wait_ready(url, token, deadline):
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url + "/scim/v2/ServiceProviderConfig",
+                                         headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--scim-port", type=int, required=True)
+    ap.add_argument("--client-id", required=True)
+    ap.add_argument("--client-secret", required=True)
+    ap.add_argument("--token-ttl", type=int, default=3600)
+    args = ap.parse_args()
+
+    scim_token = secrets.token_urlsafe(24)
+    scim_bin = os.path.join(os.path.dirname(sys.executable), "scim2-server")
+    child = subprocess.Popen([scim_bin, "--hostname", "127.0.0.1", "--port", str(args.scim_port),
+                              "--tenant", "scim", "--bearer-token", scim_token],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scim_url = f"http://127.0.0.1:{args.scim_port}"
+
+    def stop(*_):
+        child.terminate()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if not wait_ready(scim_url, scim_token, time.monotonic() + 30):
+        print("scim2-server did not start", file=sys.stderr)
+        stop()
+    state = State(args.client_id, args.client_secret, args.token_ttl, scim_url, scim_token)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))
+    server.daemon_threads = True
+    print(f"CXone stand-in on http://127.0.0.1:{args.port} (scim2-server on {scim_url})", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    main()
