@@ -2,6 +2,8 @@
 //! is set, writes them there for `make test-payloads` to check with an independent SCIM
 //! implementation (scim2-models, via ../shared/tools/scim-validate).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop loudly
+
 use cxone_scim_core::event::{Command, LifecycleEvent};
 use cxone_scim_core::policy::RolePolicy;
 use cxone_scim_core::scim::build::{create_payload, disable_patch, patch_to, replace_payload, DesiredUser};
@@ -11,7 +13,12 @@ use serde_json::Value;
 
 fn desired(event: &str) -> DesiredUser {
     let policy = RolePolicy::from_json(include_str!("fixtures/role_policy.json")).unwrap();
-    match LifecycleEvent::from_json(event.as_bytes()).unwrap().command(&policy).unwrap().0 {
+    match LifecycleEvent::from_json(event.as_bytes())
+        .unwrap()
+        .command(&policy)
+        .unwrap()
+        .0
+    {
         Command::Upsert { desired, .. } => desired,
         other => panic!("{other:?}"),
     }
@@ -44,15 +51,27 @@ fn emits_every_payload_kind() {
     emit("patch", "mover", &patch);
 
     let stripped = desired(r#"{"operation":"update","userName":"jdoe@example.com","groups":[]}"#);
-    emit("patch", "remove-roles", &patch_to(&current, &stripped).expect("roles removed"));
+    emit(
+        "patch",
+        "remove-roles",
+        &patch_to(&current, &stripped).expect("roles removed"),
+    );
 
     let mut homeless = current.clone();
     homeless.emails.clear();
     emit("patch", "add-email", &patch_to(&homeless, &jane).expect("email added"));
     emit("patch", "disable", &disable_patch());
 
-    emit("error", "rbac", &ScimError::new(400, Some("invalidValue"), "RBAC violation: group(s) 'x' not mapped"));
-    emit("error", "signature", &ScimError::new(401, None, "webhook signature rejected: no valid v1 signature"));
+    emit(
+        "error",
+        "rbac",
+        &ScimError::new(400, Some("invalidValue"), "RBAC violation: group(s) 'x' not mapped"),
+    );
+    emit(
+        "error",
+        "signature",
+        &ScimError::new(401, None, "webhook signature rejected: no valid v1 signature"),
+    );
 
     let list: ListResponse<User> = serde_json::from_str(include_str!("fixtures/standin_list_users.json")).unwrap();
     emit("list", "users", &list);
