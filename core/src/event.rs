@@ -9,7 +9,7 @@
 use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy};
 use crate::scim::build::DesiredUser;
 use crate::scim::lenient;
-use serde::de::{self, Deserializer};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 
 const MAX_USER_NAME: usize = 256;
@@ -27,17 +27,13 @@ pub enum Operation {
 
 impl<'de> Deserialize<'de> for Operation {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.to_ascii_lowercase().as_str() {
-            "create" => Ok(Self::Create),
-            "update" => Ok(Self::Update),
-            "disable" => Ok(Self::Disable),
-            "delete" => Ok(Self::Delete),
-            _ => Err(de::Error::unknown_variant(
-                &s,
-                &["create", "update", "disable", "delete"],
-            )),
-        }
+        let choices = [
+            ("create", Self::Create),
+            ("update", Self::Update),
+            ("disable", Self::Disable),
+            ("delete", Self::Delete),
+        ];
+        lenient::one_of(d, &choices)
     }
 }
 

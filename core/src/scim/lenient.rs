@@ -41,6 +41,20 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
     Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(b)| b))
 }
 
+/// One of a closed set of names, matched in any case (`"Replace"`, `"REPLACE"` → `replace`).
+pub fn one_of<'de, D: Deserializer<'de>, T: Copy>(d: D, choices: &[(&'static str, T)]) -> Result<T, D::Error> {
+    let s = String::deserialize(d)?;
+    choices
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&s))
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            // serde wants the expected names as a 'static slice; list them in the message instead.
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            de::Error::custom(format!("unknown variant `{s}`, expected one of {}", names.join(", ")))
+        })
+}
+
 /// An HTTP status given as a number or a string (`400` or `"400"`).
 pub fn status<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     #[derive(Deserialize)]

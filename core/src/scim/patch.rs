@@ -1,7 +1,7 @@
 //! `PatchOp` messages (RFC 7644 §3.5.2).
 
-use super::PATCH_OP_SCHEMA;
-use serde::de::{self, Deserializer};
+use super::{lenient, PATCH_OP_SCHEMA};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -70,13 +70,10 @@ pub enum PatchOpKind {
 
 impl<'de> Deserialize<'de> for PatchOpKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.to_ascii_lowercase().as_str() {
-            "add" => Ok(Self::Add),
-            "remove" => Ok(Self::Remove),
-            "replace" => Ok(Self::Replace),
-            _ => Err(de::Error::unknown_variant(&s, &["add", "remove", "replace"])),
-        }
+        lenient::one_of(
+            d,
+            &[("add", Self::Add), ("remove", Self::Remove), ("replace", Self::Replace)],
+        )
     }
 }
 
