@@ -114,11 +114,12 @@ impl LifecycleEvent {
             column: e.column(),
             message: e.to_string(),
         })?;
-        event.check()?;
+        event.validate()?;
         Ok(event)
     }
 
-    fn check(&self) -> Result<(), EventError> {
+    /// Checks the fields a payload is built from.
+    pub fn validate(&self) -> Result<(), EventError> {
         let name = self.user_name.trim();
         if name.is_empty() {
             return Err(invalid("userName", "must not be empty"));

@@ -35,6 +35,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod bulk;
 pub mod event;
 pub mod flows;
 pub mod http;

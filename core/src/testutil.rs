@@ -23,6 +23,16 @@ pub enum Fault {
     DeleteAfterLookup,
 }
 
+/// What the simulator does with the next Bulk operation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BulkPlan {
+    Normal,
+    /// Not applied; answers this status.
+    Fail(u16),
+    /// Applied, but left out of the answer.
+    Drop,
+}
+
 #[derive(Debug, Default)]
 pub struct SimServer {
     users: Vec<Value>,
@@ -31,6 +41,16 @@ pub struct SimServer {
     log: Vec<String>,
     require_token: bool,
     reject_tokens: bool,
+    /// Bulk answers: HTTP status (200 when 0) and whether results come back reversed.
+    pub bulk_status: u16,
+    pub bulk_reversed: bool,
+    /// `bulk.maxOperations` / `maxPayloadSize` in ServiceProviderConfig (0: not said).
+    pub max_operations: usize,
+    pub max_payload: usize,
+    /// The bulkIds of every Bulk request received.
+    pub bulk_batches: Vec<Vec<String>>,
+    bulk_plan: VecDeque<BulkPlan>,
+    hide_limits: bool,
 }
 
 fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpResponse {
@@ -46,6 +66,22 @@ impl SimServer {
             require_token: true,
             ..Self::default()
         }
+    }
+
+    /// The next Bulk operations, in order: `None` processed normally, `Some(s)` refused with `s`.
+    pub fn queue_bulk_statuses(&mut self, plan: &[Option<u16>]) {
+        self.bulk_plan
+            .extend(plan.iter().map(|p| p.map_or(BulkPlan::Normal, BulkPlan::Fail)));
+    }
+
+    /// The `n`th queued Bulk operation is applied but left out of its answer.
+    pub fn drop_result_of_bulk_op(&mut self, n: usize) {
+        self.bulk_plan[n] = BulkPlan::Drop;
+    }
+
+    /// Enforce payload/operation limits without advertising them.
+    pub fn hide_limits(&mut self) {
+        self.hide_limits = true;
     }
 
     /// Every SCIM request is refused with 401, whatever its token.
@@ -144,6 +180,19 @@ impl SimServer {
             .map(|b| serde_json::from_str(b).unwrap())
             .unwrap_or(Value::Null);
         let id = path.strip_prefix("/scim/v2/Users/").map(str::to_string);
+        if path == "/scim/v2/ServiceProviderConfig" {
+            let mut bulk = json!({"supported": true});
+            if self.max_operations > 0 && !self.hide_limits {
+                bulk["maxOperations"] = json!(self.max_operations);
+            }
+            if self.max_payload > 0 && !self.hide_limits {
+                bulk["maxPayloadSize"] = json!(self.max_payload);
+            }
+            return Ok(HttpResponse::new(200, json!({"bulk": bulk}).to_string()));
+        }
+        if path == "/scim/v2/Bulk" {
+            return Ok(self.bulk(&body, req.body.as_deref().map_or(0, str::len)));
+        }
         Ok(match (req.method, id) {
             (Method::Get, None) => self.list(&query),
             (Method::Post, None) => self.create(body),
@@ -161,6 +210,55 @@ impl SimServer {
         })
     }
 
+    fn bulk(&mut self, body: &Value, size: usize) -> HttpResponse {
+        if self.max_payload > 0 && size > self.max_payload {
+            return scim_error(413, None, "payload too large");
+        }
+        let ops = body["Operations"].as_array().cloned().unwrap_or_default();
+        if self.max_operations > 0 && ops.len() > self.max_operations {
+            return scim_error(413, None, "too many operations");
+        }
+        self.bulk_batches.push(
+            ops.iter()
+                .map(|o| o["bulkId"].as_str().unwrap_or_default().to_string())
+                .collect(),
+        );
+        let mut results = Vec::new();
+        for op in ops {
+            let bulk_id = op["bulkId"].clone();
+            let plan = self.bulk_plan.pop_front().unwrap_or(BulkPlan::Normal);
+            if let BulkPlan::Fail(status) = plan {
+                results.push(json!({"bulkId": bulk_id, "status": status.to_string(), "response": {"status": status.to_string(), "detail": "injected"}}));
+                continue;
+            }
+            let path = op["path"].as_str().unwrap_or_default();
+            let resp = match op["method"].as_str() {
+                Some("POST") => self.create(op["data"].clone()),
+                Some("PATCH") => self.patch(path.trim_start_matches("/Users/"), &op["data"]),
+                _ => scim_error(400, Some("invalidSyntax"), "unsupported bulk method"),
+            };
+            if plan == BulkPlan::Drop {
+                continue;
+            }
+            let mut result = json!({"method": op["method"], "bulkId": bulk_id, "status": resp.status.to_string()});
+            if resp.status == 201 {
+                let id = serde_json::from_str::<Value>(&resp.body).unwrap()["id"].clone();
+                result["location"] = json!(format!("http://cxone.test/scim/v2/Users/{}", id.as_str().unwrap()));
+            } else if resp.status >= 400 {
+                result["response"] = serde_json::from_str(&resp.body).unwrap();
+            }
+            results.push(result);
+        }
+        if self.bulk_reversed {
+            results.reverse();
+        }
+        let status = if self.bulk_status == 0 { 200 } else { self.bulk_status };
+        HttpResponse::new(
+            status,
+            json!({"schemas": [crate::scim::bulk::BULK_RESPONSE_SCHEMA], "Operations": results}).to_string(),
+        )
+    }
+
     fn list(&self, query: &str) -> HttpResponse {
         let param = |name: &str| {
             query
@@ -170,26 +268,41 @@ impl SimServer {
         };
         let matches: Vec<&Value> = match param("filter") {
             Some(f) => {
-                let (attr, quoted) = f.split_once(" eq ").unwrap();
-                let want: String = serde_json::from_str(quoted).unwrap();
+                let clauses: Vec<(String, String)> = f
+                    .split(" or ")
+                    .map(|c| {
+                        let (attr, quoted) = c.split_once(" eq ").unwrap();
+                        (attr.to_string(), serde_json::from_str(quoted).unwrap())
+                    })
+                    .collect();
                 self.users
                     .iter()
-                    .filter(|u| match (attr, u[attr].as_str()) {
-                        ("userName", Some(v)) => v.eq_ignore_ascii_case(&want),
-                        (_, Some(v)) => v == want,
-                        _ => false,
+                    .filter(|u| {
+                        clauses
+                            .iter()
+                            .any(|(attr, want)| match (attr.as_str(), u[attr.as_str()].as_str()) {
+                                ("userName", Some(v)) => v.eq_ignore_ascii_case(want),
+                                (_, Some(v)) => v == want,
+                                _ => false,
+                            })
                     })
                     .collect()
             }
             None => self.users.iter().collect(),
         };
-        let count: usize = param("count").map_or(100, |c| c.parse().unwrap());
-        let page: Vec<&Value> = matches.iter().take(count).copied().collect();
+        let count: usize = param("count").map_or(100, |c| c.parse().unwrap()).min(self.page_cap());
+        let start: usize = param("startIndex").map_or(1, |c| c.parse().unwrap());
+        let page: Vec<&Value> = matches.iter().skip(start - 1).take(count).copied().collect();
         HttpResponse::new(
             200,
             json!({"schemas":[crate::scim::LIST_RESPONSE_SCHEMA],"totalResults": matches.len(), "Resources": page})
                 .to_string(),
         )
+    }
+
+    /// Servers cap page sizes; the simulator caps at 7 to exercise paging.
+    fn page_cap(&self) -> usize {
+        7
     }
 
     fn create(&mut self, body: Value) -> HttpResponse {

@@ -21,6 +21,7 @@ pub enum FlowError {
         request: String,
         attempts: u32,
         last: String,
+        last_status: Option<u16>,
     },
     /// A success status with a body that is not what SCIM promises (raw body kept, truncated).
     #[error("CXone answered {request} with {status} and an unreadable body: {reason}")]
@@ -60,6 +61,7 @@ impl FlowError {
     pub fn upstream_status(&self) -> Option<u16> {
         match self {
             Self::Rejected { status, .. } | Self::Unreadable { status, .. } => Some(*status),
+            Self::RetriesExhausted { last_status, .. } => *last_status,
             _ => None,
         }
     }

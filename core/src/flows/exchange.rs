@@ -6,7 +6,7 @@ use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision, RetryPoli
 use crate::scim::ScimError;
 use crate::UnixMillis;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Exchange {
     pending: Option<HttpRequest>,
     wait_until: Option<UnixMillis>,
@@ -29,6 +29,12 @@ impl Exchange {
         self.retry.reset();
     }
 
+    /// Nothing in flight any more (the answer was handled).
+    pub fn finish(&mut self) {
+        self.pending = None;
+        self.wait_until = None;
+    }
+
     pub fn describe(&self) -> String {
         self.pending.as_ref().map(HttpRequest::describe).unwrap_or_default()
     }
@@ -49,15 +55,22 @@ impl Exchange {
             return Ok(Some(resp));
         }
         let last = format!("HTTP {}", resp.status);
-        self.schedule(retry_after_ms(&resp, now), now, last).map(|()| None)
+        self.schedule(retry_after_ms(&resp, now), now, last, Some(resp.status))
+            .map(|()| None)
     }
 
     pub fn on_transport(&mut self, err: TransportError, now: UnixMillis) -> Result<(), FlowError> {
         self.retry.record_attempt();
-        self.schedule(None, now, err.to_string())
+        self.schedule(None, now, err.to_string(), None)
     }
 
-    fn schedule(&mut self, retry_after: Option<u64>, now: UnixMillis, last: String) -> Result<(), FlowError> {
+    fn schedule(
+        &mut self,
+        retry_after: Option<u64>,
+        now: UnixMillis,
+        last: String,
+        last_status: Option<u16>,
+    ) -> Result<(), FlowError> {
         match self.retry.after_failure(retry_after, now) {
             RetryDecision::RetryAt(at) => {
                 self.wait_until = Some(at);
@@ -67,6 +80,7 @@ impl Exchange {
                 request: self.describe(),
                 attempts: self.retry.attempts,
                 last,
+                last_status,
             }),
         }
     }

@@ -6,7 +6,7 @@
 
 mod auth;
 mod error;
-mod exchange;
+pub(crate) mod exchange;
 mod lifecycle;
 mod list;
 

@@ -5,6 +5,7 @@
 //! operations) are strict. Input adapters in [`lenient`] absorb common IdP quirks.
 
 pub mod build;
+pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod group;

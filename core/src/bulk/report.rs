@@ -1,0 +1,82 @@
+//! What a bulk run reports: one outcome per input user, and counts that add up to the input.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    /// Already in CXone as asked (or a repeat of an earlier user in the same input).
+    Exists,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserReport {
+    pub index: usize,
+    pub user_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For a repeat inside the input: the index of the first occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub created: usize,
+    pub updated: usize,
+    pub exists: usize,
+    pub failed: usize,
+    pub pending: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, outcome: Option<Outcome>) {
+        match outcome {
+            Some(Outcome::Created) => self.created += 1,
+            Some(Outcome::Updated) => self.updated += 1,
+            Some(Outcome::Exists) => self.exists += 1,
+            Some(Outcome::Failed) => self.failed += 1,
+            None => self.pending += 1,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.created + self.updated + self.exists + self.failed + self.pending
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub total: usize,
+    pub done: usize,
+    pub counts: Counts,
+    pub bulk_requests: u32,
+    pub lookups: u32,
+    pub finished: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkReport {
+    #[serde(flatten)]
+    pub progress: Progress,
+    pub users: Vec<UserReport>,
+    /// Unreadable answers met on the way (each kept, truncated, for diagnosis).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}

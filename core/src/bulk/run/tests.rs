@@ -1,0 +1,303 @@
+use super::*;
+use crate::flows::Flow;
+use crate::testutil::{drive, Fault, SimServer};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const BASE: &str = "http://cxone.test/scim/v2";
+
+fn policy() -> RolePolicy {
+    RolePolicy::from_json(include_str!("../../../tests/fixtures/role_policy.json")).unwrap()
+}
+
+fn users(n: usize) -> Vec<BulkUser> {
+    (0..n)
+        .map(|i| BulkUser {
+            user_name: format!("user{i}@example.com"),
+            external_id: Some(format!("ext-{i}")),
+            first_name: Some("First".into()),
+            last_name: Some(format!("Last{i}")),
+            email: None,
+            groups: Some(vec![crate::policy::GroupInput {
+                display_name: Some("cxone-agent".into()),
+                id: None,
+            }]),
+            active: true,
+        })
+        .collect()
+}
+
+fn config(batch: usize) -> BulkConfig {
+    BulkConfig {
+        batch_size: batch,
+        ..BulkConfig::new(BASE)
+    }
+}
+
+fn run(server: &mut SimServer, input: &[BulkUser], cfg: BulkConfig) -> BulkReport {
+    let mut flow = BulkRun::new(input, &policy(), cfg, 11);
+    drive(&mut flow, server).0.unwrap()
+}
+
+fn outcomes(r: &BulkReport) -> Vec<Outcome> {
+    r.users.iter().map(|u| u.outcome).collect()
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn creates_everyone_in_batches_and_counts_add_up() {
+    let mut s = SimServer::default();
+    let r = run(&mut s, &users(23), config(10));
+    assert_eq!(s.count(), 23);
+    assert_eq!(r.progress.counts.created, 23);
+    assert_eq!(r.progress.counts.total(), 23);
+    assert!(r.progress.finished);
+    let sizes: Vec<usize> = s.bulk_batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [10, 10, 3]);
+    // Every report entry carries the CXone id of its user.
+    for u in &r.users {
+        assert_eq!(s.user(u.id.as_deref().unwrap()).user_name, u.user_name);
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn existing_users_are_skipped_or_patched_and_repeats_fold() {
+    let mut s = SimServer::default();
+    let mut input = users(6);
+    // user0 exists exactly as asked; user1 exists with an old surname.
+    let same = serde_json::to_string(&create_payload(&desired_of(&input[0]))).unwrap();
+    let kept_id = s.insert(&same);
+    let mut stale = desired_of(&input[1]);
+    stale.family_name = Some("Old".into());
+    let moved_id = s.insert(&serde_json::to_string(&create_payload(&stale)).unwrap());
+    input.push(BulkUser {
+        user_name: "USER3@example.com".into(),
+        ..input[3].clone()
+    });
+    let r = run(&mut s, &input, config(50));
+    assert_eq!(outcomes(&r)[..3], [Outcome::Exists, Outcome::Updated, Outcome::Created]);
+    assert_eq!(r.users[0].id.as_deref(), Some(kept_id.as_str()));
+    assert_eq!(r.users[1].id.as_deref(), Some(moved_id.as_str()));
+    assert_eq!(s.user(&moved_id).name.unwrap().family_name.as_deref(), Some("Last1"));
+    let repeat = &r.users[6];
+    assert_eq!((repeat.outcome, repeat.duplicate_of), (Outcome::Exists, Some(3)));
+    assert_eq!(repeat.id, r.users[3].id);
+    assert_eq!(s.count(), 6);
+    let sent: Vec<String> = s.bulk_batches.concat();
+    assert!(!sent.contains(&"u-0".to_string()) && !sent.contains(&"u-6".to_string()));
+}
+
+fn desired_of(u: &BulkUser) -> DesiredUser {
+    match u.as_event().command(&policy()).unwrap().0 {
+        crate::event::Command::Upsert { desired, .. } => desired,
+        _ => unreachable!(),
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn invalid_users_fail_alone_with_a_scim_type() {
+    let mut s = SimServer::default();
+    let mut input = users(4);
+    input[1].email = Some("not-an-email".into());
+    input[2].groups = Some(vec![crate::policy::GroupInput {
+        display_name: Some("Finance".into()),
+        id: None,
+    }]);
+    let r = run(&mut s, &input, config(50));
+    assert_eq!(
+        outcomes(&r),
+        [Outcome::Created, Outcome::Failed, Outcome::Failed, Outcome::Created]
+    );
+    assert_eq!(
+        (r.users[1].status, r.users[1].scim_type.as_deref()),
+        (Some(400), Some("invalidValue"))
+    );
+    assert!(r.users[2].detail.as_deref().unwrap().contains("RBAC violation"));
+    // A server-side rejection of one operation is reported with the server's scimType.
+    let mut s = SimServer::default();
+    s.queue_bulk_statuses(&[Some(400)]);
+    let r = run(
+        &mut s,
+        &users(3),
+        BulkConfig {
+            precheck: false,
+            ..config(50)
+        },
+    );
+    assert_eq!(outcomes(&r), [Outcome::Failed, Outcome::Created, Outcome::Created]);
+    assert_eq!(r.users[0].status, Some(400));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn only_retryable_operations_are_resent() {
+    let mut s = SimServer::default();
+    let input = users(4);
+    let mut flow = BulkRun::new(
+        &input,
+        &policy(),
+        BulkConfig {
+            precheck: false,
+            ..config(50)
+        },
+        3,
+    );
+    // First op passes, second gets 503, third passes, fourth gets 429.
+    s.queue_bulk_statuses(&[None, Some(503), None, Some(429)]);
+    let r = drive(&mut flow, &mut s).0.unwrap();
+    assert_eq!(r.progress.counts.created, 4);
+    assert_eq!(s.bulk_batches, [vec!["u-0", "u-1", "u-2", "u-3"], vec!["u-1", "u-3"]]);
+    assert_eq!(s.count(), 4);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn out_of_order_207_answers_are_correlated() {
+    let mut s = SimServer::default();
+    s.bulk_status = 207;
+    s.bulk_reversed = true;
+    s.queue_bulk_statuses(&[Some(503), None, None, None, None]);
+    let r = run(
+        &mut s,
+        &users(5),
+        BulkConfig {
+            precheck: false,
+            ..config(50)
+        },
+    );
+    assert_eq!(r.progress.counts.created, 5);
+    // Only u-0 was resent, although its result came back last.
+    assert_eq!(s.bulk_batches[1], ["u-0"]);
+    for u in &r.users {
+        assert_eq!(
+            s.user(u.id.as_deref().unwrap()).user_name,
+            u.user_name,
+            "ids belong to the right users"
+        );
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn whole_request_429_pauses_then_resends() {
+    let mut s = SimServer::default();
+    s.fail_next(Fault::Status(429, Some("3")));
+    let mut flow = BulkRun::new(
+        &users(5),
+        &policy(),
+        BulkConfig {
+            precheck: false,
+            ..config(50)
+        },
+        5,
+    );
+    // The first request is the ServiceProviderConfig read; the 429 hits it and is retried.
+    let (r, elapsed) = drive(&mut flow, &mut s);
+    assert_eq!(r.unwrap().progress.counts.created, 5);
+    assert!(elapsed >= 3000, "Retry-After honoured ({elapsed} ms)");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_unanswered_create_that_landed_is_reported_created_once() {
+    let mut s = SimServer::default();
+    s.queue_bulk_statuses(&[None, None]);
+    // The server applies u-1 but leaves it out of the answer.
+    s.drop_result_of_bulk_op(1);
+    let r = run(&mut s, &users(3), config(50));
+    assert_eq!(outcomes(&r), [Outcome::Created; 3]);
+    assert_eq!(s.count(), 3);
+    assert!(r.users[1].id.is_some());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_restart_mid_batch_resumes_from_the_checkpoint_without_duplicates() {
+    let mut s = SimServer::default();
+    let input = users(12);
+    let mut flow = BulkRun::new(&input, &policy(), config(5), 9);
+    let mut now = 1_000_000;
+    let mut checkpoint = String::new();
+    // Run until the second Bulk request is about to be sent; let the server apply it, then
+    // "crash": its answer is lost and the flow restarts from the last checkpoint.
+    loop {
+        match flow.next_step(now) {
+            Step::Send(req) => {
+                let resp = s.handle(&req).unwrap();
+                if req.url.ends_with("/Bulk") && s.bulk_batches.len() == 2 {
+                    break;
+                }
+                flow.on_response(resp, now);
+                checkpoint = serde_json::to_string(&flow).unwrap();
+            }
+            Step::Wait { until } => now = until,
+            Step::Done(_) => panic!("finished before the crash"),
+        }
+        now += 5;
+    }
+    assert_eq!(s.count(), 10, "two batches landed");
+    let mut resumed: BulkRun = serde_json::from_str(&checkpoint).unwrap();
+    let r = drive(&mut resumed, &mut s).0.unwrap();
+    assert_eq!(r.progress.counts.created, 12, "{:?}", r.progress.counts);
+    assert_eq!(s.count(), 12);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn server_limits_shape_the_batches() {
+    let mut s = SimServer::default();
+    s.max_operations = 4;
+    run(&mut s, &users(9), config(50));
+    assert_eq!(s.bulk_batches.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 1]);
+    let mut s = SimServer::default();
+    s.max_payload = 2500;
+    let r = run(&mut s, &users(9), config(50));
+    assert_eq!(r.progress.counts.created, 9);
+    // The simulator answers 413 above the limit: none means every batch fitted.
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(s.bulk_batches.len() >= 2, "payload limit splits: {:?}", s.bulk_batches);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_413_halves_the_batch() {
+    let mut s = SimServer::default();
+    s.max_payload = 3000;
+    // The server does not advertise the limit it enforces.
+    s.hide_limits();
+    let r = run(
+        &mut s,
+        &users(8),
+        BulkConfig {
+            precheck: false,
+            ..config(8)
+        },
+    );
+    assert_eq!(r.progress.counts.created, 8);
+    assert!(r.errors.iter().any(|e| e.contains("413")), "{:?}", r.errors);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn persistent_failures_end_with_the_last_status_after_the_budget() {
+    let mut s = SimServer::default();
+    s.queue_bulk_statuses(&[Some(503), None, Some(503), Some(503), Some(503)]);
+    let cfg = BulkConfig {
+        precheck: false,
+        retry: RetryPolicy {
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        },
+        ..config(50)
+    };
+    let r = run(&mut s, &users(2), cfg);
+    assert_eq!(outcomes(&r), [Outcome::Failed, Outcome::Created]);
+    assert_eq!(r.users[0].status, Some(503));
+    assert!(r.users[0]
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("gave up after 4 attempts"));
+    assert_eq!(s.bulk_batches.len(), 4);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn dry_run_plans_without_sending() {
+    let flow = BulkRun::new(&users(120), &policy(), config(50), 1);
+    let plan = flow.planned_requests();
+    assert_eq!(plan.len(), 3);
+    let body: serde_json::Value = serde_json::from_str(plan[2].body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["Operations"].as_array().unwrap().len(), 20);
+    assert_eq!(body["Operations"][0]["bulkId"], "u-100");
+    assert!(!flow.progress().finished);
+}
