@@ -19,6 +19,16 @@ pub struct Config {
     pub webhook_secrets: WebhookSecrets,
     pub admin_tokens: AdminTokens,
     pub retry: RetryPolicy,
+    /// Subrequests one invocation may make (Free plan 50, paid 1,000).
+    pub subrequest_budget: u32,
+    pub bulk: BulkSettings,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BulkSettings {
+    pub batch_size: usize,
+    pub precheck: bool,
+    pub fail_on_errors: Option<u32>,
 }
 
 /// A var or secret as text, `None` when unset or blank.
@@ -107,6 +117,26 @@ impl Config {
                 &mut problems,
             ),
         };
+        let subrequest_budget = u32::try_from(number(env, "SUBREQUEST_BUDGET", 50, &mut problems)).unwrap_or(50);
+        if subrequest_budget < 20 {
+            problems.push("SUBREQUEST_BUDGET must be at least 20".to_string());
+        }
+        let bulk = BulkSettings {
+            batch_size: usize::try_from(number(env, "BULK_BATCH_SIZE", 50, &mut problems))
+                .unwrap_or(50)
+                .max(1),
+            precheck: match text(env, "BULK_PRECHECK").as_deref().map(str::trim) {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(_) => {
+                    problems.push("BULK_PRECHECK must be true or false".to_string());
+                    true
+                }
+            },
+            fail_on_errors: text(env, "BULK_FAIL_ON_ERRORS")
+                .map(|_| number(env, "BULK_FAIL_ON_ERRORS", 0, &mut problems))
+                .and_then(|n| u32::try_from(n).ok()),
+        };
         if env.kv(KV_BINDING).is_err() {
             problems.push(format!("KV namespace binding {KV_BINDING} is missing"));
         }
@@ -123,6 +153,8 @@ impl Config {
                 webhook_secrets,
                 admin_tokens,
                 retry,
+                subrequest_budget,
+                bulk,
             }),
             _ => Err(problems),
         }

@@ -28,43 +28,102 @@ pub fn seed() -> u64 {
     (js_sys::Math::random() * u64::MAX as f64) as u64
 }
 
-pub async fn run<F: Flow>(flow: &mut F) -> F::Output {
+/// How many subrequests (fetches and KV operations) an invocation may still make. Cloudflare
+/// caps them per invocation (50 on the Free plan, 1,000 on paid) and `wait_until` adds none.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    remaining: u32,
+    /// Subrequests one step costs: the fetch, plus the checkpoint written after it.
+    per_send: u32,
+}
+
+impl Budget {
+    pub fn new(remaining: u32, per_send: u32) -> Self {
+        Self {
+            remaining,
+            per_send: per_send.max(1),
+        }
+    }
+
+    /// Takes what one more step needs, if it is there.
+    fn take_step(&mut self) -> bool {
+        if self.remaining < self.per_send {
+            return false;
+        }
+        self.remaining -= self.per_send;
+        true
+    }
+
+    /// Takes one subrequest made outside the loop (a KV read or write, a queue send).
+    pub fn take(&mut self, n: u32) {
+        self.remaining = self.remaining.saturating_sub(n);
+    }
+
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+}
+
+/// The one loop: `Send` → fetch, `Wait` → timer, `Done` → outcome. `after_response` runs after
+/// each answer (a checkpoint, say). `None` when the budget ran out first; the flow is then
+/// exactly where it stopped and may be resumed, in this invocation or after a checkpoint.
+pub async fn drive<F: Flow>(
+    flow: &mut F,
+    budget: &mut Budget,
+    mut after_response: impl AsyncFnMut(&F),
+) -> Option<F::Output> {
     loop {
         match flow.next_step(now_ms()) {
-            Step::Send(req) => match send(&req).await {
-                Ok(resp) => flow.on_response(resp, now_ms()),
-                Err(e) => flow.on_transport_error(e, now_ms()),
-            },
+            Step::Send(req) => {
+                if !budget.take_step() {
+                    return None;
+                }
+                match send(&req).await {
+                    Ok(resp) => flow.on_response(resp, now_ms()),
+                    Err(e) => flow.on_transport_error(e, now_ms()),
+                }
+                after_response(flow).await;
+            }
             Step::Wait { until } => Delay::from(Duration::from_millis(until.saturating_sub(now_ms()))).await,
-            Step::Done(out) => return out,
+            Step::Done(out) => return Some(out),
         }
     }
 }
 
-/// Runs `inner` with CXone bearer authentication: the token comes from isolate memory, else KV,
-/// else the token endpoint; a refreshed token is written back to both.
-pub async fn run_authorized<F, T>(
-    inner: F,
-    creds: &ClientCredentials,
-    retry: RetryPolicy,
-    state: &State,
-) -> Result<T, FlowError>
-where
-    F: Flow<Output = Result<T, FlowError>>,
-    T: Clone,
-{
+/// Wraps `inner` in bearer authentication with the cached token: isolate memory, else KV.
+pub async fn authorized<F>(inner: F, creds: &ClientCredentials, retry: RetryPolicy, state: &State) -> Authorized<F> {
     let mut cached = TOKEN.with(|t| t.borrow().clone());
     if cached.as_ref().is_none_or(|t| !t.is_fresh(now_ms())) {
         cached = state.token(&creds.client_id).await.ok().flatten();
     }
-    let mut flow = Authorized::new(inner, creds.clone(), cached, retry, seed());
-    let out = run(&mut flow).await;
+    Authorized::new(inner, creds.clone(), cached, retry, seed())
+}
+
+/// Keeps a token the flow had to fetch, in isolate memory and KV.
+pub async fn keep_token<F>(flow: &Authorized<F>, creds: &ClientCredentials, state: &State) {
     if let Some(token) = flow.refreshed_token() {
         TOKEN.with(|t| *t.borrow_mut() = Some(token.clone()));
         // A cache write that fails costs one token request later, nothing more.
         let _ = state.store_token(&creds.client_id, token, now_ms()).await;
     }
-    out
+}
+
+/// Runs `inner` to completion with CXone bearer authentication within `budget` subrequests.
+pub async fn run_authorized<F, T>(
+    inner: F,
+    creds: &ClientCredentials,
+    retry: RetryPolicy,
+    state: &State,
+    budget: u32,
+) -> Result<T, FlowError>
+where
+    F: Flow<Output = Result<T, FlowError>>,
+    T: Clone,
+{
+    let mut flow = authorized(inner, creds, retry, state).await;
+    let out = drive(&mut flow, &mut Budget::new(budget, 1), async |_| {}).await;
+    keep_token(&flow, creds, state).await;
+    out.unwrap_or_else(|| Err(FlowError::BudgetExhausted(budget)))
 }
 
 fn method(m: Method) -> worker::Method {

@@ -56,8 +56,13 @@ impl State {
         })
     }
 
+    /// Read as text and parsed here: KV's own JSON path goes through JS numbers, which cannot
+    /// hold a u64 exactly.
     async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.kv.get(key).json::<T>().await.map_err(kv_error)
+        match self.kv.get(key).text().await.map_err(kv_error)? {
+            Some(text) => Ok(Some(serde_json::from_str(&text)?)),
+            None => Ok(None),
+        }
     }
 
     async fn put<T: Serialize>(&self, key: &str, value: &T, ttl_secs: Option<u64>) -> Result<()> {
@@ -127,5 +132,35 @@ impl State {
     pub async fn store_token(&self, client_id: &str, token: &CachedToken, now: UnixMillis) -> Result<()> {
         let ttl = token.expires_at.saturating_sub(now) / 1000;
         self.put(&format!("token:{client_id}"), token, Some(ttl)).await
+    }
+}
+
+/// A bulk run between invocations: the run itself, and who is working on it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub input_digest: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// An invocation working on the run renews this with every checkpoint.
+    pub lease_until: UnixMillis,
+    pub lease_owner: String,
+    /// Why the run cannot go on (CXone refused our credentials, say); cleared on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub flow: cxone_scim_core::bulk::BulkRun,
+}
+
+const RUN_TTL_SECS: u64 = 30 * 24 * 3600;
+
+impl State {
+    pub async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        self.get(&format!("run:{run_id}")).await
+    }
+
+    pub async fn save_run(&self, record: &RunRecord) -> Result<()> {
+        self.put(&format!("run:{}", record.run_id), record, Some(RUN_TTL_SECS))
+            .await
     }
 }

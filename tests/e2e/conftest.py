@@ -5,6 +5,7 @@ group whatever the outcome."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -62,6 +63,12 @@ def stop_group(proc):
 def workdir():
     with tempfile.TemporaryDirectory(prefix="cxone-scim-e2e-") as d:
         yield Path(d)
+        # Keep the logs of the last run for diagnosis (target/ is git-ignored).
+        keep = ROOT / "target/e2e-logs"
+        keep.mkdir(parents=True, exist_ok=True)
+        for name in ("wrangler.log", "standin.log"):
+            if (Path(d) / name).exists():
+                shutil.copy(Path(d) / name, keep / name)
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +87,36 @@ def standin(workdir):
         log.close()
 
 
+class WranglerDev:
+    """`wrangler dev` in its own process group, restartable with its local state kept."""
+
+    def __init__(self, workdir, env_file):
+        self.workdir = workdir
+        self.env_file = env_file
+        self.log_path = workdir / "wrangler.log"
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "a")
+        env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
+        self.proc = subprocess.Popen(
+            ["npx", "wrangler", "dev", "--ip", "127.0.0.1", "--port", str(WORKER_PORT),
+             "--inspector-port", str(INSPECTOR_PORT), "--show-interactive-dev-session=false",
+             "--persist-to", str(self.workdir / "state"), "--env-file", str(self.env_file)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, start_new_session=True)
+        log.close()
+        wait_http(f"http://127.0.0.1:{WORKER_PORT}/healthz", 120, self.proc, "wrangler dev")
+
+    def stop(self):
+        if self.proc is not None:
+            stop_group(self.proc)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+
 @pytest.fixture(scope="session")
 def worker(standin, workdir):
     env_file = workdir / "e2e.vars"
@@ -94,21 +131,12 @@ def worker(standin, workdir):
         "RETRY_CAP_MS=200",
         "RETRY_MAX_ATTEMPTS=3",
     ]) + "\n")
-    log_path = workdir / "wrangler.log"
-    log = open(log_path, "w")
-    env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
-    proc = subprocess.Popen(
-        ["npx", "wrangler", "dev", "--ip", "127.0.0.1", "--port", str(WORKER_PORT),
-         "--inspector-port", str(INSPECTOR_PORT), "--show-interactive-dev-session=false",
-         "--persist-to", str(workdir / "state"), "--env-file", str(env_file)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=env, start_new_session=True)
+    dev = WranglerDev(workdir, env_file)
     try:
-        wait_http(f"http://127.0.0.1:{WORKER_PORT}/healthz", 120, proc, "wrangler dev")
-        yield Client(f"http://127.0.0.1:{WORKER_PORT}", WEBHOOK_SECRET, ADMIN_TOKEN, log_path)
+        dev.start()
+        yield Client(f"http://127.0.0.1:{WORKER_PORT}", WEBHOOK_SECRET, ADMIN_TOKEN, dev.log_path, dev.restart)
     finally:
-        stop_group(proc)
-        log.close()
+        dev.stop()
 
 
 @pytest.fixture

@@ -37,8 +37,9 @@ def sign(secret, msg_id, timestamp, body):
 
 
 class Client:
-    def __init__(self, url, secret, admin_token, log_path):
+    def __init__(self, url, secret, admin_token, log_path, restart=None):
         self.url = url
+        self.restart = restart
         self.secret = secret
         self.admin_token = admin_token
         self.log_path = log_path
@@ -52,6 +53,9 @@ class Client:
         h.update(headers or {})
         h = {k: v for k, v in h.items() if v is not None}
         return request("POST", self.url + "/webhooks/lifecycle", body, h)
+
+    def admin_post(self, path, body, token=None):
+        return request("POST", self.url + path, body, {"Authorization": f"Bearer {token or self.admin_token}"})
 
     def admin_get(self, path, token=None):
         return request("GET", self.url + path, headers={"Authorization": f"Bearer {token or self.admin_token}"})
@@ -87,6 +91,20 @@ class Standin:
 
     def clear_faults(self):
         request("DELETE", self.url + "/_standin/faults")
+
+    def configure(self, **conf):
+        request("POST", self.url + "/_standin/config", conf)
+
+    def all_user_names(self):
+        names, start = [], 1
+        while True:
+            status, body, _ = self.scim("GET", f"/Users?startIndex={start}&count=500")
+            assert status == 200, body
+            page = body.get("Resources", [])
+            names += [u["userName"] for u in page]
+            start += len(page)
+            if not page or start > body["totalResults"]:
+                return names
 
     def revoke_tokens(self):
         request("POST", self.url + "/_standin/revoke-tokens")

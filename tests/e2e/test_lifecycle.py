@@ -1,12 +1,8 @@
 """The signed lifecycle webhook, end to end: real workerd, real scim2-server."""
 
 import json
-import os
-import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -254,24 +250,3 @@ def test_log_lines_are_structured_and_secret_free(worker, clean):
     text = "\n".join(lines)
     for secret in (WEBHOOK_SECRET, WEBHOOK_SECRET[6:], ADMIN_TOKEN, CLIENT_SECRET, OLD_WEBHOOK_SECRET[6:]):
         assert secret not in text
-
-
-def test_every_payload_sent_to_cxone_validates(worker, standin):
-    """Runs last: every SCIM body the Worker sent during this session, through scim2-models."""
-    validator = os.environ.get("SCIM_VALIDATE") or str(Path(__file__).resolve().parents[3] / "shared/tools/scim-validate")
-    assert Path(validator).exists(), f"payload validator missing: {validator}"
-    worker.post_event(person())  # at least one payload even when run alone
-    sent = [e for e in standin.bodies_from_worker() if e["path"].startswith("/scim/v2/Users")]
-    by_kind = {"user": [e["body"] for e in sent if e["method"] in ("POST", "PUT")],
-               "patch": [e["body"] for e in sent if e["method"] == "PATCH"]}
-    assert by_kind["user"], "no payload captured"
-    with tempfile.TemporaryDirectory() as d:
-        for kind, bodies in by_kind.items():
-            files = []
-            for i, b in enumerate(bodies):
-                p = Path(d) / f"{kind}-{i}.json"
-                p.write_text(json.dumps(b))
-                files.append(str(p))
-            if files:
-                out = subprocess.run([validator, kind, *files], capture_output=True, text=True)
-                assert out.returncode == 0, out.stdout + out.stderr

@@ -10,6 +10,9 @@
     GET    /_standin/bodies          every SCIM request body since start, with its sender (never cleared)
     POST   /_standin/faults          {"status":503,"count":2,"method":"POST","path":"/scim/v2/Users",
                                       "retryAfter":"1","delayMs":0}  (status 0 = delay only)
+                                     or with "share":0.1 instead of "count": that share of the
+                                     matching requests, drawn from a seeded generator
+    POST   /_standin/config          {"bulkStatus":207}: answer Bulk with this HTTP status
     DELETE /_standin/faults          remove every fault
     POST   /_standin/revoke-tokens   every issued token stops working (CXone rotated keys)
     GET    /_standin/health          200 when scim2-server answers
@@ -20,6 +23,7 @@ Usage: standin.py --port 8790 --scim-port 8791 --client-id ID --client-secret SE
 import argparse
 import json
 import os
+import random
 import secrets
 import signal
 import subprocess
@@ -43,6 +47,8 @@ class State:
         self.scim_token = scim_token
         self.tokens = {}  # token -> expiry (monotonic seconds)
         self.faults = []
+        self.random = random.Random(7)
+        self.bulk_status = None
         self.log = []
         self.bodies = []
         self.lock = threading.Lock()
@@ -67,6 +73,10 @@ class State:
                 if fault.get("method") and fault["method"].upper() != method:
                     continue
                 if fault.get("path") and not path.startswith(fault["path"]):
+                    continue
+                if "share" in fault:
+                    if self.random.random() < fault["share"]:
+                        return dict(fault)
                     continue
                 if fault.get("count", 1) <= 0:
                     continue
@@ -143,6 +153,12 @@ def make_handler(state):
             if path == "/_standin/faults" and self.command == "DELETE":
                 with state.lock:
                     state.faults.clear()
+                    state.bulk_status = None
+                return self._send(204)
+            if path == "/_standin/config" and self.command == "POST":
+                conf = json.loads(body or b"{}")
+                with state.lock:
+                    state.bulk_status = conf.get("bulkStatus")
                 return self._send(204)
             if path == "/_standin/revoke-tokens" and self.command == "POST":
                 with state.lock:
@@ -188,6 +204,8 @@ def make_handler(state):
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept",
                                                                                    "if-match", "if-none-match")}
             status, resp_headers, resp_body = forward(state, self.command, url.path, url.query, body, headers)
+            if url.path == "/scim/v2/Bulk" and status == 200 and state.bulk_status:
+                status = state.bulk_status
             entry["status"] = status
             state.record(entry)
             front = f"http://{self.headers.get('Host', '')}"

@@ -34,6 +34,9 @@ pub enum FlowError {
     /// The OAuth token could not be obtained.
     #[error("CXone authentication failed: {0}")]
     Auth(String),
+    /// The host's per-invocation subrequest budget ran out before the flow finished.
+    #[error("subrequest budget of {0} exhausted before CXone answered")]
+    BudgetExhausted(u32),
     /// CXone's data contradicts itself (e.g. two users with one externalId).
     #[error("{0}")]
     Ambiguous(String),

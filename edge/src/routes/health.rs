@@ -23,7 +23,8 @@ pub async fn validate(env: &Env, config: &Config) -> Result<Response> {
     let started = now_ms();
     let state = State::open(env)?;
     let flow = FirstPageFlow::new(&config.scim_base_url, VALIDATE_PAGE, config.retry, seed());
-    let result = run_authorized(flow, &config.credentials, config.retry, &state).await;
+    let budget = config.subrequest_budget.saturating_sub(2);
+    let result = run_authorized(flow, &config.credentials, config.retry, &state, budget).await;
     let latency_ms = now_ms().saturating_sub(started);
     match result {
         Ok(page) => reply::json(

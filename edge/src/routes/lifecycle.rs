@@ -80,7 +80,9 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut Au
         }
     };
     let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
-    match run_authorized(flow, &config.credentials, config.retry, &state).await {
+    // KV reads and writes around the flow take up to ten of the invocation's subrequests.
+    let budget = config.subrequest_budget.saturating_sub(10);
+    match run_authorized(flow, &config.credentials, config.retry, &state, budget).await {
         Ok(applied) => {
             let Applied { action, id, note } = applied;
             audit.action = Some(action);

@@ -1,6 +1,7 @@
 //! Routing, admin authentication, and the one audit line per request.
 
 mod admin;
+mod bulk;
 mod health;
 mod lifecycle;
 
@@ -8,7 +9,7 @@ use crate::config::Config;
 use crate::driver::now_ms;
 use crate::reply;
 use cxone_scim_core::audit::{AuditRecord, Outcome};
-use worker::{console_log, Env, Method, Request, Response, Result};
+use worker::{console_log, Env, Request, Response, Result};
 
 pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     let started = now_ms();
@@ -29,10 +30,12 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
 
 async fn route(req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> Result<Response> {
     let method = req.method();
+    let run_id = path.strip_prefix("/provision/bulk/").filter(|id| !id.is_empty());
     let allowed = match path {
         "/healthz" => "GET",
-        "/webhooks/lifecycle" => "POST",
+        "/webhooks/lifecycle" | "/provision/bulk" => "POST",
         "/test/validate" | "/failures" => "GET",
+        _ if run_id.is_some() => "GET",
         _ => return reply::error(404, None, format!("no route {path}")),
     };
     if method.as_ref() != allowed {
@@ -50,7 +53,7 @@ async fn route(req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> 
             return reply::error(503, None, format!("misconfigured: {}", problems.join("; ")));
         }
     };
-    if method == Method::Post {
+    if path == "/webhooks/lifecycle" {
         return lifecycle::handle(req, env, &config, audit).await;
     }
     if !config
@@ -59,8 +62,10 @@ async fn route(req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> 
     {
         return reply::unauthorized("admin bearer token missing or wrong");
     }
-    match path {
-        "/test/validate" => health::validate(env, &config).await,
+    match (path, run_id) {
+        ("/provision/bulk", _) => bulk::post(req, env, &config, audit).await,
+        ("/test/validate", _) => health::validate(env, &config).await,
+        (_, Some(id)) => bulk::get(env, id).await,
         _ => admin::failures(env).await,
     }
 }
@@ -70,6 +75,7 @@ mod tests {
     use super::*;
     use crate::config::tests::{env_of, full_env};
     use wasm_bindgen_test::wasm_bindgen_test;
+    use worker::Method;
 
     async fn call(method: Method, path: &str, env: &Env) -> (u16, serde_json::Value) {
         let req = Request::new(&format!("http://w.test{path}"), method).unwrap();
