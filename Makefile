@@ -42,11 +42,11 @@ test: setup lint test-core test-wasm test-payloads edge-build test-e2e
 
 lint:
 	cargo fmt --all --check
-	cargo clippy -p cxone-scim-core --all-targets -- -D warnings
+	cargo clippy -p cxone-scim-core -p cxone-scim-cli --all-targets -- -D warnings
 	cargo clippy -p cxone-scim-edge --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 test-core:
-	cargo test -p cxone-scim-core
+	cargo test -p cxone-scim-core -p cxone-scim-cli
 
 test-wasm:
 	$(WASM_RUNNER) scripts/count-tests.sh cargo test -p cxone-scim-core --target wasm32-unknown-unknown --lib
@@ -61,6 +61,7 @@ test-payloads:
 	done
 
 test-e2e: edge-build
+	cargo build -p cxone-scim-cli
 	SCIM_VALIDATE="$(SCIM_VALIDATE)" "$(PY_VENV)/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
 
 clean:

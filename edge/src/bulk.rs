@@ -15,6 +15,9 @@ pub const QUEUE_BINDING: &str = "BULK_QUEUE";
 pub const LEASE_MS: u64 = 15_000;
 /// Subrequests kept back for the final checkpoint and the queue message.
 const RESERVE: u32 = 2;
+/// Checkpoints are written at most this often (and at the end of every slice). A step redone
+/// after a restart is harmless: the pre-check tells this run's own creations from others'.
+const CHECKPOINT_EVERY_MS: u64 = 2_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,11 +64,16 @@ pub async fn run_slice(
     // Each step: one fetch and one checkpoint.
     let mut steps = Budget::new(budget.remaining().saturating_sub(RESERVE), 2);
     let before = steps.remaining();
+    let mut last_checkpoint = now;
     let out = drive(&mut flow, &mut steps, async |f| {
+        if now_ms().saturating_sub(last_checkpoint) < CHECKPOINT_EVERY_MS {
+            return;
+        }
+        last_checkpoint = now_ms();
         record.flow = f.inner().clone();
-        record.updated_at = iso8601(now_ms());
-        record.lease_until = now_ms() + LEASE_MS;
-        // A failed checkpoint only means redoing this step after a restart.
+        record.updated_at = iso8601(last_checkpoint);
+        record.lease_until = last_checkpoint + LEASE_MS;
+        // A failed checkpoint only means redoing a few steps after a restart.
         let _ = state.save_run(record).await;
     })
     .await;

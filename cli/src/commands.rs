@@ -1,0 +1,175 @@
+//! The subcommands.
+
+use crate::driver::{now_ms, run, seed, Http};
+use crate::Target;
+use cxone_scim_core::bulk::{BulkConfig, BulkRun, BulkUser};
+use cxone_scim_core::flows::Authorized;
+use cxone_scim_core::policy::RolePolicy;
+use cxone_scim_core::retry::RetryPolicy;
+use cxone_scim_core::secret::{split_list, SecretString};
+use cxone_scim_core::token::ClientCredentials;
+use cxone_scim_core::webhook::{sign as sign_body, WebhookSecret};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::process::ExitCode;
+
+type Res = Result<ExitCode, String>;
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+fn load_policy(path: &str) -> Result<RolePolicy, String> {
+    RolePolicy::from_json(&read(path)?).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Users from `[...]` or `{"users":[...]}`.
+fn load_users(path: &str) -> Result<Vec<BulkUser>, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum File {
+        List(Vec<BulkUser>),
+        Wrapped { users: Vec<BulkUser> },
+    }
+    let text = read(path)?;
+    match serde_json::from_str::<File>(&text).map_err(|e| format!("{path}: {e}"))? {
+        File::List(users) | File::Wrapped { users } => Ok(users),
+    }
+}
+
+pub fn policy(file: &str) -> Res {
+    match RolePolicy::from_json(&read(file)?) {
+        Ok(p) => {
+            println!(
+                "{file}: valid ({:?} mode, {} mappings, {} roles)",
+                p.mode,
+                p.mappings.len(),
+                p.roles.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{file}: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub fn plan(users: &str, policy: &str, base_url: &str, batch_size: usize) -> Res {
+    let config = BulkConfig {
+        batch_size,
+        ..BulkConfig::new(base_url)
+    };
+    let run = BulkRun::new(&load_users(users)?, &load_policy(policy)?, config, 0);
+    let requests: Vec<Value> = run
+        .planned_requests()
+        .into_iter()
+        .map(|r| {
+            let body: Value = r
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            json!({"method": r.method, "url": r.url, "body": body})
+        })
+        .collect();
+    let rejected: Vec<Value> = run
+        .report()
+        .users
+        .into_iter()
+        .filter(|u| u.status.is_some())
+        .filter_map(|u| serde_json::to_value(u).ok())
+        .collect();
+    println!(
+        "{}",
+        json!({"dryRun": true, "requests": requests, "rejected": rejected})
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn sign(secret: &str, id: Option<String>, timestamp: Option<i64>) -> Res {
+    let first = split_list(secret).next().ok_or("no secret given")?;
+    let secret = WebhookSecret::parse(first).map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    std::io::stdin().read_to_end(&mut body).map_err(|e| e.to_string())?;
+    let ts = timestamp.unwrap_or_else(|| i64::try_from(now_ms() / 1000).unwrap_or(0));
+    let id = id.unwrap_or_else(|| format!("msg_{:016x}", seed()));
+    println!("webhook-id: {id}");
+    println!("webhook-timestamp: {ts}");
+    println!("webhook-signature: {}", sign_body(&secret, &id, ts, &body));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exits 1 when any user failed, so scripts notice.
+pub fn bulk(
+    users: &str,
+    policy: &str,
+    target: &Target,
+    batch_size: usize,
+    precheck: bool,
+    report_path: Option<&str>,
+    quiet: bool,
+) -> Res {
+    let secret = target
+        .client_secret
+        .clone()
+        .ok_or("CXONE_CLIENT_SECRET is not set in the environment")?;
+    let users = load_users(users)?;
+    let config = BulkConfig {
+        batch_size,
+        precheck,
+        ..BulkConfig::new(&target.base_url)
+    };
+    let run_state = BulkRun::new(&users, &load_policy(policy)?, config, seed());
+    drop(users);
+    let creds = ClientCredentials {
+        token_url: target.token_url.clone(),
+        client_id: target.client_id.clone(),
+        client_secret: SecretString::new(secret),
+        scope: target.scope.clone().filter(|s| !s.is_empty()),
+    };
+    let total = run_state.progress().total as u64;
+    let mut flow = Authorized::new(run_state, creds, None, RetryPolicy::default(), seed());
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} users  {msg}  [{elapsed_precise}]")
+            .map_err(|e| e.to_string())?,
+    );
+    let out = run(&mut flow, &Http::new(), |f| {
+        let p = f.inner().progress();
+        bar.set_position(p.done as u64);
+        bar.set_message(format!(
+            "created {} updated {} exists {} failed {}",
+            p.counts.created, p.counts.updated, p.counts.exists, p.counts.failed
+        ));
+    });
+    bar.finish();
+    let report = out.map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    match report_path {
+        Some(path) => std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?,
+        None => println!("{text}"),
+    }
+    let c = report.progress.counts;
+    eprintln!(
+        "{} users: created {} updated {} exists {} failed {} ({} Bulk requests, {} lookups)",
+        report.progress.total,
+        c.created,
+        c.updated,
+        c.exists,
+        c.failed,
+        report.progress.bulk_requests,
+        report.progress.lookups
+    );
+    Ok(if c.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,68 @@
+//! The CLI's one loop: core flows driven with a blocking HTTP client and the system clock.
+
+use cxone_scim_core::flows::{Flow, Step};
+use cxone_scim_core::http::{HttpRequest, HttpResponse, TransportError};
+use cxone_scim_core::UnixMillis;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub fn now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub fn seed() -> u64 {
+    now_ms() ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+pub struct Http {
+    agent: ureq::Agent,
+}
+
+impl Http {
+    pub fn new() -> Self {
+        Self {
+            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(),
+        }
+    }
+
+    pub fn send(&self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let mut call = self.agent.request(req.method.as_str(), &req.url);
+        for (name, value) in &req.headers {
+            call = call.set(name, value);
+        }
+        let answer = match &req.body {
+            Some(body) => call.send_string(body),
+            None => call.call(),
+        };
+        let resp = match answer {
+            Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp,
+            Err(e) => return Err(TransportError(e.to_string())),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
+            .collect();
+        let body = resp.into_string().map_err(|e| TransportError(e.to_string()))?;
+        Ok(HttpResponse { status, headers, body })
+    }
+}
+
+/// Runs `flow` to the end; `after_response` sees it after every answer (progress display).
+pub fn run<F: Flow>(flow: &mut F, http: &Http, mut after_response: impl FnMut(&F)) -> F::Output {
+    loop {
+        match flow.next_step(now_ms()) {
+            Step::Send(req) => {
+                match http.send(&req) {
+                    Ok(resp) => flow.on_response(resp, now_ms()),
+                    Err(e) => flow.on_transport_error(e, now_ms()),
+                }
+                after_response(flow);
+            }
+            Step::Wait { until } => std::thread::sleep(Duration::from_millis(until.saturating_sub(now_ms()))),
+            Step::Done(out) => return out,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `cxone-scim`: the same decisions as the Worker, on the command line.
+
+mod commands;
+mod driver;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cxone-scim", version, about = "Provision NICE CXone users over SCIM 2.0")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where CXone is and how to authenticate (the Worker's variable names).
+#[derive(clap::Args, Clone)]
+pub struct Target {
+    /// CXone SCIM root, /scim/v2 included.
+    #[arg(long, env = "CXONE_SCIM_BASE_URL")]
+    pub base_url: String,
+    #[arg(long, env = "CXONE_TOKEN_URL")]
+    pub token_url: String,
+    #[arg(long, env = "CXONE_CLIENT_ID")]
+    pub client_id: String,
+    /// Read from the environment only, so it never shows in the process list.
+    #[arg(skip)]
+    pub client_secret: Option<String>,
+    #[arg(long, env = "CXONE_SCOPE")]
+    pub scope: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a role policy document; errors name the JSON path or line and column.
+    Policy {
+        /// Path to the policy JSON (ROLE_POLICY).
+        file: String,
+    },
+    /// Print the Bulk requests a bulk run would send, without sending anything.
+    Plan {
+        /// JSON file: an array of users or {"users":[...]}.
+        #[arg(long)]
+        users: String,
+        #[arg(long, env = "ROLE_POLICY_FILE")]
+        policy: String,
+        #[arg(long, env = "CXONE_SCIM_BASE_URL", default_value = "https://cxone.invalid/scim/v2")]
+        base_url: String,
+        #[arg(long, default_value_t = 50)]
+        batch_size: usize,
+    },
+    /// Sign a webhook body (standard input) and print the three Standard Webhooks headers.
+    Sign {
+        /// Signing secret, whsec_<base64> (defaults to the first of WEBHOOK_SECRETS).
+        #[arg(long, env = "WEBHOOK_SECRETS")]
+        secret: String,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        timestamp: Option<i64>,
+    },
+    /// Provision users from a file through SCIM Bulk, with a progress bar; writes the report.
+    Bulk {
+        #[arg(long)]
+        users: String,
+        #[arg(long, env = "ROLE_POLICY_FILE")]
+        policy: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 50)]
+        batch_size: usize,
+        /// Skip the userName pre-check (faster; restarts may then report own creations as exists).
+        #[arg(long)]
+        no_precheck: bool,
+        /// Where to write the JSON report (standard output when absent).
+        #[arg(long)]
+        report: Option<String>,
+        /// Hide the progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Policy { file } => commands::policy(&file),
+        Command::Plan {
+            users,
+            policy,
+            base_url,
+            batch_size,
+        } => commands::plan(&users, &policy, &base_url, batch_size),
+        Command::Sign { secret, id, timestamp } => commands::sign(&secret, id, timestamp),
+        Command::Bulk {
+            users,
+            policy,
+            mut target,
+            batch_size,
+            no_precheck,
+            report,
+            quiet,
+        } => {
+            target.client_secret = std::env::var("CXONE_CLIENT_SECRET").ok();
+            commands::bulk(
+                &users,
+                &policy,
+                &target,
+                batch_size,
+                !no_precheck,
+                report.as_deref(),
+                quiet,
+            )
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

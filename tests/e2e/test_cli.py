@@ -1,0 +1,68 @@
+"""The native CLI on the same core: bulk provisioning against the stand-in, signing test
+webhooks the Worker accepts, policy checks and dry-run plans."""
+
+import json
+import os
+import subprocess
+import uuid
+
+from conftest import CLIENT_ID, CLIENT_SECRET, ROOT, WEBHOOK_SECRET
+from helpers import request
+from test_bulk import scim_shape, users
+
+CLI = ROOT / "target/debug/cxone-scim"
+POLICY = ROOT / "core/tests/fixtures/role_policy.json"
+
+
+def cli(*args, stdin=None, env=None):
+    assert CLI.exists(), f"{CLI} is not built"
+    return subprocess.run([str(CLI), *args], input=stdin, capture_output=True, env={**os.environ, **(env or {})},
+                          timeout=300)
+
+
+def test_bulk_from_a_file(standin, clean, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    batch = users(120, tag)
+    assert clean.scim("POST", "/Users", scim_shape(batch[5]))[0] == 201
+    batch.append({"userName": "x", "email": "bad"})
+    (tmp_path / "users.json").write_text(json.dumps({"users": batch}))
+    env = {"CXONE_SCIM_BASE_URL": f"{standin.url}/scim/v2", "CXONE_TOKEN_URL": f"{standin.url}/oauth/token",
+           "CXONE_CLIENT_ID": CLIENT_ID, "CXONE_CLIENT_SECRET": CLIENT_SECRET}
+    out = cli("bulk", "--users", str(tmp_path / "users.json"), "--policy", str(POLICY), "--quiet",
+              "--report", str(tmp_path / "report.json"), env=env)
+    assert out.returncode == 1, out.stderr.decode()  # one user failed
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counts"] == {"created": 119, "updated": 0, "exists": 1, "failed": 1, "pending": 0}
+    assert b"created 119" in out.stderr
+    assert len([n for n in clean.all_user_names() if f".{tag}." in n.lower()]) == 120
+    assert CLIENT_SECRET.encode() not in out.stdout + out.stderr
+
+
+def test_sign_produces_headers_the_worker_accepts(worker, clean):
+    body = json.dumps({"operation": "create", "userName": f"cli.{uuid.uuid4().hex[:6]}@example.com",
+                       "groups": [{"displayName": "cxone-agent"}]}).encode()
+    out = cli("sign", "--secret", WEBHOOK_SECRET, stdin=body)
+    assert out.returncode == 0, out.stderr
+    headers = dict(line.split(": ", 1) for line in out.stdout.decode().splitlines())
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    status, answer, _ = request("POST", worker.url + "/webhooks/lifecycle", body, headers)
+    assert (status, answer["action"]) == (200, "created"), answer
+
+
+def test_policy_check_locates_errors(tmp_path):
+    assert cli("policy", str(POLICY)).returncode == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version":1,"mode":"strict","mappings":[{"group":"a","role":"X"}],"roles":[{"roleId":"A"}]}')
+    out = cli("policy", str(bad))
+    assert out.returncode == 1 and b"$.mappings[0].role" in out.stdout, out.stdout
+    bad.write_text('{\n "version": 1,\n "mode": strict\n}')
+    out = cli("policy", str(bad))
+    assert out.returncode == 1 and b"line 3" in out.stdout, out.stdout
+
+
+def test_plan_prints_the_bulk_requests(tmp_path):
+    (tmp_path / "users.json").write_text(json.dumps(users(75, "plan")))
+    out = cli("plan", "--users", str(tmp_path / "users.json"), "--policy", str(POLICY), "--batch-size", "40")
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert [len(r["body"]["Operations"]) for r in plan["requests"]] == [40, 35]
