@@ -38,6 +38,7 @@ pub mod audit;
 pub mod bulk;
 pub mod event;
 pub mod flows;
+pub mod graph;
 pub mod http;
 pub mod policy;
 pub mod retry;

@@ -11,5 +11,5 @@ mod run;
 
 pub use input::{input_digest, BulkUser};
 pub use report::{BulkReport, Counts, Outcome, Progress, UserReport};
-pub use response::{classify, correlate, BulkResponseError, OpResult};
+pub use response::{correlate, BulkResponseError, OpResult};
 pub use run::{BulkConfig, BulkRun, DEFAULT_BATCH_SIZE};

@@ -4,10 +4,49 @@
 
 use crate::http::HttpResponse;
 use crate::retry::is_retryable_status;
-use crate::scim::bulk::{BulkOperationResult, BulkResponse};
-use crate::scim::ScimError;
+use crate::scim::{lenient, ScimError};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashMap;
+
+/// The answer as read for correlation: strings borrowed from the body where they can be, error
+/// bodies left unparsed until an operation turns out to have failed.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(rename = "Operations", default, borrow)]
+    operations: Vec<AnswerOp<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerOp<'a> {
+    #[serde(default, borrow)]
+    bulk_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    location: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient::status")]
+    status: u16,
+    #[serde(default, borrow)]
+    response: Option<&'a RawValue>,
+}
+
+impl AnswerOp<'_> {
+    /// The resource id: `response.id`, else the last segment of `location`.
+    fn resource_id(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: Option<String>,
+        }
+        self.response
+            .and_then(|r| serde_json::from_str::<Id>(r.get()).ok())
+            .and_then(|r| r.id)
+            .or_else(|| {
+                let loc = self.location.as_deref()?.trim_end_matches('/');
+                loc.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string)
+            })
+    }
+}
 
 const RAW_BODY_LIMIT: usize = 4096;
 
@@ -47,7 +86,7 @@ pub enum OpResult {
     Missing,
 }
 
-pub fn classify(r: &BulkOperationResult) -> OpResult {
+fn classify(r: &AnswerOp<'_>) -> OpResult {
     match r.status {
         200..=299 => OpResult::Applied {
             status: r.status,
@@ -56,10 +95,7 @@ pub fn classify(r: &BulkOperationResult) -> OpResult {
         409 => OpResult::Conflict,
         s if is_retryable_status(s) => OpResult::Retryable { status: s },
         s => {
-            let err = r
-                .response
-                .as_ref()
-                .and_then(|v| serde_json::from_value::<ScimError>(v.clone()).ok());
+            let err = r.response.and_then(|v| serde_json::from_str::<ScimError>(v.get()).ok());
             OpResult::Permanent {
                 status: s,
                 scim_type: err.as_ref().and_then(|e| e.scim_type.clone()),
@@ -77,7 +113,7 @@ pub fn correlate(resp: &HttpResponse, sent_bulk_ids: &[String]) -> Result<Vec<Op
             body: keep(&resp.body),
         });
     }
-    let parsed: BulkResponse = serde_json::from_str(&resp.body).map_err(|e| BulkResponseError::Malformed {
+    let parsed: Answer<'_> = serde_json::from_str(&resp.body).map_err(|e| BulkResponseError::Malformed {
         reason: e.to_string(),
         body: keep(&resp.body),
     })?;
@@ -99,7 +135,7 @@ pub fn correlate(resp: &HttpResponse, sent_bulk_ids: &[String]) -> Result<Vec<Op
         out.resize(sent_bulk_ids.len(), OpResult::Missing);
         return Ok(out);
     }
-    let mut by_id: HashMap<&str, &BulkOperationResult> = HashMap::new();
+    let mut by_id: HashMap<&str, &AnswerOp<'_>> = HashMap::new();
     for op in &parsed.operations {
         let Some(id) = op.bulk_id.as_deref() else {
             return Err(BulkResponseError::Malformed {

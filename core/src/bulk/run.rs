@@ -327,15 +327,16 @@ impl BulkRun {
             Stage::Create => (
                 Method::Post,
                 "/Users".to_string(),
-                serde_json::to_value(create_payload(e.desired.as_ref()?)).ok()?,
+                serde_json::to_string(&create_payload(e.desired.as_ref()?)),
             ),
             Stage::Patch { id, patch } => (
                 Method::Patch,
                 format!("/Users/{}", crate::http::encode_component(id)),
-                serde_json::to_value(patch).ok()?,
+                serde_json::to_string(patch),
             ),
             _ => return None,
         };
+        let data = serde_json::value::RawValue::from_string(data.ok()?).ok()?;
         Some(BulkOperation {
             method,
             path,
@@ -360,7 +361,8 @@ impl BulkRun {
                 continue;
             }
             let Some(op) = self.operation(i) else { continue };
-            let size = serde_json::to_vec(&op).map_or(usize::MAX, |v| v.len() + 1);
+            // The payload dominates; the rest of the operation is a short, bounded envelope.
+            let size = op.data.as_ref().map_or(0, |d| d.get().len()) + op.path.len() + 64;
             if size > budget {
                 self.entries[i].fail(
                     413,

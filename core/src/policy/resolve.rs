@@ -49,9 +49,9 @@ fn quoted(items: &[String]) -> String {
     items.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ")
 }
 
-/// Group names and object ids compare case-insensitively.
+/// Group names and object ids compare case-insensitively (Unicode-aware past ASCII).
 fn same(a: &str, b: &str) -> bool {
-    a.to_lowercase() == b.to_lowercase()
+    a.eq_ignore_ascii_case(b) || (!a.is_ascii() || !b.is_ascii()) && a.to_lowercase() == b.to_lowercase()
 }
 
 impl RolePolicy {

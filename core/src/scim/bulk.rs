@@ -3,6 +3,7 @@
 use super::lenient;
 use crate::http::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -19,7 +20,7 @@ pub struct BulkRequest {
     pub operations: Vec<BulkOperation>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkOperation {
     pub method: Method,
@@ -28,8 +29,19 @@ pub struct BulkOperation {
     pub bulk_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The resource or PatchOp, already serialised (built once, copied into the request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub data: Option<Box<RawValue>>,
+}
+
+impl PartialEq for BulkOperation {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method
+            && self.path == other.path
+            && self.bulk_id == other.bulk_id
+            && self.version == other.version
+            && self.data.as_ref().map(|d| d.get()) == other.data.as_ref().map(|d| d.get())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +113,7 @@ mod tests {
                 path: "/Users".into(),
                 bulk_id: Some("u-0".into()),
                 version: None,
-                data: Some(serde_json::json!({"userName": "a"})),
+                data: RawValue::from_string(r#"{"userName":"a"}"#.into()).ok(),
             }],
         };
         let v = serde_json::to_value(&req).unwrap();
