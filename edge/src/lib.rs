@@ -9,6 +9,7 @@ mod driver;
 mod kv;
 mod reply;
 mod routes;
+mod wasm_bench;
 
 use worker::{console_error, event, Context, Env, MessageBatch, MessageExt, Request, Response, Result};
 

@@ -12,7 +12,10 @@
                                       "retryAfter":"1","delayMs":0}  (status 0 = delay only)
                                      or with "share":0.1 instead of "count": that share of the
                                      matching requests, drawn from a seeded generator
-    POST   /_standin/config          {"bulkStatus":207}: answer Bulk with this HTTP status
+    POST   /_standin/config          {"bulkStatus":207}: answer Bulk with this HTTP status;
+                                     {"rateLimit":R,"burst":B}: a token bucket of R requests/s on
+                                     /scim/v2 (429 + Retry-After beyond it); R 0 turns it off
+    GET    /_standin/stats           {"rateLimited": n, "requests": n}
     DELETE /_standin/faults          remove every fault
     POST   /_standin/revoke-tokens   every issued token stops working (CXone rotated keys)
     GET    /_standin/health          200 when scim2-server answers
@@ -22,6 +25,7 @@ Usage: standin.py --port 8790 --scim-port 8791 --client-id ID --client-secret SE
 
 import argparse
 import json
+import math
 import os
 import random
 import secrets
@@ -49,6 +53,12 @@ class State:
         self.faults = []
         self.random = random.Random(7)
         self.bulk_status = None
+        self.rate = 0.0
+        self.burst = 0.0
+        self.bucket = 0.0
+        self.refilled = time.monotonic()
+        self.rate_limited = 0
+        self.requests = 0
         self.log = []
         self.bodies = []
         self.lock = threading.Lock()
@@ -83,6 +93,21 @@ class State:
                 fault["count"] = fault.get("count", 1) - 1
                 return dict(fault)
         return None
+
+    def take_token(self):
+        """None when the request may pass, else the seconds until a token is available."""
+        with self.lock:
+            self.requests += 1
+            if self.rate <= 0:
+                return None
+            now = time.monotonic()
+            self.bucket = min(self.burst, self.bucket + (now - self.refilled) * self.rate)
+            self.refilled = now
+            if self.bucket >= 1:
+                self.bucket -= 1
+                return None
+            self.rate_limited += 1
+            return (1 - self.bucket) / self.rate
 
     def record(self, entry):
         with self.lock:
@@ -158,8 +183,18 @@ def make_handler(state):
             if path == "/_standin/config" and self.command == "POST":
                 conf = json.loads(body or b"{}")
                 with state.lock:
-                    state.bulk_status = conf.get("bulkStatus")
+                    if "bulkStatus" in conf:
+                        state.bulk_status = conf["bulkStatus"]
+                    if "rateLimit" in conf:
+                        state.rate = float(conf["rateLimit"])
+                        state.burst = float(conf.get("burst", max(1.0, state.rate)))
+                        state.bucket = state.burst
+                        state.refilled = time.monotonic()
+                        state.rate_limited = 0
                 return self._send(204)
+            if path == "/_standin/stats":
+                with state.lock:
+                    return self._send(200, {"rateLimited": state.rate_limited, "requests": state.requests})
             if path == "/_standin/revoke-tokens" and self.command == "POST":
                 with state.lock:
                     state.tokens.clear()
@@ -192,6 +227,12 @@ def make_handler(state):
                 entry["status"] = 401
                 state.record(entry)
                 return self._scim_error(401, "invalid or expired bearer token")
+            wait = state.take_token()
+            if wait is not None:
+                entry["status"] = 429
+                entry["rateLimited"] = True
+                state.record(entry)
+                return self._scim_error(429, "rate limit", headers=[("Retry-After", str(max(1, math.ceil(wait))))])
             fault = state.take_fault(self.command, url.path)
             if fault:
                 time.sleep(fault.get("delayMs", 0) / 1000)

@@ -34,7 +34,7 @@ async fn route(req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> 
     let allowed = match path {
         "/healthz" => "GET",
         "/webhooks/lifecycle" | "/provision/bulk" => "POST",
-        "/test/validate" | "/failures" => "GET",
+        "/test/validate" | "/failures" | "/metrics" => "GET",
         _ if run_id.is_some() => "GET",
         _ => return reply::error(404, None, format!("no route {path}")),
     };
@@ -65,6 +65,7 @@ async fn route(req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> 
     match (path, run_id) {
         ("/provision/bulk", _) => bulk::post(req, env, &config, audit).await,
         ("/test/validate", _) => health::validate(env, &config).await,
+        ("/metrics", _) => admin::metrics(),
         (_, Some(id)) => bulk::get(env, id).await,
         _ => admin::failures(env).await,
     }

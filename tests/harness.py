@@ -1,0 +1,121 @@
+"""Starting and stopping the local stack (CXone stand-in, `wrangler dev`) for the end-to-end
+tests and the benchmarks. Every process runs in its own process group and is stopped by group."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_http(url, deadline_s, proc=None, what=""):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready at {url} after {deadline_s}s")
+
+
+def wait_port_free(port, deadline_s=20):
+    """A server stopped a moment ago may still hold its port; wait for it to let go."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"port {port} is still in use")
+
+
+def stop_group(proc):
+    if proc is None or proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def start_standin(port, client_id, client_secret, log_path):
+    """scim2-server behind tests/standin/standin.py on `port` (scim2-server on port + 1)."""
+    wait_port_free(port)
+    wait_port_free(port + 1)
+    log = open(log_path, "a")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests/standin/standin.py"), "--port", str(port), "--scim-port", str(port + 1),
+         "--client-id", client_id, "--client-secret", client_secret],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_standin/health", 30, proc, "stand-in")
+    except Exception:
+        stop_group(proc)
+        raise
+    return proc
+
+
+class WranglerDev:
+    """`wrangler dev` in its own process group, restartable with its local state kept."""
+
+    def __init__(self, workdir, env_file, port, inspector_port):
+        self.workdir = Path(workdir)
+        self.env_file = env_file
+        self.port = port
+        self.inspector_port = inspector_port
+        self.log_path = self.workdir / "wrangler.log"
+        self.proc = None
+        self.started_in = None
+
+    def start(self):
+        wait_port_free(self.port)
+        wait_port_free(self.inspector_port)
+        log = open(self.log_path, "a")
+        env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
+        began = time.monotonic()
+        self.proc = subprocess.Popen(
+            ["npx", "wrangler", "dev", "--ip", "127.0.0.1", "--port", str(self.port),
+             "--inspector-port", str(self.inspector_port), "--show-interactive-dev-session=false",
+             "--persist-to", str(self.workdir / "state"), "--env-file", str(self.env_file)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, start_new_session=True)
+        log.close()
+        wait_http(f"http://127.0.0.1:{self.port}/healthz", 120, self.proc, "wrangler dev")
+        self.started_in = time.monotonic() - began
+
+    def stop(self):
+        stop_group(self.proc)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+
+def write_env_file(path, standin_url, client_id, client_secret, webhook_secrets, admin_tokens, extra=()):
+    path.write_text("\n".join([
+        f"CXONE_SCIM_BASE_URL={standin_url}/scim/v2",
+        f"CXONE_TOKEN_URL={standin_url}/oauth/token",
+        f"CXONE_CLIENT_ID={client_id}",
+        f"CXONE_CLIENT_SECRET={client_secret}",
+        f"WEBHOOK_SECRETS={webhook_secrets}",
+        f"ADMIN_TOKEN={admin_tokens}",
+        *extra,
+    ]) + "\n")
