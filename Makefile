@@ -17,11 +17,12 @@ DEV_STANDIN_PORT ?= 8790
 RUST_SOURCES := $(shell find core/src edge/src -name '*.rs') Cargo.toml Cargo.lock core/Cargo.toml edge/Cargo.toml
 WORKER := edge/build/worker/shim.mjs
 
-.PHONY: help setup dev test lint test-core test-wasm test-payloads test-e2e edge-build clean
+.PHONY: help setup dev test lint test-core test-wasm test-payloads test-e2e edge-build bench clean
 
 help:
 	@echo "make dev   - CXone stand-in on 127.0.0.1:$(DEV_STANDIN_PORT) + Worker (wrangler dev) on 127.0.0.1:$(DEV_WORKER_PORT)"
 	@echo "make test  - lint, core tests (native + wasm32), edge wasm tests, payload validation, end-to-end"
+	@echo "make bench - measure (release builds) and rewrite BENCHMARKS.md; BENCH_QUICK=1 for smaller sizes"
 
 setup:
 	@scripts/ensure-tools.sh
@@ -47,6 +48,8 @@ lint:
 
 test-core:
 	cargo test -p cxone-scim-core -p cxone-scim-cli
+	cargo bench -p cxone-scim-core --no-run
+	"$(PY_VENV)/bin/python" -m py_compile bench/*.py
 
 test-wasm:
 	$(WASM_RUNNER) scripts/count-tests.sh cargo test -p cxone-scim-core --target wasm32-unknown-unknown --lib
@@ -63,6 +66,17 @@ test-payloads:
 test-e2e: edge-build
 	cargo build -p cxone-scim-cli
 	SCIM_VALIDATE="$(SCIM_VALIDATE)" "$(PY_VENV)/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
+
+bench: setup edge-build
+	mkdir -p target/bench
+	cargo bench -p cxone-scim-core --bench core -- --warm-up-time 1 --measurement-time 3
+	"$(PY_VENV)/bin/python" bench/python_baseline.py core/tests/fixtures > target/bench/python.json
+	$(WASM_RUNNER) cargo test -p cxone-scim-edge --target wasm32-unknown-unknown --release --lib -- \
+	  --include-ignored --nocapture webhook_cost | sed -n 's/^BENCH //p' > target/bench/wasm.json
+	cargo build --profile bench -p cxone-scim-cli
+	"$(PY_VENV)/bin/python" bench/e2e.py target/bench/e2e.json $(if $(BENCH_QUICK),--quick)
+	"$(PY_VENV)/bin/python" bench/report.py target/bench > BENCHMARKS.md
+	@echo "wrote BENCHMARKS.md"
 
 clean:
 	rm -rf target edge/build .wrangler

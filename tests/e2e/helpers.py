@@ -18,7 +18,7 @@ def request(method, url, body=None, headers=None):
     if data is not None and "Content-Type" not in (headers or {}):
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
+        with urllib.request.urlopen(req, timeout=600) as resp:
             raw = resp.read()
             return resp.status, (json.loads(raw) if raw else None), dict(resp.headers)
     except urllib.error.HTTPError as err:

@@ -8,6 +8,7 @@ use cxone_scim_core::audit::{iso8601, AuditRecord, Outcome};
 use cxone_scim_core::event::LifecycleEvent;
 use cxone_scim_core::flows::{Action, Applied, LifecycleFlow};
 use cxone_scim_core::webhook::{verify, SignatureHeaders};
+use futures_util::future::join;
 use serde_json::{json, Value};
 use worker::{Env, Request, Response, Result};
 
@@ -46,12 +47,8 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut Au
         }
     };
     audit.event_id = Some(verified.id.clone());
-    let state = State::open(env)?;
-    if let Some(mut first) = state.answered(&verified.id).await? {
-        audit.outcome = Outcome::Duplicate;
-        first["duplicate"] = json!(true);
-        return reply::json(200, &first);
-    }
+    // Parsed before the duplicate check so both KV reads can go out together; a body that does
+    // not parse was never applied, so no earlier answer exists for it.
     let event = match LifecycleEvent::from_json(&body) {
         Ok(e) => e,
         Err(e) => {
@@ -62,8 +59,14 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut Au
     let subject = event.subject_key();
     audit.operation = Some(format!("{:?}", event.operation).to_lowercase());
     audit.subject = Some(subject.clone());
-    let last = state.last_applied(&subject).await?;
-    if let Some(last) = last.as_ref().filter(|m| verified.timestamp < m.timestamp) {
+    let state = State::open(env)?;
+    let (answered, last) = join(state.answered(&verified.id), state.last_applied(&subject)).await;
+    if let Some(mut first) = answered? {
+        audit.outcome = Outcome::Duplicate;
+        first["duplicate"] = json!(true);
+        return reply::json(200, &first);
+    }
+    if let Some(last) = last?.filter(|m| verified.timestamp < m.timestamp) {
         let answer = json!({
             "status": "success", "action": Action::Stale, "eventId": verified.id,
             "supersededBy": last.event_id,
@@ -97,18 +100,20 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut Au
             if let Some(skipped) = resolution.map(|r| r.skipped_groups).filter(|s| !s.is_empty()) {
                 answer["skippedGroups"] = json!(skipped);
             }
-            // Order mark before the answer: a crash between them replays an idempotent event.
-            state
-                .mark_applied(
-                    &subject,
-                    &OrderMark {
-                        timestamp: verified.timestamp,
-                        event_id: verified.id.clone(),
-                    },
-                )
-                .await?;
-            state.remember_answer(&verified.id, &answer).await?;
-            state.clear_failure(&verified.id).await?;
+            // Order mark first: a crash before the answer is stored replays an idempotent event,
+            // and never leaves an applied event without its ordering mark.
+            let mark = OrderMark {
+                timestamp: verified.timestamp,
+                event_id: verified.id.clone(),
+            };
+            state.mark_applied(&subject, &mark).await?;
+            let (remembered, cleared) = join(
+                state.remember_answer(&verified.id, &answer),
+                state.clear_failure(&verified.id),
+            )
+            .await;
+            remembered?;
+            cleared?;
             reply::json(200, &answer)
         }
         Err(e) => {

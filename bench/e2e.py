@@ -1,0 +1,225 @@
+"""End-to-end measurements for `make bench`: the real Worker under `wrangler dev` and the CXone
+stand-in (scim2-server), on loopback. Writes one JSON file of figures; bench/report.py turns it
+into BENCHMARKS.md. Not a test: it asserts nothing about speed.
+Usage: e2e.py OUT.json [--quick]"""
+
+import concurrent.futures as futures
+import gzip
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/e2e"))
+from harness import ROOT, WranglerDev, start_standin, stop_group, write_env_file  # noqa: E402
+from helpers import Client, Standin, request  # noqa: E402
+
+STANDIN_PORT, WORKER_PORT, INSPECTOR_PORT = 38790, 38787, 39229
+CLIENT_ID, CLIENT_SECRET = "cxone-scim-bench", "bench-client-secret"
+SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXM="
+ADMIN = "bench-admin-token"
+CLI = ROOT / "target/release/cxone-scim"
+POLICY = ROOT / "core/tests/fixtures/role_policy.json"
+QUICK = "--quick" in sys.argv
+
+
+def users(n, tag):
+    return [{"userName": f"b.{tag}.{i}@example.com", "externalId": f"b-{tag}-{i}", "firstName": "Bench",
+             "lastName": f"U{i}", "groups": [{"displayName": "cxone-agent"}]} for i in range(n)]
+
+
+def percentile(samples, p):
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def load(fn, items, concurrency):
+    """Runs fn over items with fixed concurrency; returns per-call latencies (s) and wall time."""
+    started = time.perf_counter()
+    with futures.ThreadPoolExecutor(concurrency) as pool:
+        latencies = list(pool.map(fn, items))
+    return latencies, time.perf_counter() - started
+
+
+class Stack:
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.standin_proc = None
+        self.standin = Standin(f"http://127.0.0.1:{STANDIN_PORT}", CLIENT_ID, CLIENT_SECRET)
+        self.dev = None
+
+    def fresh_standin(self):
+        """A new, empty scim2-server (its store lives in memory)."""
+        stop_group(self.standin_proc)
+        self.standin_proc = start_standin(STANDIN_PORT, CLIENT_ID, CLIENT_SECRET, self.workdir / "standin.log")
+        self.standin._token = None
+
+    def worker(self, **env):
+        if self.dev:
+            self.dev.stop()
+        env_file = self.workdir / "bench.vars"
+        write_env_file(env_file, self.standin.url, CLIENT_ID, CLIENT_SECRET, SECRET, ADMIN,
+                       [f"{k}={v}" for k, v in env.items()])
+        self.dev = WranglerDev(self.workdir, env_file, WORKER_PORT, INSPECTOR_PORT)
+        self.dev.start()
+        return Client(f"http://127.0.0.1:{WORKER_PORT}", SECRET, ADMIN, self.dev.log_path)
+
+    def close(self):
+        if self.dev:
+            self.dev.stop()
+        stop_group(self.standin_proc)
+
+
+def timed_webhook(client):
+    def call(event):
+        t = time.perf_counter()
+        status, body, _ = client.post_event(event)
+        assert status == 200, body
+        return time.perf_counter() - t
+    return call
+
+
+def timed_direct_post(standin):
+    def call(event):
+        t = time.perf_counter()
+        status, body, _ = standin.scim("POST", "/Users", {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": event["userName"],
+            "externalId": event["externalId"], "name": {"givenName": event["firstName"], "familyName": event["lastName"]},
+            "emails": [{"value": event["userName"], "type": "work", "primary": True}], "active": True,
+            "roles": [{"value": "Agent", "display": "Agent"}]})
+        assert status == 201, body
+        return time.perf_counter() - t
+    return call
+
+
+def wait_run(client, run_id, timeout=3600):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        status, body, _ = client.admin_get(f"/provision/bulk/{run_id}")
+        if status == 200 and body["finished"]:
+            return body
+        time.sleep(0.25)
+    raise RuntimeError(f"bulk run {run_id} did not finish")
+
+
+def worker_bulk(client, batch):
+    run_id = "bench-" + uuid.uuid4().hex[:8]
+    started = time.perf_counter()
+    status, body, _ = client.admin_post("/provision/bulk", {"users": batch, "runId": run_id})
+    assert status in (200, 202), body
+    report = body if status == 200 and body.get("finished") else wait_run(client, run_id)
+    return time.perf_counter() - started, report
+
+
+def direct_bulk(standin, batch):
+    """The stand-in's own ceiling: Bulk POSTs of 50 creates sent straight to it, no Worker."""
+    started = time.perf_counter()
+    for start in range(0, len(batch), 50):
+        ops = [{"method": "POST", "path": "/Users", "bulkId": f"d-{start + i}", "data": {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": u["userName"],
+            "externalId": u["externalId"], "name": {"givenName": u["firstName"], "familyName": u["lastName"]},
+            "emails": [{"value": u["userName"], "type": "work", "primary": True}], "active": True}}
+               for i, u in enumerate(batch[start:start + 50])]
+        status, body, _ = standin.scim("POST", "/Bulk", {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})
+        assert status == 200, body
+    return time.perf_counter() - started
+
+
+def main():
+    out_path = Path(sys.argv[1])
+    results = {"quick": QUICK}
+    wasm = ROOT / "edge/build/index_bg.wasm"
+    results["wasmRawBytes"] = wasm.stat().st_size
+    results["wasmGzipBytes"] = len(gzip.compress(wasm.read_bytes(), 9))
+    with tempfile.TemporaryDirectory(prefix="cxone-scim-bench-") as d:
+        stack = Stack(Path(d))
+        try:
+            run(stack, results)
+        finally:
+            stack.close()
+    out_path.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+def run(stack, results):
+    # 1. Cold start of `wrangler dev` with a prebuilt Worker.
+    stack.fresh_standin()
+    client = stack.worker(SUBREQUEST_BUDGET="1000")
+    results["wranglerColdStartS"] = stack.dev.started_in
+
+    # 2. Webhook round trip vs a direct SCIM POST, and the isolate's memory over 1,000 webhooks.
+    n, conc = (200, 4) if QUICK else (1000, 4)
+    warm = users(100, "warm")
+    load(timed_webhook(client), [dict(u, operation="create") for u in warm], conc)
+    mem_before = client.admin_get("/metrics")[1]["wasmMemoryBytes"]
+    events = [dict(u, operation="create") for u in users(n, "lat")]
+    hook, hook_wall = load(timed_webhook(client), events, conc)
+    mem_after = client.admin_get("/metrics")[1]["wasmMemoryBytes"]
+    direct, direct_wall = load(timed_direct_post(stack.standin), users(n, "direct"), conc)
+    results["latency"] = {
+        "requests": n, "concurrency": conc,
+        "webhookP50Ms": percentile(hook, 50) * 1000, "webhookP99Ms": percentile(hook, 99) * 1000,
+        "directP50Ms": percentile(direct, 50) * 1000, "directP99Ms": percentile(direct, 99) * 1000,
+        "webhookPerS": n / hook_wall, "directPerS": n / direct_wall}
+    results["memory"] = {"webhooks": n, "wasmBytesBefore": mem_before, "wasmBytesAfter": mem_after}
+
+    # 3. Bulk vs one webhook per user, and the stand-in's own Bulk ceiling; a fresh store each.
+    results["throughput"] = []
+    for size in ((1000,) if QUICK else (1000, 10000)):
+        row = {"users": size}
+        stack.fresh_standin()
+        row["standinBulkDirectPerS"] = size / direct_bulk(stack.standin, users(size, "ceil"))
+        stack.fresh_standin()
+        took, report = worker_bulk(client, users(size, "wb"))
+        assert report["counts"]["created"] == size, report["counts"]
+        row["workerBulkPerS"] = size / took
+        row["workerBulkRequests"] = report["bulkRequests"]
+        row["workerBulkLookups"] = report["lookups"]
+        stack.fresh_standin()
+        _, wall = load(timed_webhook(client), [dict(u, operation="create") for u in users(size, "wh")], 8)
+        row["workerWebhookPerS"] = size / wall
+        results["throughput"].append(row)
+
+    # 4. Bulk against a rate limit (token bucket R req/s): achieved users/s vs R x 50.
+    stack.fresh_standin()
+    client = stack.worker(SUBREQUEST_BUDGET="1000", BULK_PRECHECK="false", RETRY_MAX_ATTEMPTS="20")
+    rate, size = 2, (1000 if QUICK else 2000)
+    request("POST", stack.standin.url + "/_standin/config", {"rateLimit": rate, "burst": rate})
+    took, report = worker_bulk(client, users(size, "rl"))
+    stats = request("GET", stack.standin.url + "/_standin/stats")[1]
+    request("POST", stack.standin.url + "/_standin/config", {"rateLimit": 0})
+    present = [n for n in stack.standin.all_user_names() if ".rl." in n]
+    results["rateLimit"] = {
+        "requestsPerS": rate, "users": size, "seconds": took, "achievedUsersPerS": size / took,
+        "ceilingUsersPerS": rate * 50, "share": (size / took) / (rate * 50), "responses429": stats["rateLimited"],
+        "usersLost": size - len(set(present)), "reportFailed": report["counts"]["failed"]}
+
+    # 5. Peak RSS of the CLI provisioning 10,000 users (no pre-check: every user is new).
+    stack.fresh_standin()
+    size = 2000 if QUICK else 10000
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(users(size, "cli"), f)
+    env = dict(os.environ, CXONE_SCIM_BASE_URL=f"{stack.standin.url}/scim/v2",
+               CXONE_TOKEN_URL=f"{stack.standin.url}/oauth/token", CXONE_CLIENT_ID=CLIENT_ID,
+               CXONE_CLIENT_SECRET=CLIENT_SECRET)
+    started = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", str(CLI), "bulk", "--users", f.name, "--policy", str(POLICY),
+                           "--quiet", "--no-precheck", "--report", f.name + ".report"],
+                          capture_output=True, text=True, env=env)
+    took = time.perf_counter() - started
+    rss_kb = next(int(line.split(":")[1]) for line in proc.stderr.splitlines() if "Maximum resident set size" in line)
+    created = json.loads(Path(f.name + ".report").read_text())["counts"]["created"]
+    results["cli"] = {"users": size, "peakRssKiB": rss_kb, "seconds": took, "created": created,
+                      "inputBytes": Path(f.name).stat().st_size}
+
+
+if __name__ == "__main__":
+    main()
