@@ -11,7 +11,6 @@ use cxone_scim_core::token::ClientCredentials;
 use cxone_scim_core::webhook::{sign as sign_body, WebhookSecret};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -63,29 +62,7 @@ pub fn plan(users: &str, policy: &str, base_url: &str, batch_size: usize) -> Res
         ..BulkConfig::new(base_url)
     };
     let run = BulkRun::new(&load_users(users)?, &load_policy(policy)?, config, 0);
-    let requests: Vec<Value> = run
-        .planned_requests()
-        .into_iter()
-        .map(|r| {
-            let body: Value = r
-                .body
-                .as_deref()
-                .and_then(|b| serde_json::from_str(b).ok())
-                .unwrap_or(Value::Null);
-            json!({"method": r.method, "url": r.url, "body": body})
-        })
-        .collect();
-    let rejected: Vec<Value> = run
-        .report()
-        .users
-        .into_iter()
-        .filter(|u| u.status.is_some())
-        .filter_map(|u| serde_json::to_value(u).ok())
-        .collect();
-    println!(
-        "{}",
-        json!({"dryRun": true, "requests": requests, "rejected": rejected})
-    );
+    println!("{}", serde_json::to_string(&run.dry_run()).map_err(|e| e.to_string())?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -172,4 +149,40 @@ pub fn bulk(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> String {
+        let path = std::env::temp_dir().join(format!("cxone-scim-cli-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn users_files_may_be_a_list_or_wrapped() {
+        let list = write(
+            "list.json",
+            r#"[{"userName":"a@x.io"},{"userName":"b@x.io","active":"False"}]"#,
+        );
+        let wrapped = write("wrapped.json", r#"{"users":[{"userName":"a@x.io"}]}"#);
+        let users = load_users(&list).unwrap();
+        assert_eq!(users.len(), 2);
+        assert!(!users[1].active);
+        assert_eq!(load_users(&wrapped).unwrap()[0].user_name, "a@x.io");
+        let broken = write("broken.json", r#"{"people":[]}"#);
+        assert!(load_users(&broken).unwrap_err().contains("broken.json"));
+        assert!(load_users("/nonexistent/users.json")
+            .unwrap_err()
+            .contains("/nonexistent/users.json"));
+    }
+
+    #[test]
+    fn policy_errors_name_the_file() {
+        let bad = write("policy.json", r#"{"version":2,"mode":"strict","mappings":[]}"#);
+        let err = load_policy(&bad).unwrap_err();
+        assert!(err.contains("policy.json") && err.contains("$.version"), "{err}");
+    }
 }

@@ -2,7 +2,7 @@
 
 use cxone_scim_core::scim::ScimError;
 use serde::Serialize;
-use worker::{Headers, Response, Result};
+use worker::{Headers, Request, Response, Result};
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
     let headers = Headers::new();
@@ -21,4 +21,21 @@ pub fn unauthorized(detail: &str) -> Result<Response> {
     let resp = error(401, None, detail)?;
     resp.headers().set("WWW-Authenticate", "Bearer")?;
     Ok(resp)
+}
+
+/// The request body, or `None` when it is over `max` bytes (as declared, or as read).
+pub async fn body_within(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Ok(None);
+    }
+    let bytes = req.bytes().await?;
+    Ok((bytes.len() <= max).then_some(bytes))
+}
+
+pub fn too_large(max: usize) -> Result<Response> {
+    error(413, None, format!("body over {max} bytes"))
 }

@@ -12,4 +12,4 @@ mod run;
 pub use input::{input_digest, BulkUser};
 pub use report::{BulkReport, Counts, Outcome, Progress, UserReport};
 pub use response::{correlate, BulkResponseError, OpResult};
-pub use run::{BulkConfig, BulkRun, DEFAULT_BATCH_SIZE};
+pub use run::{BulkConfig, BulkRun, DryRun, PlannedRequest, DEFAULT_BATCH_SIZE};

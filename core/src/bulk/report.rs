@@ -10,6 +10,8 @@ pub enum Outcome {
     /// Already in CXone as asked (or a repeat of an earlier user in the same input).
     Exists,
     Failed,
+    /// Not finished yet (only in the progress of a running run).
+    Pending,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +52,7 @@ impl Counts {
             Some(Outcome::Updated) => self.updated += 1,
             Some(Outcome::Exists) => self.exists += 1,
             Some(Outcome::Failed) => self.failed += 1,
-            None => self.pending += 1,
+            Some(Outcome::Pending) | None => self.pending += 1,
         }
     }
 

@@ -155,6 +155,22 @@ enum InFlight {
     },
 }
 
+/// What a dry run answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    pub dry_run: bool,
+    pub requests: Vec<PlannedRequest>,
+    pub rejected: Vec<UserReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedRequest {
+    pub method: Method,
+    pub url: String,
+    pub body: Value,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkRun {
@@ -276,7 +292,7 @@ impl BulkRun {
                     index,
                     user_name: e.user_name.clone(),
                     external_id: e.external_id.clone(),
-                    outcome: e.outcome().unwrap_or(Outcome::Failed),
+                    outcome: e.outcome().unwrap_or(Outcome::Pending),
                     id,
                     status: e.status,
                     scim_type: e.scim_type.clone(),
@@ -295,7 +311,36 @@ impl BulkRun {
         }
     }
 
-    /// The Bulk requests this input would need if CXone held none of the users: the dry run.
+    /// The dry run: the Bulk requests this input needs if CXone holds none of the users, and the
+    /// users refused before anything is sent.
+    pub fn dry_run(&self) -> DryRun {
+        let requests = self
+            .planned_requests()
+            .into_iter()
+            .map(|r| PlannedRequest {
+                body: r
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or(Value::Null),
+                method: r.method,
+                url: r.url,
+            })
+            .collect();
+        let rejected = self
+            .report()
+            .users
+            .into_iter()
+            .filter(|u| u.outcome == Outcome::Failed)
+            .collect();
+        DryRun {
+            dry_run: true,
+            requests,
+            rejected,
+        }
+    }
+
+    /// The Bulk requests this input would need if CXone held none of the users.
     pub fn planned_requests(&self) -> Vec<HttpRequest> {
         let mut plan = self.clone();
         for e in &mut plan.entries {

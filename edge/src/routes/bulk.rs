@@ -64,18 +64,10 @@ fn run_answer(record: &RunRecord) -> Value {
 }
 
 pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        return reply::error(413, None, format!("body over {MAX_BODY} bytes"));
-    }
     let query_dry_run = dry_run_query(&req);
-    let bytes = req.bytes().await?;
-    if bytes.len() > MAX_BODY {
-        return reply::error(413, None, format!("body over {MAX_BODY} bytes"));
-    }
+    let Some(bytes) = reply::body_within(&mut req, MAX_BODY).await? else {
+        return reply::too_large(MAX_BODY);
+    };
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let body: BulkBody = match serde_path_to_error::deserialize(de) {
         Ok(b) => b,
@@ -96,29 +88,9 @@ pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
     audit.operation = Some("bulk".into());
     let flow = BulkRun::new(&body.users, &config.policy, bulk_config(config), seed());
     if query_dry_run || body.dry_run == Some(true) {
-        let requests: Vec<Value> = flow
-            .planned_requests()
-            .into_iter()
-            .map(|r| {
-                let body: Value = r
-                    .body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_str(b).ok())
-                    .unwrap_or(Value::Null);
-                json!({"method": r.method, "url": r.url, "body": body})
-            })
-            .collect();
-        let rejected: Vec<Value> = flow
-            .report()
-            .users
-            .into_iter()
-            .filter(|u| u.status.is_some())
-            .filter_map(|u| serde_json::to_value(u).ok())
-            .collect();
-        return reply::json(
-            200,
-            &json!({"dryRun": true, "runId": run_id, "requests": requests, "rejected": rejected}),
-        );
+        let mut answer = serde_json::to_value(flow.dry_run())?;
+        answer["runId"] = json!(run_id);
+        return reply::json(200, &answer);
     }
     let state = State::open(env)?;
     let mut budget = Budget::new(config.subrequest_budget, 1);

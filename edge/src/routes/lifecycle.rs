@@ -16,17 +16,9 @@ use worker::{Env, Request, Response, Result};
 pub const MAX_BODY: usize = 256 * 1024;
 
 pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        return reply::error(413, None, format!("body over {MAX_BODY} bytes"));
-    }
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY {
-        return reply::error(413, None, format!("body over {MAX_BODY} bytes"));
-    }
+    let Some(body) = reply::body_within(&mut req, MAX_BODY).await? else {
+        return reply::too_large(MAX_BODY);
+    };
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let (id, ts, sig) = (
         header("webhook-id"),

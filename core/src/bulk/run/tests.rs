@@ -300,4 +300,10 @@ fn dry_run_plans_without_sending() {
     assert_eq!(body["Operations"].as_array().unwrap().len(), 20);
     assert_eq!(body["Operations"][0]["bulkId"], "u-100");
     assert!(!flow.progress().finished);
+    let mut input = users(3);
+    input[1].email = Some("nope".into());
+    let dry = BulkRun::new(&input, &policy(), config(50), 1).dry_run();
+    assert_eq!(dry.requests.len(), 1);
+    assert_eq!(dry.requests[0].body["Operations"].as_array().unwrap().len(), 2);
+    assert_eq!(dry.rejected.iter().map(|u| u.index).collect::<Vec<_>>(), [1]);
 }
