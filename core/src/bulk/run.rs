@@ -249,10 +249,6 @@ impl BulkRun {
         }
     }
 
-    pub fn config(&self) -> &BulkConfig {
-        &self.config
-    }
-
     pub fn is_finished(&self) -> bool {
         self.entries.iter().all(|e| e.outcome().is_some())
     }
