@@ -70,6 +70,54 @@ impl Jitter {
     }
 }
 
+/// Spacing between request starts, learned from the server's 429s: wider by a quarter at every
+/// throttle (never narrower than the spacing that was just refused), narrower by 1/16 after
+/// every 10 requests in a row that were let through. A sequential client then settles just under
+/// the server's rate instead of paying a whole Retry-After each time it overshoots.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pacer {
+    interval_ms: u64,
+    last_start: Option<UnixMillis>,
+    last_gap_ms: u64,
+    passed_in_a_row: u32,
+}
+
+const PACE_FLOOR_MS: u64 = 10;
+const PACE_CAP_MS: u64 = 60_000;
+
+impl Pacer {
+    /// The earliest time the next request may start.
+    pub fn next_start(&self, now: UnixMillis) -> UnixMillis {
+        self.last_start.map_or(now, |last| now.max(last + self.interval_ms))
+    }
+
+    pub fn started(&mut self, now: UnixMillis) {
+        if let Some(last) = self.last_start {
+            self.last_gap_ms = now.saturating_sub(last);
+        }
+        self.last_start = Some(now);
+    }
+
+    pub fn throttled(&mut self) {
+        self.passed_in_a_row = 0;
+        let refused = self.interval_ms.max(self.last_gap_ms).max(PACE_FLOOR_MS);
+        self.interval_ms = (refused + refused / 4).min(PACE_CAP_MS);
+    }
+
+    pub fn passed(&mut self) {
+        self.passed_in_a_row += 1;
+        if self.passed_in_a_row >= 10 {
+            self.passed_in_a_row = 0;
+            self.interval_ms -= self.interval_ms / 16;
+        }
+    }
+
+    pub fn interval_ms(&self) -> u64 {
+        self.interval_ms
+    }
+}
+
 /// What to do after a failed try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryDecision {
@@ -191,6 +239,32 @@ mod tests {
         st.record_attempt();
         assert_eq!(st.after_failure(Some(3_000), 100), RetryDecision::RetryAt(3_100));
         assert_eq!(st.after_failure(Some(60_000), 100), RetryDecision::GiveUp);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn pacer_widens_on_throttle_and_narrows_on_success() {
+        let mut p = Pacer::default();
+        assert_eq!(p.next_start(100), 100, "no pacing until the server objects");
+        p.started(100);
+        p.started(400);
+        p.throttled();
+        assert_eq!(
+            p.interval_ms(),
+            375,
+            "a quarter wider than the 300 ms gap that was refused"
+        );
+        assert_eq!(p.next_start(450), 775);
+        p.throttled();
+        assert_eq!(p.interval_ms(), 468);
+        for _ in 0..10 {
+            p.passed();
+        }
+        assert_eq!(p.interval_ms(), 468 - 468 / 16);
+        let mut q = Pacer::default();
+        for _ in 0..100 {
+            q.throttled();
+        }
+        assert_eq!(q.interval_ms(), 60_000, "capped");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

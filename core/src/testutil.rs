@@ -51,6 +51,16 @@ pub struct SimServer {
     pub bulk_batches: Vec<Vec<String>>,
     bulk_plan: VecDeque<BulkPlan>,
     hide_limits: bool,
+    /// The virtual time of the request being handled (set by [`drive`]).
+    now: u64,
+    /// Token bucket on /scim/v2: (requests per second, burst), level, last refill.
+    rate_limit: Option<(f64, f64)>,
+    bucket: f64,
+    refilled: u64,
+    /// Requests answered 429 by the rate limit.
+    pub throttled: u32,
+    /// Virtual time one request takes (5 ms when 0).
+    pub service_ms: u64,
 }
 
 fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpResponse {
@@ -77,6 +87,25 @@ impl SimServer {
     /// The `n`th queued Bulk operation is applied but left out of its answer.
     pub fn drop_result_of_bulk_op(&mut self, n: usize) {
         self.bulk_plan[n] = BulkPlan::Drop;
+    }
+
+    /// Answer 429 + Retry-After (whole seconds, rounded up) beyond `per_second` requests.
+    pub fn limit_rate(&mut self, per_second: f64, burst: f64) {
+        self.rate_limit = Some((per_second, burst));
+        self.bucket = burst;
+    }
+
+    fn take_token(&mut self) -> Option<u64> {
+        let (rate, burst) = self.rate_limit?;
+        let elapsed = self.now.saturating_sub(self.refilled) as f64 / 1000.0;
+        self.bucket = (self.bucket + elapsed * rate).min(burst);
+        self.refilled = self.now;
+        if self.bucket >= 1.0 {
+            self.bucket -= 1.0;
+            return None;
+        }
+        self.throttled += 1;
+        Some(((1.0 - self.bucket) / rate).ceil().max(1.0) as u64)
     }
 
     /// Enforce payload/operation limits without advertising them.
@@ -168,6 +197,11 @@ impl SimServer {
                 200,
                 json!({"access_token": SIM_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600}).to_string(),
             ));
+        }
+        if req.url.contains("/scim/v2") {
+            if let Some(secs) = self.take_token() {
+                return Ok(scim_error(429, None, "rate limited").with_header("Retry-After", &secs.to_string()));
+            }
         }
         if self.reject_tokens
             || self.require_token && req.header_value("authorization") != Some(&format!("Bearer {SIM_ACCESS_TOKEN}"))
@@ -385,7 +419,8 @@ pub fn drive<F: Flow>(flow: &mut F, server: &mut SimServer) -> (F::Output, u64) 
     for _ in 0..1000 {
         match flow.next_step(now) {
             Step::Send(req) => {
-                now += 5;
+                server.now = now;
+                now += server.service_ms.max(5);
                 match server.handle(&req) {
                     Ok(resp) => flow.on_response(resp, now),
                     Err(e) => flow.on_transport_error(e, now),

@@ -21,7 +21,7 @@ use crate::flows::exchange::Exchange;
 use crate::flows::{FlowError, Step};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::policy::RolePolicy;
-use crate::retry::{is_retryable_status, retry_after_ms, Jitter, RetryPolicy};
+use crate::retry::{is_retryable_status, retry_after_ms, Jitter, Pacer, RetryPolicy};
 use crate::scim::build::{create_payload, patch_to, DesiredUser};
 use crate::scim::bulk::{BulkOperation, BulkRequest, BULK_REQUEST_SCHEMA};
 use crate::scim::{filter, ListResponse, PatchOp, User};
@@ -183,6 +183,8 @@ pub struct BulkRun {
     bulk_requests: u32,
     lookups: u32,
     errors: Vec<String>,
+    #[serde(default)]
+    pacer: Pacer,
 }
 
 impl BulkRun {
@@ -246,6 +248,7 @@ impl BulkRun {
             bulk_requests: 0,
             lookups: 0,
             errors: Vec::new(),
+            pacer: Pacer::default(),
         }
     }
 
@@ -446,10 +449,19 @@ impl BulkRun {
         HttpRequest::scim(Method::Get, url)
     }
 
-    fn start(&mut self, in_flight: InFlight, req: HttpRequest) -> Step<Result<BulkReport, FlowError>> {
+    fn start(&mut self, in_flight: InFlight, req: HttpRequest, now: UnixMillis) -> Step<Result<BulkReport, FlowError>> {
         self.exchange.start(req);
         self.in_flight = Some(in_flight);
-        self.exchange.step(0).unwrap_or(Step::Wait { until: 0 })
+        self.send_step(now).unwrap_or(Step::Wait { until: now + 1 })
+    }
+
+    /// The in-flight request's next step; a send is noted by the pacer.
+    fn send_step(&mut self, now: UnixMillis) -> Option<Step<Result<BulkReport, FlowError>>> {
+        let step = self.exchange.step(now)?;
+        if matches!(step, Step::Send(_)) {
+            self.pacer.started(now);
+        }
+        Some(step)
     }
 
     // ---- handling answers --------------------------------------------------------------
@@ -696,12 +708,22 @@ impl crate::flows::Flow for BulkRun {
     type Output = Result<BulkReport, FlowError>;
 
     fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
-        if let Some(step) = self.in_flight.as_ref().and_then(|_| self.exchange.step(now)) {
-            return step;
+        if self.in_flight.is_some() {
+            if let Some(step) = self.send_step(now) {
+                return step;
+            }
+        }
+        if self.discovered && self.is_finished() {
+            return Step::Done(Ok(self.report()));
+        }
+        // Keep to the spacing the server's 429s taught us.
+        let start_at = self.pacer.next_start(now);
+        if start_at > now {
+            return Step::Wait { until: start_at };
         }
         if !self.discovered {
             let url = format!("{}/ServiceProviderConfig", self.config.base_url);
-            return self.start(InFlight::Discover, HttpRequest::scim(Method::Get, url));
+            return self.start(InFlight::Discover, HttpRequest::scim(Method::Get, url), now);
         }
         let lookup: Vec<usize> = (0..self.entries.len())
             .filter(|&i| self.entries[i].stage == Stage::Lookup && self.entries[i].not_before <= now)
@@ -717,11 +739,12 @@ impl crate::flows::Flow for BulkRun {
                     found: Vec::new(),
                 },
                 req,
+                now,
             );
         }
         if let Some((req, indexes)) = self.build_bulk(now) {
             self.bulk_requests += 1;
-            return self.start(InFlight::Bulk { indexes }, req);
+            return self.start(InFlight::Bulk { indexes }, req, now);
         }
         match self
             .entries
@@ -743,6 +766,11 @@ impl crate::flows::Flow for BulkRun {
         }
         let retryable = is_retryable_status(resp.status);
         let retry_after = retry_after_ms(&resp, now);
+        match resp.status {
+            429 => self.pacer.throttled(),
+            s if s < 500 => self.pacer.passed(),
+            _ => {}
+        }
         match self.exchange.filter(resp, now) {
             Ok(None) => {
                 // The whole request will be resent: hold every other batch back too when the

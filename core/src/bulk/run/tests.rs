@@ -307,3 +307,34 @@ fn dry_run_plans_without_sending() {
     assert_eq!(dry.requests[0].body["Operations"].as_array().unwrap().len(), 2);
     assert_eq!(dry.rejected.iter().map(|u| u.index).collect::<Vec<_>>(), [1]);
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_rate_limit_is_learned_instead_of_hammered() {
+    let mut s = SimServer::default();
+    s.limit_rate(2.0, 2.0);
+    // A 50-user Bulk request takes scim2-server about this long: faster than the limit allows.
+    s.service_ms = 280;
+    let retry = RetryPolicy {
+        max_attempts: 20,
+        ..RetryPolicy::default()
+    };
+    let cfg = BulkConfig {
+        precheck: false,
+        retry,
+        ..config(5)
+    };
+    let mut flow = BulkRun::new(&users(300), &policy(), cfg, 3);
+    let (r, elapsed) = drive(&mut flow, &mut s);
+    let r = r.unwrap();
+    assert_eq!(r.progress.counts.created, 300);
+    // 60 Bulk requests + 1 ServiceProviderConfig read at 2/s after a burst of 2.
+    let ideal_ms = (61 - 2) * 500;
+    let share = ideal_ms as f64 / elapsed as f64;
+    assert!(
+        share >= 0.8,
+        "achieved {:.0} % of the rate limit ({elapsed} ms, {} throttled)",
+        share * 100.0,
+        s.throttled
+    );
+    assert!(s.throttled <= 8, "{} requests were throttled", s.throttled);
+}
