@@ -128,6 +128,16 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
+/// At most `limit` bytes of `body`, cut at a character boundary: enough of a raw answer to
+/// diagnose it without keeping all of it.
+pub fn truncated(body: &str, limit: usize) -> String {
+    let mut end = body.len().min(limit);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    body[..end].to_string()
+}
+
 /// Percent-encodes a query component or form value (RFC 3986 unreserved characters kept).
 pub fn encode_component(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -164,6 +174,13 @@ mod tests {
             form_body(&[("grant_type", "client_credentials"), ("scope", "a b")]),
             "grant_type=client_credentials&scope=a%20b"
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn truncation_respects_characters() {
+        assert_eq!(truncated("abcdef", 4), "abcd");
+        assert_eq!(truncated("aé", 2), "a", "never splits a multi-byte character");
+        assert_eq!(truncated("ab", 10), "ab");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -18,6 +18,14 @@ pub struct RetryPolicy {
     pub max_retry_after_ms: u64,
 }
 
+impl RetryPolicy {
+    /// Full jitter for the `attempt`th retry (1-based): uniform in `[0, min(cap, base·2^(attempt-1))]`.
+    pub fn full_jitter(&self, attempt: u32, jitter: &mut Jitter) -> u64 {
+        let exp = self.base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(32));
+        jitter.below_or_eq(exp.min(self.cap_ms))
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
@@ -161,11 +169,7 @@ impl RetryState {
         if retry_after.is_some_and(|ra| ra > self.policy.max_retry_after_ms) {
             return RetryDecision::GiveUp;
         }
-        let exp = self
-            .policy
-            .base_ms
-            .saturating_mul(1u64 << self.attempts.saturating_sub(1).min(32));
-        let backoff = self.jitter.below_or_eq(exp.min(self.policy.cap_ms));
+        let backoff = self.policy.full_jitter(self.attempts, &mut self.jitter);
         RetryDecision::RetryAt(now + backoff.max(retry_after.unwrap_or(0)))
     }
 }

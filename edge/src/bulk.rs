@@ -3,7 +3,7 @@
 //! invocation (a queue message). A lease keeps two invocations off one run.
 
 use crate::config::Config;
-use crate::driver::{authorized, drive, keep_token, now_ms, seed, Budget};
+use crate::driver::{authorized, drive, keep_token, now_ms, Budget};
 use crate::kv::{RunRecord, State};
 use cxone_scim_core::audit::iso8601;
 use cxone_scim_core::bulk::BulkRun;
@@ -46,16 +46,14 @@ pub async fn run_slice(
     budget: &mut Budget,
 ) -> Result<SliceEnd> {
     let now = now_ms();
-    let owner = format!("{:016x}", seed());
-    if record.lease_until > now && !record.flow.is_finished() {
+    if record.flow.is_finished() {
+        return Ok(SliceEnd::Finished);
+    }
+    if record.lease_until > now {
         return Ok(SliceEnd::Busy {
             until: record.lease_until,
         });
     }
-    if record.flow.is_finished() {
-        return Ok(SliceEnd::Finished);
-    }
-    record.lease_owner = owner;
     record.lease_until = now + LEASE_MS;
     record.last_error = None;
     state.save_run(record).await?;
@@ -135,7 +133,6 @@ pub fn new_record(run_id: &str, digest: String, flow: BulkRun) -> RunRecord {
         created_at: now.clone(),
         updated_at: now,
         lease_until: 0,
-        lease_owner: String::new(),
         last_error: None,
         flow,
     }

@@ -145,7 +145,6 @@ pub struct RunRecord {
     pub updated_at: String,
     /// An invocation working on the run renews this with every checkpoint.
     pub lease_until: UnixMillis,
-    pub lease_owner: String,
     /// Why the run cannot go on (CXone refused our credentials, say); cleared on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

@@ -59,11 +59,7 @@ pub enum BulkResponseError {
 }
 
 fn keep(body: &str) -> String {
-    let mut end = body.len().min(RAW_BODY_LIMIT);
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    body[..end].to_string()
+    crate::http::truncated(body, RAW_BODY_LIMIT)
 }
 
 /// What one operation's result means for the user behind it.

@@ -466,15 +466,6 @@ impl BulkRun {
 
     // ---- handling answers --------------------------------------------------------------
 
-    fn backoff(&mut self, attempts: u32) -> u64 {
-        let exp = self
-            .config
-            .retry
-            .base_ms
-            .saturating_mul(1u64 << attempts.saturating_sub(1).min(32));
-        self.jitter.below_or_eq(exp.min(self.config.retry.cap_ms))
-    }
-
     /// One more try for each operation, or a final failure when its budget is spent. The
     /// operations of one answer share one backoff, so they travel together again.
     fn retry_entries(&mut self, retries: &[(usize, Option<u16>)], why: &str, now: UnixMillis) {
@@ -483,7 +474,7 @@ impl BulkRun {
             .map(|&(i, _)| self.entries[i].attempts + 1)
             .max()
             .unwrap_or(1);
-        let at = now + self.backoff(worst);
+        let at = now + self.config.retry.full_jitter(worst, &mut self.jitter);
         for &(i, status) in retries {
             let attempts = self.entries[i].attempts + 1;
             self.entries[i].attempts = attempts;

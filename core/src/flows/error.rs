@@ -48,15 +48,11 @@ fn opt(prefix: &str, value: &Option<String>) -> String {
 
 impl FlowError {
     pub(crate) fn unreadable(request: String, status: u16, reason: impl ToString, body: &str) -> Self {
-        let mut end = body.len().min(RAW_BODY_LIMIT);
-        while !body.is_char_boundary(end) {
-            end -= 1;
-        }
         Self::Unreadable {
             request,
             status,
             reason: reason.to_string(),
-            body: body[..end].to_string(),
+            body: crate::http::truncated(body, RAW_BODY_LIMIT),
         }
     }
 
