@@ -79,7 +79,7 @@ pub fn sign(secret: &str, id: Option<String>, timestamp: Option<i64>) -> Res {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Exits 1 when any user failed, so scripts notice.
+/// Exits 1 when any user failed or conflicts with another account, so scripts notice.
 pub fn bulk(
     users: &str,
     policy: &str,
@@ -135,16 +135,17 @@ pub fn bulk(
     }
     let c = report.progress.counts;
     eprintln!(
-        "{} users: created {} updated {} exists {} failed {} ({} Bulk requests, {} lookups)",
+        "{} users: created {} updated {} exists {} failed {} conflict {} ({} Bulk requests, {} lookups)",
         report.progress.total,
         c.created,
         c.updated,
         c.exists,
         c.failed,
+        c.conflict,
         report.progress.bulk_requests,
         report.progress.lookups
     );
-    Ok(if c.failed > 0 {
+    Ok(if c.failed + c.conflict > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

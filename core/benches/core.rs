@@ -36,7 +36,7 @@ fn mover() -> DesiredUser {
         given_name: Some("Barbara".into()),
         family_name: Some("Jensen-Smith".into()),
         email: Some("barbara.jensen@example.com".into()),
-        active: false,
+        active: Some(false),
         roles: Some(vec![cxone_scim_core::scim::Role {
             value: "Supervisor".into(),
             display: Some("Supervisor".into()),

@@ -1,28 +1,59 @@
 //! The signed lifecycle event posted to `/webhooks/lifecycle`, and what it asks of CXone.
 //!
+//! Two shapes are accepted. The flat one:
 //! ```json
 //! {"operation":"create","userName":"jdoe@example.com","externalId":"e-1","firstName":"Jane",
 //!  "lastName":"Doe","email":"jdoe@example.com","groups":[{"displayName":"cxone-agent"}],
-//!  "accountEnabled":true}
+//!  "accountEnabled":true,"occurredAt":"2026-11-30T09:15:00Z"}
 //! ```
+//! and the Standard Webhooks envelope, whose `type` names the operation and whose `timestamp`
+//! is the event time:
+//! ```json
+//! {"type":"user.created","timestamp":"2026-11-30T09:15:00Z","data":{"userName":"jdoe@example.com"}}
+//! ```
+//! Attributes an event leaves out stay as they are in CXone. Leavers (disable, delete) need only
+//! what finds the person (`externalId` and/or `userName`); their other fields are ignored.
 
 use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy};
-use crate::scim::build::DesiredUser;
+use crate::scim::build::{looks_like_email, DesiredUser};
 use crate::scim::lenient;
-use serde::de::Deserializer;
+use crate::time::parse_rfc3339;
+use crate::UnixMillis;
+use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 const MAX_USER_NAME: usize = 256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operation {
     Create,
+    #[default]
     Update,
     /// Soft leaver: `active = false`, the account kept.
     Disable,
     /// Explicit hard delete.
     Delete,
+}
+
+impl Operation {
+    /// Disable and delete: they take access away and need only what finds the person.
+    pub fn is_leaver(self) -> bool {
+        matches!(self, Self::Disable | Self::Delete)
+    }
+
+    /// The operation a Standard Webhooks envelope `type` names.
+    fn from_envelope_type(kind: &str) -> Option<Self> {
+        let name = kind.trim().to_ascii_lowercase();
+        match name.strip_prefix("user.")? {
+            "created" => Some(Self::Create),
+            "updated" => Some(Self::Update),
+            "disabled" => Some(Self::Disable),
+            "deleted" => Some(Self::Delete),
+            _ => None,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Operation {
@@ -37,28 +68,59 @@ impl<'de> Deserialize<'de> for Operation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleEvent {
     pub operation: Operation,
+    /// Empty only for a leaver identified by `externalId` alone.
     pub user_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// `None` (absent): memberships unknown, roles left alone. `[]`: member of nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<GroupInput>>,
-    #[serde(default = "yes", deserialize_with = "lenient::bool_")]
-    pub account_enabled: bool,
+    /// `None` (absent): `active` left as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_enabled: Option<bool>,
+    /// When it happened at the source (`occurredAt`, or the envelope's `timestamp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<UnixMillis>,
 }
 
-fn yes() -> bool {
-    true
+/// What finds the person, read from any event whatever its other fields hold.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity {
+    #[serde(default)]
+    operation: Option<Operation>,
+    #[serde(default)]
+    user_name: Option<String>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    occurred_at: Option<String>,
+}
+
+/// What a joiner or mover carries besides its identity.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Attributes {
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    groups: Option<Vec<GroupInput>>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    account_enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,14 +132,23 @@ pub enum EventError {
         message: String,
     },
     #[error("invalid event: {field} {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid { field: String, message: String },
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
+fn invalid(field: &str, message: impl Into<String>) -> EventError {
     EventError::Invalid {
-        field,
+        field: field.to_string(),
         message: message.into(),
     }
+}
+
+/// Reads `T` from `value`, naming the field that did not fit.
+fn fields<T: DeserializeOwned>(value: &Value) -> Result<T, EventError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_string() } else { path };
+        invalid(&field, e.into_inner().to_string())
+    })
 }
 
 /// What the event asks of CXone, after the role policy.
@@ -97,31 +168,83 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Looks the person up before creating: the ledger knows CXone already has them, so a
+    /// repeated joiner is an update, not a second `POST /Users`.
+    pub fn find_first(mut self) -> Self {
+        if let Self::Upsert { create_first, .. } = &mut self {
+            *create_first = false;
+        }
+        self
+    }
+}
+
 /// How to find the user in CXone: by externalId first, then userName.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lookup {
-    pub user_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
 }
 
 impl LifecycleEvent {
-    /// Parses and checks an event body.
+    /// Parses and checks an event body, flat or enveloped.
     pub fn from_json(body: &[u8]) -> Result<Self, EventError> {
-        let event: Self = serde_json::from_slice(body).map_err(|e| EventError::Json {
+        let value: Value = serde_json::from_slice(body).map_err(|e| EventError::Json {
             line: e.line(),
             column: e.column(),
             message: e.to_string(),
         })?;
+        let (data, from_type, envelope_time) = match envelope(&value)? {
+            Some((data, operation, time)) => (data, Some(operation), time),
+            None => (&value, None, None),
+        };
+        if !data.is_object() {
+            return Err(invalid("body", "must be a JSON object"));
+        }
+        let id: Identity = fields(data)?;
+        let operation = match (from_type, id.operation) {
+            (Some(t), Some(op)) if t != op => {
+                return Err(invalid("operation", format!("{op:?} contradicts the envelope type")))
+            }
+            (Some(op), _) | (None, Some(op)) => op,
+            (None, None) => return Err(invalid("operation", "is missing")),
+        };
+        let occurred_at = match (&id.occurred_at, envelope_time) {
+            (Some(text), _) => Some(parse_rfc3339(text).map_err(|e| invalid("occurredAt", e.to_string()))?),
+            (None, time) => time,
+        };
+        let mut event = Self {
+            operation,
+            user_name: id.user_name.unwrap_or_default().trim().to_string(),
+            external_id: id.external_id,
+            occurred_at,
+            ..Self::default()
+        };
+        if !operation.is_leaver() {
+            let a: Attributes = fields(data)?;
+            event.first_name = a.first_name;
+            event.last_name = a.last_name;
+            event.email = a.email;
+            event.groups = a.groups;
+            event.account_enabled = a.account_enabled;
+        }
         event.validate()?;
         Ok(event)
     }
 
-    /// Checks the fields a payload is built from.
+    /// Checks the fields a payload is built from (for leavers: only what finds the person).
     pub fn validate(&self) -> Result<(), EventError> {
+        if self.external_id.as_deref().is_some_and(|e| e.trim().is_empty()) {
+            return Err(invalid("externalId", "must not be empty when given"));
+        }
         let name = self.user_name.trim();
         if name.is_empty() {
+            if self.operation.is_leaver() && self.external_id.is_some() {
+                return Ok(());
+            }
             return Err(invalid("userName", "must not be empty"));
         }
         if name.len() > MAX_USER_NAME || name.chars().any(char::is_control) {
@@ -130,8 +253,8 @@ impl LifecycleEvent {
                 "must be at most 256 characters without control characters",
             ));
         }
-        if self.external_id.as_deref().is_some_and(|e| e.trim().is_empty()) {
-            return Err(invalid("externalId", "must not be empty when given"));
+        if self.operation.is_leaver() {
+            return Ok(());
         }
         if let Some(email) = &self.email {
             if !looks_like_email(email) {
@@ -156,18 +279,11 @@ impl LifecycleEvent {
         }
     }
 
-    /// The work email: `email`, else `userName` when it is an address.
-    pub fn work_email(&self) -> Option<String> {
-        self.email
-            .clone()
-            .or_else(|| looks_like_email(&self.user_name).then(|| self.user_name.trim().to_string()))
-    }
-
     /// Applies the role policy and decides what CXone must do. Leavers (disable, delete) skip
     /// the policy: a leaver is never blocked by a group that is no longer mapped.
     pub fn command(&self, policy: &RolePolicy) -> Result<(Command, Option<Resolution>), RbacViolation> {
         let lookup = || Lookup {
-            user_name: self.user_name.trim().to_string(),
+            user_name: Some(self.user_name.trim().to_string()).filter(|n| !n.is_empty()),
             external_id: self.external_id.clone(),
         };
         match self.operation {
@@ -181,7 +297,7 @@ impl LifecycleEvent {
             external_id: self.external_id.clone(),
             given_name: self.first_name.clone(),
             family_name: self.last_name.clone(),
-            email: self.work_email(),
+            email: self.email.clone(),
             active: self.account_enabled,
             roles: resolution.as_ref().map(|r| r.roles.clone()),
         };
@@ -195,14 +311,27 @@ impl LifecycleEvent {
     }
 }
 
-fn looks_like_email(s: &str) -> bool {
-    let s = s.trim();
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !s.contains(char::is_whitespace)
-        }
-        None => false,
-    }
+/// The inside of a Standard Webhooks envelope: the event, its operation and time.
+type Enveloped<'a> = (&'a Value, Operation, Option<UnixMillis>);
+
+/// `Some(..)` when `value` is a Standard Webhooks envelope.
+fn envelope(value: &Value) -> Result<Option<Enveloped<'_>>, EventError> {
+    let (Some(kind), Some(data)) = (value.get("type"), value.get("data")) else {
+        return Ok(None);
+    };
+    let kind = kind.as_str().unwrap_or_default();
+    let operation = Operation::from_envelope_type(kind).ok_or_else(|| {
+        invalid(
+            "type",
+            format!("{kind:?} is not one of user.created, user.updated, user.disabled, user.deleted"),
+        )
+    })?;
+    let time = match value.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(parse_rfc3339(t).map_err(|e| invalid("timestamp", e.to_string()))?),
+        Some(_) => return Err(invalid("timestamp", "must be an RFC 3339 string")),
+    };
+    Ok(Some((data, operation, time)))
 }
 
 #[cfg(test)]
@@ -224,14 +353,11 @@ mod tests {
             panic!("{cmd:?}")
         };
         assert!(create_first);
-        assert_eq!(
-            desired.email.as_deref(),
-            Some("jdoe@example.com"),
-            "email defaults to userName"
-        );
+        assert_eq!(desired.email, None, "no email given: the create payload defaults it");
         assert_eq!(desired.roles.unwrap()[0].value, "Agent");
         assert_eq!(res.unwrap().ignored_groups, ["All Staff"]);
         assert_eq!(e.subject_key(), "ext:e-jdoe-1");
+        assert_eq!(e.occurred_at, None);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -239,34 +365,81 @@ mod tests {
         let e = LifecycleEvent::from_json(br#"{"operation":"Update","userName":"a@b.co","accountEnabled":"False"}"#)
             .unwrap();
         assert_eq!(e.operation, Operation::Update);
-        assert!(!e.account_enabled);
+        assert_eq!(e.account_enabled, Some(false));
         let (cmd, _) = e.command(&policy()).unwrap();
         let Command::Upsert { desired, .. } = cmd else { panic!() };
-        assert!(!desired.active);
+        assert_eq!(desired.active, Some(false));
         assert_eq!(desired.roles, None, "no groups given: roles untouched");
         assert_eq!(e.subject_key(), "user:a@b.co");
     }
 
     #[wasm_bindgen_test(unsupported = test)]
-    fn leavers_skip_the_policy() {
+    fn absent_attributes_stay_absent() {
+        let e = LifecycleEvent::from_json(br#"{"operation":"update","userName":"a@b.co","firstName":"A"}"#).unwrap();
+        let (Command::Upsert { desired, create_first }, _) = e.command(&policy()).unwrap() else {
+            panic!()
+        };
+        assert!(!create_first);
+        assert_eq!(desired.active, None, "no accountEnabled: active untouched");
+        assert_eq!((desired.family_name, desired.email), (None, None));
+        assert_eq!(desired.given_name.as_deref(), Some("A"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn leavers_skip_the_policy_and_ignore_joiner_fields() {
         let e = LifecycleEvent::from_json(
-            br#"{"operation":"disable","userName":"a@b.co","groups":[{"displayName":"Unmapped"}]}"#,
+            br#"{"operation":"delete","userName":"a@b.co","email":"","groups":[{}],"accountEnabled":"maybe","firstName":7}"#,
         )
         .unwrap();
-        assert!(matches!(e.command(&policy()), Ok((Command::Disable { .. }, None))));
-        let e = LifecycleEvent {
-            operation: Operation::Create,
-            ..e
+        assert_eq!((e.email.as_deref(), e.groups.as_ref()), (None, None));
+        assert!(matches!(e.command(&policy()), Ok((Command::Delete { .. }, None))));
+        let e = LifecycleEvent::from_json(br#"{"operation":"disable","externalId":"e-9"}"#).unwrap();
+        let (Command::Disable { lookup }, None) = e.command(&policy()).unwrap() else {
+            panic!()
         };
-        assert!(e.command(&policy()).is_err(), "joiners do go through the policy");
+        assert_eq!(lookup.user_name, None);
+        assert_eq!(lookup.external_id.as_deref(), Some("e-9"));
+        let unmapped = LifecycleEvent {
+            operation: Operation::Create,
+            user_name: "a@b.co".into(),
+            groups: Some(vec![GroupInput {
+                display_name: Some("Unmapped".into()),
+                id: None,
+            }]),
+            ..LifecycleEvent::default()
+        };
+        assert!(unmapped.command(&policy()).is_err(), "joiners do go through the policy");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn event_time_from_the_body_or_the_envelope() {
+        let flat = LifecycleEvent::from_json(
+            br#"{"operation":"update","userName":"a@b.co","occurredAt":"2026-11-22T10:49:17+01:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(flat.occurred_at, Some(1_795_340_957_000));
+        let wrapped = LifecycleEvent::from_json(
+            br#"{"type":"user.deleted","timestamp":"2026-11-22T09:49:17.250Z","data":{"externalId":"e-1","groups":[{}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(wrapped.operation, Operation::Delete);
+        assert_eq!(wrapped.occurred_at, Some(1_795_340_957_250));
+        assert_eq!(wrapped.subject_key(), "ext:e-1");
+        let created =
+            LifecycleEvent::from_json(br#"{"type":"user.created","data":{"userName":"a@b.co","firstName":"A"}}"#)
+                .unwrap();
+        assert_eq!((created.operation, created.occurred_at), (Operation::Create, None));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn bad_events_say_what_is_wrong() {
-        let cases: [(&[u8], &str); 7] = [
+        let cases: [(&[u8], &str); 13] = [
             (b"{", "line 1"),
+            (b"[1]", "must be a JSON object"),
             (br#"{"operation":"merge","userName":"a"}"#, "unknown variant"),
+            (br#"{"userName":"a"}"#, "operation is missing"),
             (br#"{"operation":"create"}"#, "userName"),
+            (br#"{"operation":"delete"}"#, "userName must not be empty"),
             (
                 br#"{"operation":"create","userName":" "}"#,
                 "userName must not be empty",
@@ -280,10 +453,23 @@ mod tests {
                 br#"{"operation":"create","userName":"a","groups":[{}]}"#,
                 "groups entry 0",
             ),
+            (
+                br#"{"operation":"update","userName":"a","occurredAt":"yesterday"}"#,
+                "occurredAt",
+            ),
+            (br#"{"type":"user.renamed","data":{"userName":"a"}}"#, "user.created"),
+            (
+                br#"{"type":"user.created","data":{"operation":"delete","userName":"a"}}"#,
+                "contradicts",
+            ),
         ];
         for (body, want) in cases {
             let msg = LifecycleEvent::from_json(body).unwrap_err().to_string();
             assert!(msg.contains(want), "{msg:?} should mention {want:?}");
         }
+        let msg = LifecycleEvent::from_json(br#"{"operation":"create","userName":"a","firstName":7}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("firstName"), "{msg}");
     }
 }

@@ -34,16 +34,20 @@
 //! Time is always passed in as [`UnixMillis`]; jitter comes from a seed the host provides.
 
 pub mod admin;
+pub mod api_error;
 pub mod audit;
 pub mod bulk;
+pub mod digest;
 pub mod event;
 pub mod flows;
 pub mod graph;
 pub mod http;
+pub mod ledger;
 pub mod policy;
 pub mod retry;
 pub mod scim;
 pub mod secret;
+pub mod time;
 pub mod token;
 pub mod webhook;
 

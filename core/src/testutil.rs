@@ -51,6 +51,8 @@ pub struct SimServer {
     pub bulk_batches: Vec<Vec<String>>,
     bulk_plan: VecDeque<BulkPlan>,
     hide_limits: bool,
+    /// Answers filtered listings with every user, as a broken server might.
+    pub ignore_filter: bool,
     /// The virtual time of the request being handled (set by [`drive`]).
     now: u64,
     /// Token bucket on /scim/v2: (requests per second, burst), level, last refill.
@@ -300,7 +302,7 @@ impl SimServer {
                 .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
                 .map(percent_decode)
         };
-        let matches: Vec<&Value> = match param("filter") {
+        let matches: Vec<&Value> = match param("filter").filter(|_| !self.ignore_filter) {
             Some(f) => {
                 let clauses: Vec<(String, String)> = f
                     .split(" or ")

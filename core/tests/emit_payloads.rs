@@ -59,7 +59,7 @@ fn emits_every_payload_kind() {
 
     let mut homeless = current.clone();
     homeless.emails.clear();
-    emit("patch", "add-email", &patch_to(&homeless, &jane).expect("email added"));
+    emit("patch", "add-email", &patch_to(&homeless, &moved).expect("email added"));
     emit("patch", "disable", &disable_patch());
 
     emit(

@@ -9,6 +9,7 @@ use cxone_scim_core::webhook::WebhookSecrets;
 use worker::Env;
 
 pub const KV_BINDING: &str = "STATE";
+pub const LEDGER_BINDING: &str = "LEDGER";
 
 #[derive(Debug)]
 pub struct Config {
@@ -22,6 +23,15 @@ pub struct Config {
     /// Subrequests one invocation may make (Free plan 50, paid 1,000).
     pub subrequest_budget: u32,
     pub bulk: BulkSettings,
+    pub ledger: LedgerSettings,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerSettings {
+    /// How long a delivery holds its person (LEDGER_LEASE_MS).
+    pub lease_ms: u64,
+    /// How long a delivery waits for a busy person before answering 503 (LEDGER_WAIT_MS).
+    pub wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +147,10 @@ impl Config {
                 .map(|_| number(env, "BULK_FAIL_ON_ERRORS", 0, &mut problems))
                 .and_then(|n| u32::try_from(n).ok()),
         };
+        let ledger = LedgerSettings {
+            lease_ms: number(env, "LEDGER_LEASE_MS", 30_000, &mut problems).max(1_000),
+            wait_ms: number(env, "LEDGER_WAIT_MS", 3_000, &mut problems),
+        };
         if env.kv(KV_BINDING).is_err() {
             problems.push(format!("KV namespace binding {KV_BINDING} is missing"));
         }
@@ -155,6 +169,7 @@ impl Config {
                 retry,
                 subrequest_budget,
                 bulk,
+                ledger,
             }),
             _ => Err(problems),
         }

@@ -35,6 +35,8 @@ pub struct Budget {
     remaining: u32,
     /// Subrequests one step costs: the fetch, plus the checkpoint written after it.
     per_send: u32,
+    /// No request starts at or after this time (the end of a ledger lease).
+    deadline: Option<UnixMillis>,
 }
 
 impl Budget {
@@ -42,12 +44,21 @@ impl Budget {
         Self {
             remaining,
             per_send: per_send.max(1),
+            deadline: None,
+        }
+    }
+
+    /// The same budget, spent by `deadline` at the latest.
+    pub fn until(self, deadline: UnixMillis) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self
         }
     }
 
     /// Takes what one more step needs, if it is there.
     fn take_step(&mut self) -> bool {
-        if self.remaining < self.per_send {
+        if self.remaining < self.per_send || self.deadline.is_some_and(|d| now_ms() >= d) {
             return false;
         }
         self.remaining -= self.per_send;
@@ -108,22 +119,73 @@ pub async fn keep_token<F>(flow: &Authorized<F>, creds: &ClientCredentials, stat
     }
 }
 
-/// Runs `inner` to completion with CXone bearer authentication within `budget` subrequests.
+/// Runs `inner` to completion with CXone bearer authentication within `budget`.
 pub async fn run_authorized<F, T>(
     inner: F,
     creds: &ClientCredentials,
     retry: RetryPolicy,
     state: &State,
-    budget: u32,
+    mut budget: Budget,
 ) -> Result<T, FlowError>
 where
     F: Flow<Output = Result<T, FlowError>>,
     T: Clone,
 {
+    let given = budget.remaining();
     let mut flow = authorized(inner, creds, retry, state).await;
-    let out = drive(&mut flow, &mut Budget::new(budget, 1), async |_| {}).await;
+    let out = drive(&mut flow, &mut budget, async |_| {}).await;
     keep_token(&flow, creds, state).await;
-    out.unwrap_or_else(|| Err(FlowError::BudgetExhausted(budget)))
+    out.unwrap_or_else(|| Err(FlowError::BudgetExhausted(given)))
+}
+
+/// A request a dry run would have sent, without its headers (they carry the token).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedRequest {
+    pub method: &'static str,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+/// Drives `inner` as far as reading goes: token requests and `GET`s are sent, the first
+/// request that would change CXone is returned instead of sent (what follows depends on its
+/// answer). `None` when the flow finished without wanting to write.
+pub async fn plan_first_write<F, T>(
+    inner: F,
+    creds: &ClientCredentials,
+    retry: RetryPolicy,
+    state: &State,
+    mut budget: Budget,
+) -> Option<PlannedRequest>
+where
+    F: Flow<Output = Result<T, FlowError>>,
+    T: Clone,
+{
+    let mut flow = authorized(inner, creds, retry, state).await;
+    let planned = loop {
+        match flow.next_step(now_ms()) {
+            Step::Send(req) if req.method != Method::Get && req.url != creds.token_url => {
+                break Some(PlannedRequest {
+                    method: req.method.as_str(),
+                    url: req.url.clone(),
+                    body: req.body.as_deref().and_then(|b| serde_json::from_str(b).ok()),
+                });
+            }
+            Step::Send(req) => {
+                if !budget.take_step() {
+                    break None;
+                }
+                match send(&req).await {
+                    Ok(resp) => flow.on_response(resp, now_ms()),
+                    Err(e) => flow.on_transport_error(e, now_ms()),
+                }
+            }
+            Step::Wait { until } => Delay::from(Duration::from_millis(until.saturating_sub(now_ms()))).await,
+            Step::Done(_) => break None,
+        }
+    };
+    keep_token(&flow, creds, state).await;
+    planned
 }
 
 fn method(m: Method) -> worker::Method {

@@ -1,10 +1,15 @@
-//! What the Worker keeps in Workers KV, under one binding and four key families:
-//! - `done:{webhook-id}`   the first answer to a delivery (redeliveries get it back)
-//! - `order:{subject}`     the newest event timestamp applied for a person
-//! - `failure:{webhook-id}` an event CXone could not take, kept for replay
-//! - `token:{client-id}`   the cached CXone access token
+//! What the Worker keeps in Workers KV (what eventual consistency suits), under one binding:
+//! - `failure:{key}`  an event CXone did not take, kept 30 days for replay
+//! - `conflict:{key}` an event that matched someone else's account, kept until dismissed
+//! - `token:{client-id}` the cached CXone access token
+//! - `run:{runId}`    bulk runs
+//!
+//! `{key}` is a fixed-length hash of the webhook-id (`digest::key_of`), so no id passes KV's
+//! 512-byte key limit. Whether an event was applied lives in the per-person ledger, not here.
 
 use crate::config::KV_BINDING;
+use cxone_scim_core::digest::key_of;
+use cxone_scim_core::scim::User;
 use cxone_scim_core::token::CachedToken;
 use cxone_scim_core::UnixMillis;
 use serde::de::DeserializeOwned;
@@ -12,33 +17,54 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{kv::KvStore, Env, Result};
 
-const DONE_TTL_SECS: u64 = 7 * 24 * 3600;
-const ORDER_TTL_SECS: u64 = 30 * 24 * 3600;
+const FAILURE_TTL_SECS: u64 = 30 * 24 * 3600;
 /// KV refuses expirations under 60 s.
 const MIN_TTL_SECS: u64 = 60;
+/// Most entries one page of `/failures` or `/conflicts` lists (each is one KV read).
+pub const MAX_PAGE: usize = 25;
 
-/// An event that could not be applied; listed by `GET /failures`, cleared by a later success.
+/// An event that could not be applied; listed by `GET /failures`, replayed by
+/// `POST /failures/{id}/replay`, cleared by a later success or a newer event for the person.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureRecord {
+    /// The record's key (a hash of the webhook-id).
+    pub id: String,
     pub event_id: String,
-    pub webhook_timestamp: i64,
+    pub subject: String,
+    pub operation: String,
+    /// The event time the ledger ordered it by.
+    pub event_time: String,
+    pub body_digest: String,
     pub first_failed_at: String,
     pub last_failed_at: String,
     pub attempts: u32,
-    pub operation: String,
-    pub subject: String,
+    /// CXone refused the change itself: redeliveries are answered from the ledger until a replay.
+    pub permanent: bool,
     pub error: Value,
     pub detail: String,
     /// The event as received, for replay.
     pub event: Value,
 }
 
+/// An event whose CXone account is not provably this person's; nothing was written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderMark {
-    pub timestamp: i64,
+pub struct ConflictRecord {
+    pub id: String,
     pub event_id: String,
+    pub subject: String,
+    pub operation: String,
+    pub reason: Value,
+    pub detail: String,
+    pub filter: String,
+    pub detected_at: String,
+    /// The event as received, beside the CXone account it collided with.
+    pub event: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<User>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_accounts: Vec<User>,
 }
 
 pub struct State {
@@ -74,55 +100,75 @@ impl State {
         put.execute().await.map_err(kv_error)
     }
 
-    pub async fn answered(&self, event_id: &str) -> Result<Option<Value>> {
-        self.get(&format!("done:{event_id}")).await
+    /// One page of the records under `prefix`, oldest key order, and the cursor to the next.
+    async fn page<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<T>, Option<String>)> {
+        let mut list = self
+            .kv
+            .list()
+            .prefix(prefix.to_string())
+            .limit(limit.clamp(1, MAX_PAGE) as u64);
+        if let Some(c) = cursor {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await.map_err(kv_error)?;
+        let mut out = Vec::with_capacity(page.keys.len());
+        for key in &page.keys {
+            // Expired or deleted between the listing and the read: skipped.
+            if let Some(rec) = self.get::<T>(&key.name).await? {
+                out.push(rec);
+            }
+        }
+        let next = page.cursor.filter(|c| !page.list_complete && !c.is_empty());
+        Ok((out, next))
     }
 
-    pub async fn remember_answer(&self, event_id: &str, answer: &Value) -> Result<()> {
-        self.put(&format!("done:{event_id}"), answer, Some(DONE_TTL_SECS)).await
+    pub async fn failure(&self, id: &str) -> Result<Option<FailureRecord>> {
+        self.get(&format!("failure:{id}")).await
     }
 
-    pub async fn last_applied(&self, subject: &str) -> Result<Option<OrderMark>> {
-        self.get(&format!("order:{subject}")).await
-    }
-
-    pub async fn mark_applied(&self, subject: &str, mark: &OrderMark) -> Result<()> {
-        self.put(&format!("order:{subject}"), mark, Some(ORDER_TTL_SECS)).await
-    }
-
-    pub async fn failure(&self, event_id: &str) -> Result<Option<FailureRecord>> {
-        self.get(&format!("failure:{event_id}")).await
+    pub async fn failure_of_event(&self, event_id: &str) -> Result<Option<FailureRecord>> {
+        self.failure(&key_of(event_id)).await
     }
 
     pub async fn record_failure(&self, record: &FailureRecord) -> Result<()> {
-        self.put(&format!("failure:{}", record.event_id), record, None).await
+        self.put(&format!("failure:{}", record.id), record, Some(FAILURE_TTL_SECS))
+            .await
     }
 
-    pub async fn clear_failure(&self, event_id: &str) -> Result<()> {
-        self.kv.delete(&format!("failure:{event_id}")).await.map_err(kv_error)
+    pub async fn clear_failure_of_event(&self, event_id: &str) -> Result<()> {
+        self.kv
+            .delete(&format!("failure:{}", key_of(event_id)))
+            .await
+            .map_err(kv_error)
     }
 
-    pub async fn failures(&self) -> Result<Vec<FailureRecord>> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let mut list = self.kv.list().prefix("failure:".to_string());
-            if let Some(c) = cursor.take() {
-                list = list.cursor(c);
-            }
-            let page = list.execute().await.map_err(kv_error)?;
-            for key in &page.keys {
-                if let Some(rec) = self.get::<FailureRecord>(&key.name).await? {
-                    out.push(rec);
-                }
-            }
-            match page.cursor.filter(|_| !page.list_complete) {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        out.sort_by(|a, b| a.first_failed_at.cmp(&b.first_failed_at));
-        Ok(out)
+    pub async fn failures(&self, cursor: Option<String>, limit: usize) -> Result<(Vec<FailureRecord>, Option<String>)> {
+        self.page("failure:", cursor, limit).await
+    }
+
+    pub async fn record_conflict(&self, record: &ConflictRecord) -> Result<()> {
+        self.put(&format!("conflict:{}", record.id), record, None).await
+    }
+
+    pub async fn conflict(&self, id: &str) -> Result<Option<ConflictRecord>> {
+        self.get(&format!("conflict:{id}")).await
+    }
+
+    pub async fn dismiss_conflict(&self, id: &str) -> Result<()> {
+        self.kv.delete(&format!("conflict:{id}")).await.map_err(kv_error)
+    }
+
+    pub async fn conflicts(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<ConflictRecord>, Option<String>)> {
+        self.page("conflict:", cursor, limit).await
     }
 
     pub async fn token(&self, client_id: &str) -> Result<Option<CachedToken>> {

@@ -7,6 +7,7 @@ mod bulk;
 mod config;
 mod driver;
 mod kv;
+mod ledger;
 mod reply;
 mod routes;
 mod wasm_bench;

@@ -1,5 +1,6 @@
 //! JSON responses and SCIM-style errors.
 
+use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::scim::ScimError;
 use serde::Serialize;
 use worker::{Headers, Request, Response, Result};
@@ -38,4 +39,13 @@ pub async fn body_within(req: &mut Request, max: usize) -> Result<Option<Vec<u8>
 
 pub fn too_large(max: usize) -> Result<Response> {
     error(413, None, format!("body over {max} bytes"))
+}
+
+/// The one way an [`ApiError`] becomes a response (with `Retry-After` when it says so).
+pub fn api_error(e: &ApiError) -> Result<Response> {
+    let resp = json(e.status, &e.to_scim())?;
+    if let Some(secs) = e.retry_after_secs {
+        resp.headers().set("Retry-After", &secs.to_string())?;
+    }
+    Ok(resp)
 }

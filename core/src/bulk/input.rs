@@ -4,7 +4,6 @@ use crate::event::{LifecycleEvent, Operation};
 use crate::policy::GroupInput;
 use crate::scim::lenient;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,7 +38,8 @@ impl BulkUser {
             last_name: self.last_name.clone(),
             email: self.email.clone(),
             groups: self.groups.clone(),
-            account_enabled: self.active,
+            account_enabled: Some(self.active),
+            occurred_at: None,
         }
     }
 }
@@ -48,7 +48,7 @@ impl BulkUser {
 /// can prove it is the same work.
 pub fn input_digest(users: &[BulkUser]) -> String {
     let canonical = serde_json::to_vec(users).unwrap_or_default();
-    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(&canonical)
 }
 
 #[cfg(test)]

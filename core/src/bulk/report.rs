@@ -10,6 +10,8 @@ pub enum Outcome {
     /// Already in CXone as asked (or a repeat of an earlier user in the same input).
     Exists,
     Failed,
+    /// CXone holds an account with this userName for another externalId: nothing written.
+    Conflict,
     /// Not finished yet (only in the progress of a running run).
     Pending,
 }
@@ -42,6 +44,8 @@ pub struct Counts {
     pub updated: usize,
     pub exists: usize,
     pub failed: usize,
+    #[serde(default)]
+    pub conflict: usize,
     pub pending: usize,
 }
 
@@ -52,12 +56,13 @@ impl Counts {
             Some(Outcome::Updated) => self.updated += 1,
             Some(Outcome::Exists) => self.exists += 1,
             Some(Outcome::Failed) => self.failed += 1,
+            Some(Outcome::Conflict) => self.conflict += 1,
             Some(Outcome::Pending) | None => self.pending += 1,
         }
     }
 
     pub fn total(&self) -> usize {
-        self.created + self.updated + self.exists + self.failed + self.pending
+        self.created + self.updated + self.exists + self.failed + self.conflict + self.pending
     }
 }
 

@@ -535,6 +535,16 @@ impl BulkRun {
             }
             return;
         };
+        if user.external_id.is_some() && user.external_id != e.external_id {
+            e.id = user.id.clone();
+            e.finish(Outcome::Conflict, None);
+            e.detail = Some(format!(
+                "CXone account {} has userName {:?} for another externalId; nothing written",
+                user.id.as_deref().unwrap_or("?"),
+                user.user_name
+            ));
+            return;
+        }
         if !e.conflicted {
             e.existed_before = Some(true);
         }

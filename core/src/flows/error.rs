@@ -56,6 +56,13 @@ impl FlowError {
         }
     }
 
+    /// CXone refused the request itself (400, 404, 409, 412, 422, a redirect ...): sending it
+    /// again unchanged fails the same way, so it waits for a person and a replay. Refused
+    /// credentials (401, 403) and timeouts (408) are not the event's fault and stay retryable.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected { status, .. } if !matches!(status, 401 | 403 | 408 | 429 | 500..))
+    }
+
     /// The HTTP status CXone last gave, when there was one.
     pub fn upstream_status(&self) -> Option<u16> {
         match self {

@@ -5,6 +5,11 @@
 //!   (nothing when already in state); none → `POST /Users`.
 //! - disable: find → `PATCH active=false` (nothing when already inactive).
 //! - delete: find → `DELETE /Users/{id}`; 404 or no such user = already gone.
+//!
+//! Matching never takes over someone else's account: every lookup answer is checked against
+//! the filter it answers; a `userName` match counts only when the account has no externalId or
+//! the event's; anything else (another externalId, several matches, an answer that ignores the
+//! filter) ends in [`Action::Conflict`] with nothing written.
 
 use super::exchange::Exchange;
 use super::{Flow, FlowError, Step};
@@ -16,7 +21,7 @@ use crate::scim::{filter, ListResponse, User};
 use crate::UnixMillis;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Created,
@@ -26,19 +31,48 @@ pub enum Action {
     Unchanged,
     /// Older than an event already applied for the same person: acknowledged, not applied.
     Stale,
+    /// Not applied because of what the ledger knows (the person was deleted).
+    Skipped,
+    /// The account CXone has is not provably this person's: nothing written, kept for review.
+    Conflict,
 }
 
 /// Why an action needed no change, or why it was already done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Note {
     AlreadyDeprovisioned,
     AlreadyDisabled,
     NotFound,
+    /// The person was deleted; only a newer explicit create brings them back.
+    Deleted,
+}
+
+/// Why an account found in CXone was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictReason {
+    /// The account matched by userName belongs to another externalId (a recycled userName).
+    OtherExternalId,
+    /// More than one account answers the lookup.
+    SeveralMatches,
+    /// The lookup answer holds accounts its filter does not match.
+    FilterIgnored,
+}
+
+/// A lookup CXone answered with an account this event may not write.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub reason: ConflictReason,
+    /// The filter whose answer conflicted.
+    pub filter: String,
+    /// The CXone accounts involved, as CXone returned them.
+    pub accounts: Vec<User>,
 }
 
 /// What was done in CXone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Applied {
     pub action: Action,
@@ -46,21 +80,44 @@ pub struct Applied {
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<Note>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
 }
 
 impl Applied {
-    fn new(action: Action, id: Option<String>) -> Self {
-        Self { action, id, note: None }
-    }
-
-    fn noted(action: Action, id: Option<String>, note: Note) -> Self {
+    pub fn new(action: Action, id: Option<String>) -> Self {
         Self {
             action,
             id,
+            note: None,
+            conflict: None,
+        }
+    }
+
+    pub fn noted(action: Action, id: Option<String>, note: Note) -> Self {
+        Self {
             note: Some(note),
+            ..Self::new(action, id)
+        }
+    }
+
+    fn conflict(conflict: Conflict) -> Self {
+        Self {
+            conflict: Some(conflict),
+            ..Self::new(Action::Conflict, None)
         }
     }
 }
+
+/// What a lookup answer says, once checked against its filter.
+enum Found {
+    None,
+    One(Box<User>),
+    Conflict(Conflict),
+}
+
+/// Accounts kept in a conflict report (a server that ignores the filter may list thousands).
+const MAX_CONFLICT_ACCOUNTS: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum By {
@@ -108,7 +165,7 @@ impl LifecycleFlow {
     fn lookup(&self) -> Lookup {
         match &self.command {
             Command::Upsert { desired, .. } => Lookup {
-                user_name: desired.user_name.clone(),
+                user_name: Some(desired.user_name.clone()),
                 external_id: desired.external_id.clone(),
             },
             Command::Disable { lookup } | Command::Delete { lookup } => lookup.clone(),
@@ -120,6 +177,15 @@ impl LifecycleFlow {
             By::ExternalId
         } else {
             By::UserName
+        }
+    }
+
+    /// The filter for a lookup `by`, `None` when the event does not carry that attribute.
+    fn filter_for(&self, by: By) -> Option<String> {
+        let lookup = self.lookup();
+        match by {
+            By::ExternalId => lookup.external_id.map(|ext| filter::eq("externalId", &ext)),
+            By::UserName => lookup.user_name.map(|name| filter::eq("userName", &name)),
         }
     }
 
@@ -152,13 +218,14 @@ impl LifecycleFlow {
     }
 
     fn find(&mut self, by: By) {
-        let lookup = self.lookup();
-        let f = match (by, &lookup.external_id) {
-            (By::ExternalId, Some(ext)) => filter::eq("externalId", ext),
-            _ => filter::eq("userName", &lookup.user_name),
-        };
-        let req = HttpRequest::scim(Method::Get, filter::users_filter_url(&self.base_url, &f));
-        self.go(Phase::Find(by), req);
+        match self.filter_for(by) {
+            Some(f) => {
+                let req = HttpRequest::scim(Method::Get, filter::users_filter_url(&self.base_url, &f));
+                self.go(Phase::Find(by), req);
+            }
+            // A leaver known by externalId alone: not found by it means not in CXone.
+            None => self.on_found(By::UserName, None),
+        }
     }
 
     fn patch(&mut self, id: String, action: Action, body: &crate::scim::PatchOp) {
@@ -179,6 +246,15 @@ impl LifecycleFlow {
                 }
             };
         };
+        let ours = self.lookup().external_id;
+        if by == By::UserName && user.external_id.is_some() && user.external_id != ours {
+            let filter = self.filter_for(by).unwrap_or_default();
+            return self.finish(Ok(Applied::conflict(Conflict {
+                reason: ConflictReason::OtherExternalId,
+                filter,
+                accounts: vec![user],
+            })));
+        }
         let Some(id) = user.id.clone() else {
             return self.finish(Err(FlowError::Ambiguous(format!(
                 "CXone listed user {:?} without an id",
@@ -188,7 +264,7 @@ impl LifecycleFlow {
         match &self.command {
             Command::Upsert { desired, .. } => match patch_to(&user, desired) {
                 Some(p) => {
-                    let action = if user.is_active() && !desired.active {
+                    let action = if user.is_active() && desired.active == Some(false) {
                         Action::Disabled
                     } else {
                         Action::Updated
@@ -208,21 +284,34 @@ impl LifecycleFlow {
         }
     }
 
-    fn read_list(&self, resp: &HttpResponse, by: By) -> Result<Option<User>, FlowError> {
+    /// Reads a lookup answer and checks every account in it against the filter it answers:
+    /// externalId exactly, userName in any case (RFC 7643 makes it case-insensitive).
+    fn read_list(&self, resp: &HttpResponse, by: By) -> Result<Found, FlowError> {
         let list: ListResponse<User> = serde_json::from_str(&resp.body)
             .map_err(|e| FlowError::unreadable(self.exchange.describe(), resp.status, e, &resp.body))?;
-        let mut users = list.resources.into_iter();
-        match (users.next(), users.next()) {
-            (None, _) => Ok(None),
-            (Some(u), None) => Ok(Some(u)),
-            (Some(_), Some(_)) => {
-                let what = if by == By::ExternalId { "externalId" } else { "userName" };
-                Err(FlowError::Ambiguous(format!(
-                    "more than one CXone user matches {what} {:?}",
-                    self.lookup()
-                )))
-            }
-        }
+        let lookup = self.lookup();
+        let matches = |u: &User| match by {
+            By::ExternalId => u.external_id.is_some() && u.external_id == lookup.external_id,
+            By::UserName => lookup
+                .user_name
+                .as_deref()
+                .is_some_and(|n| u.user_name.trim().eq_ignore_ascii_case(n)),
+        };
+        let filter = self.filter_for(by).unwrap_or_default();
+        let mut users = list.resources;
+        let reason = if users.iter().any(|u| !matches(u)) {
+            ConflictReason::FilterIgnored
+        } else if users.len() > 1 {
+            ConflictReason::SeveralMatches
+        } else {
+            return Ok(users.pop().map_or(Found::None, |u| Found::One(Box::new(u))));
+        };
+        users.truncate(MAX_CONFLICT_ACCOUNTS);
+        Ok(Found::Conflict(Conflict {
+            reason,
+            filter,
+            accounts: users,
+        }))
     }
 
     fn handle(&mut self, resp: HttpResponse) {
@@ -242,7 +331,9 @@ impl LifecycleFlow {
                 self.find(By::UserName);
             }
             (Phase::Find(by), 200) => match self.read_list(&resp, by) {
-                Ok(found) => self.on_found(by, found),
+                Ok(Found::None) => self.on_found(by, None),
+                Ok(Found::One(user)) => self.on_found(by, Some(*user)),
+                Ok(Found::Conflict(c)) => self.finish(Ok(Applied::conflict(c))),
                 Err(e) => self.finish(Err(e)),
             },
             (Phase::Patch { id, action }, 200 | 204) => self.finish(Ok(Applied::new(action, Some(id)))),
@@ -391,7 +482,13 @@ mod tests {
             (again.action, again.note),
             (Action::Unchanged, Some(Note::AlreadyDisabled))
         );
-        let rehire = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap();
+        let untouched = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap();
+        assert_eq!(untouched.action, Action::Unchanged, "no accountEnabled: stays disabled");
+        assert_eq!(s.users()[0].active, Some(false));
+        let rehire = CREATE
+            .replace("\"create\"", "\"update\"")
+            .replace("}]", "}],\"accountEnabled\":true");
+        let rehire = run(&mut s, &rehire).unwrap();
         assert_eq!(rehire.action, Action::Updated);
         assert_eq!(s.users()[0].active, Some(true));
         let soft = r#"{"operation":"update","userName":"jdoe@example.com","externalId":"e-1","accountEnabled":false}"#;
@@ -464,12 +561,84 @@ mod tests {
         assert_eq!(body, "<html>proxy</html>");
     }
 
+    fn conflict_of(out: Result<Applied, FlowError>) -> Conflict {
+        let out = out.unwrap();
+        assert_eq!(out.action, Action::Conflict, "{out:?}");
+        out.conflict.unwrap()
+    }
+
+    fn writes(s: &SimServer) -> Vec<String> {
+        s.log().into_iter().filter(|l| !l.starts_with("GET ")).collect()
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
-    fn duplicate_external_ids_are_refused_not_guessed() {
+    fn several_matches_are_a_conflict_not_a_guess() {
         let mut s = SimServer::default();
         s.insert(r#"{"userName":"a@x.io","externalId":"e-1"}"#);
         s.insert(r#"{"userName":"b@x.io","externalId":"e-1"}"#);
-        let err = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap_err();
-        assert!(matches!(err, FlowError::Ambiguous(_)), "{err:?}");
+        let c = conflict_of(run(&mut s, &CREATE.replace("\"create\"", "\"update\"")));
+        assert_eq!((c.reason, c.accounts.len()), (ConflictReason::SeveralMatches, 2));
+        assert!(writes(&s).is_empty());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_recycled_user_name_never_takes_over_the_old_account() {
+        let mut s = SimServer::default();
+        let old = s.insert(r#"{"userName":"jdoe@example.com","externalId":"e-old","active":false}"#);
+        for op in ["create", "update", "disable", "delete"] {
+            s.clear_log();
+            let event = CREATE.replace("\"create\"", &format!("\"{op}\""));
+            let c = conflict_of(run(&mut s, &event));
+            assert_eq!(c.reason, ConflictReason::OtherExternalId, "{op}");
+            assert_eq!(c.accounts[0].id.as_deref(), Some(old.as_str()));
+            assert_eq!(c.filter, "userName eq \"jdoe@example.com\"");
+            let posts_only: Vec<String> = writes(&s).into_iter().filter(|w| !w.starts_with("POST")).collect();
+            assert!(posts_only.is_empty(), "{op}: {:?}", s.log());
+        }
+        let u = s.user(&old);
+        assert_eq!((u.external_id.as_deref(), u.active), (Some("e-old"), Some(false)));
+        assert_eq!(s.count(), 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_account_without_external_id_is_claimed_by_user_name() {
+        let mut s = SimServer::default();
+        let id = s.insert(r#"{"userName":"jdoe@example.com"}"#);
+        let out = run(&mut s, &CREATE.replace("\"create\"", "\"update\"")).unwrap();
+        assert_eq!((out.action, out.id), (Action::Updated, Some(id.clone())));
+        assert_eq!(s.user(&id).external_id.as_deref(), Some("e-1"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_server_that_ignores_the_filter_causes_no_write() {
+        let mut s = SimServer::default();
+        s.insert(r#"{"userName":"other@example.com","externalId":"e-other"}"#);
+        s.ignore_filter = true;
+        for event in [
+            CREATE.replace("\"create\"", "\"update\""),
+            r#"{"operation":"delete","userName":"jdoe@example.com","externalId":"e-1"}"#.to_string(),
+            r#"{"operation":"disable","userName":"jdoe@example.com"}"#.to_string(),
+        ] {
+            s.clear_log();
+            let c = conflict_of(run(&mut s, &event));
+            assert_eq!(c.reason, ConflictReason::FilterIgnored);
+            assert!(writes(&s).is_empty(), "{:?}", s.log());
+        }
+        assert_eq!(s.users()[0].external_id.as_deref(), Some("e-other"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_leaver_known_by_external_id_alone() {
+        let mut s = SimServer::default();
+        let created = run(&mut s, CREATE).unwrap();
+        s.clear_log();
+        let out = run(&mut s, r#"{"operation":"delete","externalId":"e-1"}"#).unwrap();
+        assert_eq!((out.action, out.id), (Action::Deleted, created.id));
+        let out = run(&mut s, r#"{"operation":"delete","externalId":"e-1"}"#).unwrap();
+        assert_eq!(out.note, Some(Note::AlreadyDeprovisioned));
+        assert_eq!(
+            s.log(),
+            ["GET /scim/v2/Users", "DELETE /scim/v2/Users/u1", "GET /scim/v2/Users"]
+        );
     }
 }

@@ -12,7 +12,7 @@ mod list;
 
 pub use auth::Authorized;
 pub use error::FlowError;
-pub use lifecycle::{Action, Applied, LifecycleFlow, Note};
+pub use lifecycle::{Action, Applied, Conflict, ConflictReason, LifecycleFlow, Note};
 pub use list::{FirstPage, FirstPageFlow};
 
 use crate::http::{HttpRequest, HttpResponse, TransportError};

@@ -26,22 +26,42 @@ pub struct DesiredUser {
     pub family_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    pub active: bool,
+    /// `None`: leave `active` as it is (a new user is created active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
     /// `None`: leave roles alone; `Some(vec![])`: the user should hold no role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<Role>>,
 }
 
+/// "Given Family", when either part is known.
+fn display_of(given: Option<&str>, family: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [given, family]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// Loosely an email address: `local@domain.tld`, no whitespace.
+pub(crate) fn looks_like_email(s: &str) -> bool {
+    let s = s.trim();
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
 impl DesiredUser {
-    /// "Given Family", when either part is known.
-    pub fn display_name(&self) -> Option<String> {
-        let parts: Vec<&str> = [self.given_name.as_deref(), self.family_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(" "))
+    /// "Given Family" from the names this state sets and, where it sets none, `current`'s.
+    pub fn display_name_over(&self, current: Option<&Name>) -> Option<String> {
+        let given = non_empty(self.given_name.as_deref()).or_else(|| current.and_then(|n| n.given_name.clone()));
+        let family = non_empty(self.family_name.as_deref()).or_else(|| current.and_then(|n| n.family_name.clone()));
+        display_of(given.as_deref(), family.as_deref())
     }
 
     fn name(&self) -> Option<Name> {
@@ -68,7 +88,7 @@ impl DesiredUser {
                 current.family_name = name.family_name;
             }
         }
-        if let Some(display) = self.display_name() {
+        if let Some(display) = self.display_name_over(user.name.as_ref()) {
             user.display_name = Some(display);
         }
         if let Some(email) = &self.email {
@@ -79,7 +99,9 @@ impl DesiredUser {
                     .push(work_email(email, !user.emails.iter().any(|e| e.primary == Some(true)))),
             }
         }
-        user.active = Some(self.active);
+        if self.active.is_some() {
+            user.active = self.active;
+        }
         if let Some(roles) = &self.roles {
             user.roles = roles.clone();
         }
@@ -103,13 +125,18 @@ fn work_email(value: &str, primary: bool) -> Email {
     }
 }
 
-/// Body of `POST /Users`.
+/// Body of `POST /Users`. A new user is active unless told otherwise, and gets the userName
+/// as work email when none is given and the userName is an address.
 pub fn create_payload(desired: &DesiredUser) -> User {
     let mut user = User {
         schemas: vec![USER_SCHEMA.to_string()],
+        active: Some(true),
         ..User::default()
     };
     desired.apply_to(&mut user);
+    if desired.email.is_none() && looks_like_email(&desired.user_name) {
+        user.emails.push(work_email(desired.user_name.trim(), true));
+    }
     user
 }
 
@@ -155,7 +182,11 @@ pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
             non_empty(desired.family_name.as_deref()),
             name.and_then(|n| n.family_name.clone()),
         ),
-        ("displayName", desired.display_name(), current.display_name.clone()),
+        (
+            "displayName",
+            desired.display_name_over(name),
+            current.display_name.clone(),
+        ),
     ] {
         if let Some(want) = want {
             if have.as_ref() != Some(&want) {
@@ -173,8 +204,8 @@ pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
             }
         }
     }
-    if current.is_active() != desired.active {
-        ops.push(PatchOperation::replace("active", desired.active));
+    if let Some(active) = desired.active.filter(|&a| a != current.is_active()) {
+        ops.push(PatchOperation::replace("active", active));
     }
     if let Some(roles) = &desired.roles {
         if !same_role_values(&current.roles, roles) {
@@ -219,7 +250,7 @@ mod tests {
             given_name: Some("Jane".into()),
             family_name: Some("Doe".into()),
             email: Some("jdoe@example.com".into()),
-            active: true,
+            active: Some(true),
             roles: Some(vec![role("Agent")]),
         }
     }
@@ -291,12 +322,44 @@ mod tests {
         assert_eq!(paths(&p), [("roles", PatchOpKind::Remove)]);
         let d = DesiredUser {
             roles: None,
-            active: false,
+            active: Some(false),
             ..jane()
         };
         assert_eq!(
             paths(&patch_to(&current, &d).unwrap()),
             [("active", PatchOpKind::Replace)]
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn partial_updates_keep_what_the_source_did_not_say() {
+        let mut current = create_payload(&jane());
+        current.active = Some(false);
+        let only_first = DesiredUser {
+            user_name: "jdoe@example.com".into(),
+            given_name: Some("Janet".into()),
+            ..DesiredUser::default()
+        };
+        let p = patch_to(&current, &only_first).unwrap();
+        assert_eq!(
+            paths(&p),
+            [
+                ("name.givenName", PatchOpKind::Replace),
+                ("displayName", PatchOpKind::Replace)
+            ],
+            "no familyName, email, active or roles operation"
+        );
+        assert_eq!(p.operations[1].value, Some(json!("Janet Doe")));
+        let nothing = DesiredUser {
+            user_name: "jdoe@example.com".into(),
+            ..DesiredUser::default()
+        };
+        assert_eq!(patch_to(&current, &nothing), None, "an inactive user stays inactive");
+        let created = create_payload(&nothing);
+        assert_eq!(created.active, Some(true));
+        assert_eq!(
+            created.emails[0].value, "jdoe@example.com",
+            "email defaults to the userName"
         );
     }
 
@@ -321,7 +384,7 @@ mod tests {
             serde_json::from_str(include_str!("../../tests/fixtures/rfc7643_enterprise_user.json")).unwrap();
         let d = DesiredUser {
             user_name: "bjensen@example.com".into(),
-            active: false,
+            active: Some(false),
             ..DesiredUser::default()
         };
         let put = replace_payload(&current, &d);

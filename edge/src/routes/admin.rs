@@ -1,14 +1,97 @@
-//! `GET /failures`: events CXone could not take, oldest first. `GET /metrics`: the isolate's
-//! wasm linear memory, for leak checks.
+//! Admin endpoints over what the Worker keeps for people to resolve:
+//! `GET /failures`, `POST /failures/{id}/replay`, `GET /conflicts`, `DELETE /conflicts/{id}`;
+//! and `GET /metrics`: the isolate's wasm linear memory, for leak checks.
 
+use super::lifecycle::{apply, Delivery};
+use crate::config::Config;
+use crate::driver::{plan_first_write, seed, Budget};
 use crate::kv::State;
 use crate::reply;
+use cxone_scim_core::api_error::ApiError;
+use cxone_scim_core::audit::AuditRecord;
+use cxone_scim_core::event::LifecycleEvent;
+use cxone_scim_core::flows::LifecycleFlow;
 use serde_json::json;
-use worker::{Env, Response, Result};
+use worker::{Env, Request, Response, Result};
 
-pub async fn failures(env: &Env) -> Result<Response> {
-    let failures = State::open(env)?.failures().await?;
-    reply::json(200, &json!({"count": failures.len(), "failures": failures}))
+/// `?cursor=` and `?limit=` of a listing.
+fn paging(req: &Request) -> (Option<String>, usize) {
+    let mut cursor = None;
+    let mut limit = crate::kv::MAX_PAGE;
+    if let Ok(url) = req.url() {
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "cursor" if !v.is_empty() => cursor = Some(v.into_owned()),
+                "limit" => limit = v.parse().unwrap_or(limit),
+                _ => {}
+            }
+        }
+    }
+    (cursor, limit)
+}
+
+pub async fn failures(req: &Request, env: &Env) -> Result<Response> {
+    let (cursor, limit) = paging(req);
+    let (failures, next) = State::open(env)?.failures(cursor, limit).await?;
+    let mut body = json!({"count": failures.len(), "failures": failures});
+    if let Some(next) = next {
+        body["cursor"] = json!(next);
+    }
+    reply::json(200, &body)
+}
+
+pub async fn conflicts(req: &Request, env: &Env) -> Result<Response> {
+    let (cursor, limit) = paging(req);
+    let (conflicts, next) = State::open(env)?.conflicts(cursor, limit).await?;
+    let mut body = json!({"count": conflicts.len(), "conflicts": conflicts});
+    if let Some(next) = next {
+        body["cursor"] = json!(next);
+    }
+    reply::json(200, &body)
+}
+
+pub async fn dismiss_conflict(env: &Env, id: &str) -> Result<Response> {
+    let state = State::open(env)?;
+    if state.conflict(id).await?.is_none() {
+        return reply::api_error(&ApiError::not_found(format!("no conflict {id}")));
+    }
+    state.dismiss_conflict(id).await?;
+    reply::json(200, &json!({"status": "dismissed", "id": id}))
+}
+
+/// Re-runs a recorded failure through the ledger, as if the sender had redelivered it, but
+/// past a permanent answer. `dryRun` reads CXone and returns the first write it would send.
+pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: &mut AuditRecord) -> Result<Response> {
+    let state = State::open(env)?;
+    let Some(record) = state.failure(id).await? else {
+        return reply::api_error(&ApiError::not_found(format!("no failure {id}")));
+    };
+    audit.event_id = Some(record.event_id.clone());
+    let body = serde_json::to_vec(&record.event)?;
+    let event = match LifecycleEvent::from_json(&body) {
+        Ok(e) => e,
+        Err(e) => return reply::api_error(&e.into()),
+    };
+    if dry_run {
+        let command = match event.command(&config.policy) {
+            Ok((c, _)) => c,
+            Err(v) => return reply::api_error(&v.into()),
+        };
+        let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
+        let budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let planned = plan_first_write(flow, &config.credentials, config.retry, &state, budget).await;
+        return reply::json(
+            200,
+            &json!({"dryRun": true, "eventId": record.event_id, "requests": planned.into_iter().collect::<Vec<_>>()}),
+        );
+    }
+    let delivery = Delivery {
+        event_id: record.event_id,
+        body_digest: record.body_digest,
+        event: record.event,
+        replay: true,
+    };
+    apply(env, config, &event, delivery, audit).await
 }
 
 /// WebAssembly pages are 64 KiB.

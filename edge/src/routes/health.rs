@@ -1,7 +1,7 @@
 //! `GET /healthz` (open) and `GET /test/validate` (admin).
 
 use crate::config::Config;
-use crate::driver::{now_ms, run_authorized, seed};
+use crate::driver::{now_ms, run_authorized, seed, Budget};
 use crate::kv::State;
 use crate::reply;
 use cxone_scim_core::flows::FirstPageFlow;
@@ -24,7 +24,7 @@ pub async fn validate(env: &Env, config: &Config) -> Result<Response> {
     let state = State::open(env)?;
     let flow = FirstPageFlow::new(&config.scim_base_url, VALIDATE_PAGE, config.retry, seed());
     let budget = config.subrequest_budget.saturating_sub(2);
-    let result = run_authorized(flow, &config.credentials, config.retry, &state, budget).await;
+    let result = run_authorized(flow, &config.credentials, config.retry, &state, Budget::new(budget, 1)).await;
     let latency_ms = now_ms().saturating_sub(started);
     match result {
         Ok(page) => reply::json(

@@ -1,23 +1,44 @@
-//! `POST /webhooks/lifecycle`: verify, deduplicate, order, apply the policy, drive CXone.
+//! `POST /webhooks/lifecycle`: verify, ask the person's ledger, drive CXone, record.
+//! Every decision is core's: the ledger's (`ledger::decide`), the flow's (matching), the
+//! mapping of errors to answers (`ApiError`).
 
 use crate::config::Config;
-use crate::driver::{now_ms, run_authorized, seed};
-use crate::kv::{FailureRecord, OrderMark, State};
+use crate::driver::{now_ms, run_authorized, seed, Budget};
+use crate::kv::{ConflictRecord, FailureRecord, State};
+use crate::ledger::{BeginRequest, CommitRequest, Ledger};
 use crate::reply;
+use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::{iso8601, AuditRecord, Outcome};
+use cxone_scim_core::digest::{key_of, sha256_hex};
 use cxone_scim_core::event::LifecycleEvent;
-use cxone_scim_core::flows::{Action, Applied, LifecycleFlow};
+use cxone_scim_core::flows::{Action, Applied, Conflict, ConflictReason, FlowError, LifecycleFlow};
+use cxone_scim_core::ledger::{Commit, Decision, Ending, EventFacts, StoredAnswer};
 use cxone_scim_core::webhook::{verify, SignatureHeaders};
-use futures_util::future::join;
+use futures_util::future::join_all;
 use serde_json::{json, Value};
-use worker::{Env, Request, Response, Result};
+use std::time::Duration;
+use worker::{Delay, Env, Request, Response, Result};
 
 /// Largest accepted event body.
 pub const MAX_BODY: usize = 256 * 1024;
+/// Subrequests kept back from the flow: the ledger's commit, failure and conflict records.
+const RESERVED_SUBREQUESTS: u32 = 6;
+/// Polling a busy ledger: first pause, longest pause.
+const POLL_FIRST_MS: u64 = 50;
+const POLL_MAX_MS: u64 = 500;
+
+/// A delivery to apply: a webhook, or a replay of a recorded failure.
+pub struct Delivery {
+    pub event_id: String,
+    pub body_digest: String,
+    /// The event as received, kept in failure and conflict records.
+    pub event: Value,
+    pub replay: bool,
+}
 
 pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
     let Some(body) = reply::body_within(&mut req, MAX_BODY).await? else {
-        return reply::too_large(MAX_BODY);
+        return reply::api_error(&ApiError::too_large(MAX_BODY));
     };
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let (id, ts, sig) = (
@@ -30,109 +51,262 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut Au
         timestamp: ts.as_deref(),
         signature: sig.as_deref(),
     };
-    let now = now_ms();
-    let verified = match verify(&config.webhook_secrets, headers, &body, (now / 1000) as i64) {
+    let verified = match verify(&config.webhook_secrets, headers, &body, (now_ms() / 1000) as i64) {
         Ok(v) => v,
-        Err(e) => {
-            audit.detail = Some(e.to_string());
-            return reply::error(401, None, format!("webhook signature rejected: {e}"));
-        }
+        Err(e) => return refuse(audit, e.into()),
     };
     audit.event_id = Some(verified.id.clone());
-    // Parsed before the duplicate check so both KV reads can go out together; a body that does
-    // not parse was never applied, so no earlier answer exists for it.
     let event = match LifecycleEvent::from_json(&body) {
         Ok(e) => e,
-        Err(e) => {
-            audit.detail = Some(e.to_string());
-            return reply::error(400, Some("invalidSyntax"), e.to_string());
-        }
+        Err(e) => return refuse(audit, e.into()),
     };
+    let delivery = Delivery {
+        event_id: verified.id,
+        body_digest: sha256_hex(&body),
+        event: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        replay: false,
+    };
+    apply(env, config, &event, delivery, audit).await
+}
+
+fn refuse(audit: &mut AuditRecord, e: ApiError) -> Result<Response> {
+    audit.detail = Some(e.detail.clone());
+    reply::api_error(&e)
+}
+
+/// Asks the person's ledger, and when it says go, brings CXone to the event's state.
+pub async fn apply(
+    env: &Env,
+    config: &Config,
+    event: &LifecycleEvent,
+    delivery: Delivery,
+    audit: &mut AuditRecord,
+) -> Result<Response> {
     let subject = event.subject_key();
     audit.operation = Some(format!("{:?}", event.operation).to_lowercase());
     audit.subject = Some(subject.clone());
-    let state = State::open(env)?;
-    let (answered, last) = join(state.answered(&verified.id), state.last_applied(&subject)).await;
-    if let Some(mut first) = answered? {
-        audit.outcome = Outcome::Duplicate;
-        first["duplicate"] = json!(true);
-        return reply::json(200, &first);
-    }
-    if let Some(last) = last?.filter(|m| verified.timestamp < m.timestamp) {
-        let answer = json!({
-            "status": "success", "action": Action::Stale, "eventId": verified.id,
-            "supersededBy": last.event_id,
-        });
-        audit.action = Some(Action::Stale);
-        state.remember_answer(&verified.id, &answer).await?;
-        return reply::json(200, &answer);
-    }
     let (command, resolution) = match event.command(&config.policy) {
         Ok(c) => c,
-        Err(v) => {
-            audit.detail = Some(v.to_string());
-            return reply::error(400, Some("invalidValue"), v.to_string());
-        }
+        Err(v) => return refuse(audit, v.into()),
     };
+    let ledger = Ledger::of(env, &subject)?;
+    let begin = BeginRequest {
+        facts: EventFacts {
+            event_id: delivery.event_id.clone(),
+            body_digest: delivery.body_digest.clone(),
+            operation: event.operation,
+            occurred_at: event.occurred_at,
+            replay: delivery.replay,
+        },
+        lease_ms: config.ledger.lease_ms,
+        lease_token: format!("{:016x}", seed()),
+    };
+    let (decision, asked) = ask(&ledger, &begin, config.ledger.wait_ms).await?;
+    let (event_time, lease, known_id) = match decision {
+        Decision::Go {
+            event_time,
+            lease,
+            known_id,
+        } => (event_time, lease, known_id),
+        Decision::Duplicate { answer } => {
+            audit.outcome = Outcome::Duplicate;
+            let mut body = answer.body;
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("duplicate".into(), json!(true));
+            }
+            return reply::json(answer.status, &body);
+        }
+        Decision::Stale { answer } | Decision::Skipped { answer } => {
+            audit.action = serde_json::from_value(answer.body["action"].clone()).ok();
+            return reply::json(answer.status, &answer.body);
+        }
+        Decision::Busy { retry_after_ms } => {
+            let busy = ApiError::busy(
+                "another event for this person is being applied; deliver again later",
+                retry_after_ms,
+            );
+            return refuse(audit, busy);
+        }
+        Decision::Conflict { detail } => return refuse(audit, ApiError::new(409, Some("uniqueness"), detail)),
+    };
+    let command = if known_id.is_some() {
+        command.find_first()
+    } else {
+        command
+    };
+    let state = State::open(env)?;
     let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
-    // KV reads and writes around the flow take up to ten of the invocation's subrequests.
-    let budget = config.subrequest_budget.saturating_sub(10);
-    match run_authorized(flow, &config.credentials, config.retry, &state, budget).await {
+    let budget = Budget::new(config.subrequest_budget.saturating_sub(asked + RESERVED_SUBREQUESTS), 1)
+        .until(lease.until.saturating_sub(config.ledger.lease_ms / 4));
+    let result = run_authorized(flow, &config.credentials, config.retry, &state, budget).await;
+    let mut commit = Commit {
+        event_id: delivery.event_id.clone(),
+        lease_token: lease.token.clone(),
+        event_time,
+        operation: event.operation,
+        ending: Ending::Failed,
+        answer: None,
+    };
+    let (status, answer) = match result {
+        Ok(applied) if applied.action == Action::Conflict => {
+            audit.action = Some(Action::Conflict);
+            let answer = conflict_answer(&state, &delivery, event, &applied, &subject).await?;
+            commit.ending = Ending::Answered;
+            (200, answer)
+        }
         Ok(applied) => {
-            let Applied { action, id, note } = applied;
-            audit.action = Some(action);
-            audit.cxone_id = id.clone();
-            let mut answer = json!({"status": "success", "action": action, "eventId": verified.id});
-            if let Some(id) = id {
+            audit.action = Some(applied.action);
+            audit.cxone_id = applied.id.clone();
+            let mut answer = json!({"status": "success", "action": applied.action, "eventId": delivery.event_id});
+            if let Some(id) = &applied.id {
                 answer["id"] = json!(id);
             }
-            if let Some(note) = note {
+            if let Some(note) = applied.note {
                 answer["note"] = json!(note);
             }
             if let Some(skipped) = resolution.map(|r| r.skipped_groups).filter(|s| !s.is_empty()) {
                 answer["skippedGroups"] = json!(skipped);
             }
-            // Order mark first: a crash before the answer is stored replays an idempotent event,
-            // and never leaves an applied event without its ordering mark.
-            let mark = OrderMark {
-                timestamp: verified.timestamp,
-                event_id: verified.id.clone(),
+            commit.ending = Ending::Applied {
+                action: applied.action,
+                id: applied.id,
             };
-            state.mark_applied(&subject, &mark).await?;
-            let (remembered, cleared) = join(
-                state.remember_answer(&verified.id, &answer),
-                state.clear_failure(&verified.id),
-            )
-            .await;
-            remembered?;
-            cleared?;
-            reply::json(200, &answer)
+            (200, answer)
         }
         Err(e) => {
             audit.outcome = Outcome::Failure;
             audit.detail = Some(e.to_string());
-            let previous = state.failure(&verified.id).await?;
-            let at = iso8601(now);
-            let record = FailureRecord {
-                event_id: verified.id.clone(),
-                webhook_timestamp: verified.timestamp,
-                first_failed_at: previous
-                    .as_ref()
-                    .map_or_else(|| at.clone(), |p| p.first_failed_at.clone()),
-                last_failed_at: at,
-                attempts: previous.map_or(1, |p| p.attempts + 1),
-                operation: audit.operation.clone().unwrap_or_default(),
-                subject,
-                error: serde_json::to_value(&e)?,
-                detail: e.to_string(),
-                event: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            };
-            state.record_failure(&record).await?;
-            reply::error(
-                502,
-                None,
-                format!("CXone did not accept the change; recorded for replay: {e}"),
-            )
+            record_failure(&state, &delivery, event, &subject, event_time, &e).await?;
+            let api = ApiError::from(&e);
+            if e.is_permanent() {
+                // Final: redeliveries get this answer from the ledger until a replay.
+                commit.ending = Ending::Answered;
+                commit.answer = Some(StoredAnswer {
+                    status: api.status,
+                    body: serde_json::to_value(api.to_scim())?,
+                });
+            }
+            let committed = ledger
+                .commit(&CommitRequest {
+                    commit,
+                    failure_recorded: true,
+                })
+                .await?;
+            clear_failures(&state, &committed.superseded_failures).await;
+            return reply::api_error(&api);
         }
+    };
+    commit.answer = Some(StoredAnswer::ok(answer.clone()));
+    let committed = ledger
+        .commit(&CommitRequest {
+            commit,
+            failure_recorded: false,
+        })
+        .await?;
+    clear_failures(&state, &committed.superseded_failures).await;
+    reply::json(status, &answer)
+}
+
+/// `begin`, waiting a little while the person is busy (the lease ends soon, or the holder
+/// commits). Returns the decision and how many ledger calls it took.
+async fn ask(ledger: &Ledger, begin: &BeginRequest, wait_ms: u64) -> Result<(Decision, u32)> {
+    let started = now_ms();
+    let mut pause = POLL_FIRST_MS;
+    let mut calls = 0;
+    loop {
+        let decision = ledger.begin(begin).await?;
+        calls += 1;
+        let Decision::Busy { retry_after_ms } = decision else {
+            return Ok((decision, calls));
+        };
+        let waited = now_ms().saturating_sub(started);
+        let next = pause.min(retry_after_ms.max(1));
+        if waited + next > wait_ms {
+            return Ok((decision, calls));
+        }
+        Delay::from(Duration::from_millis(next)).await;
+        pause = (pause * 2).min(POLL_MAX_MS);
     }
+}
+
+async fn clear_failures(state: &State, event_ids: &[String]) {
+    // A record left behind expires with its TTL; clearing is best effort.
+    let _ = join_all(event_ids.iter().map(|id| state.clear_failure_of_event(id))).await;
+}
+
+async fn record_failure(
+    state: &State,
+    delivery: &Delivery,
+    event: &LifecycleEvent,
+    subject: &str,
+    event_time: u64,
+    e: &FlowError,
+) -> Result<()> {
+    let previous = state.failure_of_event(&delivery.event_id).await?;
+    let at = iso8601(now_ms());
+    let record = FailureRecord {
+        id: key_of(&delivery.event_id),
+        event_id: delivery.event_id.clone(),
+        subject: subject.to_string(),
+        operation: format!("{:?}", event.operation).to_lowercase(),
+        event_time: iso8601(event_time),
+        body_digest: delivery.body_digest.clone(),
+        first_failed_at: previous
+            .as_ref()
+            .map_or_else(|| at.clone(), |p| p.first_failed_at.clone()),
+        last_failed_at: at,
+        attempts: previous.map_or(1, |p| p.attempts + 1),
+        permanent: e.is_permanent(),
+        error: serde_json::to_value(e)?,
+        detail: e.to_string(),
+        event: delivery.event.clone(),
+    };
+    state.record_failure(&record).await
+}
+
+/// Keeps the conflict for a person to resolve and gives the sender its final answer.
+async fn conflict_answer(
+    state: &State,
+    delivery: &Delivery,
+    event: &LifecycleEvent,
+    applied: &Applied,
+    subject: &str,
+) -> Result<Value> {
+    let Conflict {
+        reason,
+        filter,
+        accounts,
+    } = applied.conflict.clone().unwrap_or_else(|| Conflict {
+        reason: ConflictReason::SeveralMatches,
+        filter: String::new(),
+        accounts: Vec::new(),
+    });
+    let detail = match reason {
+        ConflictReason::OtherExternalId => {
+            "the CXone account with this userName belongs to another externalId; nothing written"
+        }
+        ConflictReason::SeveralMatches => "several CXone accounts match this person; nothing written",
+        ConflictReason::FilterIgnored => {
+            "CXone answered the lookup with accounts its filter does not match; nothing written"
+        }
+    };
+    let mut accounts = accounts.into_iter();
+    let record = ConflictRecord {
+        id: key_of(&delivery.event_id),
+        event_id: delivery.event_id.clone(),
+        subject: subject.to_string(),
+        operation: format!("{:?}", event.operation).to_lowercase(),
+        reason: serde_json::to_value(reason)?,
+        detail: detail.to_string(),
+        filter,
+        detected_at: iso8601(now_ms()),
+        event: delivery.event.clone(),
+        account: accounts.next(),
+        other_accounts: accounts.collect(),
+    };
+    state.record_conflict(&record).await?;
+    Ok(json!({
+        "status": "success", "action": Action::Conflict, "eventId": delivery.event_id,
+        "conflictId": record.id, "reason": record.reason, "detail": detail,
+    }))
 }

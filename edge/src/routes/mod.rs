@@ -8,6 +8,7 @@ mod lifecycle;
 use crate::config::Config;
 use crate::driver::now_ms;
 use crate::reply;
+use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::{AuditRecord, Outcome};
 use worker::{console_log, Env, Request, Response, Result};
 
@@ -28,32 +29,68 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     Ok(resp)
 }
 
-async fn route(req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> Result<Response> {
-    let method = req.method();
-    let run_id = path.strip_prefix("/provision/bulk/").filter(|id| !id.is_empty());
-    let allowed = match path {
-        "/healthz" => "GET",
-        "/webhooks/lifecycle" | "/provision/bulk" => "POST",
-        "/test/validate" | "/failures" | "/metrics" => "GET",
-        _ if run_id.is_some() => "GET",
-        _ => return reply::error(404, None, format!("no route {path}")),
+/// Every route the Worker serves, parsed once from method and path.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Healthz,
+    Lifecycle,
+    Validate,
+    Metrics,
+    Failures,
+    ReplayFailure(String),
+    Conflicts,
+    DismissConflict(String),
+    BulkStart,
+    BulkRun(String),
+}
+
+/// The route for `method path`: 404 for an unknown path, 405 (with `Allow`) for another method.
+fn parse(method: &str, path: &str) -> std::result::Result<Route, (u16, &'static str)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (route, allowed) = match segments.as_slice() {
+        ["healthz"] => (Route::Healthz, "GET"),
+        ["webhooks", "lifecycle"] => (Route::Lifecycle, "POST"),
+        ["test", "validate"] => (Route::Validate, "GET"),
+        ["metrics"] => (Route::Metrics, "GET"),
+        ["failures"] => (Route::Failures, "GET"),
+        ["failures", id, "replay"] if !id.is_empty() => (Route::ReplayFailure(id.to_string()), "POST"),
+        ["conflicts"] => (Route::Conflicts, "GET"),
+        ["conflicts", id] if !id.is_empty() => (Route::DismissConflict(id.to_string()), "DELETE"),
+        ["provision", "bulk"] => (Route::BulkStart, "POST"),
+        ["provision", "bulk", id] if !id.is_empty() => (Route::BulkRun(id.to_string()), "GET"),
+        _ => return Err((404, "")),
     };
-    if method.as_ref() != allowed {
-        let resp = reply::error(405, None, format!("{path} accepts {allowed}"))?;
-        resp.headers().set("Allow", allowed)?;
-        return Ok(resp);
+    if method != allowed {
+        return Err((405, allowed));
     }
-    if path == "/healthz" {
+    Ok(route)
+}
+
+async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> Result<Response> {
+    let route = match parse(req.method().as_ref(), path) {
+        Ok(r) => r,
+        Err((404, _)) => return reply::api_error(&ApiError::not_found(format!("no route {path}"))),
+        Err((_, allowed)) => {
+            let resp = reply::api_error(&ApiError::new(405, None, format!("{path} accepts {allowed}")))?;
+            resp.headers().set("Allow", allowed)?;
+            return Ok(resp);
+        }
+    };
+    if route == Route::Healthz {
         return health::healthz(env);
     }
     let config = match Config::load(env) {
         Ok(c) => c,
         Err(problems) => {
             audit.detail = Some(problems.join("; "));
-            return reply::error(503, None, format!("misconfigured: {}", problems.join("; ")));
+            return reply::api_error(&ApiError::new(
+                503,
+                None,
+                format!("misconfigured: {}", problems.join("; ")),
+            ));
         }
     };
-    if path == "/webhooks/lifecycle" {
+    if route == Route::Lifecycle {
         return lifecycle::handle(req, env, &config, audit).await;
     }
     if !config
@@ -62,12 +99,24 @@ async fn route(req: Request, env: &Env, path: &str, audit: &mut AuditRecord) -> 
     {
         return reply::unauthorized("admin bearer token missing or wrong");
     }
-    match (path, run_id) {
-        ("/provision/bulk", _) => bulk::post(req, env, &config, audit).await,
-        ("/test/validate", _) => health::validate(env, &config).await,
-        ("/metrics", _) => admin::metrics(),
-        (_, Some(id)) => bulk::get(env, id).await,
-        _ => admin::failures(env).await,
+    match route {
+        Route::BulkStart => bulk::post(req, env, &config, audit).await,
+        Route::BulkRun(id) => bulk::get(env, &id).await,
+        Route::Validate => health::validate(env, &config).await,
+        Route::Metrics => admin::metrics(),
+        Route::Failures => admin::failures(&req, env).await,
+        Route::Conflicts => admin::conflicts(&req, env).await,
+        Route::DismissConflict(id) => admin::dismiss_conflict(env, &id).await,
+        Route::ReplayFailure(id) => {
+            let body = reply::body_within(&mut req, 4096).await?.unwrap_or_default();
+            let in_body = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("dryRun").and_then(serde_json::Value::as_bool))
+                .unwrap_or(false);
+            let dry_run = in_body || bulk::dry_run_query(&req);
+            admin::replay(env, &config, &id, dry_run, audit).await
+        }
+        Route::Healthz | Route::Lifecycle => reply::api_error(&ApiError::not_found(path.to_string())),
     }
 }
 
@@ -82,6 +131,24 @@ mod tests {
         let req = Request::new(&format!("http://w.test{path}"), method).unwrap();
         let mut resp = handle(req, env).await.unwrap();
         (resp.status_code(), resp.json().await.unwrap())
+    }
+
+    #[wasm_bindgen_test]
+    fn routes_parse_once() {
+        assert_eq!(parse("POST", "/webhooks/lifecycle"), Ok(Route::Lifecycle));
+        assert_eq!(
+            parse("POST", "/failures/ab12/replay"),
+            Ok(Route::ReplayFailure("ab12".into()))
+        );
+        assert_eq!(
+            parse("DELETE", "/conflicts/ab12"),
+            Ok(Route::DismissConflict("ab12".into()))
+        );
+        assert_eq!(parse("GET", "/provision/bulk/r-1"), Ok(Route::BulkRun("r-1".into())));
+        assert_eq!(parse("GET", "/conflicts/ab12"), Err((405, "DELETE")));
+        for unknown in ["/", "/failures/", "/failures/x/y", "/provision/bulk/", "/webhooks"] {
+            assert_eq!(parse("GET", unknown).map_err(|e| e.0), Err(404), "{unknown}");
+        }
     }
 
     #[wasm_bindgen_test]

@@ -338,3 +338,27 @@ fn a_rate_limit_is_learned_instead_of_hammered() {
     );
     assert!(s.throttled <= 8, "{} requests were throttled", s.throttled);
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_account_of_another_external_id_is_a_conflict_never_patched() {
+    for precheck in [true, false] {
+        let mut s = SimServer::default();
+        let input = users(3);
+        let theirs = s.insert(r#"{"userName":"user1@example.com","externalId":"someone-else","active":false}"#);
+        let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
+        assert_eq!(
+            outcomes(&r),
+            [Outcome::Created, Outcome::Conflict, Outcome::Created],
+            "precheck {precheck}"
+        );
+        assert_eq!(r.progress.counts.conflict, 1);
+        assert_eq!(r.progress.counts.total(), 3);
+        assert_eq!(r.users[1].id.as_deref(), Some(theirs.as_str()));
+        let u = s.user(&theirs);
+        assert_eq!(
+            (u.external_id.as_deref(), u.active),
+            (Some("someone-else"), Some(false))
+        );
+        assert!(!s.log().iter().any(|l| l.starts_with("PATCH")), "{:?}", s.log());
+    }
+}

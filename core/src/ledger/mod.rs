@@ -1,0 +1,268 @@
+//! The per-person ledger's decisions: has this delivery been answered, is the event older than
+//! what was applied, was the person deleted, is someone else working on them.
+//!
+//! The host keeps one ledger per person (a strongly consistent store: one Durable Object each)
+//! and only stores and serialises; every rule is here, as plain functions over its state:
+//! 1. [`decide`] when a delivery arrives (`begin`): duplicate, busy, stale, skipped, conflict, go;
+//! 2. [`commit`] when the host has run the flow (or given up), to record the outcome.
+//!
+//! Event time is the source's (`occurredAt`, the envelope's `timestamp`), else the time the
+//! ledger first saw the delivery's webhook-id, so a redelivery keeps its original place however
+//! fresh its `webhook-timestamp` is.
+
+#[cfg(test)]
+mod tests;
+
+use crate::event::Operation;
+use crate::flows::{Action, Note};
+use crate::UnixMillis;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The longest a busy person makes a delivery wait before it is told to come back.
+pub const MAX_RETRY_AFTER_MS: u64 = 60_000;
+
+/// What the host knows about one delivery before asking the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventFacts {
+    pub event_id: String,
+    /// SHA-256 of the signed body: one webhook-id, one body.
+    pub body_digest: String,
+    pub operation: Operation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<UnixMillis>,
+    /// An admin re-runs a delivery that failed for good (`POST /failures/{id}/replay`).
+    #[serde(default)]
+    pub replay: bool,
+}
+
+/// An answer given to a delivery, kept so that redeliveries get it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl StoredAnswer {
+    pub fn ok(body: Value) -> Self {
+        Self { status: 200, body }
+    }
+
+    fn is_failure(&self) -> bool {
+        self.status >= 400
+    }
+}
+
+/// One webhook-id the ledger has seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub first_seen: UnixMillis,
+    pub body_digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<StoredAnswer>,
+}
+
+/// The newest event applied for the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastApplied {
+    pub at: UnixMillis,
+    pub operation: Operation,
+    pub event_id: String,
+}
+
+/// Someone is applying an event for the person until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub holder: String,
+    pub token: String,
+    pub until: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastApplied>,
+    /// The CXone account last written for the person (none after a delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cxone_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+impl PersonState {
+    /// Deleted, and not re-created since: a tombstone.
+    pub fn is_tombstoned(&self) -> bool {
+        self.last.as_ref().is_some_and(|l| l.operation == Operation::Delete)
+    }
+}
+
+/// What `begin` decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "decision")]
+pub enum Decision {
+    /// Answered before: here is that answer.
+    Duplicate { answer: StoredAnswer },
+    /// Another delivery for the person is being applied; come back after this long.
+    Busy { retry_after_ms: u64 },
+    /// Older than what was applied; acknowledged, not applied.
+    Stale { answer: StoredAnswer },
+    /// Not applied because of what the ledger knows (the person was deleted).
+    Skipped { answer: StoredAnswer },
+    /// This webhook-id was seen with another body: refused, nothing applied.
+    Conflict { detail: String },
+    /// Apply it, holding `lease`. `known_id`: the person's CXone account as last written.
+    Go {
+        event_time: UnixMillis,
+        lease: Lease,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        known_id: Option<String>,
+    },
+}
+
+impl Decision {
+    /// The answer the ledger keeps for the delivery right away (stale and skipped are final).
+    pub fn answer_to_keep(&self) -> Option<&StoredAnswer> {
+        match self {
+            Self::Stale { answer } | Self::Skipped { answer } => Some(answer),
+            _ => None,
+        }
+    }
+}
+
+/// The ledger's rules for a delivery that arrives at `now`. `delivery` is what the ledger had
+/// for its webhook-id, `None` on first sight. A `Go` holds the person for `lease_ms` under
+/// `lease_token` (random, from the host).
+pub fn decide(
+    person: &PersonState,
+    delivery: Option<&Delivery>,
+    facts: &EventFacts,
+    now: UnixMillis,
+    lease_ms: u64,
+    lease_token: &str,
+) -> Decision {
+    if let Some(d) = delivery {
+        if d.body_digest != facts.body_digest {
+            return Decision::Conflict {
+                detail: format!(
+                    "webhook-id {:?} was first delivered with another body; a new event needs a new id",
+                    facts.event_id
+                ),
+            };
+        }
+        if let Some(answer) = &d.answer {
+            if !(facts.replay && answer.is_failure()) {
+                return Decision::Duplicate { answer: answer.clone() };
+            }
+        }
+    }
+    if let Some(lease) = person.lease.as_ref().filter(|l| l.until > now) {
+        return Decision::Busy {
+            retry_after_ms: (lease.until - now).min(MAX_RETRY_AFTER_MS),
+        };
+    }
+    let event_time = facts.occurred_at.or(delivery.map(|d| d.first_seen)).unwrap_or(now);
+    if let Some(last) = &person.last {
+        let leaver_holds = last.operation.is_leaver() && !facts.operation.is_leaver();
+        if event_time < last.at || (event_time == last.at && leaver_holds) {
+            return Decision::Stale {
+                answer: StoredAnswer::ok(json!({
+                    "status": "success", "action": Action::Stale, "eventId": facts.event_id,
+                    "supersededBy": last.event_id,
+                })),
+            };
+        }
+    }
+    if person.is_tombstoned() && matches!(facts.operation, Operation::Update | Operation::Disable) {
+        return Decision::Skipped {
+            answer: StoredAnswer::ok(json!({
+                "status": "success", "action": Action::Skipped, "eventId": facts.event_id,
+                "note": Note::Deleted,
+            })),
+        };
+    }
+    Decision::Go {
+        event_time,
+        lease: Lease {
+            holder: facts.event_id.clone(),
+            token: lease_token.to_string(),
+            until: now.saturating_add(lease_ms),
+        },
+        known_id: person.cxone_id.clone().filter(|_| !person.is_tombstoned()),
+    }
+}
+
+/// How a delivery that was told `Go` ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Ending {
+    /// CXone is in the state the event asked for.
+    Applied {
+        action: Action,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// Answered for good without changing the person (a conflict, a permanent rejection).
+    Answered,
+    /// May succeed later (CXone down, budget spent): nothing kept, the sender redelivers.
+    Failed,
+}
+
+/// What the host reports after running the flow for a `Go`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Commit {
+    pub event_id: String,
+    pub lease_token: String,
+    pub event_time: UnixMillis,
+    pub operation: Operation,
+    pub ending: Ending,
+    /// The answer to keep for the delivery (none for `Failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<StoredAnswer>,
+}
+
+/// The ledger after a commit, and which failure records it makes obsolete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub person: PersonState,
+    /// Failed deliveries whose event time is at or before this are superseded.
+    pub supersedes_up_to: Option<UnixMillis>,
+}
+
+/// Records how a delivery ended. The last-applied mark only moves forward, so a commit that
+/// arrives after its lease expired cannot move the person back in time.
+pub fn commit(person: &PersonState, c: &Commit) -> Committed {
+    let mut next = person.clone();
+    if next.lease.as_ref().is_some_and(|l| l.token == c.lease_token) {
+        next.lease = None;
+    }
+    let Ending::Applied { action, id } = &c.ending else {
+        return Committed {
+            person: next,
+            supersedes_up_to: None,
+        };
+    };
+    let newer = next.last.as_ref().is_none_or(|l| c.event_time >= l.at);
+    if newer {
+        next.last = Some(LastApplied {
+            at: c.event_time,
+            operation: c.operation,
+            event_id: c.event_id.clone(),
+        });
+        match action {
+            Action::Deleted => next.cxone_id = None,
+            _ if id.is_some() => next.cxone_id.clone_from(id),
+            _ => {}
+        }
+    }
+    Committed {
+        person: next,
+        supersedes_up_to: newer.then_some(c.event_time),
+    }
+}

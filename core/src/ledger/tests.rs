@@ -1,0 +1,337 @@
+//! The decision table, row by row.
+
+use super::*;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const LEASE_MS: u64 = 30_000;
+const T0: UnixMillis = 1_800_000_000_000;
+
+fn facts(id: &str, operation: Operation, occurred_at: Option<UnixMillis>) -> EventFacts {
+    EventFacts {
+        event_id: id.into(),
+        body_digest: format!("digest-of-{id}"),
+        operation,
+        occurred_at,
+        replay: false,
+    }
+}
+
+fn applied(at: UnixMillis, operation: Operation, id: &str) -> PersonState {
+    PersonState {
+        last: Some(LastApplied {
+            at,
+            operation,
+            event_id: id.into(),
+        }),
+        cxone_id: (operation != Operation::Delete).then(|| "cx-1".to_string()),
+        lease: None,
+    }
+}
+
+fn seen(first_seen: UnixMillis, id: &str, answer: Option<StoredAnswer>) -> Delivery {
+    Delivery {
+        first_seen,
+        body_digest: format!("digest-of-{id}"),
+        answer,
+    }
+}
+
+fn go_time(d: &Decision) -> UnixMillis {
+    match d {
+        Decision::Go { event_time, .. } => *event_time,
+        other => panic!("expected go, got {other:?}"),
+    }
+}
+
+fn action_of(d: &Decision) -> Value {
+    match d {
+        Decision::Stale { answer } | Decision::Skipped { answer } => answer.body["action"].clone(),
+        other => panic!("expected a kept answer, got {other:?}"),
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_new_person_goes_with_a_lease() {
+    let d = decide(
+        &PersonState::default(),
+        None,
+        &facts("m1", Operation::Create, None),
+        T0,
+        LEASE_MS,
+        "tok",
+    );
+    assert_eq!(
+        d,
+        Decision::Go {
+            event_time: T0,
+            lease: Lease {
+                holder: "m1".into(),
+                token: "tok".into(),
+                until: T0 + LEASE_MS
+            },
+            known_id: None
+        }
+    );
+    assert_eq!(d.answer_to_keep(), None);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_redelivery_gets_the_first_answer_back() {
+    let answer = StoredAnswer::ok(json!({"action": "created"}));
+    let d = decide(
+        &applied(T0, Operation::Create, "m1"),
+        Some(&seen(T0, "m1", Some(answer.clone()))),
+        &facts("m1", Operation::Create, None),
+        T0 + 5,
+        LEASE_MS,
+        "tok",
+    );
+    assert_eq!(d, Decision::Duplicate { answer });
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_permanent_failure_is_answered_from_the_ledger_until_replayed() {
+    let failed = StoredAnswer {
+        status: 422,
+        body: json!({"status": "422"}),
+    };
+    let delivery = seen(T0, "m1", Some(failed.clone()));
+    let mut f = facts("m1", Operation::Create, None);
+    let person = PersonState::default();
+    assert_eq!(
+        decide(&person, Some(&delivery), &f, T0 + 9, LEASE_MS, "t"),
+        Decision::Duplicate { answer: failed }
+    );
+    f.replay = true;
+    assert_eq!(
+        go_time(&decide(&person, Some(&delivery), &f, T0 + 9, LEASE_MS, "t")),
+        T0,
+        "a replay keeps the event's original place"
+    );
+    let ok = seen(T0, "m1", Some(StoredAnswer::ok(json!({"action": "created"}))));
+    assert!(matches!(
+        decide(&person, Some(&ok), &f, T0 + 9, LEASE_MS, "t"),
+        Decision::Duplicate { .. }
+    ));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn the_same_id_with_another_body_is_a_conflict() {
+    let mut f = facts("m1", Operation::Delete, None);
+    f.body_digest = "something else".into();
+    let d = decide(
+        &PersonState::default(),
+        Some(&seen(T0, "m1", None)),
+        &f,
+        T0,
+        LEASE_MS,
+        "t",
+    );
+    assert!(matches!(d, Decision::Conflict { .. }), "{d:?}");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_held_lease_makes_others_wait_and_an_expired_one_does_not() {
+    let person = PersonState {
+        lease: Some(Lease {
+            holder: "m1".into(),
+            token: "a".into(),
+            until: T0 + 1_000,
+        }),
+        ..PersonState::default()
+    };
+    for id in ["m1", "m2"] {
+        let d = decide(&person, None, &facts(id, Operation::Create, None), T0, LEASE_MS, "b");
+        assert_eq!(d, Decision::Busy { retry_after_ms: 1_000 }, "{id}");
+    }
+    let d = decide(
+        &person,
+        None,
+        &facts("m2", Operation::Create, None),
+        T0 + 1_000,
+        LEASE_MS,
+        "b",
+    );
+    assert_eq!(go_time(&d), T0 + 1_000, "a crashed holder never blocks the person");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_retry_keeps_the_place_of_its_first_delivery() {
+    // m1 (update) first seen at T0 failed; m2 (delete) applied at T0+10; m1 comes back later.
+    let person = applied(T0 + 10, Operation::Delete, "m2");
+    let d = decide(
+        &person,
+        Some(&seen(T0, "m1", None)),
+        &facts("m1", Operation::Update, None),
+        T0 + 60_000,
+        LEASE_MS,
+        "t",
+    );
+    assert_eq!(action_of(&d), "stale");
+    assert_eq!(d.answer_to_keep().unwrap().body["supersededBy"], "m2");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn source_time_orders_before_arrival() {
+    let person = applied(T0, Operation::Update, "m1");
+    let older = facts("m2", Operation::Update, Some(T0 - 1));
+    assert_eq!(
+        action_of(&decide(&person, None, &older, T0 + 99, LEASE_MS, "t")),
+        "stale"
+    );
+    let newer = facts("m3", Operation::Update, Some(T0 + 1));
+    assert_eq!(go_time(&decide(&person, None, &newer, T0 + 99, LEASE_MS, "t")), T0 + 1);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn at_equal_times_a_leaver_is_never_undone() {
+    for leaver in [Operation::Disable, Operation::Delete] {
+        let person = applied(T0, leaver, "leave");
+        for joiner in [Operation::Create, Operation::Update] {
+            let d = decide(&person, None, &facts("j", joiner, Some(T0)), T0, LEASE_MS, "t");
+            assert_eq!(action_of(&d), "stale", "{joiner:?} after {leaver:?}");
+        }
+    }
+    let joined = applied(T0, Operation::Update, "j");
+    for leaver in [Operation::Disable, Operation::Delete] {
+        let d = decide(&joined, None, &facts("l", leaver, Some(T0)), T0, LEASE_MS, "t");
+        assert_eq!(go_time(&d), T0, "{leaver:?} at the same time as a mover still applies");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_tombstone_is_lifted_only_by_a_newer_create() {
+    let person = applied(T0, Operation::Delete, "del");
+    for op in [Operation::Update, Operation::Disable] {
+        let d = decide(&person, None, &facts("u", op, Some(T0 + 5)), T0 + 9, LEASE_MS, "t");
+        assert_eq!(action_of(&d), "skipped", "{op:?}");
+        assert_eq!(d.answer_to_keep().unwrap().body["note"], "deleted");
+    }
+    let d = decide(
+        &person,
+        None,
+        &facts("c", Operation::Create, Some(T0 + 5)),
+        T0 + 9,
+        LEASE_MS,
+        "t",
+    );
+    assert!(matches!(d, Decision::Go { known_id: None, .. }), "{d:?}");
+    let d = decide(
+        &person,
+        None,
+        &facts("c", Operation::Create, Some(T0 - 5)),
+        T0 + 9,
+        LEASE_MS,
+        "t",
+    );
+    assert_eq!(
+        action_of(&d),
+        "stale",
+        "a create older than the delete does not recreate"
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_known_account_is_handed_to_the_flow() {
+    let person = applied(T0, Operation::Create, "m1");
+    let d = decide(
+        &person,
+        None,
+        &facts("m2", Operation::Create, None),
+        T0 + 1,
+        LEASE_MS,
+        "t",
+    );
+    assert!(
+        matches!(d, Decision::Go { known_id: Some(ref id), .. } if id == "cx-1"),
+        "{d:?}"
+    );
+}
+
+fn ending(action: Action, id: Option<&str>) -> Ending {
+    Ending::Applied {
+        action,
+        id: id.map(str::to_string),
+    }
+}
+
+fn commit_of(id: &str, token: &str, at: UnixMillis, operation: Operation, ending: Ending) -> Commit {
+    Commit {
+        event_id: id.into(),
+        lease_token: token.into(),
+        event_time: at,
+        operation,
+        ending,
+        answer: None,
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn commit_moves_the_mark_forward_and_releases_its_own_lease() {
+    let person = PersonState {
+        lease: Some(Lease {
+            holder: "m1".into(),
+            token: "mine".into(),
+            until: T0 + LEASE_MS,
+        }),
+        ..PersonState::default()
+    };
+    let c = commit(
+        &person,
+        &commit_of(
+            "m1",
+            "mine",
+            T0,
+            Operation::Create,
+            ending(Action::Created, Some("cx-9")),
+        ),
+    );
+    assert_eq!(c.person.lease, None);
+    assert_eq!(c.person.cxone_id.as_deref(), Some("cx-9"));
+    assert_eq!(c.person.last.as_ref().map(|l| l.at), Some(T0));
+    assert_eq!(c.supersedes_up_to, Some(T0));
+
+    let deleted = commit(
+        &c.person,
+        &commit_of(
+            "m2",
+            "x",
+            T0 + 5,
+            Operation::Delete,
+            ending(Action::Deleted, Some("cx-9")),
+        ),
+    );
+    assert!(deleted.person.is_tombstoned() && deleted.person.cxone_id.is_none());
+
+    // A late commit (its lease had expired) for an older event changes nothing but its answer.
+    let late = commit(
+        &deleted.person,
+        &commit_of(
+            "m0",
+            "old",
+            T0 + 1,
+            Operation::Update,
+            ending(Action::Updated, Some("cx-9")),
+        ),
+    );
+    assert_eq!(late.person, deleted.person);
+    assert_eq!(late.supersedes_up_to, None);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_commit_with_another_token_leaves_the_current_lease() {
+    let theirs = Lease {
+        holder: "m2".into(),
+        token: "theirs".into(),
+        until: T0 + LEASE_MS,
+    };
+    let person = PersonState {
+        lease: Some(theirs.clone()),
+        ..PersonState::default()
+    };
+    for e in [Ending::Failed, Ending::Answered] {
+        let c = commit(&person, &commit_of("m1", "mine", T0, Operation::Update, e));
+        assert_eq!(c.person.lease.as_ref(), Some(&theirs));
+        assert_eq!((c.person.last.clone(), c.supersedes_up_to), (None, None));
+    }
+}

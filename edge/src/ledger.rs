@@ -1,0 +1,262 @@
+//! The per-person ledger: one SQLite-backed Durable Object per person, named by a hash of the
+//! person's stable key. It stores and serialises; `cxone_scim_core::ledger` decides.
+//!
+//! Tables:
+//! - `person`: one row, the [`PersonState`] (last applied event, CXone id, lease) as JSON;
+//! - `deliveries`: one row per webhook-id seen: first sight, body digest, the answer once
+//!   final, and the event time of a failure record kept for it (to clear when superseded).
+//!
+//! Every handler reads, decides and writes with no `await` in between, so each runs as one
+//! transaction and requests for one person never interleave inside the object. The lease is
+//! what keeps a second delivery out while the Worker talks to CXone (input gates do not hold
+//! across the Worker's fetches).
+
+use crate::config::LEDGER_BINDING;
+use cxone_scim_core::digest::key_of;
+use cxone_scim_core::ledger::{commit, decide, Commit, Decision, Delivery, EventFacts, PersonState, StoredAnswer};
+use cxone_scim_core::UnixMillis;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue,
+    State, Stub,
+};
+
+/// Deliveries older than this are forgotten (senders stop redelivering long before).
+const KEEP_DELIVERIES_MS: u64 = 30 * 24 * 3600 * 1000;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BeginRequest {
+    pub facts: EventFacts,
+    pub lease_ms: u64,
+    pub lease_token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitRequest {
+    pub commit: Commit,
+    /// A failure record is kept for this delivery (cleared when a newer event is applied).
+    pub failure_recorded: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitAnswer {
+    /// Webhook-ids whose failure records the commit superseded.
+    pub superseded_failures: Vec<String>,
+}
+
+#[durable_object]
+pub struct PersonLedger {
+    state: State,
+}
+
+impl DurableObject for PersonLedger {
+    fn new(state: State, _env: Env) -> Self {
+        let sql = state.storage().sql();
+        // Idempotent; runs once per object start.
+        let _ = sql.exec(
+            "CREATE TABLE IF NOT EXISTS person (k INTEGER PRIMARY KEY, state TEXT NOT NULL)",
+            None,
+        );
+        let _ = sql.exec(
+            "CREATE TABLE IF NOT EXISTS deliveries (event_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, \
+             digest TEXT NOT NULL, answer TEXT, failed_at INTEGER)",
+            None,
+        );
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let now = worker::Date::now().as_millis();
+        let sql = self.state.storage().sql();
+        match req.path().as_str() {
+            "/begin" => {
+                let begin: BeginRequest = read(&mut req).await?;
+                Response::from_json(&on_begin(&sql, &begin, now)?)
+            }
+            "/commit" => {
+                let c: CommitRequest = read(&mut req).await?;
+                Response::from_json(&on_commit(&sql, &c, now)?)
+            }
+            other => Response::error(format!("no ledger route {other}"), 404),
+        }
+    }
+}
+
+async fn read<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
+    Ok(serde_json::from_str(&req.text().await?)?)
+}
+
+#[derive(Deserialize)]
+struct PersonRow {
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct DeliveryRow {
+    first_seen: f64,
+    digest: String,
+    answer: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FailedRow {
+    event_id: String,
+}
+
+fn load_person(sql: &SqlStorage) -> Result<PersonState> {
+    let rows: Vec<PersonRow> = sql.exec("SELECT state FROM person WHERE k = 0", None)?.to_array()?;
+    match rows.first() {
+        Some(row) => Ok(serde_json::from_str(&row.state)?),
+        None => Ok(PersonState::default()),
+    }
+}
+
+fn save_person(sql: &SqlStorage, person: &PersonState) -> Result<()> {
+    sql.exec(
+        "INSERT INTO person (k, state) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET state = excluded.state",
+        vec![serde_json::to_string(person)?.into()],
+    )?;
+    Ok(())
+}
+
+fn load_delivery(sql: &SqlStorage, event_id: &str) -> Result<Option<Delivery>> {
+    let rows: Vec<DeliveryRow> = sql
+        .exec(
+            "SELECT first_seen, digest, answer FROM deliveries WHERE event_id = ?",
+            vec![event_id.into()],
+        )?
+        .to_array()?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let answer: Option<StoredAnswer> = match row.answer {
+        Some(text) => Some(serde_json::from_str(&text)?),
+        None => None,
+    };
+    Ok(Some(Delivery {
+        first_seen: row.first_seen as UnixMillis,
+        body_digest: row.digest,
+        answer,
+    }))
+}
+
+fn keep_answer(sql: &SqlStorage, event_id: &str, answer: &StoredAnswer) -> Result<()> {
+    sql.exec(
+        "UPDATE deliveries SET answer = ? WHERE event_id = ?",
+        vec![serde_json::to_string(answer)?.into(), event_id.into()],
+    )?;
+    Ok(())
+}
+
+fn millis(ms: UnixMillis) -> SqlStorageValue {
+    SqlStorageValue::from(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+fn on_begin(sql: &SqlStorage, begin: &BeginRequest, now: UnixMillis) -> Result<Decision> {
+    let facts = &begin.facts;
+    let mut person = load_person(sql)?;
+    let delivery = load_delivery(sql, &facts.event_id)?;
+    let decision = decide(
+        &person,
+        delivery.as_ref(),
+        facts,
+        now,
+        begin.lease_ms,
+        &begin.lease_token,
+    );
+    if delivery.is_none() {
+        sql.exec(
+            "INSERT INTO deliveries (event_id, first_seen, digest) VALUES (?, ?, ?)",
+            vec![
+                facts.event_id.as_str().into(),
+                millis(now),
+                facts.body_digest.as_str().into(),
+            ],
+        )?;
+    }
+    if let Decision::Go { lease, .. } = &decision {
+        person.lease = Some(lease.clone());
+        save_person(sql, &person)?;
+    }
+    if let Some(answer) = decision.answer_to_keep() {
+        keep_answer(sql, &facts.event_id, answer)?;
+    }
+    Ok(decision)
+}
+
+fn on_commit(sql: &SqlStorage, req: &CommitRequest, now: UnixMillis) -> Result<CommitAnswer> {
+    let c = &req.commit;
+    let committed = commit(&load_person(sql)?, c);
+    save_person(sql, &committed.person)?;
+    if let Some(answer) = &c.answer {
+        keep_answer(sql, &c.event_id, answer)?;
+    }
+    let mut answer = CommitAnswer::default();
+    if let Some(up_to) = committed.supersedes_up_to {
+        let rows: Vec<FailedRow> = sql
+            .exec(
+                "SELECT event_id FROM deliveries WHERE failed_at IS NOT NULL AND failed_at <= ?",
+                vec![millis(up_to)],
+            )?
+            .to_array()?;
+        sql.exec(
+            "UPDATE deliveries SET failed_at = NULL WHERE failed_at IS NOT NULL AND failed_at <= ?",
+            vec![millis(up_to)],
+        )?;
+        answer.superseded_failures = rows.into_iter().map(|r| r.event_id).collect();
+    }
+    if req.failure_recorded {
+        sql.exec(
+            "UPDATE deliveries SET failed_at = ? WHERE event_id = ?",
+            vec![millis(c.event_time), c.event_id.as_str().into()],
+        )?;
+    }
+    sql.exec(
+        "DELETE FROM deliveries WHERE first_seen < ? AND failed_at IS NULL",
+        vec![millis(now.saturating_sub(KEEP_DELIVERIES_MS))],
+    )?;
+    Ok(answer)
+}
+
+/// The Worker's side: the ledger of one person.
+pub struct Ledger {
+    stub: Stub,
+}
+
+impl Ledger {
+    /// The ledger of the person with this stable key (externalId, else userName). The object
+    /// is named by a fixed-length hash, so no key is too long.
+    pub fn of(env: &Env, subject_key: &str) -> Result<Self> {
+        let namespace = env.durable_object(LEDGER_BINDING)?;
+        let stub = namespace.id_from_name(&key_of(subject_key))?.get_stub()?;
+        Ok(Self { stub })
+    }
+
+    async fn call<I: Serialize, O: DeserializeOwned>(&self, path: &str, body: &I) -> Result<O> {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(serde_json::to_string(body)?.into()));
+        let req = Request::new_with_init(&format!("https://ledger{path}"), &init)?;
+        let mut resp = self.stub.fetch_with_request(req).await?;
+        let text = resp.text().await?;
+        if resp.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "ledger {path} answered {}: {text}",
+                resp.status_code()
+            )));
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    pub async fn begin(&self, req: &BeginRequest) -> Result<Decision> {
+        self.call("/begin", req).await
+    }
+
+    pub async fn commit(&self, req: &CommitRequest) -> Result<CommitAnswer> {
+        self.call("/commit", req).await
+    }
+}
