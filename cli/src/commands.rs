@@ -5,8 +5,8 @@ use crate::Target;
 use cxone_scim_core::bulk::{BulkConfig, BulkRun, BulkUser};
 use cxone_scim_core::flows::Authorized;
 use cxone_scim_core::policy::RolePolicy;
-use cxone_scim_core::retry::RetryPolicy;
 use cxone_scim_core::secret::{split_list, SecretString};
+use cxone_scim_core::settings::defaults;
 use cxone_scim_core::token::ClientCredentials;
 use cxone_scim_core::webhook::{sign as sign_body, WebhookSecret};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -108,7 +108,7 @@ pub fn bulk(
         scope: target.scope.clone().filter(|s| !s.is_empty()),
     };
     let total = run_state.progress().total as u64;
-    let mut flow = Authorized::new(run_state, creds, None, RetryPolicy::default(), seed());
+    let mut flow = Authorized::new(run_state, creds, None, defaults::RETRY, seed());
     let bar = if quiet {
         ProgressBar::hidden()
     } else {

@@ -4,6 +4,7 @@ mod commands;
 mod driver;
 
 use clap::{Parser, Subcommand};
+use cxone_scim_core::settings::defaults;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -46,7 +47,7 @@ enum Command {
         policy: String,
         #[arg(long, env = "CXONE_SCIM_BASE_URL", default_value = "https://cxone.invalid/scim/v2")]
         base_url: String,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = defaults::BULK_BATCH_SIZE)]
         batch_size: usize,
     },
     /// Sign a webhook body (standard input) and print the three Standard Webhooks headers.
@@ -67,7 +68,7 @@ enum Command {
         policy: String,
         #[command(flatten)]
         target: Target,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = defaults::BULK_BATCH_SIZE)]
         batch_size: usize,
         /// Skip the userName pre-check (faster; restarts may then report own creations as exists).
         #[arg(long)]
