@@ -1,5 +1,6 @@
 //! Configuration: the settings core reads from the Worker's vars and secrets, and the bindings.
 
+use cxone_scim_core::admin::AdminTokens;
 use cxone_scim_core::settings::Settings;
 use std::ops::Deref;
 use worker::Env;
@@ -22,6 +23,11 @@ impl Deref for Config {
 /// A var or secret as text (`Settings` treats blank as unset).
 fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string())
+}
+
+/// The admin tokens alone, readable when the rest of the configuration is broken.
+pub fn admin_tokens(env: &Env) -> Option<AdminTokens> {
+    var(env, "ADMIN_TOKEN").and_then(|raw| AdminTokens::parse_list(&raw))
 }
 
 impl Config {
