@@ -61,6 +61,8 @@ pub struct SimServer {
     pub throttled: u32,
     /// Virtual time one request takes (5 ms when 0).
     pub service_ms: u64,
+    /// `expires_in` of the tokens issued (3600 when `None`).
+    pub token_expires_in: Option<u64>,
 }
 
 fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpResponse {
@@ -195,7 +197,8 @@ impl SimServer {
                 .contains("grant_type=client_credentials"));
             return Ok(HttpResponse::new(
                 200,
-                json!({"access_token": SIM_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600}).to_string(),
+                json!({"access_token": SIM_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": self.token_expires_in.unwrap_or(3600)})
+                    .to_string(),
             ));
         }
         if req.url.contains("/scim/v2") {
