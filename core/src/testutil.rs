@@ -17,6 +17,8 @@ pub enum Fault {
     Status(u16, Option<&'static str>),
     /// Answer the next request with this status and body.
     Body(u16, &'static str),
+    /// Answer the next request with this 3xx status and `Location`.
+    Redirect(u16, &'static str),
     /// The next request gets no answer.
     Transport,
     /// The user vanishes just before the next DELETE.
@@ -184,6 +186,7 @@ impl SimServer {
                         })
                     }
                     Fault::Body(s, body) => Ok(HttpResponse::new(s, body)),
+                    Fault::Redirect(s, location) => Ok(HttpResponse::new(s, "").with_header("Location", location)),
                     Fault::Transport => Err(TransportError("connection reset".into())),
                     Fault::DeleteAfterLookup => unreachable!(),
                 };

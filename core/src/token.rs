@@ -42,7 +42,7 @@ impl ClientCredentials {
         if !resp.is_success() {
             return Err(TokenError::Rejected {
                 status: resp.status,
-                error: oauth_error(&resp.body),
+                error: resp.redirect_detail().or_else(|| oauth_error(&resp.body)),
             });
         }
         #[derive(Deserialize)]
@@ -209,6 +209,11 @@ mod tests {
                 status: 401,
                 error: Some("invalid_client".into())
             }
+        );
+        let moved = HttpResponse::new(302, "").with_header("Location", "https://sso.example/login");
+        assert_eq!(
+            c.read_token_response(&moved, 0).unwrap_err().to_string(),
+            "token endpoint answered 302 (redirected to https://sso.example/login; redirects are not followed)"
         );
         assert!(matches!(
             c.read_token_response(&HttpResponse::new(200, "<html>"), 0),

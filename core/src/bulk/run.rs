@@ -658,9 +658,9 @@ impl BulkRun {
             Err(BulkResponseError::Status { status, body }) => {
                 let scim = crate::scim::ScimError::from_body(&body);
                 for i in indexes {
-                    let detail = scim
-                        .as_ref()
-                        .and_then(|s| s.detail.clone())
+                    let detail = resp
+                        .redirect_detail()
+                        .or_else(|| scim.as_ref().and_then(|s| s.detail.clone()))
                         .unwrap_or_else(|| format!("Bulk answered {status}"));
                     self.entries[i].fail(status, scim.as_ref().and_then(|s| s.scim_type.clone()), detail);
                 }
