@@ -14,15 +14,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_http(url, deadline_s, proc=None, what=""):
+def wait_http(url, deadline_s, proc=None, what="", ready=(200,)):
+    """Waits until `url` answers with a status in `ready`."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what} exited early with {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
+                if resp.status in ready:
                     return
+        except urllib.error.HTTPError as err:
+            if err.code in ready:
+                return
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
@@ -74,13 +78,15 @@ def start_standin(port, client_id, client_secret, log_path):
 
 
 class WranglerDev:
-    """`wrangler dev` in its own process group, restartable with its local state kept."""
+    """`wrangler dev` in its own process group, restartable with its local state kept. `ready`:
+    the /healthz statuses that mean it is up (503 for a deliberately misconfigured Worker)."""
 
-    def __init__(self, workdir, env_file, port, inspector_port):
+    def __init__(self, workdir, env_file, port, inspector_port, ready=(200,)):
         self.workdir = Path(workdir)
         self.env_file = env_file
         self.port = port
         self.inspector_port = inspector_port
+        self.ready = ready
         self.log_path = self.workdir / "wrangler.log"
         self.proc = None
         self.started_in = None
@@ -98,7 +104,7 @@ class WranglerDev:
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, start_new_session=True)
         log.close()
-        wait_http(f"http://127.0.0.1:{self.port}/healthz", 120, self.proc, "wrangler dev")
+        wait_http(f"http://127.0.0.1:{self.port}/healthz", 120, self.proc, "wrangler dev", self.ready)
         self.started_in = time.monotonic() - began
 
     def stop(self):

@@ -5,8 +5,8 @@ use crate::Target;
 use cxone_scim_core::bulk::{BulkConfig, BulkRun, BulkUser};
 use cxone_scim_core::flows::Authorized;
 use cxone_scim_core::policy::RolePolicy;
-use cxone_scim_core::retry::RetryPolicy;
 use cxone_scim_core::secret::{split_list, SecretString};
+use cxone_scim_core::settings::{defaults, endpoint_url};
 use cxone_scim_core::token::ClientCredentials;
 use cxone_scim_core::webhook::{sign as sign_body, WebhookSecret};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -93,22 +93,25 @@ pub fn bulk(
         .client_secret
         .clone()
         .ok_or("CXONE_CLIENT_SECRET is not set in the environment")?;
+    // Where the client secret and the bearer token go: https, plain http only on loopback.
+    let base_url = endpoint_url(&target.base_url).map_err(|e| format!("--base-url (CXONE_SCIM_BASE_URL) {e}"))?;
+    let token_url = endpoint_url(&target.token_url).map_err(|e| format!("--token-url (CXONE_TOKEN_URL) {e}"))?;
     let users = load_users(users)?;
     let config = BulkConfig {
         batch_size,
         precheck,
-        ..BulkConfig::new(&target.base_url)
+        ..BulkConfig::new(&base_url)
     };
     let run_state = BulkRun::new(&users, &load_policy(policy)?, config, seed());
     drop(users);
     let creds = ClientCredentials {
-        token_url: target.token_url.clone(),
+        token_url,
         client_id: target.client_id.clone(),
         client_secret: SecretString::new(secret),
         scope: target.scope.clone().filter(|s| !s.is_empty()),
     };
     let total = run_state.progress().total as u64;
-    let mut flow = Authorized::new(run_state, creds, None, RetryPolicy::default(), seed());
+    let mut flow = Authorized::new(run_state, creds, None, defaults::RETRY, seed());
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -178,6 +181,49 @@ mod tests {
         assert!(load_users("/nonexistent/users.json")
             .unwrap_err()
             .contains("/nonexistent/users.json"));
+    }
+
+    #[test]
+    fn bulk_refuses_plain_http_off_loopback_before_reading_anything() {
+        let target = |base_url: &str, token_url: &str| Target {
+            base_url: base_url.into(),
+            token_url: token_url.into(),
+            client_id: "cid".into(),
+            client_secret: Some("secret".into()),
+            scope: None,
+        };
+        let run = |t: &Target| {
+            bulk(
+                "/nonexistent/users.json",
+                "/nonexistent/policy.json",
+                t,
+                50,
+                true,
+                None,
+                true,
+            )
+        };
+        let err = run(&target(
+            "http://cxone.example/scim/v2",
+            "https://cxone.example/oauth/token",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "--base-url (CXONE_SCIM_BASE_URL) must be https (plain http only on loopback)"
+        );
+        let err = run(&target(
+            "https://cxone.example/scim/v2",
+            "http://cxone.example/oauth/token",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "--token-url (CXONE_TOKEN_URL) must be https (plain http only on loopback)"
+        );
+        // Loopback passes the check (and then fails on the missing users file).
+        let err = run(&target("http://127.0.0.1:9/scim/v2", "http://localhost:9/oauth/token")).unwrap_err();
+        assert!(err.contains("/nonexistent/users.json"), "{err}");
     }
 
     #[test]

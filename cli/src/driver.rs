@@ -22,7 +22,11 @@ pub struct Http {
 impl Http {
     pub fn new() -> Self {
         Self {
-            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(),
+            // Redirects are not followed (the flow reports them with their target), as in the Worker.
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .redirects(0)
+                .build(),
         }
     }
 
@@ -64,5 +68,37 @@ pub fn run<F: Flow>(flow: &mut F, http: &Http, mut after_response: impl FnMut(&F
             Step::Wait { until } => std::thread::sleep(Duration::from_millis(until.saturating_sub(now_ms()))),
             Step::Done(out) => return out,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cxone_scim_core::http::Method;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn redirects_come_back_unfollowed() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).unwrap();
+            conn.write_all(
+                format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{port}/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+        });
+        let req = HttpRequest::new(Method::Get, format!("http://127.0.0.1:{port}/scim/v2/Users"));
+        let resp = Http::new().send(&req).unwrap();
+        server.join().unwrap();
+        assert_eq!(resp.status, 307);
+        assert_eq!(
+            resp.header("location"),
+            Some(format!("http://127.0.0.1:{port}/elsewhere").as_str())
+        );
     }
 }

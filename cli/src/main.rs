@@ -4,6 +4,7 @@ mod commands;
 mod driver;
 
 use clap::{Parser, Subcommand};
+use cxone_scim_core::settings::defaults;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -13,20 +14,21 @@ struct Cli {
     command: Command,
 }
 
-/// Where CXone is and how to authenticate (the Worker's variable names).
+/// Where CXone is and how to authenticate (the Worker's variable names). Every argument read
+/// from the environment hides its value in `--help` (`hide_env_values`): some are secrets.
 #[derive(clap::Args, Clone)]
 pub struct Target {
     /// CXone SCIM root, /scim/v2 included.
-    #[arg(long, env = "CXONE_SCIM_BASE_URL")]
+    #[arg(long, env = "CXONE_SCIM_BASE_URL", hide_env_values = true)]
     pub base_url: String,
-    #[arg(long, env = "CXONE_TOKEN_URL")]
+    #[arg(long, env = "CXONE_TOKEN_URL", hide_env_values = true)]
     pub token_url: String,
-    #[arg(long, env = "CXONE_CLIENT_ID")]
+    #[arg(long, env = "CXONE_CLIENT_ID", hide_env_values = true)]
     pub client_id: String,
     /// Read from the environment only, so it never shows in the process list.
     #[arg(skip)]
     pub client_secret: Option<String>,
-    #[arg(long, env = "CXONE_SCOPE")]
+    #[arg(long, env = "CXONE_SCOPE", hide_env_values = true)]
     pub scope: Option<String>,
 }
 
@@ -42,17 +44,22 @@ enum Command {
         /// JSON file: an array of users or {"users":[...]}.
         #[arg(long)]
         users: String,
-        #[arg(long, env = "ROLE_POLICY_FILE")]
+        #[arg(long, env = "ROLE_POLICY_FILE", hide_env_values = true)]
         policy: String,
-        #[arg(long, env = "CXONE_SCIM_BASE_URL", default_value = "https://cxone.invalid/scim/v2")]
+        #[arg(
+            long,
+            env = "CXONE_SCIM_BASE_URL",
+            hide_env_values = true,
+            default_value = "https://cxone.invalid/scim/v2"
+        )]
         base_url: String,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = defaults::BULK_BATCH_SIZE)]
         batch_size: usize,
     },
     /// Sign a webhook body (standard input) and print the three Standard Webhooks headers.
     Sign {
         /// Signing secret, whsec_<base64> (defaults to the first of WEBHOOK_SECRETS).
-        #[arg(long, env = "WEBHOOK_SECRETS")]
+        #[arg(long, env = "WEBHOOK_SECRETS", hide_env_values = true)]
         secret: String,
         #[arg(long)]
         id: Option<String>,
@@ -63,11 +70,11 @@ enum Command {
     Bulk {
         #[arg(long)]
         users: String,
-        #[arg(long, env = "ROLE_POLICY_FILE")]
+        #[arg(long, env = "ROLE_POLICY_FILE", hide_env_values = true)]
         policy: String,
         #[command(flatten)]
         target: Target,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = defaults::BULK_BATCH_SIZE)]
         batch_size: usize,
         /// Skip the userName pre-check (faster; restarts may then report own creations as exists).
         #[arg(long)]

@@ -114,7 +114,29 @@ impl HttpResponse {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// For a 3xx answer: where it points (`Location`, query and fragment left out: they may
+    /// carry tokens) and that it was not followed. `None` for any other status.
+    pub fn redirect_detail(&self) -> Option<String> {
+        if !(300..400).contains(&self.status) {
+            return None;
+        }
+        let target = self.header("location").map(str::trim).filter(|l| !l.is_empty());
+        Some(match target {
+            Some(target) => {
+                let target = target.split(['?', '#']).next().unwrap_or(target);
+                format!(
+                    "redirected to {}; redirects are not followed",
+                    truncated(target, REDIRECT_TARGET_LIMIT)
+                )
+            }
+            None => "redirect without a Location; redirects are not followed".to_string(),
+        })
+    }
 }
+
+/// Longest redirect target kept in an error.
+const REDIRECT_TARGET_LIMIT: usize = 512;
 
 /// The request never produced a response (DNS, connect, reset, timeout).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,5 +215,25 @@ mod tests {
         assert_eq!(req.describe(), "GET /scim/v2/Users");
         let resp = HttpResponse::new(429, "").with_header("Retry-After", "3");
         assert_eq!(resp.header("retry-after"), Some("3"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn redirects_are_described_with_their_target() {
+        let resp = HttpResponse::new(302, "").with_header("location", " https://sso.example/login?token=t#x ");
+        assert_eq!(
+            resp.redirect_detail().as_deref(),
+            Some("redirected to https://sso.example/login; redirects are not followed")
+        );
+        assert_eq!(
+            HttpResponse::new(304, "").redirect_detail().as_deref(),
+            Some("redirect without a Location; redirects are not followed")
+        );
+        assert_eq!(
+            HttpResponse::new(200, "")
+                .with_header("Location", "/x")
+                .redirect_detail(),
+            None
+        );
+        assert_eq!(HttpResponse::new(400, "").redirect_detail(), None);
     }
 }

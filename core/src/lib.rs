@@ -47,6 +47,7 @@ pub mod policy;
 pub mod retry;
 pub mod scim;
 pub mod secret;
+pub mod settings;
 pub mod time;
 pub mod token;
 pub mod webhook;

@@ -27,13 +27,9 @@ impl RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// [`crate::settings::defaults::RETRY`].
     fn default() -> Self {
-        Self {
-            base_ms: 250,
-            cap_ms: 4_000,
-            max_attempts: 4,
-            max_retry_after_ms: 10_000,
-        }
+        crate::settings::defaults::RETRY
     }
 }
 

@@ -17,6 +17,8 @@ pub enum Fault {
     Status(u16, Option<&'static str>),
     /// Answer the next request with this status and body.
     Body(u16, &'static str),
+    /// Answer the next request with this 3xx status and `Location`.
+    Redirect(u16, &'static str),
     /// The next request gets no answer.
     Transport,
     /// The user vanishes just before the next DELETE.
@@ -63,6 +65,8 @@ pub struct SimServer {
     pub throttled: u32,
     /// Virtual time one request takes (5 ms when 0).
     pub service_ms: u64,
+    /// `expires_in` of the tokens issued (3600 when `None`).
+    pub token_expires_in: Option<u64>,
 }
 
 fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpResponse {
@@ -184,6 +188,7 @@ impl SimServer {
                         })
                     }
                     Fault::Body(s, body) => Ok(HttpResponse::new(s, body)),
+                    Fault::Redirect(s, location) => Ok(HttpResponse::new(s, "").with_header("Location", location)),
                     Fault::Transport => Err(TransportError("connection reset".into())),
                     Fault::DeleteAfterLookup => unreachable!(),
                 };
@@ -197,7 +202,8 @@ impl SimServer {
                 .contains("grant_type=client_credentials"));
             return Ok(HttpResponse::new(
                 200,
-                json!({"access_token": SIM_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600}).to_string(),
+                json!({"access_token": SIM_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": self.token_expires_in.unwrap_or(3600)})
+                    .to_string(),
             ));
         }
         if req.url.contains("/scim/v2") {

@@ -5,7 +5,8 @@ use crate::secret::SecretString;
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 
-/// Refresh this long before the token expires.
+/// Refresh this long before the token expires (or at half its lifetime when it is shorter
+/// than twice this: see [`CachedToken::issued`]).
 pub const REFRESH_MARGIN_MS: u64 = 60_000;
 const DEFAULT_EXPIRES_IN_SECS: u64 = 3600;
 
@@ -41,7 +42,7 @@ impl ClientCredentials {
         if !resp.is_success() {
             return Err(TokenError::Rejected {
                 status: resp.status,
-                error: oauth_error(&resp.body),
+                error: resp.redirect_detail().or_else(|| oauth_error(&resp.body)),
             });
         }
         #[derive(Deserialize)]
@@ -71,10 +72,11 @@ impl ClientCredentials {
             _ => None,
         }
         .unwrap_or(DEFAULT_EXPIRES_IN_SECS);
-        Ok(CachedToken {
-            access_token: SecretString::new(body.access_token),
-            expires_at: now + expires_in * 1000,
-        })
+        Ok(CachedToken::issued(
+            SecretString::new(body.access_token),
+            now,
+            expires_in,
+        ))
     }
 }
 
@@ -86,19 +88,39 @@ fn oauth_error(body: &str) -> Option<String> {
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
 }
 
-/// A token and the time it stops working.
+/// A token, the time it stops working, and the time to fetch the next one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CachedToken {
     #[serde(with = "exposed")]
     pub access_token: SecretString,
     pub expires_at: UnixMillis,
+    /// When to fetch a new token. Tokens cached by earlier versions have none: they are
+    /// refreshed [`REFRESH_MARGIN_MS`] before they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_at: Option<UnixMillis>,
 }
 
 impl CachedToken {
-    /// Usable without a refresh: more than [`REFRESH_MARGIN_MS`] before expiry.
+    /// A token issued at `now` for `expires_in_secs`: refreshed [`REFRESH_MARGIN_MS`] before it
+    /// expires, but never before half its lifetime, so a short-lived token (60 s or less) is
+    /// still used rather than fetched again for every request.
+    pub fn issued(access_token: SecretString, now: UnixMillis, expires_in_secs: u64) -> Self {
+        let lifetime = expires_in_secs.saturating_mul(1000);
+        let refresh_after = lifetime.saturating_sub(REFRESH_MARGIN_MS).max(lifetime / 2);
+        Self {
+            access_token,
+            expires_at: now.saturating_add(lifetime),
+            refresh_at: Some(now.saturating_add(refresh_after)),
+        }
+    }
+
+    /// Usable without a refresh: before its refresh time (and its expiry).
     pub fn is_fresh(&self, now: UnixMillis) -> bool {
-        now.saturating_add(REFRESH_MARGIN_MS) < self.expires_at
+        let refresh_at = self
+            .refresh_at
+            .unwrap_or_else(|| self.expires_at.saturating_sub(REFRESH_MARGIN_MS));
+        now < refresh_at.min(self.expires_at)
     }
 
     pub fn authorization(&self) -> String {
@@ -174,7 +196,6 @@ mod tests {
             .read_token_response(&HttpResponse::new(200, r#"{"access_token":"a","expires_in":"30"}"#), 0)
             .unwrap();
         assert_eq!(t.expires_at, 30_000);
-        assert!(!t.is_fresh(0), "a 30 s token is already inside the refresh margin");
         let t = c
             .read_token_response(&HttpResponse::new(200, r#"{"access_token":"a"}"#), 0)
             .unwrap();
@@ -189,6 +210,11 @@ mod tests {
                 error: Some("invalid_client".into())
             }
         );
+        let moved = HttpResponse::new(302, "").with_header("Location", "https://sso.example/login");
+        assert_eq!(
+            c.read_token_response(&moved, 0).unwrap_err().to_string(),
+            "token endpoint answered 302 (redirected to https://sso.example/login; redirects are not followed)"
+        );
         assert!(matches!(
             c.read_token_response(&HttpResponse::new(200, "<html>"), 0),
             Err(TokenError::Malformed { .. })
@@ -197,5 +223,61 @@ mod tests {
             c.read_token_response(&HttpResponse::new(200, r#"{"access_token":"a","token_type":"mac"}"#), 0),
             Err(TokenError::Malformed { .. })
         ));
+    }
+
+    fn issued_at(now: UnixMillis, expires_in: &str) -> CachedToken {
+        let body = format!(r#"{{"access_token":"a","expires_in":{expires_in}}}"#);
+        creds().read_token_response(&HttpResponse::new(200, body), now).unwrap()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn short_lived_tokens_are_used_for_half_their_lifetime() {
+        for (expires_in, fresh_for_ms) in [
+            ("30", 15_000),
+            ("\"30\"", 15_000),
+            ("60", 30_000),
+            ("61", 30_500),
+            ("119", 59_500),
+            ("120", 60_000),
+            ("121", 61_000),
+            ("3600", 3_540_000),
+            ("1", 500),
+        ] {
+            let t = issued_at(1_000_000, expires_in);
+            assert!(t.is_fresh(1_000_000), "expires_in {expires_in}");
+            assert!(t.is_fresh(1_000_000 + fresh_for_ms - 1), "expires_in {expires_in}");
+            assert!(!t.is_fresh(1_000_000 + fresh_for_ms), "expires_in {expires_in}");
+        }
+        // A token that expires as it is issued is never fresh (the flow still uses it once).
+        assert!(!issued_at(1_000_000, "0").is_fresh(1_000_000));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn huge_lifetimes_saturate() {
+        for expires_in in ["18446744073709551615", "\"18446744073709551615\"", "18446744073709551"] {
+            let t = issued_at(u64::MAX - 5, expires_in);
+            assert_eq!(t.expires_at, u64::MAX, "{expires_in}");
+            assert!(t.is_fresh(u64::MAX - 5));
+            assert!(!t.is_fresh(u64::MAX));
+        }
+        let t = issued_at(1_000, "18446744073709551615");
+        assert_eq!(t.expires_at, u64::MAX);
+        assert_eq!(t.refresh_at, Some(u64::MAX - 59_000));
+        assert!(t.is_fresh(1_000_000_000_000_000));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn tokens_cached_by_earlier_versions_still_read() {
+        let old: CachedToken = serde_json::from_str(r#"{"accessToken":"tok","expiresAt":120000}"#).unwrap();
+        assert_eq!(old.refresh_at, None);
+        assert!(old.is_fresh(59_999));
+        assert!(!old.is_fresh(60_000), "refreshed the margin before expiry");
+        let short: CachedToken = serde_json::from_str(r#"{"accessToken":"tok","expiresAt":30000}"#).unwrap();
+        assert!(!short.is_fresh(0));
+        // What is stored now round-trips, and an earlier version reading it ignores the new field.
+        let t = issued_at(0, "30");
+        let stored = serde_json::to_string(&t).unwrap();
+        assert_eq!(stored, r#"{"accessToken":"a","expiresAt":30000,"refreshAt":15000}"#);
+        assert_eq!(serde_json::from_str::<CachedToken>(&stored).unwrap(), t);
     }
 }

@@ -1,176 +1,48 @@
-//! Configuration, read from the Worker's vars and secrets in one place.
+//! Configuration: the settings core reads from the Worker's vars and secrets, and the bindings.
 
 use cxone_scim_core::admin::AdminTokens;
-use cxone_scim_core::policy::RolePolicy;
-use cxone_scim_core::retry::RetryPolicy;
-use cxone_scim_core::secret::SecretString;
-use cxone_scim_core::token::ClientCredentials;
-use cxone_scim_core::webhook::WebhookSecrets;
+use cxone_scim_core::settings::Settings;
+use std::ops::Deref;
 use worker::Env;
 
 pub const KV_BINDING: &str = "STATE";
 pub const LEDGER_BINDING: &str = "LEDGER";
 
-#[derive(Debug)]
-pub struct Config {
-    /// CXone's SCIM root, `/scim/v2` included.
-    pub scim_base_url: String,
-    pub credentials: ClientCredentials,
-    pub policy: RolePolicy,
-    pub webhook_secrets: WebhookSecrets,
-    pub admin_tokens: AdminTokens,
-    pub retry: RetryPolicy,
-    /// Subrequests one invocation may make (Free plan 50, paid 1,000).
-    pub subrequest_budget: u32,
-    pub bulk: BulkSettings,
-    pub ledger: LedgerSettings,
-}
+/// [`Settings`] from a Worker environment whose bindings are all there.
+#[derive(Debug, Clone)]
+pub struct Config(Settings);
 
-#[derive(Debug, Clone, Copy)]
-pub struct LedgerSettings {
-    /// How long a delivery holds its person (LEDGER_LEASE_MS).
-    pub lease_ms: u64,
-    /// How long a delivery waits for a busy person before answering 503 (LEDGER_WAIT_MS).
-    pub wait_ms: u64,
-}
+impl Deref for Config {
+    type Target = Settings;
 
-#[derive(Debug, Clone, Copy)]
-pub struct BulkSettings {
-    pub batch_size: usize,
-    pub precheck: bool,
-    pub fail_on_errors: Option<u32>,
-}
-
-/// A var or secret as text, `None` when unset or blank.
-fn text(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.trim().is_empty())
-}
-
-fn url(env: &Env, name: &str, problems: &mut Vec<String>) -> String {
-    match text(env, name) {
-        Some(u) if u.starts_with("https://") || u.starts_with("http://") => u.trim().trim_end_matches('/').to_string(),
-        Some(_) => {
-            problems.push(format!("{name} must be an http(s) URL"));
-            String::new()
-        }
-        None => {
-            problems.push(format!("{name} is not set"));
-            String::new()
-        }
+    fn deref(&self) -> &Settings {
+        &self.0
     }
 }
 
-fn number(env: &Env, name: &str, default: u64, problems: &mut Vec<String>) -> u64 {
-    match text(env, name).map(|v| v.trim().parse::<u64>()) {
-        None => default,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => {
-            problems.push(format!("{name} must be a whole number"));
-            default
-        }
-    }
+/// A var or secret as text (`Settings` treats blank as unset).
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string())
+}
+
+/// The admin tokens alone, readable when the rest of the configuration is broken.
+pub fn admin_tokens(env: &Env) -> Option<AdminTokens> {
+    var(env, "ADMIN_TOKEN").and_then(|raw| AdminTokens::parse_list(&raw))
 }
 
 impl Config {
     /// Loads everything, or lists every problem found (never a secret's value).
     pub fn load(env: &Env) -> Result<Self, Vec<String>> {
-        let mut problems = Vec::new();
-        let scim_base_url = url(env, "CXONE_SCIM_BASE_URL", &mut problems);
-        let token_url = url(env, "CXONE_TOKEN_URL", &mut problems);
-        let mut required = |name: &str| {
-            text(env, name).unwrap_or_else(|| {
-                problems.push(format!("{name} is not set"));
-                String::new()
-            })
-        };
-        let client_id = required("CXONE_CLIENT_ID");
-        let client_secret = SecretString::new(required("CXONE_CLIENT_SECRET"));
-        let policy_text = required("ROLE_POLICY");
-        let secrets_text = required("WEBHOOK_SECRETS");
-        let admin_text = required("ADMIN_TOKEN");
-        let policy = match RolePolicy::from_json(&policy_text) {
-            Ok(p) => Some(p),
-            Err(e) if !policy_text.is_empty() => {
-                problems.push(e.to_string());
-                None
-            }
-            Err(_) => None,
-        };
-        let webhook_secrets = match WebhookSecrets::parse_list(&secrets_text) {
-            Ok(s) => Some(s),
-            Err(e) if !secrets_text.is_empty() => {
-                problems.push(format!("WEBHOOK_SECRETS: {e}"));
-                None
-            }
-            Err(_) => None,
-        };
-        let admin_tokens = AdminTokens::parse_list(&admin_text);
-        let defaults = RetryPolicy::default();
-        let retry = RetryPolicy {
-            base_ms: number(env, "RETRY_BASE_MS", defaults.base_ms, &mut problems),
-            cap_ms: number(env, "RETRY_CAP_MS", defaults.cap_ms, &mut problems),
-            max_attempts: u32::try_from(number(
-                env,
-                "RETRY_MAX_ATTEMPTS",
-                u64::from(defaults.max_attempts),
-                &mut problems,
-            ))
-            .unwrap_or(defaults.max_attempts)
-            .max(1),
-            max_retry_after_ms: number(
-                env,
-                "RETRY_MAX_RETRY_AFTER_MS",
-                defaults.max_retry_after_ms,
-                &mut problems,
-            ),
-        };
-        let subrequest_budget = u32::try_from(number(env, "SUBREQUEST_BUDGET", 50, &mut problems)).unwrap_or(50);
-        if subrequest_budget < 20 {
-            problems.push("SUBREQUEST_BUDGET must be at least 20".to_string());
-        }
-        let bulk = BulkSettings {
-            batch_size: usize::try_from(number(env, "BULK_BATCH_SIZE", 50, &mut problems))
-                .unwrap_or(50)
-                .max(1),
-            precheck: match text(env, "BULK_PRECHECK").as_deref().map(str::trim) {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(_) => {
-                    problems.push("BULK_PRECHECK must be true or false".to_string());
-                    true
-                }
-            },
-            fail_on_errors: text(env, "BULK_FAIL_ON_ERRORS")
-                .map(|_| number(env, "BULK_FAIL_ON_ERRORS", 0, &mut problems))
-                .and_then(|n| u32::try_from(n).ok()),
-        };
-        let ledger = LedgerSettings {
-            lease_ms: number(env, "LEDGER_LEASE_MS", 30_000, &mut problems).max(1_000),
-            wait_ms: number(env, "LEDGER_WAIT_MS", 3_000, &mut problems),
-        };
+        let settings = Settings::from_vars(|name| var(env, name));
+        let mut problems = settings.as_ref().err().cloned().unwrap_or_default();
         if env.kv(KV_BINDING).is_err() {
             problems.push(format!("KV namespace binding {KV_BINDING} is missing"));
         }
-        match (policy, webhook_secrets, admin_tokens, problems.is_empty()) {
-            (Some(policy), Some(webhook_secrets), Some(admin_tokens), true) => Ok(Self {
-                scim_base_url,
-                credentials: ClientCredentials {
-                    token_url,
-                    client_id,
-                    client_secret,
-                    scope: text(env, "CXONE_SCOPE"),
-                },
-                policy,
-                webhook_secrets,
-                admin_tokens,
-                retry,
-                subrequest_budget,
-                bulk,
-                ledger,
-            }),
+        if env.durable_object(LEDGER_BINDING).is_err() {
+            problems.push(format!("Durable Object binding {LEDGER_BINDING} is missing"));
+        }
+        match settings {
+            Ok(settings) if problems.is_empty() => Ok(Self(settings)),
             _ => Err(problems),
         }
     }
@@ -185,7 +57,12 @@ pub(crate) mod tests {
     pub const POLICY: &str = r#"{"version":1,"mode":"strict","mappings":[{"group":"cxone-agent","role":"Agent"}]}"#;
     pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-    /// An `Env` made of plain string bindings (no KV).
+    pub const BINDING_PROBLEMS: [&str; 2] = [
+        "KV namespace binding STATE is missing",
+        "Durable Object binding LEDGER is missing",
+    ];
+
+    /// An `Env` made of plain string bindings (no KV, no Durable Object).
     pub fn env_of(pairs: &[(&str, &str)]) -> Env {
         let obj = js_sys::Object::new();
         for (k, v) in pairs {
@@ -221,6 +98,7 @@ pub(crate) mod tests {
             "ADMIN_TOKEN is not set",
             "ROLE_POLICY is not valid JSON at line 1",
             "KV namespace binding STATE is missing",
+            "Durable Object binding LEDGER is missing",
         ] {
             assert!(all.contains(want), "{want:?} missing from {all}");
         }
@@ -228,9 +106,9 @@ pub(crate) mod tests {
     }
 
     #[wasm_bindgen_test]
-    fn reads_a_complete_configuration_except_kv() {
+    fn reads_a_complete_configuration_except_the_bindings() {
         let problems = Config::load(&env_of(&full_env())).unwrap_err();
-        assert_eq!(problems, ["KV namespace binding STATE is missing"]);
+        assert_eq!(problems, BINDING_PROBLEMS);
         let mut bad = full_env();
         bad.push(("RETRY_MAX_ATTEMPTS", "many"));
         bad[5] = ("WEBHOOK_SECRETS", "plain-text");

@@ -10,7 +10,7 @@ use futures_util::future::{select, Either};
 use std::cell::RefCell;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
-use worker::{Date, Delay, Fetch, Headers, Request, RequestInit};
+use worker::{Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect};
 
 /// A CXone request that takes longer than this counts as a transport error (and is retried).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -205,7 +205,11 @@ async fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
         headers.set(name, value).map_err(fail)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method(req.method)).with_headers(headers);
+    // Never follow a redirect: it could carry the bearer token or client secret elsewhere. A
+    // 3xx goes back to the flow, which reports it with its target.
+    init.with_method(method(req.method))
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
     if let Some(body) = &req.body {
         init.with_body(Some(JsValue::from_str(body)));
     }

@@ -2,6 +2,7 @@
 
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::scim::ScimError;
+use futures_util::StreamExt;
 use serde::Serialize;
 use worker::{Headers, Request, Response, Result};
 
@@ -24,7 +25,9 @@ pub fn unauthorized(detail: &str) -> Result<Response> {
     Ok(resp)
 }
 
-/// The request body, or `None` when it is over `max` bytes (as declared, or as read).
+/// The request body, or `None` when it is over `max` bytes: as declared by `Content-Length`,
+/// or as read. The body is read as a stream and reading stops (the stream is cancelled) as soon
+/// as more than `max` bytes have arrived, so a body without a length cannot make it buffer more.
 pub async fn body_within(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
     let declared = req
         .headers()
@@ -33,8 +36,19 @@ pub async fn body_within(req: &mut Request, max: usize) -> Result<Option<Vec<u8>
     if declared.is_some_and(|n| n > max) {
         return Ok(None);
     }
-    let bytes = req.bytes().await?;
-    Ok((bytes.len() <= max).then_some(bytes))
+    if req.inner().body().is_none() {
+        return Ok(Some(Vec::new()));
+    }
+    let mut chunks = req.stream()?;
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if chunk.len() > max - body.len() {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 pub fn too_large(max: usize) -> Result<Response> {
@@ -48,4 +62,62 @@ pub fn api_error(e: &ApiError) -> Result<Response> {
         resp.headers().set("Retry-After", &secs.to_string())?;
     }
     Ok(resp)
+}
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use super::*;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_test::wasm_bindgen_test;
+    use worker::{Method, RequestInit};
+
+    fn post(body: JsValue) -> Request {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(body));
+        Request::new_with_init("http://w.test/x", &init).unwrap()
+    }
+
+    /// A POST whose body is `source`, a JS `ReadableStream` underlying source, with no
+    /// Content-Length.
+    fn streaming_post(source: &str) -> Request {
+        let make = js_sys::Function::new_no_args(&format!(
+            "return new Request('http://w.test/x', \
+               {{ method: 'POST', body: new ReadableStream({source}), duplex: 'half' }});"
+        ));
+        let req: worker::web_sys::Request = make.call0(&JsValue::NULL).unwrap().unchecked_into();
+        Request::from(req)
+    }
+
+    /// `chunks` pieces of `size` bytes (`a`s).
+    fn streamed(chunks: usize, size: usize) -> Request {
+        streaming_post(&format!(
+            "{{ start(c) {{ for (let i = 0; i < {chunks}; i++) c.enqueue(new Uint8Array({size}).fill(97)); c.close(); }} }}"
+        ))
+    }
+
+    #[wasm_bindgen_test]
+    async fn bodies_are_capped_as_they_are_read() {
+        let mut req = streamed(3, 4);
+        assert_eq!(req.headers().get("Content-Length").unwrap(), None);
+        assert_eq!(body_within(&mut req, 12).await.unwrap(), Some(b"aaaaaaaaaaaa".to_vec()));
+        assert_eq!(body_within(&mut streamed(3, 4), 11).await.unwrap(), None);
+        assert_eq!(body_within(&mut streamed(1_000, 1_024), 4_096).await.unwrap(), None);
+        // A body that never ends is refused once it passes the cap, not read forever.
+        let mut endless = streaming_post("{ pull(c) { c.enqueue(new Uint8Array(1024)); } }");
+        assert_eq!(body_within(&mut endless, 10_000).await.unwrap(), None);
+        assert_eq!(
+            body_within(&mut post("{}".into()), 2).await.unwrap(),
+            Some(b"{}".to_vec())
+        );
+        assert_eq!(body_within(&mut post("{}".into()), 1).await.unwrap(), None);
+        let mut get = Request::new("http://w.test/x", Method::Get).unwrap();
+        assert_eq!(body_within(&mut get, 0).await.unwrap(), Some(Vec::new()));
+        let mut declared = post("{}".into());
+        declared
+            .headers_mut()
+            .unwrap()
+            .set("Content-Length", "20000000")
+            .unwrap();
+        assert_eq!(body_within(&mut declared, 1_000).await.unwrap(), None);
+    }
 }

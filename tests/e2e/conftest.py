@@ -23,6 +23,9 @@ CLIENT_SECRET = "e2e-client-secret"
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cw=="
 OLD_WEBHOOK_SECRET = "whsec_b2xkLXJvdGF0ZWQtd2ViaG9vay1zZWNyZXQ="
 ADMIN_TOKEN = "e2e-admin-token"
+# How long a delivery holds a person's ledger, and how long another waits for it before a 503.
+LEDGER_LEASE_MS = 5000
+LEDGER_WAIT_MS = 1000
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +54,8 @@ def worker(standin, workdir):
     env_file = workdir / "e2e.vars"
     write_env_file(env_file, standin.url, CLIENT_ID, CLIENT_SECRET, f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
                    f"old-admin-token {ADMIN_TOKEN}",
-                   ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3"])
+                   ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3",
+                    f"LEDGER_LEASE_MS={LEDGER_LEASE_MS}", f"LEDGER_WAIT_MS={LEDGER_WAIT_MS}"])
     dev = WranglerDev(workdir, env_file, WORKER_PORT, INSPECTOR_PORT)
     try:
         dev.start()
@@ -62,8 +66,10 @@ def worker(standin, workdir):
 
 @pytest.fixture
 def clean(standin):
-    """Each test starts with no faults and an empty request log."""
+    """Each test starts with no faults, filters honoured and an empty request log."""
     standin.clear_faults()
+    standin.configure(ignoreFilter=False)
     standin.clear_log()
     yield standin
     standin.clear_faults()
+    standin.configure(ignoreFilter=False)

@@ -12,13 +12,13 @@ import urllib.request
 import uuid
 
 
-def request(method, url, body=None, headers=None):
+def request(method, url, body=None, headers=None, timeout=600):
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None and "Content-Type" not in (headers or {}):
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=600) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
             return resp.status, (json.loads(raw) if raw else None), dict(resp.headers)
     except urllib.error.HTTPError as err:
@@ -44,7 +44,8 @@ class Client:
         self.admin_token = admin_token
         self.log_path = log_path
 
-    def post_event(self, event, msg_id=None, timestamp=None, secret=None, signature=None, headers=None):
+    def post_event(self, event, msg_id=None, timestamp=None, secret=None, signature=None, headers=None,
+                   timeout=600):
         body = event if isinstance(event, bytes) else json.dumps(event).encode()
         msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
         timestamp = int(time.time()) if timestamp is None else timestamp
@@ -52,10 +53,41 @@ class Client:
              "webhook-signature": signature if signature is not None else sign(secret or self.secret, msg_id, timestamp, body)}
         h.update(headers or {})
         h = {k: v for k, v in h.items() if v is not None}
-        return request("POST", self.url + "/webhooks/lifecycle", body, h)
+        return request("POST", self.url + "/webhooks/lifecycle", body, h, timeout=timeout)
 
-    def admin_post(self, path, body, token=None):
+    def deliver(self, event, msg_id, tries=60, pause_s=0.25):
+        """Posts like a sender that redelivers on 503 (same id and body, fresh timestamp and
+        signature) until the answer is something else. Returns (status, body, headers, busy):
+        busy lists the Retry-After header of every 503 seen."""
+        busy = []
+        for _ in range(tries):
+            status, body, headers = self.post_event(event, msg_id=msg_id)
+            if status != 503:
+                return status, body, headers, busy
+            busy.append(headers.get("Retry-After"))
+            time.sleep(pause_s)
+        raise AssertionError(f"{msg_id} still answered 503 after {tries} deliveries: {body}")
+
+    def admin_post(self, path, body=None, token=None):
         return request("POST", self.url + path, body, {"Authorization": f"Bearer {token or self.admin_token}"})
+
+    def admin_delete(self, path, token=None):
+        return request("DELETE", self.url + path, headers={"Authorization": f"Bearer {token or self.admin_token}"})
+
+    def admin_pages(self, path, key, limit=None, max_pages=200):
+        """Every entry of a cursor-paged admin list (`{"count","<key>":[...],"cursor"?}`), and the
+        pages as answered."""
+        entries, pages, cursor = [], [], None
+        for _ in range(max_pages):
+            query = {k: v for k, v in (("limit", limit), ("cursor", cursor)) if v is not None}
+            status, body, _ = self.admin_get(path + ("?" + urllib.parse.urlencode(query) if query else ""))
+            assert status == 200, body
+            pages.append(body)
+            entries += body[key]
+            cursor = body.get("cursor")
+            if not cursor:
+                return entries, pages
+        raise AssertionError(f"{path} still had a cursor after {max_pages} pages")
 
     def admin_get(self, path, token=None):
         return request("GET", self.url + path, headers={"Authorization": f"Bearer {token or self.admin_token}"})
@@ -95,6 +127,9 @@ class Standin:
     def configure(self, **conf):
         request("POST", self.url + "/_standin/config", conf)
 
+    def stats(self):
+        return request("GET", self.url + "/_standin/stats")[1]
+
     def all_user_names(self):
         names, start = [], 1
         while True:
@@ -129,6 +164,11 @@ class Standin:
         status, body, _ = self.scim("GET", f"/Users?filter={flt}")
         assert status == 200, body
         return body.get("Resources", [])
+
+    def user(self, user_id):
+        status, body, _ = self.scim("GET", f"/Users/{user_id}")
+        assert status == 200, body
+        return body
 
     def user_count(self):
         return self.scim("GET", "/Users?count=1")[1]["totalResults"]

@@ -11,12 +11,20 @@
     POST   /_standin/faults          {"status":503,"count":2,"method":"POST","path":"/scim/v2/Users",
                                       "retryAfter":"1","delayMs":0}  (status 0 = delay only)
                                      or with "share":0.1 instead of "count": that share of the
-                                     matching requests, drawn from a seeded generator
+                                     matching requests, drawn from a seeded generator.
+                                     The answer is a SCIM error; "scimType" and "detail" set its
+                                     fields, "body" (any JSON) replaces it whole, and "location"
+                                     adds a Location header (e.g. "status":307 for a redirect)
     POST   /_standin/config          {"bulkStatus":207}: answer Bulk with this HTTP status;
                                      {"rateLimit":R,"burst":B}: a token bucket of R requests/s on
-                                     /scim/v2 (429 + Retry-After beyond it); R 0 turns it off
-    GET    /_standin/stats           {"rateLimited": n, "requests": n}
-    DELETE /_standin/faults          remove every fault
+                                     /scim/v2 (429 + Retry-After beyond it); R 0 turns it off;
+                                     {"ignoreFilter":true}: GET /scim/v2/Users drops its filter
+                                     before forwarding, so every user is listed whatever was
+                                     asked (a server that ignores filters); false turns it off
+    GET    /_standin/stats           {"rateLimited": n, "requests": n, "delaying": n}
+                                     (delaying: requests held by a delay fault right now)
+    DELETE /_standin/faults          remove every fault; requests still held by a delay are
+                                     dropped (never forwarded, not logged, connection closed)
     POST   /_standin/revoke-tokens   every issued token stops working (CXone rotated keys)
     GET    /_standin/health          200 when scim2-server answers
 
@@ -53,6 +61,9 @@ class State:
         self.faults = []
         self.random = random.Random(7)
         self.bulk_status = None
+        self.ignore_filter = False
+        self.cleared = threading.Event()  # set (and replaced) when the faults are cleared
+        self.delaying = 0
         self.rate = 0.0
         self.burst = 0.0
         self.bucket = 0.0
@@ -179,12 +190,16 @@ def make_handler(state):
                 with state.lock:
                     state.faults.clear()
                     state.bulk_status = None
+                    state.cleared.set()
+                    state.cleared = threading.Event()
                 return self._send(204)
             if path == "/_standin/config" and self.command == "POST":
                 conf = json.loads(body or b"{}")
                 with state.lock:
                     if "bulkStatus" in conf:
                         state.bulk_status = conf["bulkStatus"]
+                    if "ignoreFilter" in conf:
+                        state.ignore_filter = bool(conf["ignoreFilter"])
                     if "rateLimit" in conf:
                         state.rate = float(conf["rateLimit"])
                         state.burst = float(conf.get("burst", max(1.0, state.rate)))
@@ -194,7 +209,8 @@ def make_handler(state):
                 return self._send(204)
             if path == "/_standin/stats":
                 with state.lock:
-                    return self._send(200, {"rateLimited": state.rate_limited, "requests": state.requests})
+                    return self._send(200, {"rateLimited": state.rate_limited, "requests": state.requests,
+                                            "delaying": state.delaying})
             if path == "/_standin/revoke-tokens" and self.command == "POST":
                 with state.lock:
                     state.tokens.clear()
@@ -235,16 +251,21 @@ def make_handler(state):
                 return self._scim_error(429, "rate limit", headers=[("Retry-After", str(max(1, math.ceil(wait))))])
             fault = state.take_fault(self.command, url.path)
             if fault:
-                time.sleep(fault.get("delayMs", 0) / 1000)
+                if not self._delay(fault.get("delayMs", 0) / 1000):
+                    self.close_connection = True
+                    return None
                 if fault.get("status"):
                     entry["status"] = fault["status"]
                     entry["injected"] = True
                     state.record(entry)
-                    headers = [("Retry-After", str(fault["retryAfter"]))] if "retryAfter" in fault else []
-                    return self._scim_error(fault["status"], "injected fault", headers=headers)
+                    return self._fault_answer(fault)
+            query = url.query
+            if state.ignore_filter and self.command == "GET" and url.path.rstrip("/") == "/scim/v2/Users":
+                query = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
+                                                if k.lower() != "filter"])
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept",
                                                                                    "if-match", "if-none-match")}
-            status, resp_headers, resp_body = forward(state, self.command, url.path, url.query, body, headers)
+            status, resp_headers, resp_body = forward(state, self.command, url.path, query, body, headers)
             if url.path == "/scim/v2/Bulk" and status == 200 and state.bulk_status:
                 status = state.bulk_status
             entry["status"] = status
@@ -258,6 +279,28 @@ def make_handler(state):
             resp_body = resp_body.replace(state.scim_url.encode(), front.encode())
             ctype = dict((k.lower(), v) for k, v in resp_headers).get("content-type", "application/scim+json")
             self._send(status, resp_body, out, ctype)
+
+        def _delay(self, seconds):
+            """Holds the request; False when the faults were cleared meanwhile (drop it)."""
+            if seconds <= 0:
+                return True
+            with state.lock:
+                cleared = state.cleared
+                state.delaying += 1
+            try:
+                return not cleared.wait(seconds)
+            finally:
+                with state.lock:
+                    state.delaying -= 1
+
+        def _fault_answer(self, fault):
+            status = fault["status"]
+            headers = [("Retry-After", str(fault["retryAfter"]))] if "retryAfter" in fault else []
+            if "location" in fault:
+                headers.append(("Location", fault["location"]))
+            if "body" in fault:
+                return self._send(status, json.dumps(fault["body"]).encode(), headers, "application/scim+json")
+            return self._scim_error(status, fault.get("detail", "injected fault"), fault.get("scimType"), headers)
 
     return Handler
 

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 
-pub const DEFAULT_BATCH_SIZE: usize = 50;
+pub const DEFAULT_BATCH_SIZE: usize = crate::settings::defaults::BULK_BATCH_SIZE;
 const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 /// Room left in a payload for the envelope around the operations.
 const ENVELOPE_BYTES: usize = 256;
@@ -59,7 +59,7 @@ impl BulkConfig {
             batch_size: DEFAULT_BATCH_SIZE,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD,
             fail_on_errors: None,
-            precheck: true,
+            precheck: crate::settings::defaults::BULK_PRECHECK,
             retry: RetryPolicy::default(),
         }
     }
@@ -668,9 +668,9 @@ impl BulkRun {
             Err(BulkResponseError::Status { status, body }) => {
                 let scim = crate::scim::ScimError::from_body(&body);
                 for i in indexes {
-                    let detail = scim
-                        .as_ref()
-                        .and_then(|s| s.detail.clone())
+                    let detail = resp
+                        .redirect_detail()
+                        .or_else(|| scim.as_ref().and_then(|s| s.detail.clone()))
                         .unwrap_or_else(|| format!("Bulk answered {status}"));
                     self.entries[i].fail(status, scim.as_ref().and_then(|s| s.scim_type.clone()), detail);
                 }

@@ -21,6 +21,9 @@ pub struct Authorized<F> {
     creds: ClientCredentials,
     token: Option<CachedToken>,
     token_refreshed: bool,
+    /// The token was just fetched and has not been sent yet: it is used once even if it is
+    /// already due for refresh (a lifetime of 0 s), so a request never waits on token fetches.
+    token_unused: bool,
     token_exchange: Exchange,
     sent: Sent,
     /// The request in flight has already been resent after a 401.
@@ -36,6 +39,7 @@ impl<F> Authorized<F> {
             creds,
             token: cached,
             token_refreshed: false,
+            token_unused: false,
             token_exchange: Exchange::new(retry, seed ^ 0x5eed),
             sent: Sent::Nothing,
             resent_after_401: false,
@@ -70,9 +74,10 @@ where
             }
         }
         match self.inner.next_step(now) {
-            Step::Send(mut req) => match self.token.as_ref().filter(|t| t.is_fresh(now)) {
+            Step::Send(mut req) => match self.token.as_ref().filter(|t| self.token_unused || t.is_fresh(now)) {
                 Some(token) => {
                     req.set_header("Authorization", token.authorization());
+                    self.token_unused = false;
                     self.sent = Sent::Inner;
                     Step::Send(req)
                 }
@@ -96,6 +101,7 @@ where
                         Ok(token) => {
                             self.token = Some(token);
                             self.token_refreshed = true;
+                            self.token_unused = true;
                         }
                         Err(e) => self.failed = Some(FlowError::Auth(e.to_string())),
                     }
@@ -174,6 +180,7 @@ mod tests {
         let stale = CachedToken {
             access_token: SecretString::new("revoked"),
             expires_at: u64::MAX,
+            refresh_at: None,
         };
         let mut f = flow(Some(stale.clone()));
         assert!(drive(&mut f, &mut s).0.is_ok());
@@ -196,6 +203,7 @@ mod tests {
         let nearly = CachedToken {
             access_token: SecretString::new(crate::testutil::SIM_ACCESS_TOKEN),
             expires_at: 30_000,
+            refresh_at: None,
         };
         let mut f = flow(Some(nearly));
         assert!(drive(&mut f, &mut s).0.is_ok());
@@ -217,5 +225,29 @@ mod tests {
             drive(&mut flow(None), &mut s).0.is_ok(),
             "token endpoint 503 is retried"
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn short_lived_tokens_are_used_not_fetched_for_every_request() {
+        // 30 s: inside the 60 s margin, but good for half its life.
+        let mut s = SimServer::with_auth();
+        s.token_expires_in = Some(30);
+        let mut f = flow(None);
+        assert!(drive(&mut f, &mut s).0.is_ok());
+        assert_eq!(s.log(), ["POST /oauth/token", "GET /scim/v2/Users"]);
+        let token = f.refreshed_token().cloned().unwrap();
+        assert_eq!(token.refresh_at, Some(1_000_005 + 15_000));
+        // The next flow (and its retry after a 503) within those 15 s reuses it.
+        s.clear_log();
+        s.fail_next(Fault::Status(503, None));
+        let mut f = flow(Some(token));
+        assert!(drive(&mut f, &mut s).0.is_ok());
+        assert_eq!(s.log(), ["GET /scim/v2/Users", "GET /scim/v2/Users"]);
+        assert!(f.refreshed_token().is_none());
+        // 0 s: due for refresh as it arrives, yet sent once instead of fetched again and again.
+        let mut s = SimServer::with_auth();
+        s.token_expires_in = Some(0);
+        assert!(drive(&mut flow(None), &mut s).0.is_ok());
+        assert_eq!(s.log(), ["POST /oauth/token", "GET /scim/v2/Users"]);
     }
 }

@@ -85,14 +85,71 @@ impl Exchange {
         }
     }
 
-    /// The error for a final non-success answer, with CXone's SCIM error fields when given.
+    /// The error for a final non-success answer, with CXone's SCIM error fields when given. A
+    /// redirect (never followed: it could take the bearer token elsewhere) names its target.
     pub fn rejected(&self, resp: &HttpResponse) -> FlowError {
+        if let Some(detail) = resp.redirect_detail() {
+            return FlowError::Rejected {
+                request: self.describe(),
+                status: resp.status,
+                scim_type: None,
+                detail: Some(detail),
+            };
+        }
         let scim = ScimError::from_body(&resp.body);
         FlowError::Rejected {
             request: self.describe(),
             status: resp.status,
             scim_type: scim.as_ref().and_then(|e| e.scim_type.clone()),
             detail: scim.and_then(|e| e.detail),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::FirstPageFlow;
+    use crate::http::Method;
+    use crate::testutil::{drive, Fault, SimServer};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn redirects_are_not_retried_and_name_their_target() {
+        let mut x = Exchange::new(RetryPolicy::default(), 1);
+        x.start(HttpRequest::new(
+            Method::Get,
+            "https://cxone.example/scim/v2/Users?count=1",
+        ));
+        let resp = HttpResponse::new(301, "").with_header("Location", "https://elsewhere.example/scim/v2/Users");
+        let resp = x.filter(resp, 0).unwrap().expect("a redirect is final, not retried");
+        assert_eq!(
+            x.rejected(&resp),
+            FlowError::Rejected {
+                request: "GET /scim/v2/Users".into(),
+                status: 301,
+                scim_type: None,
+                detail: Some(
+                    "redirected to https://elsewhere.example/scim/v2/Users; redirects are not followed".into()
+                ),
+            }
+        );
+        for status in [302, 303, 307, 308] {
+            let mut s = SimServer::default();
+            s.fail_next(Fault::Redirect(
+                status,
+                "https://elsewhere.example/scim/v2/Users?sig=abc",
+            ));
+            let mut flow = FirstPageFlow::new("https://cxone.example/scim/v2", 10, RetryPolicy::default(), 1);
+            let err = drive(&mut flow, &mut s).0.unwrap_err();
+            assert_eq!(s.log(), ["GET /scim/v2/Users"], "{status} is not retried");
+            assert_eq!(err.upstream_status(), Some(status));
+            let text = err.to_string();
+            assert!(
+                text.contains("redirected to https://elsewhere.example/scim/v2/Users; redirects are not followed"),
+                "{text}"
+            );
+            assert!(!text.contains("sig=abc"), "{text}");
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `GET /healthz` (open) and `GET /test/validate` (admin).
+//! `GET /healthz` (open; details for admins) and `GET /test/validate` (admin).
 
 use crate::config::Config;
 use crate::driver::{now_ms, run_authorized, seed, Budget};
@@ -11,10 +11,13 @@ use worker::{Env, Response, Result};
 /// How many users the connectivity check reads.
 const VALIDATE_PAGE: u64 = 10;
 
-pub fn healthz(env: &Env) -> Result<Response> {
+/// `{"status":"ok"}`, or 503 `{"status":"misconfigured"}` with the `problems` only when
+/// `show_problems` (the caller presented an admin token): they describe the deployment.
+pub fn healthz(env: &Env, show_problems: bool) -> Result<Response> {
     match Config::load(env) {
         Ok(_) => reply::json(200, &json!({"status": "ok"})),
-        Err(problems) => reply::json(503, &json!({"status": "misconfigured", "problems": problems})),
+        Err(problems) if show_problems => reply::json(503, &json!({"status": "misconfigured", "problems": problems})),
+        Err(_) => reply::json(503, &json!({"status": "misconfigured"})),
     }
 }
 

@@ -77,7 +77,9 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         }
     };
     if route == Route::Healthz {
-        return health::healthz(env);
+        let presented = req.headers().get("Authorization")?;
+        let admin = crate::config::admin_tokens(env).is_some_and(|t| t.authorizes(presented.as_deref()));
+        return health::healthz(env, admin);
     }
     let config = match Config::load(env) {
         Ok(c) => c,
@@ -123,12 +125,22 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
-    use crate::config::tests::{env_of, full_env};
+    use crate::config::tests::{env_of, full_env, BINDING_PROBLEMS};
     use wasm_bindgen_test::wasm_bindgen_test;
     use worker::Method;
 
     async fn call(method: Method, path: &str, env: &Env) -> (u16, serde_json::Value) {
-        let req = Request::new(&format!("http://w.test{path}"), method).unwrap();
+        call_as(None, method, path, env).await
+    }
+
+    async fn call_as(token: Option<&str>, method: Method, path: &str, env: &Env) -> (u16, serde_json::Value) {
+        let mut req = Request::new(&format!("http://w.test{path}"), method).unwrap();
+        if let Some(token) = token {
+            req.headers_mut()
+                .unwrap()
+                .set("Authorization", &format!("Bearer {token}"))
+                .unwrap();
+        }
         let mut resp = handle(req, env).await.unwrap();
         (resp.status_code(), resp.json().await.unwrap())
     }
@@ -161,12 +173,20 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
-    async fn healthz_reports_problems_and_other_routes_refuse() {
+    async fn healthz_reports_problems_to_admins_only_and_other_routes_refuse() {
         let env = env_of(&full_env());
         let (status, body) = call(Method::Get, "/healthz", &env).await;
+        assert_eq!((status, body), (503, serde_json::json!({"status": "misconfigured"})));
+        let (status, body) = call_as(Some("wrong"), Method::Get, "/healthz", &env).await;
+        assert_eq!((status, body), (503, serde_json::json!({"status": "misconfigured"})));
+        let (status, body) = call_as(Some("a2"), Method::Get, "/healthz", &env).await;
         assert_eq!(status, 503);
         assert_eq!(body["status"], "misconfigured");
-        assert_eq!(body["problems"][0], "KV namespace binding STATE is missing");
+        assert_eq!(body["problems"], serde_json::json!(BINDING_PROBLEMS));
+        // The admin token still counts when everything else is broken.
+        let broken = env_of(&[("ADMIN_TOKEN", "a1"), ("ROLE_POLICY", "{")]);
+        let (_, body) = call_as(Some("a1"), Method::Get, "/healthz", &broken).await;
+        assert!(body["problems"].as_array().unwrap().len() > 2, "{body}");
         let (status, body) = call(Method::Get, "/failures", &env).await;
         assert_eq!(status, 503);
         assert!(body["detail"].as_str().unwrap().starts_with("misconfigured"));

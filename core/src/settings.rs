@@ -1,0 +1,516 @@
+//! Every setting cxone-scim reads, parsed in one place from a name → value lookup (the Worker's
+//! vars and secrets, or a process environment), with every default defined here.
+//!
+//! [`Settings::from_vars`] lists every problem it finds, naming the variable and never showing a
+//! value (most of them are secrets). Blank values count as unset.
+
+use crate::admin::AdminTokens;
+use crate::policy::{PolicyError, RolePolicy};
+use crate::retry::RetryPolicy;
+use crate::secret::SecretString;
+use crate::token::ClientCredentials;
+use crate::webhook::{SecretError, WebhookSecrets};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The defaults, for the Worker and the command line alike.
+pub mod defaults {
+    use crate::retry::RetryPolicy;
+
+    /// `RETRY_BASE_MS`, `RETRY_CAP_MS`, `RETRY_MAX_ATTEMPTS`, `RETRY_MAX_RETRY_AFTER_MS`.
+    pub const RETRY: RetryPolicy = RetryPolicy {
+        base_ms: 250,
+        cap_ms: 4_000,
+        max_attempts: 4,
+        max_retry_after_ms: 10_000,
+    };
+    /// `SUBREQUEST_BUDGET`: the Workers Free plan's limit per invocation (paid plans: 1,000).
+    pub const SUBREQUEST_BUDGET: u32 = 50;
+    /// The smallest `SUBREQUEST_BUDGET` a request can be served with.
+    pub const MIN_SUBREQUEST_BUDGET: u32 = 20;
+    /// `BULK_BATCH_SIZE`: operations per `POST /Bulk`.
+    pub const BULK_BATCH_SIZE: usize = 50;
+    /// `BULK_PRECHECK`: look users up by userName before creating them.
+    pub const BULK_PRECHECK: bool = true;
+    /// `LEDGER_LEASE_MS`: how long a ledger lease is held before another request may take it.
+    pub const LEDGER_LEASE_MS: u64 = 30_000;
+    /// The shortest `LEDGER_LEASE_MS` accepted.
+    pub const MIN_LEDGER_LEASE_MS: u64 = 1_000;
+    /// `LEDGER_WAIT_MS`: how long a request waits for a lease held by another.
+    pub const LEDGER_WAIT_MS: u64 = 3_000;
+}
+
+/// Everything the Worker needs to serve a request.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// CXone's SCIM root, `/scim/v2` included, without a trailing slash.
+    pub scim_base_url: String,
+    pub credentials: ClientCredentials,
+    pub policy: RolePolicy,
+    pub webhook_secrets: WebhookSecrets,
+    pub admin_tokens: AdminTokens,
+    pub retry: RetryPolicy,
+    /// Subrequests one invocation may make (Free plan 50, paid 1,000).
+    pub subrequest_budget: u32,
+    pub bulk: BulkSettings,
+    pub ledger: LedgerSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkSettings {
+    /// `BULK_BATCH_SIZE`, at least 1.
+    pub batch_size: usize,
+    /// `BULK_PRECHECK`.
+    pub precheck: bool,
+    /// `BULK_FAIL_ON_ERRORS`; unset lets the server process every operation.
+    pub fail_on_errors: Option<u32>,
+}
+
+impl Default for BulkSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: defaults::BULK_BATCH_SIZE,
+            precheck: defaults::BULK_PRECHECK,
+            fail_on_errors: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerSettings {
+    /// `LEDGER_LEASE_MS`, at least [`defaults::MIN_LEDGER_LEASE_MS`].
+    pub lease_ms: u64,
+    /// `LEDGER_WAIT_MS`.
+    pub wait_ms: u64,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        Self {
+            lease_ms: defaults::LEDGER_LEASE_MS,
+            wait_ms: defaults::LEDGER_WAIT_MS,
+        }
+    }
+}
+
+/// Why a CXone URL was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("must be https (plain http only on loopback)")]
+    NotHttps,
+    #[error("has no host")]
+    NoHost,
+}
+
+/// One problem with the settings. Names the variable, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsProblem {
+    #[error("{0} is not set")]
+    NotSet(&'static str),
+    #[error("{name} {error}")]
+    Url { name: &'static str, error: UrlError },
+    #[error("{0} must be a whole number")]
+    NotWholeNumber(&'static str),
+    #[error("{0} is too large")]
+    TooLarge(&'static str),
+    #[error("{name} must be at least {min}")]
+    TooSmall { name: &'static str, min: u64 },
+    #[error("{0} must be true or false")]
+    NotBoolean(&'static str),
+    #[error("{0}")]
+    Policy(PolicyError),
+    #[error("WEBHOOK_SECRETS: {0}")]
+    WebhookSecrets(SecretError),
+    #[error("ADMIN_TOKEN holds no token")]
+    NoAdminToken,
+}
+
+/// A CXone endpoint URL, trimmed and without a trailing slash: `https://`, or `http://` to a
+/// loopback host (127.0.0.0/8, `localhost`, `[::1]`) for local stand-ins.
+pub fn endpoint_url(raw: &str) -> Result<String, UrlError> {
+    let url = raw.trim();
+    let (scheme, rest) = url.split_once("://").ok_or(UrlError::NotHttps)?;
+    let host = host_of(rest).ok_or(UrlError::NoHost)?;
+    if scheme.eq_ignore_ascii_case("https") || (scheme.eq_ignore_ascii_case("http") && is_loopback(host)) {
+        Ok(url.trim_end_matches('/').to_string())
+    } else {
+        Err(UrlError::NotHttps)
+    }
+}
+
+/// The host of `host[:port]/...` after the scheme, user info dropped; IPv6 keeps its brackets.
+fn host_of(rest: &str) -> Option<&str> {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host_port.starts_with('[') {
+        host_port.find(']').map(|end| &host_port[..=end])?
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+fn is_loopback(host: &str) -> bool {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+    }
+    host.eq_ignore_ascii_case("localhost") || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Reads named values and collects what is wrong with them.
+struct Reader<G> {
+    get: G,
+    problems: Vec<SettingsProblem>,
+}
+
+impl<G: Fn(&str) -> Option<String>> Reader<G> {
+    /// The value, `None` when unset or blank.
+    fn text(&self, name: &str) -> Option<String> {
+        (self.get)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&mut self, name: &'static str) -> Option<String> {
+        let value = self.text(name);
+        if value.is_none() {
+            self.problems.push(SettingsProblem::NotSet(name));
+        }
+        value
+    }
+
+    fn url(&mut self, name: &'static str) -> String {
+        let Some(raw) = self.required(name) else {
+            return String::new();
+        };
+        endpoint_url(&raw).unwrap_or_else(|error| {
+            self.problems.push(SettingsProblem::Url { name, error });
+            String::new()
+        })
+    }
+
+    /// A whole number, `None` when unset (or wrong: then a problem is recorded).
+    fn optional_whole<T: TryFrom<u64>>(&mut self, name: &'static str) -> Option<T> {
+        let text = self.text(name)?;
+        let Ok(n) = text.trim().parse::<u64>() else {
+            self.problems.push(SettingsProblem::NotWholeNumber(name));
+            return None;
+        };
+        let value = T::try_from(n).ok();
+        if value.is_none() {
+            self.problems.push(SettingsProblem::TooLarge(name));
+        }
+        value
+    }
+
+    fn whole<T: TryFrom<u64>>(&mut self, name: &'static str, default: T) -> T {
+        self.optional_whole(name).unwrap_or(default)
+    }
+
+    fn at_least<T: Into<u64> + Copy>(&mut self, name: &'static str, value: T, min: T) -> T {
+        if value.into() < min.into() {
+            self.problems.push(SettingsProblem::TooSmall { name, min: min.into() });
+        }
+        value
+    }
+
+    fn boolean(&mut self, name: &'static str, default: bool) -> bool {
+        match self.text(name) {
+            None => default,
+            Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
+            Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
+            Some(_) => {
+                self.problems.push(SettingsProblem::NotBoolean(name));
+                default
+            }
+        }
+    }
+}
+
+impl Settings {
+    /// Reads every setting through `get` (a variable's value by name), or lists every problem
+    /// found, as text naming the variable (never a value).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Settings, Vec<String>> {
+        Self::read(get).map_err(|problems| problems.iter().map(ToString::to_string).collect())
+    }
+
+    /// [`Settings::from_vars`] with the problems as values.
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Settings, Vec<SettingsProblem>> {
+        let mut r = Reader {
+            get,
+            problems: Vec::new(),
+        };
+        let scim_base_url = r.url("CXONE_SCIM_BASE_URL");
+        let token_url = r.url("CXONE_TOKEN_URL");
+        let client_id = r.required("CXONE_CLIENT_ID");
+        let client_secret = r.required("CXONE_CLIENT_SECRET");
+        let scope = r.text("CXONE_SCOPE");
+        let policy = r.required("ROLE_POLICY").and_then(|text| {
+            RolePolicy::from_json(&text)
+                .map_err(|e| r.problems.push(SettingsProblem::Policy(e)))
+                .ok()
+        });
+        let webhook_secrets = r.required("WEBHOOK_SECRETS").and_then(|text| {
+            WebhookSecrets::parse_list(&text)
+                .map_err(|e| r.problems.push(SettingsProblem::WebhookSecrets(e)))
+                .ok()
+        });
+        let admin_tokens = r.required("ADMIN_TOKEN").and_then(|text| {
+            let tokens = AdminTokens::parse_list(&text);
+            if tokens.is_none() {
+                r.problems.push(SettingsProblem::NoAdminToken);
+            }
+            tokens
+        });
+        let d = defaults::RETRY;
+        let retry = RetryPolicy {
+            base_ms: r.whole("RETRY_BASE_MS", d.base_ms),
+            cap_ms: r.whole("RETRY_CAP_MS", d.cap_ms),
+            max_attempts: r.whole("RETRY_MAX_ATTEMPTS", d.max_attempts).max(1),
+            max_retry_after_ms: r.whole("RETRY_MAX_RETRY_AFTER_MS", d.max_retry_after_ms),
+        };
+        let budget = r.whole("SUBREQUEST_BUDGET", defaults::SUBREQUEST_BUDGET);
+        let subrequest_budget = r.at_least("SUBREQUEST_BUDGET", budget, defaults::MIN_SUBREQUEST_BUDGET);
+        let bulk = BulkSettings {
+            batch_size: r.whole("BULK_BATCH_SIZE", defaults::BULK_BATCH_SIZE).max(1),
+            precheck: r.boolean("BULK_PRECHECK", defaults::BULK_PRECHECK),
+            fail_on_errors: r.optional_whole("BULK_FAIL_ON_ERRORS"),
+        };
+        let lease_ms = r.whole("LEDGER_LEASE_MS", defaults::LEDGER_LEASE_MS);
+        let ledger = LedgerSettings {
+            lease_ms: r.at_least("LEDGER_LEASE_MS", lease_ms, defaults::MIN_LEDGER_LEASE_MS),
+            wait_ms: r.whole("LEDGER_WAIT_MS", defaults::LEDGER_WAIT_MS),
+        };
+        match (client_id, client_secret, policy, webhook_secrets, admin_tokens) {
+            (Some(client_id), Some(client_secret), Some(policy), Some(webhook_secrets), Some(admin_tokens))
+                if r.problems.is_empty() =>
+            {
+                Ok(Settings {
+                    scim_base_url,
+                    credentials: ClientCredentials {
+                        token_url,
+                        client_id,
+                        client_secret: SecretString::new(client_secret),
+                        scope,
+                    },
+                    policy,
+                    webhook_secrets,
+                    admin_tokens,
+                    retry,
+                    subrequest_budget,
+                    bulk,
+                    ledger,
+                })
+            }
+            _ => Err(r.problems),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    const POLICY: &str = r#"{"version":1,"mode":"strict","mappings":[{"group":"cxone-agent","role":"Agent"}]}"#;
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn full() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("CXONE_SCIM_BASE_URL", "https://cxone.example/scim/v2/"),
+            ("CXONE_TOKEN_URL", "https://cxone.example/oauth/token"),
+            ("CXONE_CLIENT_ID", "cid"),
+            ("CXONE_CLIENT_SECRET", "csecret"),
+            ("ROLE_POLICY", POLICY),
+            ("WEBHOOK_SECRETS", SECRET),
+            ("ADMIN_TOKEN", "a1, a2"),
+        ])
+    }
+
+    fn read(vars: &HashMap<&str, &str>) -> Result<Settings, Vec<String>> {
+        Settings::from_vars(|name| vars.get(name).map(|v| v.to_string()))
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn defaults_apply_when_only_the_required_values_are_set() {
+        let s = read(&full()).unwrap();
+        assert_eq!(s.scim_base_url, "https://cxone.example/scim/v2");
+        assert_eq!(s.credentials.token_url, "https://cxone.example/oauth/token");
+        assert_eq!(s.credentials.client_id, "cid");
+        assert_eq!(s.credentials.client_secret.expose(), "csecret");
+        assert_eq!(s.credentials.scope, None);
+        assert!(s.admin_tokens.authorizes(Some("Bearer a2")));
+        assert_eq!(s.retry, defaults::RETRY);
+        assert_eq!(s.retry, RetryPolicy::default());
+        assert_eq!(s.subrequest_budget, 50);
+        assert_eq!(s.bulk, BulkSettings::default());
+        assert_eq!(
+            (s.bulk.batch_size, s.bulk.precheck, s.bulk.fail_on_errors),
+            (50, true, None)
+        );
+        assert_eq!(s.ledger, LedgerSettings::default());
+        assert_eq!((s.ledger.lease_ms, s.ledger.wait_ms), (30_000, 3_000));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_every_optional_setting() {
+        let mut vars = full();
+        vars.extend([
+            ("CXONE_SCOPE", "scim"),
+            ("RETRY_BASE_MS", "20"),
+            ("RETRY_CAP_MS", "200"),
+            ("RETRY_MAX_ATTEMPTS", "0"),
+            ("RETRY_MAX_RETRY_AFTER_MS", "5000"),
+            ("SUBREQUEST_BUDGET", " 1000 "),
+            ("BULK_BATCH_SIZE", "0"),
+            ("BULK_PRECHECK", "False"),
+            ("BULK_FAIL_ON_ERRORS", "3"),
+            ("LEDGER_LEASE_MS", "1000"),
+            ("LEDGER_WAIT_MS", "0"),
+        ]);
+        let s = read(&vars).unwrap();
+        assert_eq!(s.credentials.scope.as_deref(), Some("scim"));
+        assert_eq!(
+            s.retry,
+            RetryPolicy {
+                base_ms: 20,
+                cap_ms: 200,
+                max_attempts: 1,
+                max_retry_after_ms: 5000
+            }
+        );
+        assert_eq!(s.subrequest_budget, 1000);
+        assert_eq!(
+            s.bulk,
+            BulkSettings {
+                batch_size: 1,
+                precheck: false,
+                fail_on_errors: Some(3)
+            }
+        );
+        assert_eq!(
+            s.ledger,
+            LedgerSettings {
+                lease_ms: 1000,
+                wait_ms: 0
+            }
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn blank_values_count_as_unset() {
+        let mut vars = full();
+        vars.extend([
+            ("CXONE_SCOPE", "  "),
+            ("SUBREQUEST_BUDGET", ""),
+            ("LEDGER_LEASE_MS", " "),
+            ("BULK_FAIL_ON_ERRORS", ""),
+        ]);
+        let s = read(&vars).unwrap();
+        assert_eq!(s.credentials.scope, None);
+        assert_eq!(s.subrequest_budget, defaults::SUBREQUEST_BUDGET);
+        assert_eq!(s.ledger.lease_ms, defaults::LEDGER_LEASE_MS);
+        assert_eq!(s.bulk.fail_on_errors, None);
+        vars.insert("CXONE_CLIENT_SECRET", " \t");
+        assert_eq!(read(&vars).unwrap_err(), ["CXONE_CLIENT_SECRET is not set"]);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn lists_every_problem_without_values() {
+        let vars = HashMap::from([
+            ("ROLE_POLICY", "{\"version\":1,"),
+            ("CXONE_CLIENT_SECRET", "topsecret"),
+            ("CXONE_TOKEN_URL", "ftp://topsecret@idp/token"),
+            ("WEBHOOK_SECRETS", "whsec_topsecret"),
+            ("ADMIN_TOKEN", " , "),
+            ("RETRY_MAX_ATTEMPTS", "many"),
+            ("RETRY_CAP_MS", "-1"),
+            ("SUBREQUEST_BUDGET", "19"),
+            ("BULK_BATCH_SIZE", "99999999999999999999999"),
+            ("BULK_PRECHECK", "yes"),
+            ("BULK_FAIL_ON_ERRORS", "some"),
+            ("LEDGER_LEASE_MS", "999"),
+            ("LEDGER_WAIT_MS", "1.5"),
+        ]);
+        let problems = read(&vars).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "CXONE_SCIM_BASE_URL is not set",
+                "CXONE_TOKEN_URL must be https (plain http only on loopback)",
+                "CXONE_CLIENT_ID is not set",
+                "ROLE_POLICY is not valid JSON at line 1, column 13: EOF while parsing a value at line 1 column 13",
+                "WEBHOOK_SECRETS: webhook secret #1 is not valid base64 after \"whsec_\"",
+                "ADMIN_TOKEN holds no token",
+                "RETRY_CAP_MS must be a whole number",
+                "RETRY_MAX_ATTEMPTS must be a whole number",
+                "SUBREQUEST_BUDGET must be at least 20",
+                "BULK_BATCH_SIZE must be a whole number",
+                "BULK_PRECHECK must be true or false",
+                "BULK_FAIL_ON_ERRORS must be a whole number",
+                "LEDGER_LEASE_MS must be at least 1000",
+                "LEDGER_WAIT_MS must be a whole number",
+            ]
+        );
+        assert!(!problems.join("\n").contains("topsecret"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn numbers_too_large_for_their_setting_are_refused() {
+        let mut vars = full();
+        vars.insert("RETRY_MAX_ATTEMPTS", "4294967296");
+        vars.insert("SUBREQUEST_BUDGET", "4294967296");
+        assert_eq!(
+            read(&vars).unwrap_err(),
+            ["RETRY_MAX_ATTEMPTS is too large", "SUBREQUEST_BUDGET is too large"]
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn urls_must_be_https_except_on_loopback() {
+        for ok in [
+            "https://cxone.example/scim/v2",
+            "HTTPS://cxone.example:8443/scim/v2/",
+            " https://cxone.example ",
+            "http://127.0.0.1:8790/scim/v2",
+            "http://127.8.9.10/x",
+            "http://localhost:8790/scim/v2",
+            "http://LocalHost/",
+            "http://[::1]:8790/scim/v2",
+            "http://user:pw@127.0.0.1/x",
+        ] {
+            assert!(endpoint_url(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            endpoint_url(" http://127.0.0.1:8790/scim/v2/ ").unwrap(),
+            "http://127.0.0.1:8790/scim/v2"
+        );
+        for not_https in [
+            "http://cxone.example/scim/v2",
+            "http://10.0.0.1/scim/v2",
+            "http://128.0.0.1/",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost@evil.example/",
+            "http://evil.example/?next=http://127.0.0.1/",
+            "http://evil.example#@127.0.0.1",
+            "http://[::2]/",
+            "http://[::1/",
+            "ftp://cxone.example/",
+            "cxone.example/scim/v2",
+            "//127.0.0.1/scim/v2",
+        ] {
+            assert!(endpoint_url(not_https).is_err(), "{not_https}");
+        }
+        assert_eq!(endpoint_url("https:///scim/v2"), Err(UrlError::NoHost));
+        assert_eq!(endpoint_url("http://:80/"), Err(UrlError::NoHost));
+
+        let mut vars = full();
+        vars.insert("CXONE_SCIM_BASE_URL", "http://cxone.example/scim/v2");
+        vars.insert("CXONE_TOKEN_URL", "http://127.0.0.1:9/oauth/token");
+        assert_eq!(
+            read(&vars).unwrap_err(),
+            ["CXONE_SCIM_BASE_URL must be https (plain http only on loopback)"]
+        );
+        vars.insert("CXONE_SCIM_BASE_URL", "https://");
+        assert_eq!(read(&vars).unwrap_err(), ["CXONE_SCIM_BASE_URL has no host"]);
+    }
+}
