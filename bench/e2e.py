@@ -1,7 +1,7 @@
 """End-to-end measurements for `make bench`: the real Worker under `wrangler dev` and the CXone
 stand-in (scim2-server), on loopback. Writes one JSON file of figures; bench/report.py turns it
 into BENCHMARKS.md. Not a test: it asserts nothing about speed.
-Usage: e2e.py OUT.json [--quick]"""
+Usage: e2e.py OUT.json [--quick] [--latency-only]"""
 
 import concurrent.futures as futures
 import gzip
@@ -28,6 +28,7 @@ ADMIN = "bench-admin-token"
 CLI = ROOT / "target/release/cxone-scim"
 POLICY = ROOT / "core/tests/fixtures/role_policy.json"
 QUICK = "--quick" in sys.argv
+LATENCY_ONLY = "--latency-only" in sys.argv
 
 
 def users(n, tag):
@@ -155,21 +156,26 @@ def run(stack, results):
     client = stack.worker(SUBREQUEST_BUDGET="1000")
     results["wranglerColdStartS"] = stack.dev.started_in
 
-    # 2. Webhook round trip vs a direct SCIM POST, and the isolate's memory over 1,000 webhooks.
-    n, conc = (200, 4) if QUICK else (1000, 4)
+    # 2. Webhook round trip vs a direct SCIM POST, one at a time and at concurrency 4, and the
+    #    isolate's memory over the webhooks.
+    n = 200 if QUICK else 1000
     warm = users(100, "warm")
-    load(timed_webhook(client), [dict(u, operation="create") for u in warm], conc)
+    load(timed_webhook(client), [dict(u, operation="create") for u in warm], 4)
     mem_before = client.admin_get("/metrics")[1]["wasmMemoryBytes"]
-    events = [dict(u, operation="create") for u in users(n, "lat")]
-    hook, hook_wall = load(timed_webhook(client), events, conc)
+    results["latency"] = []
+    for conc in (1, 4):
+        events = [dict(u, operation="create") for u in users(n, f"lat{conc}")]
+        hook, hook_wall = load(timed_webhook(client), events, conc)
+        direct, direct_wall = load(timed_direct_post(stack.standin), users(n, f"direct{conc}"), conc)
+        results["latency"].append({
+            "requests": n, "concurrency": conc,
+            "webhookP50Ms": percentile(hook, 50) * 1000, "webhookP99Ms": percentile(hook, 99) * 1000,
+            "directP50Ms": percentile(direct, 50) * 1000, "directP99Ms": percentile(direct, 99) * 1000,
+            "webhookPerS": n / hook_wall, "directPerS": n / direct_wall})
     mem_after = client.admin_get("/metrics")[1]["wasmMemoryBytes"]
-    direct, direct_wall = load(timed_direct_post(stack.standin), users(n, "direct"), conc)
-    results["latency"] = {
-        "requests": n, "concurrency": conc,
-        "webhookP50Ms": percentile(hook, 50) * 1000, "webhookP99Ms": percentile(hook, 99) * 1000,
-        "directP50Ms": percentile(direct, 50) * 1000, "directP99Ms": percentile(direct, 99) * 1000,
-        "webhookPerS": n / hook_wall, "directPerS": n / direct_wall}
-    results["memory"] = {"webhooks": n, "wasmBytesBefore": mem_before, "wasmBytesAfter": mem_after}
+    results["memory"] = {"webhooks": 2 * n, "wasmBytesBefore": mem_before, "wasmBytesAfter": mem_after}
+    if LATENCY_ONLY:
+        return
 
     # 3. Bulk vs one webhook per user, and the stand-in's own Bulk ceiling; a fresh store each.
     results["throughput"] = []

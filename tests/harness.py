@@ -91,6 +91,21 @@ class WranglerDev:
         self.proc = None
         self.started_in = None
 
+    def config(self):
+        """wrangler.toml without its `[build]` section: the Worker is built before the run, and
+        wrangler's source watcher would otherwise restart the Worker mid-request."""
+        lines, skipping = [], False
+        for line in (ROOT / "wrangler.toml").read_text().splitlines():
+            if line.startswith("["):
+                skipping = line.strip() == "[build]"
+            if line.startswith("main = "):
+                line = f'main = "{ROOT / "edge/build/worker/shim.mjs"}"'
+            if not skipping:
+                lines.append(line)
+        path = self.workdir / f"wrangler.{self.port}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
     def start(self):
         wait_port_free(self.port)
         wait_port_free(self.inspector_port)
@@ -98,7 +113,7 @@ class WranglerDev:
         env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
         began = time.monotonic()
         self.proc = subprocess.Popen(
-            ["npx", "wrangler", "dev", "--ip", "127.0.0.1", "--port", str(self.port),
+            ["npx", "wrangler", "dev", "--config", str(self.config()), "--ip", "127.0.0.1", "--port", str(self.port),
              "--inspector-port", str(self.inspector_port), "--show-interactive-dev-session=false",
              "--persist-to", str(self.workdir / "state"), "--env-file", str(self.env_file)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -72,7 +72,7 @@ def test_small_run_answers_with_the_report(worker, clean):
     outcomes = [u["outcome"] for u in body["users"]]
     assert outcomes[:3] == ["exists", "updated", "created"] and outcomes[12] == "exists"
     assert body["users"][12]["duplicateOf"] == 2 and body["users"][12]["id"] == body["users"][2]["id"]
-    assert body["counts"] == {"created": 10, "updated": 1, "exists": 2, "failed": 0, "pending": 0}
+    assert body["counts"] == {"created": 10, "updated": 1, "exists": 2, "failed": 0, "conflict": 0, "pending": 0}
     assert body["users"][0]["id"] == existing["id"]
     assert clean.find("userName", batch[1]["userName"])[0]["name"]["familyName"] == batch[1]["lastName"]
 
@@ -111,7 +111,7 @@ def test_thousand_users_with_faults_and_a_restart(worker, clean):
     report = wait_finished(worker, run_id)
     clean.clear_faults()
     counts = report["counts"]
-    assert counts == {"created": 949, "updated": 0, "exists": 50, "failed": 1, "pending": 0}, counts
+    assert counts == {"created": 949, "updated": 0, "exists": 50, "failed": 1, "conflict": 0, "pending": 0}, counts
     assert sum(counts.values()) == len(report["users"]) == 1000
     invalid = report["users"][999]
     assert (invalid["outcome"], invalid["status"], invalid["scimType"]) == ("failed", 400, "invalidValue")

@@ -146,12 +146,13 @@ def test_replay_has_no_second_effect(worker, clean):
 
 def test_late_older_event_is_stale(worker, clean):
     event = person()
-    now = int(time.time())
-    assert worker.post_event(event, timestamp=now - 10)[1]["action"] == "created"
-    assert worker.post_event(then(event, operation="delete"), timestamp=now)[1]["action"] == "deleted"
+    now = time.time()
+    at = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + "Z"  # noqa: E731
+    assert worker.post_event(then(event, occurredAt=at(now - 10)))[1]["action"] == "created"
+    assert worker.post_event(then(event, operation="delete", occurredAt=at(now)))[1]["action"] == "deleted"
     clean.clear_log()
-    late = then(event, operation="update", lastName="Resurrected")
-    status, body, _ = worker.post_event(late, timestamp=now - 5)
+    late = then(event, operation="update", lastName="Resurrected", occurredAt=at(now - 5))
+    status, body, _ = worker.post_event(late)
     assert (status, body["action"]) == (200, "stale"), body
     assert clean.scim_writes() == []
     assert clean.find("externalId", event["externalId"]) == []

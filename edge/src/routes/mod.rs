@@ -76,29 +76,29 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
             return Ok(resp);
         }
     };
+    let presented = req.headers().get("Authorization")?;
+    // Read from ADMIN_TOKEN alone, so it works when the rest of the configuration is broken.
+    let admin = crate::config::admin_tokens(env).is_some_and(|t| t.authorizes(presented.as_deref()));
     if route == Route::Healthz {
-        let presented = req.headers().get("Authorization")?;
-        let admin = crate::config::admin_tokens(env).is_some_and(|t| t.authorizes(presented.as_deref()));
         return health::healthz(env, admin);
     }
     let config = match Config::load(env) {
         Ok(c) => c,
         Err(problems) => {
             audit.detail = Some(problems.join("; "));
-            return reply::api_error(&ApiError::new(
-                503,
-                None,
-                format!("misconfigured: {}", problems.join("; ")),
-            ));
+            // What is wrong is told to admins only, as on /healthz.
+            let detail = if admin {
+                format!("misconfigured: {}", problems.join("; "))
+            } else {
+                "misconfigured; an admin token shows the problems".to_string()
+            };
+            return reply::api_error(&ApiError::new(503, None, detail));
         }
     };
     if route == Route::Lifecycle {
         return lifecycle::handle(req, env, &config, audit).await;
     }
-    if !config
-        .admin_tokens
-        .authorizes(req.headers().get("Authorization")?.as_deref())
-    {
+    if !admin {
         return reply::unauthorized("admin bearer token missing or wrong");
     }
     match route {
@@ -189,6 +189,15 @@ mod tests {
         assert!(body["problems"].as_array().unwrap().len() > 2, "{body}");
         let (status, body) = call(Method::Get, "/failures", &env).await;
         assert_eq!(status, 503);
-        assert!(body["detail"].as_str().unwrap().starts_with("misconfigured"));
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("misconfigured") && !detail.contains("binding"),
+            "{detail}"
+        );
+        let (_, body) = call_as(Some("a1"), Method::Get, "/failures", &env).await;
+        assert!(body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("KV namespace binding STATE is missing"));
     }
 }
