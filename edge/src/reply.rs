@@ -25,6 +25,9 @@ pub fn unauthorized(detail: &str) -> Result<Response> {
     Ok(resp)
 }
 
+/// What an oversized body is read on (and thrown away) for at least, before giving up on it.
+const DRAIN_AT_LEAST: usize = 1024 * 1024;
+
 /// The request body, or `None` when it is over `max` bytes: as declared by `Content-Length`,
 /// or as read. The body is read as a stream and reading stops (the stream is cancelled) as soon
 /// as more than `max` bytes have arrived, so a body without a length cannot make it buffer more.
@@ -44,15 +47,22 @@ pub async fn body_within(req: &mut Request, max: usize) -> Result<Option<Vec<u8>
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
         if chunk.len() > max - body.len() {
+            // Past the cap: read on without keeping anything, up to a bound, so that a sender
+            // that is still uploading gets its answer on a clean connection.
+            let mut discarded = body.len() + chunk.len();
+            drop(body);
+            let bound = max.saturating_mul(4).max(DRAIN_AT_LEAST);
+            while discarded <= bound {
+                match chunks.next().await {
+                    Some(Ok(more)) => discarded += more.len(),
+                    _ => break,
+                }
+            }
             return Ok(None);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
-}
-
-pub fn too_large(max: usize) -> Result<Response> {
-    error(413, None, format!("body over {max} bytes"))
 }
 
 /// The one way an [`ApiError`] becomes a response (with `Retry-After` when it says so).

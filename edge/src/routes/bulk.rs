@@ -66,7 +66,7 @@ fn run_answer(record: &RunRecord) -> Value {
 pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
     let query_dry_run = dry_run_query(&req);
     let Some(bytes) = reply::body_within(&mut req, MAX_BODY).await? else {
-        return reply::too_large(MAX_BODY);
+        return reply::api_error(&cxone_scim_core::api_error::ApiError::too_large(MAX_BODY));
     };
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let body: BulkBody = match serde_path_to_error::deserialize(de) {
