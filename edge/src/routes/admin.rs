@@ -30,24 +30,25 @@ fn paging(req: &Request) -> (Option<String>, usize) {
     (cursor, limit)
 }
 
-pub async fn failures(req: &Request, env: &Env) -> Result<Response> {
-    let (cursor, limit) = paging(req);
-    let (failures, next) = State::open(env)?.failures(cursor, limit).await?;
-    let mut body = json!({"count": failures.len(), "failures": failures});
+/// `{"count", "<name>": [...], "cursor"?}`: one page of a listing.
+fn page<T: serde::Serialize>(name: &str, items: &[T], next: Option<String>) -> Result<Response> {
+    let mut body = json!({"count": items.len(), name: items});
     if let Some(next) = next {
         body["cursor"] = json!(next);
     }
     reply::json(200, &body)
 }
 
+pub async fn failures(req: &Request, env: &Env) -> Result<Response> {
+    let (cursor, limit) = paging(req);
+    let (failures, next) = State::open(env)?.failures(cursor, limit).await?;
+    page("failures", &failures, next)
+}
+
 pub async fn conflicts(req: &Request, env: &Env) -> Result<Response> {
     let (cursor, limit) = paging(req);
     let (conflicts, next) = State::open(env)?.conflicts(cursor, limit).await?;
-    let mut body = json!({"count": conflicts.len(), "conflicts": conflicts});
-    if let Some(next) = next {
-        body["cursor"] = json!(next);
-    }
-    reply::json(200, &body)
+    page("conflicts", &conflicts, next)
 }
 
 pub async fn dismiss_conflict(env: &Env, id: &str) -> Result<Response> {
