@@ -147,12 +147,12 @@ pub async fn apply(
         ending: Ending::Failed,
         answer: None,
     };
-    let (status, answer) = match result {
+    let answer = match result {
         Ok(applied) if applied.action == Action::Conflict => {
             audit.action = Some(Action::Conflict);
             let answer = conflict_answer(&state, &delivery, event, &applied, &subject).await?;
             commit.ending = Ending::Answered;
-            (200, answer)
+            answer
         }
         Ok(applied) => {
             audit.action = Some(applied.action);
@@ -171,7 +171,7 @@ pub async fn apply(
                 action: applied.action,
                 id: applied.id,
             };
-            (200, answer)
+            answer
         }
         Err(e) => {
             audit.outcome = Outcome::Failure;
@@ -186,25 +186,25 @@ pub async fn apply(
                     body: serde_json::to_value(api.to_scim())?,
                 });
             }
-            let committed = ledger
-                .commit(&CommitRequest {
-                    commit,
-                    failure_recorded: true,
-                })
-                .await?;
-            clear_failures(&state, &committed.superseded_failures).await;
+            finish(&ledger, &state, commit, true).await?;
             return reply::api_error(&api);
         }
     };
     commit.answer = Some(StoredAnswer::ok(answer.clone()));
+    finish(&ledger, &state, commit, false).await?;
+    reply::json(200, &answer)
+}
+
+/// Commits the outcome to the ledger and drops the failure records it supersedes.
+async fn finish(ledger: &Ledger, state: &State, commit: Commit, failure_recorded: bool) -> Result<()> {
     let committed = ledger
         .commit(&CommitRequest {
             commit,
-            failure_recorded: false,
+            failure_recorded,
         })
         .await?;
-    clear_failures(&state, &committed.superseded_failures).await;
-    reply::json(status, &answer)
+    clear_failures(state, &committed.superseded_failures).await;
+    Ok(())
 }
 
 /// `begin`, waiting a little while the person is busy (the lease ends soon, or the holder
