@@ -130,6 +130,10 @@ class State:
 def make_handler(state):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One write per response, sent at once: with headers and body in two small writes, a
+        # keep-alive client's delayed ACK holds the body back ~40 ms (Nagle's algorithm).
+        disable_nagle_algorithm = True
+        wbufsize = 1 << 16
 
         def log_message(self, fmt, *args):  # keep the test output quiet
             pass
