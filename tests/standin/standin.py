@@ -6,7 +6,7 @@
   to scim2-server (which does all the SCIM work: filters, PATCH, ETags, Bulk).
 - `/_standin/*` (test control, loopback only):
     GET    /_standin/log             requests seen, oldest first (method, path, query, status, body)
-    DELETE /_standin/log             forget them
+    DELETE /_standin/log             forget them (and the bulkOps of /_standin/stats)
     GET    /_standin/bodies          every SCIM request body since start, with its sender (never cleared)
     POST   /_standin/faults          {"status":503,"count":2,"method":"POST","path":"/scim/v2/Users",
                                       "retryAfter":"1","delayMs":0}  (status 0 = delay only)
@@ -18,12 +18,46 @@
     POST   /_standin/config          {"bulkStatus":207}: answer Bulk with this HTTP status;
                                      {"rateLimit":R,"burst":B}: a token bucket of R requests/s on
                                      /scim/v2 (429 + Retry-After beyond it); R 0 turns it off;
+                                     with it, every /scim/v2 answer (401, 429, injected faults
+                                     and forwarded answers alike) tells the quota in the style
+                                     of "rateLimitHeaders" (sent with rateLimit it sets the
+                                     style, else "ietf"; sent alone it changes the style):
+                                       "ietf"   RateLimit-Policy: "default";q=Q;w=W
+                                                RateLimit: "default";r=R;t=T
+                                                (draft-ietf-httpapi-ratelimit-headers, 08 on)
+                                       "legacy" RateLimit-Limit: Q, RateLimit-Remaining: R,
+                                                RateLimit-Reset: T (its drafts up to 06)
+                                       "x"      X-RateLimit-Limit: Q, X-RateLimit-Remaining: R,
+                                                X-RateLimit-Reset: now + T as Unix seconds
+                                                (GitHub's style)
+                                       "none"   no quota headers
+                                     where Q = burst, W = burst/rate seconds (rounded up),
+                                     R = whole tokens left after this request and T = seconds
+                                     until the next token (rounded up; 0 with a full bucket);
+                                     on a 429, R = 0 and T matches Retry-After;
                                      {"ignoreFilter":true}: GET /scim/v2/Users drops its filter
                                      before forwarding, so every user is listed whatever was
-                                     asked (a server that ignores filters); false turns it off
-    GET    /_standin/stats           {"rateLimited": n, "requests": n, "delaying": n}
-                                     (delaying: requests held by a delay fault right now)
-    DELETE /_standin/faults          remove every fault; requests still held by a delay are
+                                     asked (a server that ignores filters); false turns it off;
+                                     {"bulkIdOnlyForPost":true}: Bulk answers keep bulkId only
+                                     on POST results (all RFC 7644 §3.7.3 requires);
+                                     {"bulkShuffle":true}: Bulk results come back in another
+                                     order than the operations (a fixed permutation per result
+                                     count in which no result keeps its place; counted from
+                                     the request order). Both reshape scim2-server's
+                                     own answer and nothing else; false turns them off, and so
+                                     does DELETE /_standin/faults
+    GET    /_standin/stats           {"rateLimited": n, "requests": n, "delaying": n,
+                                      "bulkOps": {bulkId: {"received": n, "answers": [...]}}}
+                                     (delaying: requests held by a delay fault right now;
+                                     bulkOps: per bulkId, how many Bulk requests carried an
+                                     operation with it, and what each of them answered for it,
+                                     in order: the result's status ("201", "412", ...), or the
+                                     whole request's HTTP status when it had no results ("401",
+                                     "429", an injected "503", a refused "413"), "missing" when
+                                     the results left it out, "dropped" when the request was
+                                     dropped unanswered. Cleared with DELETE /_standin/log)
+    DELETE /_standin/faults          remove every fault and turn bulkStatus, bulkIdOnlyForPost
+                                     and bulkShuffle off; requests still held by a delay are
                                      dropped (never forwarded, not logged, connection closed)
     POST   /_standin/revoke-tokens   every issued token stops working (CXone rotated keys)
     GET    /_standin/health          200 when scim2-server answers
@@ -61,6 +95,8 @@ class State:
         self.faults = []
         self.random = random.Random(7)
         self.bulk_status = None
+        self.bulk_id_only_for_post = False
+        self.bulk_shuffle = False
         self.ignore_filter = False
         self.cleared = threading.Event()  # set (and replaced) when the faults are cleared
         self.delaying = 0
@@ -68,8 +104,10 @@ class State:
         self.burst = 0.0
         self.bucket = 0.0
         self.refilled = time.monotonic()
+        self.rate_headers = "ietf"
         self.rate_limited = 0
         self.requests = 0
+        self.bulk_ops = {}  # bulkId -> {"received": n, "answers": [...]}
         self.log = []
         self.bodies = []
         self.lock = threading.Lock()
@@ -106,19 +144,72 @@ class State:
         return None
 
     def take_token(self):
-        """None when the request may pass, else the seconds until a token is available."""
+        """(wait, headers): wait is None when the request may pass, else the seconds until a
+        token is available; headers tell the quota left (see _quota_headers)."""
         with self.lock:
             self.requests += 1
             if self.rate <= 0:
-                return None
-            now = time.monotonic()
-            self.bucket = min(self.burst, self.bucket + (now - self.refilled) * self.rate)
-            self.refilled = now
+                return None, []
+            self._refill()
             if self.bucket >= 1:
                 self.bucket -= 1
-                return None
+                return None, self._quota_headers()
             self.rate_limited += 1
-            return (1 - self.bucket) / self.rate
+            return (1 - self.bucket) / self.rate, self._quota_headers()
+
+    def peek_quota_headers(self):
+        """The quota headers for an answer that takes no token (a 401)."""
+        with self.lock:
+            if self.rate <= 0:
+                return []
+            self._refill()
+            return self._quota_headers()
+
+    def _refill(self):
+        now = time.monotonic()
+        self.bucket = min(self.burst, self.bucket + (now - self.refilled) * self.rate)
+        self.refilled = now
+
+    def _quota_headers(self):
+        """The token bucket as quota headers in the configured style (lock held, bucket just
+        refilled and charged): quota = burst, window = burst/rate s, remaining = whole tokens
+        left, reset = s until the next token (0 when the bucket is full)."""
+        if self.rate_headers == "none":
+            return []
+        eps = 1e-9  # float residue: 0.9999999999 tokens is one token
+        quota = int(self.burst + eps)
+        window = max(1, math.ceil(self.burst / self.rate - eps))
+        remaining = max(0, math.floor(self.bucket + eps))
+        if self.bucket >= self.burst - eps:
+            until = 0.0
+        else:
+            until = (remaining + 1 - self.bucket) / self.rate
+        reset = max(0 if remaining else 1, math.ceil(until - eps))
+        if self.rate_headers == "legacy":
+            return [("RateLimit-Limit", str(quota)), ("RateLimit-Remaining", str(remaining)),
+                    ("RateLimit-Reset", str(reset))]
+        if self.rate_headers == "x":
+            return [("X-RateLimit-Limit", str(quota)), ("X-RateLimit-Remaining", str(remaining)),
+                    ("X-RateLimit-Reset", str(math.ceil(time.time() + until)))]
+        return [("RateLimit-Policy", f'"default";q={quota};w={window}'),
+                ("RateLimit", f'"default";r={remaining};t={reset}')]
+
+    def bulk_received(self, body):
+        """Counts the bulkIds of a Bulk request; returns them, in request order."""
+        ops = body.get("Operations") if isinstance(body, dict) else None
+        ids = [op.get("bulkId") for op in ops if isinstance(op, dict)] if isinstance(ops, list) else []
+        ids = [i for i in ids if isinstance(i, str)]
+        with self.lock:
+            for bulk_id in ids:
+                self.bulk_ops.setdefault(bulk_id, {"received": 0, "answers": []})["received"] += 1
+        return ids
+
+    def bulk_answered(self, ids, answers):
+        """answers: bulkId -> what it was answered, or one value for all of them."""
+        with self.lock:
+            for bulk_id in ids:
+                answer = answers if isinstance(answers, str) else answers.get(bulk_id, "missing")
+                self.bulk_ops.setdefault(bulk_id, {"received": 0, "answers": []})["answers"].append(answer)
 
     def record(self, entry):
         with self.lock:
@@ -185,6 +276,7 @@ def make_handler(state):
             if path == "/_standin/log" and self.command == "DELETE":
                 with state.lock:
                     state.log.clear()
+                    state.bulk_ops.clear()
                 return self._send(204)
             if path == "/_standin/faults" and self.command == "POST":
                 with state.lock:
@@ -194,16 +286,27 @@ def make_handler(state):
                 with state.lock:
                     state.faults.clear()
                     state.bulk_status = None
+                    state.bulk_id_only_for_post = False
+                    state.bulk_shuffle = False
                     state.cleared.set()
                     state.cleared = threading.Event()
                 return self._send(204)
             if path == "/_standin/config" and self.command == "POST":
                 conf = json.loads(body or b"{}")
+                style = conf.get("rateLimitHeaders", "ietf" if "rateLimit" in conf else None)
+                if style is not None and style not in ("ietf", "legacy", "x", "none"):
+                    return self._send(400, {"error": f"rateLimitHeaders: unknown style {style!r}"})
                 with state.lock:
                     if "bulkStatus" in conf:
                         state.bulk_status = conf["bulkStatus"]
                     if "ignoreFilter" in conf:
                         state.ignore_filter = bool(conf["ignoreFilter"])
+                    if "bulkIdOnlyForPost" in conf:
+                        state.bulk_id_only_for_post = bool(conf["bulkIdOnlyForPost"])
+                    if "bulkShuffle" in conf:
+                        state.bulk_shuffle = bool(conf["bulkShuffle"])
+                    if style is not None:
+                        state.rate_headers = style
                     if "rateLimit" in conf:
                         state.rate = float(conf["rateLimit"])
                         state.burst = float(conf.get("burst", max(1.0, state.rate)))
@@ -214,7 +317,8 @@ def make_handler(state):
             if path == "/_standin/stats":
                 with state.lock:
                     return self._send(200, {"rateLimited": state.rate_limited, "requests": state.requests,
-                                            "delaying": state.delaying})
+                                            "delaying": state.delaying,
+                                            "bulkOps": json.loads(json.dumps(state.bulk_ops))})
             if path == "/_standin/revoke-tokens" and self.command == "POST":
                 with state.lock:
                     state.tokens.clear()
@@ -243,26 +347,33 @@ def make_handler(state):
             entry = {"method": self.command, "path": url.path, "query": url.query, "status": None,
                      "body": json.loads(body) if body else None,
                      "userAgent": self.headers.get("User-Agent", "")}
+            is_bulk = self.command == "POST" and url.path.rstrip("/") == "/scim/v2/Bulk"
+            bulk_ids = state.bulk_received(entry["body"]) if is_bulk else []
             if not state.token_ok(self.headers.get("Authorization")):
                 entry["status"] = 401
                 state.record(entry)
-                return self._scim_error(401, "invalid or expired bearer token")
-            wait = state.take_token()
+                state.bulk_answered(bulk_ids, "401")
+                return self._scim_error(401, "invalid or expired bearer token", headers=state.peek_quota_headers())
+            wait, quota = state.take_token()
             if wait is not None:
                 entry["status"] = 429
                 entry["rateLimited"] = True
                 state.record(entry)
-                return self._scim_error(429, "rate limit", headers=[("Retry-After", str(max(1, math.ceil(wait))))])
+                state.bulk_answered(bulk_ids, "429")
+                return self._scim_error(429, "rate limit",
+                                        headers=[("Retry-After", str(max(1, math.ceil(wait))))] + quota)
             fault = state.take_fault(self.command, url.path)
             if fault:
                 if not self._delay(fault.get("delayMs", 0) / 1000):
+                    state.bulk_answered(bulk_ids, "dropped")
                     self.close_connection = True
                     return None
                 if fault.get("status"):
                     entry["status"] = fault["status"]
                     entry["injected"] = True
                     state.record(entry)
-                    return self._fault_answer(fault)
+                    state.bulk_answered(bulk_ids, str(fault["status"]))
+                    return self._fault_answer(fault, quota)
             query = url.query
             if state.ignore_filter and self.command == "GET" and url.path.rstrip("/") == "/scim/v2/Users":
                 query = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
@@ -270,6 +381,8 @@ def make_handler(state):
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept",
                                                                                    "if-match", "if-none-match")}
             status, resp_headers, resp_body = forward(state, self.command, url.path, query, body, headers)
+            if is_bulk:
+                resp_body = self._bulk_answer(entry["body"], bulk_ids, status, resp_body)
             if url.path == "/scim/v2/Bulk" and status == 200 and state.bulk_status:
                 status = state.bulk_status
             entry["status"] = status
@@ -282,7 +395,47 @@ def make_handler(state):
                 out.append((name, value.replace(state.scim_url, front)))
             resp_body = resp_body.replace(state.scim_url.encode(), front.encode())
             ctype = dict((k.lower(), v) for k, v in resp_headers).get("content-type", "application/scim+json")
-            self._send(status, resp_body, out, ctype)
+            self._send(status, resp_body, out + quota, ctype)
+
+        def _bulk_answer(self, request, bulk_ids, status, resp_body):
+            """Notes what each bulkId was answered; reshapes the results as configured."""
+            try:
+                doc = json.loads(resp_body)
+            except ValueError:
+                doc = None
+            results = doc.get("Operations") if isinstance(doc, dict) else None
+            if status != 200 or not isinstance(results, list):
+                state.bulk_answered(bulk_ids, str(status))
+                return resp_body
+            state.bulk_answered(bulk_ids, {r.get("bulkId"): str(r.get("status")) for r in results
+                                           if isinstance(r, dict) and isinstance(r.get("bulkId"), str)})
+            with state.lock:
+                only_post, shuffle = state.bulk_id_only_for_post, state.bulk_shuffle
+            if not (only_post or shuffle):
+                return resp_body
+            if shuffle:
+                # From request order (scim2-server may answer in another), then permuted.
+                position = {}
+                for i, bulk_id in enumerate(bulk_ids):
+                    position.setdefault(bulk_id, i)
+
+                def rank(item):
+                    index, result = item
+                    bulk_id = result.get("bulkId") if isinstance(result, dict) else None
+                    return position.get(bulk_id, len(bulk_ids)), index
+
+                results = doc["Operations"] = shuffled([r for _, r in sorted(enumerate(results), key=rank)])
+            if only_post:
+                ops = request.get("Operations") if isinstance(request, dict) else None
+                sent = {op.get("bulkId"): op.get("method") for op in (ops if isinstance(ops, list) else [])
+                        if isinstance(op, dict)}
+                for result in results:
+                    if not isinstance(result, dict):
+                        continue
+                    method = result.get("method") or sent.get(result.get("bulkId")) or ""
+                    if str(method).upper() != "POST":
+                        result.pop("bulkId", None)
+            return json.dumps(doc).encode()
 
         def _delay(self, seconds):
             """Holds the request; False when the faults were cleared meanwhile (drop it)."""
@@ -297,9 +450,10 @@ def make_handler(state):
                 with state.lock:
                     state.delaying -= 1
 
-        def _fault_answer(self, fault):
+        def _fault_answer(self, fault, quota):
             status = fault["status"]
             headers = [("Retry-After", str(fault["retryAfter"]))] if "retryAfter" in fault else []
+            headers += quota
             if "location" in fault:
                 headers.append(("Location", fault["location"]))
             if "body" in fault:
@@ -307,6 +461,14 @@ def make_handler(state):
             return self._scim_error(status, fault.get("detail", "injected fault"), fault.get("scimType"), headers)
 
     return Handler
+
+
+def shuffled(items):
+    """A fixed permutation for each length in which, from 2 items on, no item keeps its place."""
+    order, draw = list(range(len(items))), random.Random(len(items))
+    while len(order) > 1 and any(i == at for at, i in enumerate(order)):
+        draw.shuffle(order)
+    return [items[i] for i in order]
 
 
 def forward(state, method, path, query, body, headers):
