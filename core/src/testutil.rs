@@ -63,6 +63,9 @@ pub struct SimServer {
     refilled: u64,
     /// Requests answered 429 by the rate limit.
     pub throttled: u32,
+    /// With the rate limit, every /scim/v2 answer tells the bucket as `RateLimit-Policy` and
+    /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers), as the stand-in does.
+    pub quota_headers: bool,
     /// Virtual time one request takes (5 ms when 0).
     pub service_ms: u64,
     /// `expires_in` of the tokens issued (3600 when `None`).
@@ -161,6 +164,28 @@ impl SimServer {
     }
 
     pub fn handle(&mut self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let resp = self.answer(req)?;
+        match self.rate_limit {
+            Some((rate, burst)) if self.quota_headers && req.url.contains("/scim/v2") => {
+                // Whole tokens left, and seconds until the next one (rounded up).
+                let remaining = (self.bucket + 1e-9).floor();
+                let until = if self.bucket >= burst - 1e-9 {
+                    0.0
+                } else {
+                    (remaining + 1.0 - self.bucket) / rate
+                };
+                let reset = (until - 1e-9).ceil().max(if remaining > 0.0 { 0.0 } else { 1.0 });
+                let window = (burst / rate - 1e-9).ceil().max(1.0);
+                let (q, w, r, t) = (burst as u64, window as u64, remaining as u64, reset as u64);
+                Ok(resp
+                    .with_header("RateLimit-Policy", &format!("\"default\";q={q};w={w}"))
+                    .with_header("RateLimit", &format!("\"default\";r={r};t={t}")))
+            }
+            _ => Ok(resp),
+        }
+    }
+
+    fn answer(&mut self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let (path, query) = {
             let rest = req.url.split_once("://").map_or(req.url.as_str(), |(_, r)| r);
             let rest = &rest[rest.find('/').unwrap_or(rest.len())..];
