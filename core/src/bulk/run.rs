@@ -24,7 +24,7 @@ use crate::policy::RolePolicy;
 use crate::retry::{is_retryable_status, retry_after_ms, Jitter, Pacer, RetryPolicy};
 use crate::scim::build::{create_payload, patch_to, DesiredUser};
 use crate::scim::bulk::{BulkOperation, BulkRequest, BULK_REQUEST_SCHEMA};
-use crate::scim::{filter, ListResponse, PatchOp, User};
+use crate::scim::{filter, ListResponse, PatchOp, ServiceProviderConfig, User};
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -497,27 +497,24 @@ impl BulkRun {
 
     fn on_discovered(&mut self, resp: &HttpResponse) {
         self.discovered = true;
-        let Ok(doc) = serde_json::from_str::<Value>(&resp.body) else {
-            return;
-        };
         if resp.status != 200 {
             return;
         }
-        let bulk = &doc["bulk"];
-        if bulk["supported"] == Value::Bool(false) {
+        let Ok(doc) = ServiceProviderConfig::parse(&resp.body) else {
+            return;
+        };
+        if doc.bulk_supported() == Some(false) {
             for e in self.entries.iter_mut().filter(|e| e.outcome().is_none()) {
                 e.fail(501, None, "CXone's ServiceProviderConfig says Bulk is not supported");
             }
             return;
         }
-        if let Some(max) = bulk["maxOperations"].as_u64().filter(|m| *m > 0) {
-            self.config.batch_size = self.config.batch_size.min(usize::try_from(max).unwrap_or(usize::MAX));
+        let limits = doc.bulk_limits();
+        if let Some(max) = limits.max_operations {
+            self.config.batch_size = self.config.batch_size.min(max);
         }
-        if let Some(max) = bulk["maxPayloadSize"].as_u64().filter(|m| *m > 0) {
-            self.config.max_payload_bytes = self
-                .config
-                .max_payload_bytes
-                .min(usize::try_from(max).unwrap_or(usize::MAX));
+        if let Some(max) = limits.max_payload_bytes {
+            self.config.max_payload_bytes = self.config.max_payload_bytes.min(max);
         }
     }
 

@@ -424,3 +424,46 @@ fn patch_results_without_bulk_ids_are_not_sent_again() {
     assert_eq!(s.bulk_batches.len(), 1, "{:?}", s.bulk_batches);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn service_provider_config_read_leniently() {
+    let mut flow = BulkRun::new(&users(3), &policy(), config(50), 1);
+    flow.on_discovered(&HttpResponse::new(
+        200,
+        r#"{"bulk":{"supported":"true","maxOperations":"7","maxPayloadSize":65536}}"#,
+    ));
+    assert_eq!((flow.config.batch_size, flow.config.max_payload_bytes), (7, 65_536));
+    // Limits above ours, or not stated, leave ours alone.
+    let mut flow = BulkRun::new(&users(3), &policy(), config(5), 1);
+    flow.on_discovered(&HttpResponse::new(
+        200,
+        r#"{"bulk":{"maxOperations":1000,"maxPayloadSize":0}}"#,
+    ));
+    assert_eq!(
+        (flow.config.batch_size, flow.config.max_payload_bytes),
+        (5, DEFAULT_MAX_PAYLOAD)
+    );
+    // An unreadable document or another status: defaults, and the run goes on.
+    for resp in [
+        HttpResponse::new(200, "<html>"),
+        HttpResponse::new(404, r#"{"bulk":{"supported":false}}"#),
+    ] {
+        let mut flow = BulkRun::new(&users(3), &policy(), config(5), 1);
+        flow.on_discovered(&resp);
+        assert!(flow.discovered && !flow.is_finished());
+        assert_eq!(flow.config.batch_size, 5);
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn bulk_not_supported_fails_every_pending_user_with_501() {
+    let mut input = users(3);
+    input[2].user_name = String::new();
+    let mut flow = BulkRun::new(&input, &policy(), config(50), 1);
+    flow.on_discovered(&HttpResponse::new(200, r#"{"bulk":{"supported":"False"}}"#));
+    assert!(flow.is_finished());
+    let r = flow.report();
+    let statuses: Vec<Option<u16>> = r.users.iter().map(|u| u.status).collect();
+    // The invalid user keeps its own failure.
+    assert_eq!(statuses, [Some(501), Some(501), Some(400)]);
+}
