@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use cxone_scim_core::bulk::{correlate, BulkConfig, BulkRun, BulkUser};
+use cxone_scim_core::bulk::{correlate, BulkConfig, BulkRun, BulkUser, SentOp};
 use cxone_scim_core::event::{Command, LifecycleEvent};
 use cxone_scim_core::flows::{Flow, LifecycleFlow};
 use cxone_scim_core::graph::DeltaPage;
@@ -58,7 +58,13 @@ fn versus_python(c: &mut Criterion) {
         })
     });
     let response = HttpResponse::new(207, String::from_utf8(BULK_RESPONSE_50.to_vec()).unwrap());
-    let ids: Vec<String> = (0..50).map(|i| format!("u-{i}")).collect();
+    let ids: Vec<SentOp> = (0..50)
+        .map(|i| SentOp {
+            bulk_id: format!("u-{i}"),
+            method: cxone_scim_core::http::Method::Post,
+            path: "/Users".into(),
+        })
+        .collect();
     g.bench_function("bulk_response_parse_classify_50", |b| {
         b.iter(|| black_box(correlate(black_box(&response), &ids).unwrap()))
     });

@@ -16,7 +16,7 @@
 
 use super::input::BulkUser;
 use super::report::{BulkReport, Counts, Outcome, Progress, UserReport};
-use super::response::{correlate, BulkResponseError, OpResult};
+use super::response::{correlate, BulkResponseError, OpResult, SentOp};
 use crate::flows::exchange::Exchange;
 use crate::flows::{FlowError, Step};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
@@ -24,7 +24,7 @@ use crate::policy::RolePolicy;
 use crate::retry::{is_retryable_status, retry_after_ms, Jitter, Pacer, RetryPolicy};
 use crate::scim::build::{create_payload, patch_to, DesiredUser};
 use crate::scim::bulk::{BulkOperation, BulkRequest, BULK_REQUEST_SCHEMA};
-use crate::scim::{filter, ListResponse, PatchOp, User};
+use crate::scim::{filter, ListResponse, PatchOp, ServiceProviderConfig, User};
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -365,19 +365,21 @@ impl BulkRun {
         format!("u-{index}")
     }
 
+    /// The method and path of the operation a stage sends, if any.
+    fn target(stage: &Stage) -> Option<(Method, String)> {
+        match stage {
+            Stage::Create => Some((Method::Post, "/Users".to_string())),
+            Stage::Patch { id, .. } => Some((Method::Patch, format!("/Users/{}", crate::http::encode_component(id)))),
+            _ => None,
+        }
+    }
+
     fn operation(&self, index: usize) -> Option<BulkOperation> {
         let e = &self.entries[index];
-        let (method, path, data) = match &e.stage {
-            Stage::Create => (
-                Method::Post,
-                "/Users".to_string(),
-                serde_json::to_string(&create_payload(e.desired.as_ref()?)),
-            ),
-            Stage::Patch { id, patch } => (
-                Method::Patch,
-                format!("/Users/{}", crate::http::encode_component(id)),
-                serde_json::to_string(patch),
-            ),
+        let (method, path) = Self::target(&e.stage)?;
+        let data = match &e.stage {
+            Stage::Create => serde_json::to_string(&create_payload(e.desired.as_ref()?)),
+            Stage::Patch { patch, .. } => serde_json::to_string(patch),
             _ => return None,
         };
         let data = serde_json::value::RawValue::from_string(data.ok()?).ok()?;
@@ -495,27 +497,24 @@ impl BulkRun {
 
     fn on_discovered(&mut self, resp: &HttpResponse) {
         self.discovered = true;
-        let Ok(doc) = serde_json::from_str::<Value>(&resp.body) else {
-            return;
-        };
         if resp.status != 200 {
             return;
         }
-        let bulk = &doc["bulk"];
-        if bulk["supported"] == Value::Bool(false) {
+        let Ok(doc) = ServiceProviderConfig::parse(&resp.body) else {
+            return;
+        };
+        if doc.bulk_supported() == Some(false) {
             for e in self.entries.iter_mut().filter(|e| e.outcome().is_none()) {
                 e.fail(501, None, "CXone's ServiceProviderConfig says Bulk is not supported");
             }
             return;
         }
-        if let Some(max) = bulk["maxOperations"].as_u64().filter(|m| *m > 0) {
-            self.config.batch_size = self.config.batch_size.min(usize::try_from(max).unwrap_or(usize::MAX));
+        let limits = doc.bulk_limits();
+        if let Some(max) = limits.max_operations {
+            self.config.batch_size = self.config.batch_size.min(max);
         }
-        if let Some(max) = bulk["maxPayloadSize"].as_u64().filter(|m| *m > 0) {
-            self.config.max_payload_bytes = self
-                .config
-                .max_payload_bytes
-                .min(usize::try_from(max).unwrap_or(usize::MAX));
+        if let Some(max) = limits.max_payload_bytes {
+            self.config.max_payload_bytes = self.config.max_payload_bytes.min(max);
         }
     }
 
@@ -622,8 +621,19 @@ impl BulkRun {
     }
 
     fn on_bulk(&mut self, resp: &HttpResponse, indexes: Vec<usize>, now: UnixMillis) {
-        let ids: Vec<String> = indexes.iter().map(|&i| Self::bulk_id(i)).collect();
-        match correlate(resp, &ids) {
+        // The stages of a batch in flight are the ones it was built from.
+        let sent: Vec<SentOp> = indexes
+            .iter()
+            .map(|&i| {
+                let (method, path) = Self::target(&self.entries[i].stage).unwrap_or((Method::Post, String::new()));
+                SentOp {
+                    bulk_id: Self::bulk_id(i),
+                    method,
+                    path,
+                }
+            })
+            .collect();
+        match correlate(resp, &sent) {
             Ok(results) => {
                 let mut retries = Vec::new();
                 for (i, result) in indexes.into_iter().zip(results) {
@@ -646,7 +656,7 @@ impl BulkRun {
                             self.entries[i].fail(409, Some("uniqueness".into()), "CXone refused the update with 409")
                         }
                         OpResult::Retryable { status } => retries.push((i, Some(status))),
-                        OpResult::Missing => retries.push((i, None)),
+                        OpResult::Missing | OpResult::Unknown => retries.push((i, None)),
                         OpResult::Permanent {
                             status,
                             scim_type,

@@ -55,21 +55,54 @@ pub fn one_of<'de, D: Deserializer<'de>, T: Copy>(d: D, choices: &[(&'static str
         })
 }
 
-/// An HTTP status given as a number or a string (`400` or `"400"`).
-pub fn status<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+/// An unsigned integer given as a number or a string (`400` or `"400"`).
+fn integer<'de, D, T>(d: D, what: &str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + std::str::FromStr,
+{
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Raw {
-        Num(u16),
+    enum Raw<T> {
+        Num(T),
         Str(String),
     }
-    match Raw::deserialize(d)? {
+    match Raw::<T>::deserialize(d)? {
         Raw::Num(n) => Ok(n),
         Raw::Str(s) => s
             .trim()
             .parse()
-            .map_err(|_| de::Error::custom(format!("invalid status {s:?}"))),
+            .map_err(|_| de::Error::custom(format!("invalid {what} {s:?}"))),
     }
+}
+
+/// An HTTP status given as a number or a string (`400` or `"400"`).
+pub fn status<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    integer(d, "status")
+}
+
+/// A count or size given as a number or a string (`1000` or `"1000"`).
+pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    integer(d, "count")
+}
+
+/// A value of another shape than `T` read as `T::default()`, so that one odd attribute does not
+/// make a whole advisory document (such as `/ServiceProviderConfig`) unreadable.
+pub fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Value(T),
+        Other(de::IgnoredAny),
+    }
+    Ok(match Either::<T>::deserialize(d)? {
+        Either::Value(v) => v,
+        Either::Other(_) => T::default(),
+    })
 }
 
 #[cfg(test)]
@@ -96,6 +129,23 @@ mod tests {
         let t: T = serde_json::from_str(r#"{"b":false,"s":201}"#).unwrap();
         assert!(!t.b);
         assert_eq!(t.o, None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn counts_and_odd_shapes() {
+        #[derive(Deserialize)]
+        struct C {
+            #[serde(deserialize_with = "count")]
+            n: u64,
+            #[serde(default, deserialize_with = "or_default")]
+            v: Vec<u32>,
+        }
+        let c: C = serde_json::from_str(r#"{"n":" 1048576 ","v":{"not":"a list"}}"#).unwrap();
+        assert_eq!((c.n, c.v), (1_048_576, vec![]));
+        let c: C = serde_json::from_str(r#"{"n":5000000000,"v":[1,2]}"#).unwrap();
+        assert_eq!((c.n, c.v), (5_000_000_000, vec![1, 2]));
+        assert!(serde_json::from_str::<C>(r#"{"n":-1}"#).is_err());
+        assert!(serde_json::from_str::<C>(r#"{"n":"many"}"#).is_err());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

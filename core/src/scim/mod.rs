@@ -12,12 +12,14 @@ pub mod group;
 pub mod lenient;
 pub mod list;
 pub mod patch;
+pub mod provider_config;
 pub mod user;
 
 pub use error::ScimError;
 pub use group::Group;
 pub use list::ListResponse;
 pub use patch::{PatchOp, PatchOpKind, PatchOperation};
+pub use provider_config::{BulkFeature, BulkLimits, Feature, FilterFeature, ServiceProviderConfig};
 pub use user::{Email, EnterpriseUser, Meta, Name, Role, User};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

@@ -362,3 +362,108 @@ fn an_account_of_another_external_id_is_a_conflict_never_patched() {
         assert!(!s.log().iter().any(|l| l.starts_with("PATCH")), "{:?}", s.log());
     }
 }
+
+/// What RFC 7644 §3.7.3 allows: bulkId on POST results only. The PATCH results carry the
+/// location of the user they updated, and the whole answer comes back in reverse order.
+fn without_patch_bulk_ids(req: &HttpRequest, resp: HttpResponse) -> HttpResponse {
+    let sent: Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
+    let mut answer: Value = serde_json::from_str(&resp.body).unwrap();
+    let results = answer["Operations"].as_array_mut().unwrap();
+    for (op, result) in sent["Operations"].as_array().unwrap().iter().zip(results.iter_mut()) {
+        if op["method"] == "PATCH" {
+            let result = result.as_object_mut().unwrap();
+            result.remove("bulkId");
+            result.insert(
+                "location".into(),
+                Value::String(format!("{BASE}{}", op["path"].as_str().unwrap())),
+            );
+        }
+    }
+    results.reverse();
+    HttpResponse::new(resp.status, answer.to_string())
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn patch_results_without_bulk_ids_are_not_sent_again() {
+    let mut s = SimServer::default();
+    let input = users(6);
+    for u in &input[..3] {
+        let mut stale = desired_of(u);
+        stale.family_name = Some("Old".into());
+        s.insert(&serde_json::to_string(&create_payload(&stale)).unwrap());
+    }
+    let mut flow = BulkRun::new(&input, &policy(), config(50), 3);
+    let mut now = 1_000_000;
+    let report = loop {
+        match flow.next_step(now) {
+            Step::Send(req) => {
+                let resp = s.handle(&req).unwrap();
+                let resp = if req.url.ends_with("/Bulk") {
+                    without_patch_bulk_ids(&req, resp)
+                } else {
+                    resp
+                };
+                flow.on_response(resp, now);
+            }
+            Step::Wait { until } => now = until,
+            Step::Done(r) => break r.unwrap(),
+        }
+        now += 5;
+    };
+    assert_eq!(
+        outcomes(&report),
+        [
+            Outcome::Updated,
+            Outcome::Updated,
+            Outcome::Updated,
+            Outcome::Created,
+            Outcome::Created,
+            Outcome::Created
+        ]
+    );
+    assert_eq!(s.bulk_batches.len(), 1, "{:?}", s.bulk_batches);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn service_provider_config_read_leniently() {
+    let mut flow = BulkRun::new(&users(3), &policy(), config(50), 1);
+    flow.on_discovered(&HttpResponse::new(
+        200,
+        r#"{"bulk":{"supported":"true","maxOperations":"7","maxPayloadSize":65536}}"#,
+    ));
+    assert_eq!((flow.config.batch_size, flow.config.max_payload_bytes), (7, 65_536));
+    // Limits above ours, or not stated, leave ours alone.
+    let mut flow = BulkRun::new(&users(3), &policy(), config(5), 1);
+    flow.on_discovered(&HttpResponse::new(
+        200,
+        r#"{"bulk":{"maxOperations":1000,"maxPayloadSize":0}}"#,
+    ));
+    assert_eq!(
+        (flow.config.batch_size, flow.config.max_payload_bytes),
+        (5, DEFAULT_MAX_PAYLOAD)
+    );
+    // An unreadable document or another status: defaults, and the run goes on.
+    for resp in [
+        HttpResponse::new(200, "<html>"),
+        HttpResponse::new(404, r#"{"bulk":{"supported":false}}"#),
+    ] {
+        let mut flow = BulkRun::new(&users(3), &policy(), config(5), 1);
+        flow.on_discovered(&resp);
+        assert!(flow.discovered && !flow.is_finished());
+        assert_eq!(flow.config.batch_size, 5);
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn bulk_not_supported_fails_every_pending_user_with_501() {
+    let mut input = users(3);
+    input[2].user_name = String::new();
+    let mut flow = BulkRun::new(&input, &policy(), config(50), 1);
+    flow.on_discovered(&HttpResponse::new(200, r#"{"bulk":{"supported":"False"}}"#));
+    assert!(flow.is_finished());
+    let r = flow.report();
+    let statuses: Vec<Option<u16>> = r.users.iter().map(|u| u.status).collect();
+    // The invalid user keeps its own failure.
+    assert_eq!(statuses, [Some(501), Some(501), Some(400)]);
+}
