@@ -2,7 +2,7 @@
 
 use crate::driver::{now_ms, run, seed, Http};
 use crate::Target;
-use cxone_scim_core::bulk::{BulkConfig, BulkRun, BulkUser};
+use cxone_scim_core::bulk::{BulkConfig, BulkUser, InMemoryRun};
 use cxone_scim_core::flows::Authorized;
 use cxone_scim_core::policy::RolePolicy;
 use cxone_scim_core::secret::{split_list, SecretString};
@@ -61,7 +61,7 @@ pub fn plan(users: &str, policy: &str, base_url: &str, batch_size: usize) -> Res
         batch_size,
         ..BulkConfig::new(base_url)
     };
-    let run = BulkRun::new(&load_users(users)?, &load_policy(policy)?, config, 0);
+    let run = InMemoryRun::new(&load_users(users)?, &load_policy(policy)?, config, 0);
     println!("{}", serde_json::to_string(&run.dry_run()).map_err(|e| e.to_string())?);
     Ok(ExitCode::SUCCESS)
 }
@@ -102,7 +102,7 @@ pub fn bulk(
         precheck,
         ..BulkConfig::new(&base_url)
     };
-    let run_state = BulkRun::new(&users, &load_policy(policy)?, config, seed());
+    let run_state = InMemoryRun::new(&users, &load_policy(policy)?, config, seed());
     drop(users);
     let creds = ClientCredentials {
         token_url,

@@ -76,8 +76,12 @@ enum Command {
         target: Target,
         #[arg(long, default_value_t = defaults::BULK_BATCH_SIZE)]
         batch_size: usize,
-        /// Skip the userName pre-check (faster; restarts may then report own creations as exists).
-        #[arg(long)]
+        /// Look every user up before sending (one more request per batch; the default sends
+        /// creates and resolves 409s by reading the user).
+        #[arg(long, conflicts_with = "no_precheck")]
+        precheck: bool,
+        /// The default; kept for scripts written when the pre-check was on by default.
+        #[arg(long, hide = true)]
         no_precheck: bool,
         /// Where to write the JSON report (standard output when absent).
         #[arg(long)]
@@ -104,20 +108,13 @@ fn main() -> ExitCode {
             policy,
             mut target,
             batch_size,
-            no_precheck,
+            precheck,
+            no_precheck: _,
             report,
             quiet,
         } => {
             target.client_secret = std::env::var("CXONE_CLIENT_SECRET").ok();
-            commands::bulk(
-                &users,
-                &policy,
-                &target,
-                batch_size,
-                !no_precheck,
-                report.as_deref(),
-                quiet,
-            )
+            commands::bulk(&users, &policy, &target, batch_size, precheck, report.as_deref(), quiet)
         }
     };
     match result {

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use cxone_scim_core::bulk::{correlate, BulkConfig, BulkRun, BulkUser, SentOp};
+use cxone_scim_core::bulk::{correlate, BulkConfig, BulkUser, InMemoryRun, SentOp};
 use cxone_scim_core::event::{Command, LifecycleEvent};
 use cxone_scim_core::flows::{Flow, LifecycleFlow};
 use cxone_scim_core::graph::DeltaPage;
@@ -51,7 +51,7 @@ fn versus_python(c: &mut Criterion) {
     g.bench_function("bulk_request_build_50", |b| {
         b.iter(|| {
             let users: Vec<BulkUser> = serde_json::from_slice(black_box(USERS_50)).unwrap();
-            let run = BulkRun::new(&users, &policy, BulkConfig::new("https://cxone.example/scim/v2"), 0);
+            let run = InMemoryRun::new(&users, &policy, BulkConfig::new("https://cxone.example/scim/v2"), 0);
             let requests = run.planned_requests();
             assert_eq!(requests.len(), 1);
             black_box(requests)
@@ -149,5 +149,38 @@ fn webhook(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, versus_python, parse_efficiency, webhook);
+/// A dry run of ~60,000 minimal users (about 10 MiB of input): one pass, linear in the input.
+fn bulk_at_scale(c: &mut Criterion) {
+    let policy = policy();
+    let users: Vec<BulkUser> = (0..60_000)
+        .map(|i| BulkUser {
+            user_name: format!("user{i}@example.com"),
+            external_id: Some(format!("ext-{i}")),
+            first_name: Some("First".into()),
+            last_name: Some(format!("Last{i}")),
+            email: None,
+            groups: None,
+            active: true,
+        })
+        .collect();
+    let mut g = c.benchmark_group("bulk_scale");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(users.len() as u64));
+    g.bench_function("dry_run_60k", |b| {
+        b.iter(|| {
+            let run = InMemoryRun::new(
+                black_box(&users),
+                &policy,
+                BulkConfig::new("https://cxone.example/scim/v2"),
+                0,
+            );
+            let requests = run.planned_requests();
+            assert_eq!(requests.len(), 1200);
+            black_box(requests.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, versus_python, parse_efficiency, webhook, bulk_at_scale);
 criterion_main!(benches);

@@ -29,8 +29,9 @@ pub mod defaults {
     pub const MIN_SUBREQUEST_BUDGET: u32 = 20;
     /// `BULK_BATCH_SIZE`: operations per `POST /Bulk`.
     pub const BULK_BATCH_SIZE: usize = 50;
-    /// `BULK_PRECHECK`: look users up by userName before creating them.
-    pub const BULK_PRECHECK: bool = true;
+    /// `BULK_PRECHECK`: look users up before creating them (write-ahead marks and 409s tell
+    /// this run's creations from existing accounts without it).
+    pub const BULK_PRECHECK: bool = false;
     /// `LEDGER_LEASE_MS`: how long a ledger lease is held before another request may take it.
     pub const LEDGER_LEASE_MS: u64 = 30_000;
     /// The shortest `LEDGER_LEASE_MS` accepted.
@@ -344,7 +345,7 @@ mod tests {
         assert_eq!(s.bulk, BulkSettings::default());
         assert_eq!(
             (s.bulk.batch_size, s.bulk.precheck, s.bulk.fail_on_errors),
-            (50, true, None)
+            (50, false, None)
         );
         assert_eq!(s.ledger, LedgerSettings::default());
         assert_eq!((s.ledger.lease_ms, s.ledger.wait_ms), (30_000, 3_000));

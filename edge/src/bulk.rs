@@ -1,139 +1,476 @@
-//! Bulk runs across invocations. A slice runs the core's [`BulkRun`] within the invocation's
-//! subrequest budget, checkpoints it in KV after every answer, and leaves the rest to the next
-//! invocation (a queue message). A lease keeps two invocations off one run.
+//! Bulk runs: one SQLite-backed Durable Object per run, named by its runId.
+//!
+//! Tables:
+//! - `meta`: one row, the run's small state ([`BulkRun`]: limits, counts, pacing) and its
+//!   identity (runId, input digest, times, last error);
+//! - `rows`: one row per input user ([`Entry`]), with a `pending` flag indexed for the window.
+//!
+//! The object stores and drives; `cxone_scim_core::bulk` decides. A slice runs the core run
+//! within one invocation's subrequest budget (SQLite costs none), writing each row before
+//! its operation is sent and after each answer; an alarm continues the run with a fresh
+//! budget. Only one slice runs at a time; a watchdog alarm resumes a slice that died.
 
-use crate::config::Config;
-use crate::driver::{authorized, drive, keep_token, now_ms, Budget};
-use crate::kv::{RunRecord, State};
+use crate::config::{Config, BULK_BINDING};
+use crate::driver::{authorized, keep_token, now_ms, seed, send_within, Budget};
+use crate::kv::State as Kv;
 use cxone_scim_core::audit::iso8601;
-use cxone_scim_core::bulk::BulkRun;
+use cxone_scim_core::bulk::{input_digest, BulkConfig, BulkRun, BulkUser, Entry, Intake, RowRequest};
+use cxone_scim_core::flows::{Flow, Step};
 use serde::{Deserialize, Serialize};
-use worker::{Env, Result};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use std::time::Duration;
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue,
+    State, Stub,
+};
 
-pub const QUEUE_BINDING: &str = "BULK_QUEUE";
-/// How long a lease lasts without a checkpoint renewing it.
-pub const LEASE_MS: u64 = 15_000;
-/// Subrequests kept back for the final checkpoint and the queue message.
-const RESERVE: u32 = 2;
-/// Checkpoints are written at most this often (and at the end of every slice). A step redone
-/// after a restart is harmless: the pre-check tells this run's own creations from others'.
-const CHECKPOINT_EVERY_MS: u64 = 2_000;
+/// Rows per INSERT (SQLite in a Durable Object binds at most 100 values per statement).
+const INSERT_ROWS: usize = 30;
+/// Users listed per page of a run's report.
+pub const REPORT_PAGE: usize = 1000;
+/// Runs of at most this many users are answered with their report; larger ones with 202.
+const ANSWER_INLINE_UP_TO: usize = 100;
+/// A wait longer than this ends the slice; an alarm resumes the run when it is over.
+const MAX_INLINE_WAIT_MS: u64 = 2_000;
+/// A slice that has not finished by then is taken to have died, and the alarm resumes the run.
+const WATCHDOG_MS: i64 = 120_000;
+/// A Bulk request (or a lookup of many users) may take this long before it counts as lost.
+const BULK_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A finished run is kept this long, then deleted.
+const KEEP_FINISHED_MS: i64 = 30 * 24 * 3600 * 1000;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The body of `POST /provision/bulk`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkBody {
+    pub users: Vec<BulkUser>,
+    // Read by the Worker before the body reaches the run; accepted here.
+    #[serde(default)]
+    #[allow(dead_code)]
+    run_id: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    dry_run: Option<bool>,
+}
+
+pub fn bulk_config(config: &Config) -> BulkConfig {
+    BulkConfig {
+        batch_size: config.bulk.batch_size,
+        precheck: config.bulk.precheck,
+        fail_on_errors: config.bulk.fail_on_errors,
+        retry: config.retry,
+        ..BulkConfig::new(&config.scim_base_url)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunMessage {
-    pub run_id: String,
+struct RunMeta {
+    run_id: String,
+    input_digest: String,
+    created_at: String,
+    updated_at: String,
+    /// Why the run cannot go on (CXone refused our credentials, say); cleared on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    run: BulkRun,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SliceEnd {
+enum SliceEnd {
     Finished,
-    /// The budget ran out; more work remains.
+    /// The budget ran out; an alarm continues right away.
     Paused,
-    /// Another invocation holds the lease until then.
-    Busy {
-        until: u64,
-    },
+    /// The server asked for a pause; an alarm continues then.
+    Sleeping(u64),
+    /// Another slice is running.
+    Busy,
     /// The run cannot continue until something outside changes.
     Failed(String),
 }
 
-/// Runs as much of the run as `budget` allows. `record` was just read from KV.
-pub async fn run_slice(
-    config: &Config,
-    state: &State,
-    record: &mut RunRecord,
-    budget: &mut Budget,
-) -> Result<SliceEnd> {
-    let now = now_ms();
-    if record.flow.is_finished() {
-        return Ok(SliceEnd::Finished);
-    }
-    if record.lease_until > now {
-        return Ok(SliceEnd::Busy {
-            until: record.lease_until,
-        });
-    }
-    record.lease_until = now + LEASE_MS;
-    record.last_error = None;
-    state.save_run(record).await?;
-    budget.take(2); // the save above, the token read below
-    let mut flow = authorized(record.flow.clone(), &config.credentials, config.retry, state).await;
-    // Each step: one fetch and one checkpoint.
-    let mut steps = Budget::new(budget.remaining().saturating_sub(RESERVE), 2);
-    let before = steps.remaining();
-    let mut last_checkpoint = now;
-    let out = drive(&mut flow, &mut steps, async |f| {
-        if now_ms().saturating_sub(last_checkpoint) < CHECKPOINT_EVERY_MS {
-            return;
-        }
-        last_checkpoint = now_ms();
-        record.flow = f.inner().clone();
-        record.updated_at = iso8601(last_checkpoint);
-        record.lease_until = last_checkpoint + LEASE_MS;
-        // A failed checkpoint only means redoing a few steps after a restart.
-        let _ = state.save_run(record).await;
-    })
-    .await;
-    budget.take(before - steps.remaining());
-    keep_token(&flow, &config.credentials, state).await;
-    record.flow = flow.inner().clone();
-    record.updated_at = iso8601(now_ms());
-    record.lease_until = 0;
-    let end = match out {
-        Some(Ok(_)) => SliceEnd::Finished,
-        None => SliceEnd::Paused,
-        Some(Err(e)) => {
-            record.last_error = Some(e.to_string());
-            SliceEnd::Failed(e.to_string())
-        }
-    };
-    state.save_run(record).await?;
-    budget.take(1);
-    Ok(end)
+#[durable_object]
+pub struct BulkRunner {
+    state: State,
+    env: Env,
+    running: Cell<bool>,
 }
 
-/// Hands the rest of a run to the next invocation.
-pub async fn continue_later(env: &Env, run_id: &str) -> Result<()> {
-    env.queue(QUEUE_BINDING)?
-        .send(RunMessage {
-            run_id: run_id.to_string(),
-        })
-        .await
+/// Clears the running flag however the slice ends.
+struct Running<'a>(&'a Cell<bool>);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
-/// The queue consumer: one slice per message, and a new message while work remains.
-pub async fn on_message(env: &Env, msg: &RunMessage) -> Result<()> {
-    let config = Config::load(env).map_err(|p| worker::Error::RustError(format!("misconfigured: {}", p.join("; "))))?;
-    let state = State::open(env)?;
-    for _ in 0..2 {
-        let Some(mut record) = state.run(&msg.run_id).await? else {
-            return Ok(());
+impl DurableObject for BulkRunner {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        let _ = sql.exec(
+            "CREATE TABLE IF NOT EXISTS meta (k INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
+            None,
+        );
+        let _ = sql.exec(
+            "CREATE TABLE IF NOT EXISTS rows (idx INTEGER PRIMARY KEY, pending INTEGER NOT NULL, row TEXT NOT NULL)",
+            None,
+        );
+        let _ = sql.exec("CREATE INDEX IF NOT EXISTS rows_pending ON rows (pending, idx)", None);
+        Self {
+            state,
+            env,
+            running: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let url = req.url()?;
+        let number = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse::<usize>().ok())
         };
-        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(1), 1);
-        match run_slice(&config, &state, &mut record, &mut budget).await? {
-            SliceEnd::Finished | SliceEnd::Failed(_) => return Ok(()),
-            SliceEnd::Paused => return continue_later(env, &msg.run_id).await,
-            // Wait out a lease that may belong to an invocation that died; if it is renewed
-            // meanwhile, its holder is alive and carries on alone.
-            SliceEnd::Busy { until } => {
-                worker::Delay::from(std::time::Duration::from_millis(until.saturating_sub(now_ms()) + 200)).await;
+        let cursor = number("cursor").unwrap_or(0);
+        let limit = number("limit").unwrap_or(REPORT_PAGE).min(REPORT_PAGE);
+        match url.path() {
+            "/start" => {
+                let run_id = req.headers().get("x-run-id")?.unwrap_or_default();
+                let bytes = req.bytes().await?;
+                self.start(&run_id, &bytes).await
+            }
+            "/status" => match self.meta()? {
+                Some(meta) => Response::from_json(&self.answer(&meta, cursor, limit)?),
+                None => crate::reply::error(404, None, "no such bulk run"),
+            },
+            other => crate::reply::error(404, None, format!("no bulk route {other}")),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let Some(meta) = self.meta()? else {
+            return Response::ok("");
+        };
+        if meta.run.is_finished() {
+            // Kept for its report until now; gone after.
+            self.state.storage().delete_all().await?;
+            return Response::ok("");
+        }
+        let end = self.slice().await?;
+        if end == SliceEnd::Busy {
+            self.state.storage().set_alarm(WATCHDOG_MS).await?;
+        }
+        Response::ok("")
+    }
+}
+
+impl BulkRunner {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn meta(&self) -> Result<Option<RunMeta>> {
+        #[derive(Deserialize)]
+        struct Row {
+            doc: String,
+        }
+        let rows: Vec<Row> = self.sql().exec("SELECT doc FROM meta WHERE k = 0", None)?.to_array()?;
+        match rows.first() {
+            Some(r) => Ok(Some(serde_json::from_str(&r.doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn save_meta(&self, meta: &RunMeta) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO meta (k, doc) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc",
+            vec![serde_json::to_string(meta)?.into()],
+        )?;
+        Ok(())
+    }
+
+    async fn start(&self, run_id: &str, bytes: &[u8]) -> Result<Response> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let body: BulkBody = match serde_path_to_error::deserialize(de) {
+            Ok(b) => b,
+            Err(e) => {
+                let detail = format!("invalid bulk request at {}: {}", e.path(), e.inner());
+                return crate::reply::error(400, Some("invalidSyntax"), detail);
+            }
+        };
+        let config = match Config::load(&self.env) {
+            Ok(c) => c,
+            Err(p) => return crate::reply::error(503, None, format!("misconfigured: {}", p.join("; "))),
+        };
+        let digest = input_digest(&body.users);
+        match self.meta()? {
+            Some(existing) if existing.input_digest != digest => {
+                return crate::reply::error(
+                    409,
+                    Some("uniqueness"),
+                    format!("runId {run_id} was used for a different input"),
+                );
+            }
+            Some(mut existing) => {
+                // A resume: whatever stopped it may have been fixed.
+                existing.last_error = None;
+                self.save_meta(&existing)?;
+            }
+            None => {
+                let bulk = bulk_config(&config);
+                let mut intake = Intake::new(&config.policy, bulk.precheck);
+                let sql = self.sql();
+                for (chunk_no, chunk) in body.users.chunks(INSERT_ROWS).enumerate() {
+                    let first = chunk_no * INSERT_ROWS;
+                    let mut values = Vec::with_capacity(chunk.len() * 3);
+                    for (k, u) in chunk.iter().enumerate() {
+                        let entry = intake.take(u);
+                        values.push(SqlStorageValue::from((first + k) as i64));
+                        values.push(SqlStorageValue::from(i64::from(entry.is_pending())));
+                        values.push(serde_json::to_string(&entry)?.into());
+                    }
+                    let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                    sql.exec(&format!("INSERT INTO rows (idx, pending, row) VALUES {marks}"), values)?;
+                }
+                let now = iso8601(now_ms());
+                let run = BulkRun::new(bulk, body.users.len(), intake.counts(), seed());
+                self.save_meta(&RunMeta {
+                    run_id: run_id.to_string(),
+                    input_digest: digest,
+                    created_at: now.clone(),
+                    updated_at: now,
+                    last_error: None,
+                    run,
+                })?;
             }
         }
+        let total = body.users.len();
+        drop(body);
+        if total > ANSWER_INLINE_UP_TO {
+            // A large run goes on in the background; the answer does not wait for it.
+            self.state.storage().set_alarm(0i64).await?;
+            let meta = self
+                .meta()?
+                .ok_or_else(|| worker::Error::RustError("bulk run vanished".into()))?;
+            return Ok(Response::from_json(&self.answer(&meta, 0, REPORT_PAGE)?)?.with_status(202));
+        }
+        let end = self.slice().await?;
+        let meta = self
+            .meta()?
+            .ok_or_else(|| worker::Error::RustError("bulk run vanished".into()))?;
+        let answer = self.answer(&meta, 0, REPORT_PAGE)?;
+        match end {
+            SliceEnd::Finished => Response::from_json(&answer),
+            SliceEnd::Failed(e) => crate::reply::error(
+                502,
+                None,
+                format!("bulk run {run_id} stopped: {e}; post it again to resume"),
+            ),
+            SliceEnd::Paused | SliceEnd::Sleeping(_) | SliceEnd::Busy => {
+                Ok(Response::from_json(&answer)?.with_status(202))
+            }
+        }
+    }
+
+    /// Runs as much of the run as one invocation's budget allows, then hands the rest to an
+    /// alarm.
+    async fn slice(&self) -> Result<SliceEnd> {
+        if self.running.get() {
+            return Ok(SliceEnd::Busy);
+        }
+        self.running.set(true);
+        let _running = Running(&self.running);
+        let Some(mut meta) = self.meta()? else {
+            return Ok(SliceEnd::Finished);
+        };
+        if meta.run.is_finished() {
+            return Ok(SliceEnd::Finished);
+        }
+        let config = Config::load(&self.env)
+            .map_err(|p| worker::Error::RustError(format!("misconfigured: {}", p.join("; "))))?;
+        let storage = self.state.storage();
+        storage.set_alarm(WATCHDOG_MS).await?;
+        let kv = Kv::open(&self.env)?;
+        // The token read from KV is one subrequest.
+        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(1), 1);
+        let mut flow = authorized(meta.run.clone(), &config.credentials, config.retry, &kv).await;
+        let sql = self.sql();
+        let end = loop {
+            feed(&sql, flow.inner_mut())?;
+            match flow.next_step(now_ms()) {
+                Step::Send(req) => {
+                    if !budget.take_step() {
+                        break SliceEnd::Paused;
+                    }
+                    // Write-ahead: the rows of this request are marked sent before it goes.
+                    store(&sql, flow.inner_mut().take_writes())?;
+                    match send_within(&req, BULK_REQUEST_TIMEOUT).await {
+                        Ok(resp) => flow.on_response(resp, now_ms()),
+                        Err(e) => flow.on_transport_error(e, now_ms()),
+                    }
+                    store(&sql, flow.inner_mut().take_writes())?;
+                    meta.run = flow.inner().clone();
+                    meta.updated_at = iso8601(now_ms());
+                    self.save_meta(&meta)?;
+                }
+                Step::Wait { until } => {
+                    let wait = until.saturating_sub(now_ms());
+                    if wait > MAX_INLINE_WAIT_MS {
+                        break SliceEnd::Sleeping(until);
+                    }
+                    worker::Delay::from(Duration::from_millis(wait)).await;
+                }
+                Step::Done(Ok(_)) => break SliceEnd::Finished,
+                Step::Done(Err(e)) => break SliceEnd::Failed(e.to_string()),
+            }
+        };
+        keep_token(&flow, &config.credentials, &kv).await;
+        store(&sql, flow.inner_mut().take_writes())?;
+        meta.run = flow.inner().clone();
+        meta.updated_at = iso8601(now_ms());
+        if let SliceEnd::Failed(e) = &end {
+            meta.last_error = Some(e.clone());
+        }
+        self.save_meta(&meta)?;
+        match &end {
+            SliceEnd::Finished => storage.set_alarm(KEEP_FINISHED_MS).await?,
+            SliceEnd::Paused => storage.set_alarm(0i64).await?,
+            SliceEnd::Sleeping(until) => {
+                let offset = until.saturating_sub(now_ms());
+                storage.set_alarm(i64::try_from(offset).unwrap_or(i64::MAX)).await?;
+            }
+            SliceEnd::Failed(_) => storage.delete_alarm().await?,
+            SliceEnd::Busy => {}
+        }
+        Ok(end)
+    }
+
+    /// The run's state and one page of its users' outcomes (`limit` 0: the state alone).
+    fn answer(&self, meta: &RunMeta, cursor: usize, limit: usize) -> Result<Value> {
+        let progress = meta.run.progress();
+        let finished = progress.finished;
+        let mut answer = json!({
+            "runId": meta.run_id,
+            "status": if finished { "finished" } else if meta.last_error.is_some() { "stalled" } else { "running" },
+            "createdAt": meta.created_at,
+            "updatedAt": meta.updated_at,
+        });
+        if let Some(e) = &meta.last_error {
+            answer["lastError"] = json!(e);
+        }
+        if let (Some(obj), Value::Object(p)) = (answer.as_object_mut(), serde_json::to_value(&progress)?) {
+            obj.extend(p);
+        }
+        if !meta.run.errors().is_empty() {
+            answer["errors"] = json!(meta.run.errors());
+        }
+        if limit == 0 {
+            return Ok(answer);
+        }
+        let sql = self.sql();
+        let rows = rows_from(
+            &sql,
+            "SELECT idx, row FROM rows WHERE idx >= ? ORDER BY idx LIMIT ?",
+            cursor,
+            limit + 1,
+        )?;
+        let more = rows.len() > limit;
+        let mut users = Vec::with_capacity(rows.len().min(limit));
+        for (i, e) in rows.into_iter().take(limit) {
+            // A repeat carries its first occurrence's CXone id.
+            let first_id = match e.duplicate_of() {
+                Some(f) => rows_from(&sql, "SELECT idx, row FROM rows WHERE idx = ? LIMIT ?", f, 1)?
+                    .into_iter()
+                    .next()
+                    .and_then(|(_, first)| first.id().map(str::to_string)),
+                None => None,
+            };
+            users.push(e.report(i, first_id));
+        }
+        answer["users"] = serde_json::to_value(&users)?;
+        if more {
+            answer["nextCursor"] = json!((cursor + limit).to_string());
+        }
+        Ok(answer)
+    }
+}
+
+#[derive(Deserialize)]
+struct RowText {
+    idx: f64,
+    row: String,
+}
+
+fn rows_from(sql: &SqlStorage, query: &str, from: usize, limit: usize) -> Result<Vec<(usize, Entry)>> {
+    let rows: Vec<RowText> = sql
+        .exec(query, vec![(from as i64).into(), (limit as i64).into()])?
+        .to_array()?;
+    rows.into_iter()
+        .map(|r| Ok((r.idx as usize, serde_json::from_str(&r.row)?)))
+        .collect()
+}
+
+/// Loads the rows the run asks for.
+fn feed(sql: &SqlStorage, run: &mut BulkRun) -> Result<()> {
+    if let Some(want) = run.rows_wanted() {
+        let rows = rows_from(
+            sql,
+            "SELECT idx, row FROM rows WHERE pending = 1 AND idx >= ? ORDER BY idx LIMIT ?",
+            want.from,
+            want.limit,
+        )?;
+        run.load(rows, RowRequest { ..want });
     }
     Ok(())
 }
 
-/// A fresh record for a new run.
-pub fn new_record(run_id: &str, digest: String, flow: BulkRun) -> RunRecord {
-    let now = iso8601(now_ms());
-    RunRecord {
-        run_id: run_id.to_string(),
-        input_digest: digest,
-        created_at: now.clone(),
-        updated_at: now,
-        lease_until: 0,
-        last_error: None,
-        flow,
+fn store(sql: &SqlStorage, rows: Vec<(usize, Entry)>) -> Result<()> {
+    for (i, e) in rows {
+        sql.exec(
+            "UPDATE rows SET pending = ?, row = ? WHERE idx = ?",
+            vec![
+                i64::from(e.is_pending()).into(),
+                serde_json::to_string(&e)?.into(),
+                (i as i64).into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The Worker's side: the Durable Object of one run.
+pub struct Runner {
+    stub: Stub,
+}
+
+impl Runner {
+    pub fn of(env: &Env, run_id: &str) -> Result<Self> {
+        let namespace = env.durable_object(BULK_BINDING)?;
+        Ok(Self {
+            stub: namespace.id_from_name(run_id)?.get_stub()?,
+        })
+    }
+
+    /// Starts (or resumes) the run with the request body as received.
+    pub async fn start(&self, run_id: &str, body: &[u8]) -> Result<Response> {
+        let mut init = RequestInit::new();
+        let headers = worker::Headers::new();
+        headers.set("x-run-id", run_id)?;
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(js_sys::Uint8Array::from(body).into()));
+        self.stub
+            .fetch_with_request(Request::new_with_init("https://bulk/start", &init)?)
+            .await
+    }
+
+    /// `query` holds only `cursor` and `limit`, encoded by the caller.
+    pub async fn status(&self, query: Option<&str>) -> Result<Response> {
+        let url = match query {
+            Some(q) => format!("https://bulk/status?{q}"),
+            None => "https://bulk/status".to_string(),
+        };
+        self.stub.fetch_with_str(&url).await
     }
 }

@@ -7,6 +7,7 @@ use worker::Env;
 
 pub const KV_BINDING: &str = "STATE";
 pub const LEDGER_BINDING: &str = "LEDGER";
+pub const BULK_BINDING: &str = "BULK_RUNS";
 
 /// [`Settings`] from a Worker environment whose bindings are all there.
 #[derive(Debug, Clone)]
@@ -41,6 +42,9 @@ impl Config {
         if env.durable_object(LEDGER_BINDING).is_err() {
             problems.push(format!("Durable Object binding {LEDGER_BINDING} is missing"));
         }
+        if env.durable_object(BULK_BINDING).is_err() {
+            problems.push(format!("Durable Object binding {BULK_BINDING} is missing"));
+        }
         match settings {
             Ok(settings) if problems.is_empty() => Ok(Self(settings)),
             _ => Err(problems),
@@ -57,9 +61,10 @@ pub(crate) mod tests {
     pub const POLICY: &str = r#"{"version":1,"mode":"strict","mappings":[{"group":"cxone-agent","role":"Agent"}]}"#;
     pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-    pub const BINDING_PROBLEMS: [&str; 2] = [
+    pub const BINDING_PROBLEMS: [&str; 3] = [
         "KV namespace binding STATE is missing",
         "Durable Object binding LEDGER is missing",
+        "Durable Object binding BULK_RUNS is missing",
     ];
 
     /// An `Env` made of plain string bindings (no KV, no Durable Object).
@@ -99,6 +104,7 @@ pub(crate) mod tests {
             "ROLE_POLICY is not valid JSON at line 1",
             "KV namespace binding STATE is missing",
             "Durable Object binding LEDGER is missing",
+            "Durable Object binding BULK_RUNS is missing",
         ] {
             assert!(all.contains(want), "{want:?} missing from {all}");
         }

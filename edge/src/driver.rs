@@ -57,17 +57,12 @@ impl Budget {
     }
 
     /// Takes what one more step needs, if it is there.
-    fn take_step(&mut self) -> bool {
+    pub fn take_step(&mut self) -> bool {
         if self.remaining < self.per_send || self.deadline.is_some_and(|d| now_ms() >= d) {
             return false;
         }
         self.remaining -= self.per_send;
         true
-    }
-
-    /// Takes one subrequest made outside the loop (a KV read or write, a queue send).
-    pub fn take(&mut self, n: u32) {
-        self.remaining = self.remaining.saturating_sub(n);
     }
 
     pub fn remaining(&self) -> u32 {
@@ -198,7 +193,12 @@ fn method(m: Method) -> worker::Method {
     }
 }
 
-async fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+pub async fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+    send_within(req, REQUEST_TIMEOUT).await
+}
+
+/// [`send`] with another limit on the wait (a Bulk request does the work of many).
+pub async fn send_within(req: &HttpRequest, timeout: Duration) -> Result<HttpResponse, TransportError> {
     let fail = |e: worker::Error| TransportError(e.to_string());
     let headers = Headers::new();
     for (name, value) in &req.headers {
@@ -216,15 +216,10 @@ async fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
     let request = Request::new_with_init(&req.url, &init).map_err(fail)?;
     let fetch = Fetch::Request(request);
     let sending = Box::pin(fetch.send());
-    let timer = Box::pin(Delay::from(REQUEST_TIMEOUT));
+    let timer = Box::pin(Delay::from(timeout));
     let mut resp = match select(sending, timer).await {
         Either::Left((resp, _)) => resp.map_err(fail)?,
-        Either::Right(_) => {
-            return Err(TransportError(format!(
-                "no answer within {} s",
-                REQUEST_TIMEOUT.as_secs()
-            )))
-        }
+        Either::Right(_) => return Err(TransportError(format!("no answer within {} s", timeout.as_secs()))),
     };
     let status = resp.status_code();
     let headers = resp.headers().entries().collect();

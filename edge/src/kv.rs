@@ -2,7 +2,6 @@
 //! - `failure:{key}`  an event CXone did not take, kept 30 days for replay
 //! - `conflict:{key}` an event that matched someone else's account, kept until dismissed
 //! - `token:{client-id}` the cached CXone access token
-//! - `run:{runId}`    bulk runs
 //!
 //! `{key}` is a fixed-length hash of the webhook-id (`digest::key_of`), so no id passes KV's
 //! 512-byte key limit. Whether an event was applied lives in the per-person ledger, not here.
@@ -178,34 +177,5 @@ impl State {
     pub async fn store_token(&self, client_id: &str, token: &CachedToken, now: UnixMillis) -> Result<()> {
         let ttl = token.expires_at.saturating_sub(now) / 1000;
         self.put(&format!("token:{client_id}"), token, Some(ttl)).await
-    }
-}
-
-/// A bulk run between invocations: the run itself, and who is working on it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRecord {
-    pub run_id: String,
-    pub input_digest: String,
-    pub created_at: String,
-    pub updated_at: String,
-    /// An invocation working on the run renews this with every checkpoint.
-    pub lease_until: UnixMillis,
-    /// Why the run cannot go on (CXone refused our credentials, say); cleared on resume.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    pub flow: cxone_scim_core::bulk::BulkRun,
-}
-
-const RUN_TTL_SECS: u64 = 30 * 24 * 3600;
-
-impl State {
-    pub async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
-        self.get(&format!("run:{run_id}")).await
-    }
-
-    pub async fn save_run(&self, record: &RunRecord) -> Result<()> {
-        self.put(&format!("run:{}", record.run_id), record, Some(RUN_TTL_SECS))
-            .await
     }
 }

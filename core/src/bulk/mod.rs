@@ -1,16 +1,29 @@
-//! Bulk provisioning: many users through `POST /Bulk`, every result correlated to its operation
-//! (by `bulkId`, else by `location`), only what can still succeed retried, and one outcome per
-//! input user.
+//! Bulk provisioning: many users through `POST /Bulk`, every result correlated to its
+//! operation, only what can still succeed retried, and one outcome per input user.
 //!
-//! [`BulkRun`] is a serialisable state machine (see [`crate::flows::Flow`]): the host may
-//! checkpoint it between any two steps and resume it in another invocation.
+//! - [`Intake`] turns input users into rows (validation, policy, repeats folded), one by one;
+//! - [`BulkRun`] is the state machine: small, serialisable run state plus a bounded window of
+//!   rows that the host loads and stores (one row per user: O(n) work, memory bounded by the
+//!   window, not the input);
+//! - [`InMemoryRun`] keeps the rows in a vector (the CLI, tests, dry runs).
 
+mod batch;
+mod entry;
 mod input;
+mod intake;
+mod lookup;
+mod memory;
 mod report;
 mod response;
 mod run;
 
+pub use entry::Entry;
 pub use input::{input_digest, BulkUser};
+pub use intake::Intake;
+pub use memory::{DryRun, InMemoryRun, PlannedRequest};
 pub use report::{BulkReport, Counts, Outcome, Progress, UserReport};
 pub use response::{correlate, BulkResponseError, OpResult, SentOp};
-pub use run::{BulkConfig, BulkRun, DryRun, PlannedRequest, DEFAULT_BATCH_SIZE};
+pub use run::{BulkConfig, BulkRun, RowRequest, DEFAULT_BATCH_SIZE};
+
+#[cfg(test)]
+mod tests;

@@ -1,40 +1,49 @@
-//! The bulk-run state machine.
+//! The bulk-run state machine. It holds what is small (limits, counts, pacing) and works on a
+//! bounded window of unfinished rows; the host stores every row and feeds the window:
+//!
+//! ```text
+//! loop {
+//!     if let Some(want) = run.rows_wanted() { run.load(rows pending at index >= want.from, want.limit) }
+//!     match run.next_step(now) {
+//!         Send(req) => { store(run.take_writes()); answer = send(req); run.on_response(answer, now); store(run.take_writes()) }
+//!         Wait { until } => sleep until (or continue in a later invocation),
+//!         Done(progress) => break,
+//!     }
+//! }
+//! ```
+//! Rows are written before their operation is sent (write-ahead): a row loaded again with that
+//! mark was sent by an invocation that never read the answer, and the user is read before
+//! anything is re-sent. Every step costs work in proportion to the window, so a run costs
+//! O(n) overall.
 //!
 //! 1. Read `/ServiceProviderConfig` for the server's Bulk limits (defaults if it cannot say).
-//! 2. Pre-check (optional, on by default): look the users up by `userName eq` in OR-ed chunks,
-//!    paged. Users already in CXone are not created: they are PATCHed when they differ
-//!    (`updated`) or left alone (`exists`). The pre-check also records who did *not* exist
-//!    before the run, so a 409 for one of them later (a batch sent before a restart whose answer
-//!    was lost) is known to be this run's own creation and reported `created`.
-//! 3. Send `POST /Bulk` batches (creates and PATCHes), at most `batch_size` operations and the
-//!    payload limit each; correlate results by bulkId; retry only retryable or unanswered
-//!    operations, with full-jitter backoff honouring Retry-After, within an attempt budget.
-//! 4. 409s are looked up and resolved like pre-checked users.
-//!
-//! Repeats inside the input (same userName) are sent once and reported `exists`, pointing at
-//! the first occurrence. Invalid users and policy violations fail alone, never the batch.
+//! 2. Pre-check (optional): look users up before sending anything; found users are PATCHed when
+//!    they differ (`updated`) or left alone (`exists`).
+//! 3. `POST /Bulk` batches of creates and PATCHes, a bulkId on every operation; results matched
+//!    by bulkId, else by location, by position only when unambiguous; only what can still
+//!    succeed is retried, with full-jitter backoff honouring Retry-After and the server's
+//!    rate-limit headers.
+//! 4. A 409, or an operation whose result cannot be attributed, is resolved by reading the user.
 
-use super::input::BulkUser;
-use super::report::{BulkReport, Counts, Outcome, Progress, UserReport};
+use super::batch::{self, Limits};
+use super::entry::{Entry, Stage};
+use super::lookup;
+use super::report::{Counts, Outcome, Progress};
 use super::response::{correlate, BulkResponseError, OpResult, SentOp};
 use crate::flows::exchange::Exchange;
 use crate::flows::{FlowError, Step};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
-use crate::policy::RolePolicy;
-use crate::retry::{is_retryable_status, retry_after_ms, Jitter, Pacer, RetryPolicy};
-use crate::scim::build::{create_payload, patch_to, DesiredUser};
-use crate::scim::bulk::{BulkOperation, BulkRequest, BULK_REQUEST_SCHEMA};
-use crate::scim::{filter, ListResponse, PatchOp, ServiceProviderConfig, User};
+use crate::retry::{is_retryable_status, quota_from_headers, retry_after_ms, Jitter, Pacer, RetryPolicy};
+use crate::scim::{ListResponse, ServiceProviderConfig, User};
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const DEFAULT_BATCH_SIZE: usize = crate::settings::defaults::BULK_BATCH_SIZE;
 const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
-/// Room left in a payload for the envelope around the operations.
-const ENVELOPE_BYTES: usize = 256;
 const MAX_ERRORS_KEPT: usize = 20;
+/// Rows held in memory at most, in batches (the window is refilled below half of it).
+const WINDOW_BATCHES: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,7 +56,8 @@ pub struct BulkConfig {
     pub max_payload_bytes: usize,
     /// Sent as `failOnErrors` when set; absent lets the server process every operation.
     pub fail_on_errors: Option<u32>,
-    /// Look users up first (skips existing ones; makes restarts exact).
+    /// Look every user up before sending (one more request per batch). Without it, 409s and
+    /// the write-ahead marks tell this run's creations from accounts that were there.
     pub precheck: bool,
     pub retry: RetryPolicy,
 }
@@ -63,121 +73,44 @@ impl BulkConfig {
             retry: RetryPolicy::default(),
         }
     }
-}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "stage")]
-enum Stage {
-    /// To be looked up by userName (pre-check, or after a 409).
-    Lookup,
-    Create,
-    Patch {
-        id: String,
-        patch: PatchOp,
-    },
-    Done {
-        outcome: Outcome,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Entry {
-    user_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    external_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    desired: Option<DesiredUser>,
-    stage: Stage,
-    #[serde(default)]
-    attempts: u32,
-    #[serde(default)]
-    not_before: UnixMillis,
-    /// From the pre-check: whether CXone had this user before the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    existed_before: Option<bool>,
-    /// A create of this user answered 409.
-    #[serde(default)]
-    conflicted: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scim_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    duplicate_of: Option<usize>,
-}
-
-impl Entry {
-    fn fail(&mut self, status: u16, scim_type: Option<String>, detail: impl Into<String>) {
-        self.stage = Stage::Done {
-            outcome: Outcome::Failed,
-        };
-        self.status = Some(status);
-        self.scim_type = scim_type;
-        self.detail = Some(detail.into());
-    }
-
-    fn finish(&mut self, outcome: Outcome, id: Option<String>) {
-        self.stage = Stage::Done { outcome };
-        if id.is_some() {
-            self.id = id;
-        }
-    }
-
-    /// This run created the user, even if CXone now answers 409 for it.
-    fn ours(&self) -> bool {
-        self.conflicted && self.existed_before == Some(false)
-    }
-
-    fn outcome(&self) -> Option<Outcome> {
-        match self.stage {
-            Stage::Done { outcome } => Some(outcome),
-            _ => None,
+    fn limits(&self) -> Limits {
+        Limits {
+            operations: self.batch_size.max(1),
+            payload_bytes: self.max_payload_bytes,
+            fail_on_errors: self.fail_on_errors,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+/// Rows the run asks the host for: pending rows with index ≥ `from`, in index order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRequest {
+    pub from: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 enum InFlight {
     Discover,
     Lookup {
         indexes: Vec<usize>,
         start_index: u64,
-        found: Vec<usize>,
+        found: Vec<(usize, User)>,
     },
     Bulk {
         indexes: Vec<usize>,
+        sent: Vec<SentOp>,
     },
-}
-
-/// What a dry run answers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DryRun {
-    pub dry_run: bool,
-    pub requests: Vec<PlannedRequest>,
-    pub rejected: Vec<UserReport>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PlannedRequest {
-    pub method: Method,
-    pub url: String,
-    pub body: Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkRun {
     config: BulkConfig,
-    entries: Vec<Entry>,
+    total: usize,
+    counts: Counts,
     discovered: bool,
-    in_flight: Option<InFlight>,
     exchange: Exchange,
     jitter: Jitter,
     bulk_requests: u32,
@@ -185,307 +118,175 @@ pub struct BulkRun {
     errors: Vec<String>,
     #[serde(default)]
     pacer: Pacer,
+    /// When the first request was sent (Unix ms).
+    #[serde(default)]
+    started_at: UnixMillis,
+    // What follows lives in memory only: after a restart the window is loaded again from the
+    // rows, and whatever was in flight is resolved through the write-ahead marks.
+    #[serde(skip)]
+    window: BTreeMap<usize, Entry>,
+    #[serde(skip)]
+    dirty: BTreeSet<usize>,
+    #[serde(skip)]
+    settled: Vec<(usize, Entry)>,
+    #[serde(skip)]
+    in_flight: Option<InFlight>,
+    #[serde(skip)]
+    next_row: usize,
+    #[serde(skip)]
+    rows_exhausted: bool,
 }
 
 impl BulkRun {
-    /// Plans a run: validates every user, applies the role policy, folds repeats.
-    pub fn new(users: &[BulkUser], policy: &RolePolicy, config: BulkConfig, seed: u64) -> Self {
-        let mut first_by_name: HashMap<String, usize> = HashMap::new();
-        let entries = users
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
-                let mut e = Entry {
-                    user_name: u.user_name.trim().to_string(),
-                    external_id: u.external_id.clone(),
-                    desired: None,
-                    stage: if config.precheck { Stage::Lookup } else { Stage::Create },
-                    attempts: 0,
-                    not_before: 0,
-                    existed_before: None,
-                    conflicted: false,
-                    id: None,
-                    status: None,
-                    scim_type: None,
-                    detail: None,
-                    duplicate_of: None,
-                };
-                let event = u.as_event();
-                if let Err(err) = event.validate() {
-                    e.fail(400, Some("invalidValue".into()), err.to_string());
-                    return e;
-                }
-                match event.command(policy) {
-                    Ok((crate::event::Command::Upsert { desired, .. }, _)) => e.desired = Some(desired),
-                    Ok(_) => e.fail(400, Some("invalidValue".into()), "not a provisioning request"),
-                    Err(v) => {
-                        e.fail(400, Some("invalidValue".into()), v.to_string());
-                        return e;
-                    }
-                }
-                match first_by_name.get(&e.user_name.to_lowercase()) {
-                    Some(&first) => {
-                        e.duplicate_of = Some(first);
-                        e.stage = Stage::Done {
-                            outcome: Outcome::Exists,
-                        };
-                    }
-                    None => {
-                        first_by_name.insert(e.user_name.to_lowercase(), i);
-                    }
-                }
-                e
-            })
-            .collect();
+    /// A run over `total` rows whose counts so far are `counts` (from [`super::Intake`]).
+    pub fn new(config: BulkConfig, total: usize, counts: Counts, seed: u64) -> Self {
         let exchange = Exchange::new(config.retry, seed);
         Self {
             config,
-            entries,
+            total,
+            counts,
             discovered: false,
-            in_flight: None,
             exchange,
             jitter: Jitter::new(seed ^ 0xb01c),
             bulk_requests: 0,
             lookups: 0,
             errors: Vec::new(),
             pacer: Pacer::default(),
+            started_at: 0,
+            window: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            settled: Vec::new(),
+            in_flight: None,
+            next_row: 0,
+            rows_exhausted: false,
         }
+    }
+
+    pub fn config(&self) -> &BulkConfig {
+        &self.config
     }
 
     pub fn is_finished(&self) -> bool {
-        self.entries.iter().all(|e| e.outcome().is_some())
-    }
-
-    fn counts(&self) -> Counts {
-        let mut c = Counts::default();
-        for e in &self.entries {
-            c.add(e.outcome());
-        }
-        c
+        self.counts.pending == 0
     }
 
     pub fn progress(&self) -> Progress {
-        let counts = self.counts();
         Progress {
-            total: self.entries.len(),
-            done: self.entries.len() - counts.pending,
-            counts,
+            total: self.total,
+            done: self.total - self.counts.pending,
+            counts: self.counts,
             bulk_requests: self.bulk_requests,
             lookups: self.lookups,
             finished: self.is_finished(),
         }
     }
 
-    pub fn report(&self) -> BulkReport {
-        let users = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(index, e)| {
-                // A repeat shares the first occurrence's CXone id.
-                let id = e
-                    .duplicate_of
-                    .and_then(|f| self.entries.get(f))
-                    .map_or(e.id.clone(), |f| f.id.clone());
-                UserReport {
-                    index,
-                    user_name: e.user_name.clone(),
-                    external_id: e.external_id.clone(),
-                    outcome: e.outcome().unwrap_or(Outcome::Pending),
-                    id,
-                    status: e.status,
-                    scim_type: e.scim_type.clone(),
-                    detail: e
-                        .detail
-                        .clone()
-                        .or_else(|| e.outcome().is_none().then(|| "still pending".to_string())),
-                    duplicate_of: e.duplicate_of,
-                }
-            })
-            .collect();
-        BulkReport {
-            progress: self.progress(),
-            users,
-            errors: self.errors.clone(),
+    /// Unreadable answers met on the way (each kept, truncated, for diagnosis).
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    // ---- the window ------------------------------------------------------------------
+
+    fn window_cap(&self) -> usize {
+        self.config.batch_size.max(1) * WINDOW_BATCHES
+    }
+
+    /// The rows to load before the next step, if the window runs low.
+    pub fn rows_wanted(&self) -> Option<RowRequest> {
+        let cap = self.window_cap();
+        if self.rows_exhausted || self.is_finished() || self.window.len() > cap / 2 {
+            return None;
+        }
+        Some(RowRequest {
+            from: self.next_row,
+            limit: cap - self.window.len(),
+        })
+    }
+
+    /// Takes the rows asked for by [`Self::rows_wanted`] (fewer than asked: there are no more).
+    /// Finished rows among them are ignored.
+    pub fn load(&mut self, rows: Vec<(usize, Entry)>, asked: RowRequest) {
+        if rows.len() < asked.limit {
+            self.rows_exhausted = true;
+        }
+        for (i, mut e) in rows {
+            self.next_row = self.next_row.max(i + 1);
+            if !e.is_pending() || self.window.contains_key(&i) {
+                continue;
+            }
+            if e.sent {
+                e.resume();
+                self.dirty.insert(i);
+            }
+            self.window.insert(i, e);
+        }
+        if self.rows_exhausted && self.window.is_empty() && self.counts.pending > 0 {
+            // Rows the host lost track of cannot be finished; say so instead of waiting.
+            self.note_error(format!("{} rows pending but none left to load", self.counts.pending));
         }
     }
 
-    /// The dry run: the Bulk requests this input needs if CXone holds none of the users, and the
-    /// users refused before anything is sent.
-    pub fn dry_run(&self) -> DryRun {
-        let requests = self
-            .planned_requests()
-            .into_iter()
-            .map(|r| PlannedRequest {
-                body: r
-                    .body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_str(b).ok())
-                    .unwrap_or(Value::Null),
-                method: r.method,
-                url: r.url,
-            })
-            .collect();
-        let rejected = self
-            .report()
-            .users
-            .into_iter()
-            .filter(|u| u.outcome == Outcome::Failed)
-            .collect();
-        DryRun {
-            dry_run: true,
-            requests,
-            rejected,
-        }
-    }
-
-    /// The Bulk requests this input would need if CXone held none of the users.
-    pub fn planned_requests(&self) -> Vec<HttpRequest> {
-        let mut plan = self.clone();
-        for e in &mut plan.entries {
-            if e.stage == Stage::Lookup {
-                e.stage = Stage::Create;
+    /// Rows changed since the last call, to be stored: before a request is sent (the
+    /// write-ahead marks) and after each answer.
+    pub fn take_writes(&mut self) -> Vec<(usize, Entry)> {
+        let mut out = std::mem::take(&mut self.settled);
+        for i in std::mem::take(&mut self.dirty) {
+            if let Some(e) = self.window.get(&i) {
+                out.push((i, e.clone()));
             }
-        }
-        let mut out = Vec::new();
-        while let Some((req, indexes)) = plan.build_bulk(0) {
-            for i in indexes {
-                plan.entries[i].stage = Stage::Done {
-                    outcome: Outcome::Created,
-                };
-            }
-            out.push(req);
         }
         out
     }
 
-    // ---- building requests -------------------------------------------------------------
-
-    fn bulk_id(index: usize) -> String {
-        format!("u-{index}")
+    fn touch(&mut self, i: usize) {
+        self.dirty.insert(i);
     }
 
-    /// The method and path of the operation a stage sends, if any.
-    fn target(stage: &Stage) -> Option<(Method, String)> {
-        match stage {
-            Stage::Create => Some((Method::Post, "/Users".to_string())),
-            Stage::Patch { id, .. } => Some((Method::Patch, format!("/Users/{}", crate::http::encode_component(id)))),
-            _ => None,
-        }
-    }
-
-    fn operation(&self, index: usize) -> Option<BulkOperation> {
-        let e = &self.entries[index];
-        let (method, path) = Self::target(&e.stage)?;
-        let data = match &e.stage {
-            Stage::Create => serde_json::to_string(&create_payload(e.desired.as_ref()?)),
-            Stage::Patch { patch, .. } => serde_json::to_string(patch),
-            _ => return None,
-        };
-        let data = serde_json::value::RawValue::from_string(data.ok()?).ok()?;
-        Some(BulkOperation {
-            method,
-            path,
-            bulk_id: Some(Self::bulk_id(index)),
-            version: None,
-            data: Some(data),
-        })
-    }
-
-    /// The next batch of ready operations within the count and payload limits.
-    fn build_bulk(&mut self, now: UnixMillis) -> Option<(HttpRequest, Vec<usize>)> {
-        let budget = self.config.max_payload_bytes.saturating_sub(ENVELOPE_BYTES);
-        let mut ops = Vec::new();
-        let mut indexes = Vec::new();
-        let mut bytes = 0;
-        for i in 0..self.entries.len() {
-            if ops.len() >= self.config.batch_size.max(1) {
-                break;
-            }
-            let e = &self.entries[i];
-            if !matches!(e.stage, Stage::Create | Stage::Patch { .. }) || e.not_before > now {
-                continue;
-            }
-            let Some(op) = self.operation(i) else { continue };
-            // The payload dominates; the rest of the operation is a short, bounded envelope.
-            let size = op.data.as_ref().map_or(0, |d| d.get().len()) + op.path.len() + 64;
-            if size > budget {
-                self.entries[i].fail(
-                    413,
-                    Some("tooLarge".into()),
-                    format!("operation of {size} bytes exceeds the Bulk payload limit"),
-                );
-                continue;
-            }
-            if bytes + size > budget {
-                break;
-            }
-            bytes += size;
-            ops.push(op);
-            indexes.push(i);
-        }
-        if ops.is_empty() {
-            return None;
-        }
-        let body = BulkRequest {
-            schemas: vec![BULK_REQUEST_SCHEMA.into()],
-            fail_on_errors: self.config.fail_on_errors,
-            operations: ops,
-        };
-        Some((
-            HttpRequest::scim_json(Method::Post, format!("{}/Bulk", self.config.base_url), &body),
-            indexes,
-        ))
-    }
-
-    fn lookup_request(&self, indexes: &[usize], start_index: u64) -> HttpRequest {
-        let clauses: Vec<String> = indexes
+    /// Moves rows that just finished out of the window, counting their outcomes.
+    fn settle(&mut self) {
+        let done: Vec<usize> = self
+            .dirty
             .iter()
-            .map(|&i| filter::eq("userName", &self.entries[i].user_name))
+            .copied()
+            .filter(|i| self.window.get(i).is_some_and(|e| !e.is_pending()))
             .collect();
-        let url = format!(
-            "{}&startIndex={start_index}&count={}",
-            filter::users_filter_url(&self.config.base_url, &clauses.join(" or ")),
-            indexes.len()
-        );
-        HttpRequest::scim(Method::Get, url)
-    }
-
-    fn start(&mut self, in_flight: InFlight, req: HttpRequest, now: UnixMillis) -> Step<Result<BulkReport, FlowError>> {
-        self.exchange.start(req);
-        self.in_flight = Some(in_flight);
-        self.send_step(now).unwrap_or(Step::Wait { until: now + 1 })
-    }
-
-    /// The in-flight request's next step; a send is noted by the pacer.
-    fn send_step(&mut self, now: UnixMillis) -> Option<Step<Result<BulkReport, FlowError>>> {
-        let step = self.exchange.step(now)?;
-        if matches!(step, Step::Send(_)) {
-            self.pacer.started(now);
+        for i in done {
+            self.dirty.remove(&i);
+            if let Some(e) = self.window.remove(&i) {
+                self.counts.pending = self.counts.pending.saturating_sub(1);
+                self.counts.add(e.outcome());
+                self.settled.push((i, e));
+            }
         }
-        Some(step)
     }
 
-    // ---- handling answers --------------------------------------------------------------
+    fn pending_in_window(&self) -> impl Iterator<Item = (usize, &Entry)> {
+        self.window.iter().map(|(&i, e)| (i, e))
+    }
 
-    /// One more try for each operation, or a final failure when its budget is spent. The
-    /// operations of one answer share one backoff, so they travel together again.
-    fn retry_entries(&mut self, retries: &[(usize, Option<u16>)], why: &str, now: UnixMillis) {
+    // ---- answers -----------------------------------------------------------------------
+
+    /// One more try for each row, or a final failure when its budget is spent. The rows of
+    /// one answer share one backoff, so they travel together again.
+    fn retry_rows(&mut self, retries: &[(usize, Option<u16>)], why: &str, now: UnixMillis) {
         let worst = retries
             .iter()
-            .map(|&(i, _)| self.entries[i].attempts + 1)
+            .filter_map(|&(i, _)| self.window.get(&i).map(|e| e.attempts + 1))
             .max()
             .unwrap_or(1);
         let at = now + self.config.retry.full_jitter(worst, &mut self.jitter);
+        let max_attempts = self.config.retry.max_attempts;
         for &(i, status) in retries {
-            let attempts = self.entries[i].attempts + 1;
-            self.entries[i].attempts = attempts;
-            if attempts >= self.config.retry.max_attempts {
-                let detail = format!("gave up after {attempts} attempts: {why}");
-                self.entries[i].fail(status.unwrap_or(503), None, detail);
+            let Some(e) = self.window.get_mut(&i) else { continue };
+            e.attempts += 1;
+            if e.attempts >= max_attempts {
+                let detail = format!("gave up after {} attempts: {why}", e.attempts);
+                e.fail(status.unwrap_or(503), None, detail);
             } else {
-                self.entries[i].not_before = at;
+                e.not_before = at;
             }
+            self.dirty.insert(i);
         }
     }
 
@@ -495,21 +296,20 @@ impl BulkRun {
         }
     }
 
-    fn on_discovered(&mut self, resp: &HttpResponse) {
+    pub(super) fn on_discovered(&mut self, resp: &HttpResponse) {
         self.discovered = true;
         if resp.status != 200 {
             return;
         }
-        let Ok(doc) = ServiceProviderConfig::parse(&resp.body) else {
+        let Ok(spc) = ServiceProviderConfig::parse(&resp.body) else {
             return;
         };
-        if doc.bulk_supported() == Some(false) {
-            for e in self.entries.iter_mut().filter(|e| e.outcome().is_none()) {
-                e.fail(501, None, "CXone's ServiceProviderConfig says Bulk is not supported");
-            }
+        if spc.bulk_supported() == Some(false) {
+            // No batch can be sent: every row fails as it is loaded.
+            self.config.batch_size = 0;
             return;
         }
-        let limits = doc.bulk_limits();
+        let limits = spc.bulk_limits();
         if let Some(max) = limits.max_operations {
             self.config.batch_size = self.config.batch_size.min(max);
         }
@@ -518,47 +318,8 @@ impl BulkRun {
         }
     }
 
-    /// A lookup found (or did not find) the user at `i`.
-    fn on_found(&mut self, i: usize, found: Option<User>) {
-        let e = &mut self.entries[i];
-        let Some(user) = found else {
-            if e.conflicted {
-                e.fail(
-                    409,
-                    Some("uniqueness".into()),
-                    "CXone reports a conflict but no user has this userName",
-                );
-            } else {
-                e.existed_before = Some(false);
-                e.stage = Stage::Create;
-            }
-            return;
-        };
-        if user.external_id.is_some() && user.external_id != e.external_id {
-            e.id = user.id.clone();
-            e.finish(Outcome::Conflict, None);
-            e.detail = Some(format!(
-                "CXone account {} has userName {:?} for another externalId; nothing written",
-                user.id.as_deref().unwrap_or("?"),
-                user.user_name
-            ));
-            return;
-        }
-        if !e.conflicted {
-            e.existed_before = Some(true);
-        }
-        let (Some(id), Some(desired)) = (user.id.clone(), e.desired.as_ref()) else {
-            e.fail(502, None, "CXone listed the user without an id");
-            return;
-        };
-        e.id = Some(id.clone());
-        match patch_to(&user, desired) {
-            Some(patch) => e.stage = Stage::Patch { id, patch },
-            None => {
-                let outcome = if e.ours() { Outcome::Created } else { Outcome::Exists };
-                e.finish(outcome, None);
-            }
-        }
+    fn bulk_unsupported(&self) -> bool {
+        self.discovered && self.config.batch_size == 0
     }
 
     fn on_lookup(
@@ -566,44 +327,62 @@ impl BulkRun {
         resp: &HttpResponse,
         indexes: Vec<usize>,
         start_index: u64,
-        mut found: Vec<usize>,
+        mut found: Vec<(usize, User)>,
         now: UnixMillis,
     ) {
         if resp.status != 200 {
             let err = self.exchange.rejected(resp);
-            for i in indexes {
-                self.entries[i].fail(resp.status, None, format!("lookup failed: {err}"));
+            for &i in &indexes {
+                if let Some(e) = self.window.get_mut(&i) {
+                    e.fail(resp.status, None, format!("lookup failed: {err}"));
+                }
+                self.touch(i);
             }
             return;
         }
         let list: ListResponse<User> = match serde_json::from_str(&resp.body) {
             Ok(l) => l,
             Err(e) => {
-                self.note_error(FlowError::unreadable(
-                    self.exchange.describe(),
-                    resp.status,
-                    e,
-                    &resp.body,
-                ));
+                let err = FlowError::unreadable(self.exchange.describe(), resp.status, e, &resp.body);
+                self.note_error(err);
                 let retries: Vec<_> = indexes.into_iter().map(|i| (i, Some(resp.status))).collect();
-                self.retry_entries(&retries, "unreadable lookup answer", now);
+                self.retry_rows(&retries, "unreadable lookup answer", now);
                 return;
             }
         };
         let page_len = list.resources.len() as u64;
+        let mut ignored_filter = false;
         for user in list.resources {
-            let hit = indexes
-                .iter()
-                .copied()
-                .find(|&i| self.entries[i].user_name.eq_ignore_ascii_case(&user.user_name));
-            if let Some(i) = hit.filter(|i| !found.contains(i)) {
-                found.push(i);
-                self.on_found(i, Some(user));
+            let mut answered = false;
+            for &i in &indexes {
+                if self.window.get(&i).is_some_and(|e| lookup::answers(e, &user)) {
+                    found.push((i, user.clone()));
+                    answered = true;
+                }
             }
+            ignored_filter |= !answered;
+        }
+        if ignored_filter {
+            // The server answered with accounts its filter does not match: nothing it says
+            // about these users can be trusted to be theirs.
+            for &i in &indexes {
+                if let Some(e) = self.window.get_mut(&i) {
+                    e.finish(Outcome::Conflict, None);
+                    e.detail = Some(
+                        "CXone answered the lookup with accounts its filter does not match; nothing written".into(),
+                    );
+                }
+                self.touch(i);
+            }
+            return;
         }
         let seen = start_index - 1 + page_len;
-        if page_len > 0 && seen < list.total_results && found.len() < indexes.len() {
-            let req = self.lookup_request(&indexes, seen + 1);
+        if page_len > 0 && seen < list.total_results {
+            let req = lookup::request(
+                &self.config.base_url,
+                indexes.iter().filter_map(|i| self.window.get(i)),
+                seen + 1,
+            );
             self.lookups += 1;
             self.exchange.start(req);
             self.in_flight = Some(InFlight::Lookup {
@@ -614,33 +393,29 @@ impl BulkRun {
             return;
         }
         for i in indexes {
-            if !found.contains(&i) {
-                self.on_found(i, None);
+            let accounts: Vec<User> = found.iter().filter(|(j, _)| *j == i).map(|(_, u)| u.clone()).collect();
+            if let Some(e) = self.window.get_mut(&i) {
+                lookup::resolve(e, &accounts, self.started_at);
             }
+            self.touch(i);
         }
     }
 
-    fn on_bulk(&mut self, resp: &HttpResponse, indexes: Vec<usize>, now: UnixMillis) {
-        // The stages of a batch in flight are the ones it was built from.
-        let sent: Vec<SentOp> = indexes
-            .iter()
-            .map(|&i| {
-                let (method, path) = Self::target(&self.entries[i].stage).unwrap_or((Method::Post, String::new()));
-                SentOp {
-                    bulk_id: Self::bulk_id(i),
-                    method,
-                    path,
-                }
-            })
-            .collect();
-        match correlate(resp, &sent) {
+    fn on_bulk(&mut self, resp: &HttpResponse, indexes: Vec<usize>, sent: &[SentOp], now: UnixMillis) {
+        for &i in &indexes {
+            if let Some(e) = self.window.get_mut(&i) {
+                e.sent = false;
+            }
+            self.touch(i);
+        }
+        match correlate(resp, sent) {
             Ok(results) => {
                 let mut retries = Vec::new();
                 for (i, result) in indexes.into_iter().zip(results) {
-                    let creating = self.entries[i].stage == Stage::Create;
+                    let Some(e) = self.window.get_mut(&i) else { continue };
+                    let creating = e.stage == Stage::Create;
                     match result {
                         OpResult::Applied { id, .. } => {
-                            let e = &mut self.entries[i];
                             let outcome = if creating || e.ours() {
                                 Outcome::Created
                             } else {
@@ -649,24 +424,26 @@ impl BulkRun {
                             e.finish(outcome, id);
                         }
                         OpResult::Conflict if creating => {
-                            self.entries[i].conflicted = true;
-                            self.entries[i].stage = Stage::Lookup;
+                            e.conflicted = true;
+                            e.stage = Stage::Lookup;
                         }
                         OpResult::Conflict => {
-                            self.entries[i].fail(409, Some("uniqueness".into()), "CXone refused the update with 409")
+                            e.fail(409, Some("uniqueness".into()), "CXone refused the update with 409")
                         }
                         OpResult::Retryable { status } => retries.push((i, Some(status))),
-                        OpResult::Missing | OpResult::Unknown => retries.push((i, None)),
+                        OpResult::Missing | OpResult::Unknown => {
+                            // Never re-sent blind: the user is read first.
+                            e.sent = true;
+                            e.outcome_unknown();
+                        }
                         OpResult::Permanent {
                             status,
                             scim_type,
                             detail,
-                        } => {
-                            self.entries[i].fail(status, scim_type, detail.unwrap_or_else(|| format!("HTTP {status}")))
-                        }
+                        } => e.fail(status, scim_type, detail.unwrap_or_else(|| format!("HTTP {status}"))),
                     }
                 }
-                self.retry_entries(&retries, "retryable or unanswered operation", now);
+                self.retry_rows(&retries, "retryable operation", now);
             }
             Err(BulkResponseError::Status { status: 413, .. }) if self.config.batch_size > 1 => {
                 self.config.batch_size /= 2;
@@ -677,35 +454,43 @@ impl BulkRun {
             }
             Err(BulkResponseError::Status { status, body }) => {
                 let scim = crate::scim::ScimError::from_body(&body);
+                let detail = resp
+                    .redirect_detail()
+                    .or_else(|| scim.as_ref().and_then(|s| s.detail.clone()))
+                    .unwrap_or_else(|| format!("Bulk answered {status}"));
+                let scim_type = scim.and_then(|s| s.scim_type);
                 for i in indexes {
-                    let detail = resp
-                        .redirect_detail()
-                        .or_else(|| scim.as_ref().and_then(|s| s.detail.clone()))
-                        .unwrap_or_else(|| format!("Bulk answered {status}"));
-                    self.entries[i].fail(status, scim.as_ref().and_then(|s| s.scim_type.clone()), detail);
+                    if let Some(e) = self.window.get_mut(&i) {
+                        e.fail(status, scim_type.clone(), detail.clone());
+                    }
                 }
             }
             Err(e @ BulkResponseError::Malformed { .. }) => {
                 let why = e.to_string();
-                self.note_error(format!(
-                    "{why}: {}",
-                    match &e {
-                        BulkResponseError::Malformed { body, .. } => body.as_str(),
-                        BulkResponseError::Status { .. } => "",
+                if let BulkResponseError::Malformed { body, .. } = &e {
+                    self.note_error(format!("{why}: {body}"));
+                }
+                // The server may have applied any of it: read before re-sending.
+                for i in indexes {
+                    if let Some(e) = self.window.get_mut(&i) {
+                        e.sent = true;
+                        e.outcome_unknown();
                     }
-                ));
-                let retries: Vec<_> = indexes.into_iter().map(|i| (i, Some(resp.status))).collect();
-                self.retry_entries(&retries, &why, now);
+                }
             }
         }
     }
 
     fn give_up_in_flight(&mut self, err: &FlowError) {
         match self.in_flight.take() {
-            Some(InFlight::Lookup { indexes, .. }) | Some(InFlight::Bulk { indexes }) => {
+            Some(InFlight::Lookup { indexes, .. }) | Some(InFlight::Bulk { indexes, .. }) => {
+                let status = err.upstream_status().unwrap_or(502);
                 for i in indexes {
-                    let status = err.upstream_status().unwrap_or(502);
-                    self.entries[i].fail(status, None, err.to_string());
+                    if let Some(e) = self.window.get_mut(&i) {
+                        e.sent = false;
+                        e.fail(status, None, err.to_string());
+                    }
+                    self.touch(i);
                 }
             }
             Some(InFlight::Discover) => self.discovered = true,
@@ -713,21 +498,76 @@ impl BulkRun {
         }
         self.exchange.finish();
     }
+
+    /// The whole request will be tried again: what its last try did is not known.
+    fn on_resend(&mut self, status: Option<u16>) {
+        if status == Some(429) {
+            return; // refused before any work was done
+        }
+        if let Some(InFlight::Bulk { indexes, .. }) = &self.in_flight {
+            for &i in indexes {
+                if let Some(e) = self.window.get_mut(&i) {
+                    match e.stage {
+                        Stage::Create => e.maybe_created = true,
+                        Stage::Patch { .. } => e.maybe_updated = true,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- stepping ----------------------------------------------------------------------
+
+    fn start(&mut self, in_flight: InFlight, req: HttpRequest, now: UnixMillis) -> Step<Result<Progress, FlowError>> {
+        self.exchange.start(req);
+        self.in_flight = Some(in_flight);
+        self.send_step(now).unwrap_or(Step::Wait { until: now + 1 })
+    }
+
+    /// The in-flight request's next step; a send is noted by the pacer.
+    fn send_step(&mut self, now: UnixMillis) -> Option<Step<Result<Progress, FlowError>>> {
+        let step = self.exchange.step(now)?;
+        if matches!(step, Step::Send(_)) {
+            self.pacer.started(now);
+        }
+        Some(step)
+    }
+
+    fn fail_unsendable(&mut self) {
+        let all: Vec<usize> = self.window.keys().copied().collect();
+        for i in all {
+            if let Some(e) = self.window.get_mut(&i) {
+                e.fail(501, None, "CXone's ServiceProviderConfig says Bulk is not supported");
+            }
+            self.touch(i);
+        }
+        self.settle();
+    }
 }
 
 impl crate::flows::Flow for BulkRun {
-    type Output = Result<BulkReport, FlowError>;
+    type Output = Result<Progress, FlowError>;
 
     fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
+        if self.started_at == 0 {
+            self.started_at = now;
+        }
         if self.in_flight.is_some() {
             if let Some(step) = self.send_step(now) {
                 return step;
             }
+        } else {
+            // Nothing of a request before a restart is kept.
+            self.exchange.finish();
         }
-        if self.discovered && self.is_finished() {
-            return Step::Done(Ok(self.report()));
+        if self.bulk_unsupported() && !self.window.is_empty() {
+            self.fail_unsendable();
         }
-        // Keep to the spacing the server's 429s taught us.
+        if self.is_finished() || (self.rows_exhausted && self.window.is_empty()) {
+            return Step::Done(Ok(self.progress()));
+        }
+        // Keep to the spacing the server's 429s and rate-limit headers ask for.
         let start_at = self.pacer.next_start(now);
         if start_at > now {
             return Step::Wait { until: start_at };
@@ -736,13 +576,19 @@ impl crate::flows::Flow for BulkRun {
             let url = format!("{}/ServiceProviderConfig", self.config.base_url);
             return self.start(InFlight::Discover, HttpRequest::scim(Method::Get, url), now);
         }
-        let lookup: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| self.entries[i].stage == Stage::Lookup && self.entries[i].not_before <= now)
-            .take(self.config.batch_size.max(1))
+        let lookup: Vec<usize> = self
+            .pending_in_window()
+            .filter(|(_, e)| e.stage == Stage::Lookup && e.not_before <= now)
+            .map(|(i, _)| i)
+            .take(lookup::USERS_PER_LOOKUP)
             .collect();
         if !lookup.is_empty() {
             self.lookups += 1;
-            let req = self.lookup_request(&lookup, 1);
+            let req = lookup::request(
+                &self.config.base_url,
+                lookup.iter().filter_map(|i| self.window.get(i)),
+                1,
+            );
             return self.start(
                 InFlight::Lookup {
                     indexes: lookup,
@@ -753,21 +599,41 @@ impl crate::flows::Flow for BulkRun {
                 now,
             );
         }
-        if let Some((req, indexes)) = self.build_bulk(now) {
-            self.bulk_requests += 1;
-            return self.start(InFlight::Bulk { indexes }, req, now);
+        let mut too_large = Vec::new();
+        let batch = batch::next(
+            &mut self.window,
+            &self.config.base_url,
+            self.config.limits(),
+            now,
+            &mut too_large,
+        );
+        for i in too_large {
+            self.touch(i);
         }
-        match self
-            .entries
-            .iter()
-            .filter(|e| e.outcome().is_none())
-            .map(|e| e.not_before)
-            .min()
-        {
+        self.settle();
+        if let Some(batch) = batch {
+            self.bulk_requests += 1;
+            for &i in &batch.indexes {
+                if let Some(e) = self.window.get_mut(&i) {
+                    e.sent = true;
+                }
+                self.touch(i);
+            }
+            let in_flight = InFlight::Bulk {
+                indexes: batch.indexes,
+                sent: batch.sent,
+            };
+            return self.start(in_flight, batch.request, now);
+        }
+        if self.is_finished() {
+            return Step::Done(Ok(self.progress()));
+        }
+        match self.window.values().map(|e| e.not_before).min() {
             Some(until) => Step::Wait {
                 until: until.max(now + 1),
             },
-            None => Step::Done(Ok(self.report())),
+            // The window is empty and the host has rows to load: ask again right away.
+            None => Step::Wait { until: now + 1 },
         }
     }
 
@@ -782,13 +648,19 @@ impl crate::flows::Flow for BulkRun {
             s if s < 500 => self.pacer.passed(),
             _ => {}
         }
+        // The server's own account of its quota keeps the run at its rate without 429s.
+        if let Some(quota) = quota_from_headers(&resp, now) {
+            self.pacer.observe(quota, now);
+        }
+        let status = resp.status;
         match self.exchange.filter(resp, now) {
             Ok(None) => {
+                self.on_resend(Some(status));
                 // The whole request will be resent: hold every other batch back too when the
                 // server asked for a pause.
                 if retryable && retry_after.is_some() {
                     let until = now + retry_after.unwrap_or(0);
-                    for e in self.entries.iter_mut().filter(|e| e.outcome().is_none()) {
+                    for e in self.window.values_mut() {
                         e.not_before = e.not_before.max(until);
                     }
                 }
@@ -803,23 +675,23 @@ impl crate::flows::Flow for BulkRun {
                         start_index,
                         found,
                     }) => self.on_lookup(&resp, indexes, start_index, found, now),
-                    Some(InFlight::Bulk { indexes }) => self.on_bulk(&resp, indexes, now),
+                    Some(InFlight::Bulk { indexes, sent }) => self.on_bulk(&resp, indexes, &sent, now),
                     None => {}
                 }
             }
             Err(e) => self.give_up_in_flight(&e),
         }
+        self.settle();
     }
 
     fn on_transport_error(&mut self, err: TransportError, now: UnixMillis) {
         if self.in_flight.is_none() {
             return;
         }
-        if let Err(e) = self.exchange.on_transport(err, now) {
-            self.give_up_in_flight(&e);
+        match self.exchange.on_transport(err, now) {
+            Ok(()) => self.on_resend(None),
+            Err(e) => self.give_up_in_flight(&e),
         }
+        self.settle();
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -55,6 +55,11 @@ impl<F> Authorized<F> {
     pub fn inner(&self) -> &F {
         &self.inner
     }
+
+    /// The wrapped flow, for a host that feeds it between steps (a bulk run's rows).
+    pub fn inner_mut(&mut self) -> &mut F {
+        &mut self.inner
+    }
 }
 
 impl<F, T> Flow for Authorized<F>

@@ -103,7 +103,7 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
     }
     match route {
         Route::BulkStart => bulk::post(req, env, &config, audit).await,
-        Route::BulkRun(id) => bulk::get(env, &id).await,
+        Route::BulkRun(id) => bulk::get(&req, env, &id).await,
         Route::Validate => health::validate(env, &config).await,
         Route::Metrics => admin::metrics(),
         Route::Failures => admin::failures(&req, env).await,

@@ -1,12 +1,17 @@
 use super::*;
-use crate::flows::Flow;
+use crate::flows::{Flow, Step};
+use crate::http::{HttpRequest, HttpResponse};
+use crate::policy::RolePolicy;
+use crate::retry::RetryPolicy;
+use crate::scim::build::{create_payload, DesiredUser};
 use crate::testutil::{drive, Fault, SimServer};
+use serde_json::Value;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const BASE: &str = "http://cxone.test/scim/v2";
 
 fn policy() -> RolePolicy {
-    RolePolicy::from_json(include_str!("../../../tests/fixtures/role_policy.json")).unwrap()
+    RolePolicy::from_json(include_str!("../../tests/fixtures/role_policy.json")).unwrap()
 }
 
 fn users(n: usize) -> Vec<BulkUser> {
@@ -34,7 +39,7 @@ fn config(batch: usize) -> BulkConfig {
 }
 
 fn run(server: &mut SimServer, input: &[BulkUser], cfg: BulkConfig) -> BulkReport {
-    let mut flow = BulkRun::new(input, &policy(), cfg, 11);
+    let mut flow = InMemoryRun::new(input, &policy(), cfg, 11);
     drive(&mut flow, server).0.unwrap()
 }
 
@@ -60,29 +65,38 @@ fn creates_everyone_in_batches_and_counts_add_up() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn existing_users_are_skipped_or_patched_and_repeats_fold() {
-    let mut s = SimServer::default();
-    let mut input = users(6);
-    // user0 exists exactly as asked; user1 exists with an old surname.
-    let same = serde_json::to_string(&create_payload(&desired_of(&input[0]))).unwrap();
-    let kept_id = s.insert(&same);
-    let mut stale = desired_of(&input[1]);
-    stale.family_name = Some("Old".into());
-    let moved_id = s.insert(&serde_json::to_string(&create_payload(&stale)).unwrap());
-    input.push(BulkUser {
-        user_name: "USER3@example.com".into(),
-        ..input[3].clone()
-    });
-    let r = run(&mut s, &input, config(50));
-    assert_eq!(outcomes(&r)[..3], [Outcome::Exists, Outcome::Updated, Outcome::Created]);
-    assert_eq!(r.users[0].id.as_deref(), Some(kept_id.as_str()));
-    assert_eq!(r.users[1].id.as_deref(), Some(moved_id.as_str()));
-    assert_eq!(s.user(&moved_id).name.unwrap().family_name.as_deref(), Some("Last1"));
-    let repeat = &r.users[6];
-    assert_eq!((repeat.outcome, repeat.duplicate_of), (Outcome::Exists, Some(3)));
-    assert_eq!(repeat.id, r.users[3].id);
-    assert_eq!(s.count(), 6);
-    let sent: Vec<String> = s.bulk_batches.concat();
-    assert!(!sent.contains(&"u-0".to_string()) && !sent.contains(&"u-6".to_string()));
+    for precheck in [true, false] {
+        let mut s = SimServer::default();
+        let mut input = users(6);
+        // user0 exists exactly as asked; user1 exists with an old surname.
+        let same = serde_json::to_string(&create_payload(&desired_of(&input[0]))).unwrap();
+        let kept_id = s.insert(&same);
+        let mut stale = desired_of(&input[1]);
+        stale.family_name = Some("Old".into());
+        let moved_id = s.insert(&serde_json::to_string(&create_payload(&stale)).unwrap());
+        input.push(BulkUser {
+            user_name: "USER3@example.com".into(),
+            ..input[3].clone()
+        });
+        let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
+        assert_eq!(
+            outcomes(&r)[..3],
+            [Outcome::Exists, Outcome::Updated, Outcome::Created],
+            "precheck {precheck}"
+        );
+        assert_eq!(r.users[0].id.as_deref(), Some(kept_id.as_str()));
+        assert_eq!(r.users[1].id.as_deref(), Some(moved_id.as_str()));
+        assert_eq!(s.user(&moved_id).name.unwrap().family_name.as_deref(), Some("Last1"));
+        let repeat = &r.users[6];
+        assert_eq!((repeat.outcome, repeat.duplicate_of), (Outcome::Exists, Some(3)));
+        assert_eq!(repeat.id, r.users[3].id);
+        assert_eq!(s.count(), 6);
+        let sent: Vec<String> = s.bulk_batches.concat();
+        assert!(!sent.contains(&"u-6".to_string()), "a repeat is never sent");
+        // With the pre-check an existing user is not even tried; without it, its create is
+        // refused with 409 and the user is read.
+        assert_eq!(sent.contains(&"u-0".to_string()), !precheck);
+    }
 }
 
 fn desired_of(u: &BulkUser) -> DesiredUser {
@@ -130,7 +144,7 @@ fn invalid_users_fail_alone_with_a_scim_type() {
 fn only_retryable_operations_are_resent() {
     let mut s = SimServer::default();
     let input = users(4);
-    let mut flow = BulkRun::new(
+    let mut flow = InMemoryRun::new(
         &input,
         &policy(),
         BulkConfig {
@@ -177,7 +191,7 @@ fn out_of_order_207_answers_are_correlated() {
 fn whole_request_429_pauses_then_resends() {
     let mut s = SimServer::default();
     s.fail_next(Fault::Status(429, Some("3")));
-    let mut flow = BulkRun::new(
+    let mut flow = InMemoryRun::new(
         &users(5),
         &policy(),
         BulkConfig {
@@ -206,33 +220,74 @@ fn an_unanswered_create_that_landed_is_reported_created_once() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn a_restart_mid_batch_resumes_from_the_checkpoint_without_duplicates() {
+    for precheck in [true, false] {
+        let mut s = SimServer::default();
+        let input = users(12);
+        let mut flow = InMemoryRun::new(&input, &policy(), BulkConfig { precheck, ..config(5) }, 9);
+        let mut now = 1_000_000;
+        let mut checkpoint: Option<String>;
+        // Run until the second Bulk request has been written ahead and sent; let the server
+        // apply it, then "crash": its answer is lost and the flow restarts from the rows as
+        // stored just before the send.
+        loop {
+            match flow.next_step(now) {
+                Step::Send(req) => {
+                    checkpoint = Some(serde_json::to_string(&flow).unwrap());
+                    let resp = s.handle(&req).unwrap();
+                    if req.url.ends_with("/Bulk") && s.bulk_batches.len() == 2 {
+                        break;
+                    }
+                    flow.on_response(resp, now);
+                }
+                Step::Wait { until } => now = until,
+                Step::Done(_) => panic!("finished before the crash"),
+            }
+            now += 5;
+        }
+        assert_eq!(s.count(), 10, "two batches landed");
+        let mut resumed: InMemoryRun = serde_json::from_str(&checkpoint.unwrap()).unwrap();
+        let r = drive(&mut resumed, &mut s).0.unwrap();
+        assert_eq!(
+            r.progress.counts.created, 12,
+            "precheck {precheck}: {:?}",
+            r.progress.counts
+        );
+        assert_eq!(s.count(), 12);
+        // The five of the lost answer were read, not sent again.
+        let sent: Vec<String> = s.bulk_batches.concat();
+        assert_eq!(sent.iter().filter(|id| *id == "u-5").count(), 1, "{:?}", s.bulk_batches);
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_user_that_was_there_before_the_run_is_not_claimed_after_a_lost_answer() {
     let mut s = SimServer::default();
-    let input = users(12);
-    let mut flow = BulkRun::new(&input, &policy(), config(5), 9);
-    let mut now = 1_000_000;
-    let mut checkpoint = String::new();
-    // Run until the second Bulk request is about to be sent; let the server apply it, then
-    // "crash": its answer is lost and the flow restarts from the last checkpoint.
+    let input = users(2);
+    // user1 was created long before the run, with the externalId the input gives it.
+    let mut before: Value = serde_json::to_value(create_payload(&desired_of(&input[1]))).unwrap();
+    before["meta"] = serde_json::json!({"created": "2020-01-01T00:00:00Z"});
+    s.insert(&before.to_string());
+    let mut flow = InMemoryRun::new(&input, &policy(), config(50), 4);
+    let mut now = 1_700_000_000_000;
+    let mut checkpoint: Option<String>;
     loop {
         match flow.next_step(now) {
             Step::Send(req) => {
+                checkpoint = Some(serde_json::to_string(&flow).unwrap());
                 let resp = s.handle(&req).unwrap();
-                if req.url.ends_with("/Bulk") && s.bulk_batches.len() == 2 {
+                if req.url.ends_with("/Bulk") {
                     break;
                 }
                 flow.on_response(resp, now);
-                checkpoint = serde_json::to_string(&flow).unwrap();
             }
             Step::Wait { until } => now = until,
             Step::Done(_) => panic!("finished before the crash"),
         }
         now += 5;
     }
-    assert_eq!(s.count(), 10, "two batches landed");
-    let mut resumed: BulkRun = serde_json::from_str(&checkpoint).unwrap();
+    let mut resumed: InMemoryRun = serde_json::from_str(&checkpoint.unwrap()).unwrap();
     let r = drive(&mut resumed, &mut s).0.unwrap();
-    assert_eq!(r.progress.counts.created, 12, "{:?}", r.progress.counts);
-    assert_eq!(s.count(), 12);
+    assert_eq!(outcomes(&r), [Outcome::Created, Outcome::Exists]);
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -293,16 +348,16 @@ fn persistent_failures_end_with_the_last_status_after_the_budget() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn dry_run_plans_without_sending() {
-    let flow = BulkRun::new(&users(120), &policy(), config(50), 1);
-    let plan = flow.planned_requests();
+    let flow = InMemoryRun::new(&users(120), &policy(), config(50), 1);
+    let plan = flow.dry_run().requests;
     assert_eq!(plan.len(), 3);
-    let body: serde_json::Value = serde_json::from_str(plan[2].body.as_deref().unwrap()).unwrap();
+    let body = &plan[2].body;
     assert_eq!(body["Operations"].as_array().unwrap().len(), 20);
     assert_eq!(body["Operations"][0]["bulkId"], "u-100");
     assert!(!flow.progress().finished);
     let mut input = users(3);
     input[1].email = Some("nope".into());
-    let dry = BulkRun::new(&input, &policy(), config(50), 1).dry_run();
+    let dry = InMemoryRun::new(&input, &policy(), config(50), 1).dry_run();
     assert_eq!(dry.requests.len(), 1);
     assert_eq!(dry.requests[0].body["Operations"].as_array().unwrap().len(), 2);
     assert_eq!(dry.rejected.iter().map(|u| u.index).collect::<Vec<_>>(), [1]);
@@ -323,7 +378,7 @@ fn a_rate_limit_is_learned_instead_of_hammered() {
         retry,
         ..config(5)
     };
-    let mut flow = BulkRun::new(&users(300), &policy(), cfg, 3);
+    let mut flow = InMemoryRun::new(&users(300), &policy(), cfg, 3);
     let (r, elapsed) = drive(&mut flow, &mut s);
     let r = r.unwrap();
     assert_eq!(r.progress.counts.created, 300);
@@ -392,7 +447,15 @@ fn patch_results_without_bulk_ids_are_not_sent_again() {
         stale.family_name = Some("Old".into());
         s.insert(&serde_json::to_string(&create_payload(&stale)).unwrap());
     }
-    let mut flow = BulkRun::new(&input, &policy(), config(50), 3);
+    let mut flow = InMemoryRun::new(
+        &input,
+        &policy(),
+        BulkConfig {
+            precheck: true,
+            ..config(50)
+        },
+        3,
+    );
     let mut now = 1_000_000;
     let report = loop {
         match flow.next_step(now) {
@@ -425,33 +488,41 @@ fn patch_results_without_bulk_ids_are_not_sent_again() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 
+fn bare_run(batch: usize) -> BulkRun {
+    let pending = Counts {
+        pending: 3,
+        ..Counts::default()
+    };
+    BulkRun::new(config(batch), 3, pending, 1)
+}
+
 #[wasm_bindgen_test(unsupported = test)]
 fn service_provider_config_read_leniently() {
-    let mut flow = BulkRun::new(&users(3), &policy(), config(50), 1);
+    let mut flow = bare_run(50);
     flow.on_discovered(&HttpResponse::new(
         200,
         r#"{"bulk":{"supported":"true","maxOperations":"7","maxPayloadSize":65536}}"#,
     ));
-    assert_eq!((flow.config.batch_size, flow.config.max_payload_bytes), (7, 65_536));
+    assert_eq!((flow.config().batch_size, flow.config().max_payload_bytes), (7, 65_536));
     // Limits above ours, or not stated, leave ours alone.
-    let mut flow = BulkRun::new(&users(3), &policy(), config(5), 1);
+    let mut flow = bare_run(5);
     flow.on_discovered(&HttpResponse::new(
         200,
         r#"{"bulk":{"maxOperations":1000,"maxPayloadSize":0}}"#,
     ));
     assert_eq!(
-        (flow.config.batch_size, flow.config.max_payload_bytes),
-        (5, DEFAULT_MAX_PAYLOAD)
+        (flow.config().batch_size, flow.config().max_payload_bytes),
+        (5, BulkConfig::new(BASE).max_payload_bytes)
     );
     // An unreadable document or another status: defaults, and the run goes on.
     for resp in [
         HttpResponse::new(200, "<html>"),
         HttpResponse::new(404, r#"{"bulk":{"supported":false}}"#),
     ] {
-        let mut flow = BulkRun::new(&users(3), &policy(), config(5), 1);
+        let mut flow = bare_run(5);
         flow.on_discovered(&resp);
-        assert!(flow.discovered && !flow.is_finished());
-        assert_eq!(flow.config.batch_size, 5);
+        assert!(!flow.is_finished());
+        assert_eq!(flow.config().batch_size, 5);
     }
 }
 
@@ -459,11 +530,18 @@ fn service_provider_config_read_leniently() {
 fn bulk_not_supported_fails_every_pending_user_with_501() {
     let mut input = users(3);
     input[2].user_name = String::new();
-    let mut flow = BulkRun::new(&input, &policy(), config(50), 1);
-    flow.on_discovered(&HttpResponse::new(200, r#"{"bulk":{"supported":"False"}}"#));
-    assert!(flow.is_finished());
-    let r = flow.report();
+    let mut flow = InMemoryRun::new(&input, &policy(), config(50), 1);
+    let Step::Send(req) = flow.next_step(1_000) else {
+        panic!("expected the discovery request")
+    };
+    assert!(req.url.ends_with("/ServiceProviderConfig"));
+    flow.on_response(HttpResponse::new(200, r#"{"bulk":{"supported":"False"}}"#), 1_010);
+    let Step::Done(r) = flow.next_step(1_020) else {
+        panic!("nothing can be sent")
+    };
+    let r = r.unwrap();
     let statuses: Vec<Option<u16>> = r.users.iter().map(|u| u.status).collect();
     // The invalid user keeps its own failure.
     assert_eq!(statuses, [Some(501), Some(501), Some(400)]);
+    assert!(r.progress.finished);
 }

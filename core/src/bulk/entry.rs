@@ -1,0 +1,174 @@
+//! One input user's row in a bulk run: what is still to do for them, and how it ended. The
+//! host stores one row per user (one SQLite row at the edge, a vector in the CLI); the run
+//! works on a bounded window of unfinished rows.
+
+use super::report::{Outcome, UserReport};
+use crate::scim::build::DesiredUser;
+use crate::scim::PatchOp;
+use crate::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "stage")]
+pub(super) enum Stage {
+    /// To be looked up (pre-check, after a 409, or after an answer that said nothing certain).
+    Lookup,
+    Create,
+    Patch {
+        id: String,
+        patch: PatchOp,
+    },
+    Done {
+        outcome: Outcome,
+    },
+}
+
+/// What a run knows about one input user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub(super) user_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) desired: Option<DesiredUser>,
+    pub(super) stage: Stage,
+    #[serde(default)]
+    pub(super) attempts: u32,
+    #[serde(default)]
+    pub(super) not_before: UnixMillis,
+    /// Written before its operation is sent (write-ahead): a row still marked when it is
+    /// loaded again was sent by an invocation that never read the answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) sent: bool,
+    /// A create of this user was sent and its outcome is not known: if the user turns up with
+    /// this externalId, this run created them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) maybe_created: bool,
+    /// A PATCH of this user was sent and its outcome is not known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) maybe_updated: bool,
+    /// From the pre-check: whether CXone had this user before the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) existed_before: Option<bool>,
+    /// A create of this user answered 409.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) conflicted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) scim_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) duplicate_of: Option<usize>,
+}
+
+impl Entry {
+    pub(super) fn new(user_name: String, external_id: Option<String>, stage: Stage) -> Self {
+        Self {
+            user_name,
+            external_id,
+            desired: None,
+            stage,
+            attempts: 0,
+            not_before: 0,
+            sent: false,
+            maybe_created: false,
+            maybe_updated: false,
+            existed_before: None,
+            conflicted: false,
+            id: None,
+            status: None,
+            scim_type: None,
+            detail: None,
+            duplicate_of: None,
+        }
+    }
+
+    pub(super) fn fail(&mut self, status: u16, scim_type: Option<String>, detail: impl Into<String>) {
+        self.stage = Stage::Done {
+            outcome: Outcome::Failed,
+        };
+        self.status = Some(status);
+        self.scim_type = scim_type;
+        self.detail = Some(detail.into());
+    }
+
+    pub(super) fn finish(&mut self, outcome: Outcome, id: Option<String>) {
+        self.stage = Stage::Done { outcome };
+        if id.is_some() {
+            self.id = id;
+        }
+    }
+
+    /// This run created the user, even if CXone now answers 409 for it or the answer to the
+    /// create was lost.
+    pub(super) fn ours(&self) -> bool {
+        self.maybe_created || (self.conflicted && self.existed_before == Some(false))
+    }
+
+    /// The final outcome; `None` while something is still to do.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self.stage {
+            Stage::Done { outcome } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.outcome().is_none()
+    }
+
+    /// The row as it was left by an invocation that sent it and stopped before the answer:
+    /// nothing about that operation is certain, so the user is read before anything is re-sent.
+    pub(super) fn resume(&mut self) {
+        if self.sent {
+            self.outcome_unknown();
+        }
+    }
+
+    /// Its operation was sent and no answer says what became of it: read before re-sending.
+    pub(super) fn outcome_unknown(&mut self) {
+        self.sent = false;
+        match self.stage {
+            Stage::Create => self.maybe_created = true,
+            Stage::Patch { .. } => self.maybe_updated = true,
+            _ => {}
+        }
+        if self.is_pending() {
+            self.stage = Stage::Lookup;
+        }
+    }
+
+    /// The user's line in a report. A repeat carries the first occurrence's id when the host
+    /// passes it.
+    pub fn report(&self, index: usize, first_id: Option<String>) -> UserReport {
+        UserReport {
+            index,
+            user_name: self.user_name.clone(),
+            external_id: self.external_id.clone(),
+            outcome: self.outcome().unwrap_or(Outcome::Pending),
+            id: first_id.or_else(|| self.id.clone()),
+            status: self.status,
+            scim_type: self.scim_type.clone(),
+            detail: self
+                .detail
+                .clone()
+                .or_else(|| self.is_pending().then(|| "still pending".to_string())),
+            duplicate_of: self.duplicate_of,
+        }
+    }
+
+    /// For a repeat of an earlier user in the same input: the index of the first occurrence.
+    pub fn duplicate_of(&self) -> Option<usize> {
+        self.duplicate_of
+    }
+
+    /// The CXone id, once known.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+}

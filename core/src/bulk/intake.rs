@@ -1,0 +1,77 @@
+//! Turning input users into rows, one at a time: validation, the role policy, repeats folded.
+//! Memory grows only with the set of userNames seen, never with the rows (the host stores
+//! those as they come).
+
+use super::entry::{Entry, Stage};
+use super::input::BulkUser;
+use super::report::{Counts, Outcome};
+use crate::event::Command;
+use crate::policy::RolePolicy;
+use std::collections::HashMap;
+
+pub struct Intake<'a> {
+    policy: &'a RolePolicy,
+    precheck: bool,
+    first_by_name: HashMap<String, usize>,
+    counts: Counts,
+    next_index: usize,
+}
+
+impl<'a> Intake<'a> {
+    pub fn new(policy: &'a RolePolicy, precheck: bool) -> Self {
+        Self {
+            policy,
+            precheck,
+            first_by_name: HashMap::new(),
+            counts: Counts::default(),
+            next_index: 0,
+        }
+    }
+
+    /// The row of the next input user (its index is the number of users taken before it).
+    pub fn take(&mut self, user: &BulkUser) -> Entry {
+        let index = self.next_index;
+        self.next_index += 1;
+        let entry = self.row(index, user);
+        self.counts.add(entry.outcome());
+        entry
+    }
+
+    fn row(&mut self, index: usize, u: &BulkUser) -> Entry {
+        let stage = if self.precheck { Stage::Lookup } else { Stage::Create };
+        let mut e = Entry::new(u.user_name.trim().to_string(), u.external_id.clone(), stage);
+        let event = u.as_event();
+        if let Err(err) = event.validate() {
+            e.fail(400, Some("invalidValue".into()), err.to_string());
+            return e;
+        }
+        match event.command(self.policy) {
+            Ok((Command::Upsert { desired, .. }, _)) => e.desired = Some(desired),
+            Ok(_) => {
+                e.fail(400, Some("invalidValue".into()), "not a provisioning request");
+                return e;
+            }
+            Err(v) => {
+                e.fail(400, Some("invalidValue".into()), v.to_string());
+                return e;
+            }
+        }
+        match self.first_by_name.get(&e.user_name.to_lowercase()) {
+            Some(&first) => {
+                e.duplicate_of = Some(first);
+                e.stage = Stage::Done {
+                    outcome: Outcome::Exists,
+                };
+            }
+            None => {
+                self.first_by_name.insert(e.user_name.to_lowercase(), index);
+            }
+        }
+        e
+    }
+
+    /// Counts over the rows taken so far (pending = still to send).
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+}
