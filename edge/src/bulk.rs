@@ -114,7 +114,8 @@ impl DurableObject for BulkRunner {
             None,
         );
         let _ = sql.exec(
-            "CREATE TABLE IF NOT EXISTS rows (idx INTEGER PRIMARY KEY, pending INTEGER NOT NULL, row TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS rows (idx INTEGER PRIMARY KEY, pending INTEGER NOT NULL, \
+             sent INTEGER NOT NULL DEFAULT 0, row TEXT NOT NULL)",
             None,
         );
         let _ = sql.exec("CREATE INDEX IF NOT EXISTS rows_pending ON rows (pending, idx)", None);
@@ -180,6 +181,34 @@ impl BulkRunner {
             Some(r) => Ok(Some(serde_json::from_str(&r.doc)?)),
             None => Ok(None),
         }
+    }
+
+    /// Saves `meta` with `run` in place of its own copy (no clone of the run's window).
+    fn save_run(&self, meta: &RunMeta, run: &BulkRun) -> Result<()> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Doc<'a> {
+            run_id: &'a str,
+            input_digest: &'a str,
+            created_at: &'a str,
+            updated_at: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            last_error: Option<&'a str>,
+            run: &'a BulkRun,
+        }
+        let doc = Doc {
+            run_id: &meta.run_id,
+            input_digest: &meta.input_digest,
+            created_at: &meta.created_at,
+            updated_at: &meta.updated_at,
+            last_error: meta.last_error.as_deref(),
+            run,
+        };
+        self.sql().exec(
+            "INSERT INTO meta (k, doc) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc",
+            vec![serde_json::to_string(&doc)?.into()],
+        )?;
+        Ok(())
     }
 
     fn save_meta(&self, meta: &RunMeta) -> Result<()> {
@@ -301,18 +330,22 @@ impl BulkRunner {
             match flow.next_step(now_ms()) {
                 Step::Send(req) => {
                     if !budget.take_step() {
+                        flow.inner_mut().unsend();
                         break SliceEnd::Paused;
                     }
                     // Write-ahead: the rows of this request are marked sent before it goes.
-                    store(&sql, flow.inner_mut().take_writes())?;
+                    let run = flow.inner_mut();
+                    let sending = run.sending().to_vec();
+                    let writes = run.take_writes();
+                    mark_sent(&sql, &sending)?;
+                    store(&sql, writes.into_iter().filter(|(i, _)| !sending.contains(i)).collect())?;
                     match send_within(&req, BULK_REQUEST_TIMEOUT).await {
                         Ok(resp) => flow.on_response(resp, now_ms()),
                         Err(e) => flow.on_transport_error(e, now_ms()),
                     }
                     store(&sql, flow.inner_mut().take_writes())?;
-                    meta.run = flow.inner().clone();
                     meta.updated_at = iso8601(now_ms());
-                    self.save_meta(&meta)?;
+                    self.save_run(&meta, flow.inner())?;
                 }
                 Step::Wait { until } => {
                     let wait = until.saturating_sub(now_ms());
@@ -327,12 +360,11 @@ impl BulkRunner {
         };
         keep_token(&flow, &config.credentials, &kv).await;
         store(&sql, flow.inner_mut().take_writes())?;
-        meta.run = flow.inner().clone();
         meta.updated_at = iso8601(now_ms());
         if let SliceEnd::Failed(e) = &end {
             meta.last_error = Some(e.clone());
         }
-        self.save_meta(&meta)?;
+        self.save_run(&meta, flow.inner())?;
         match &end {
             SliceEnd::Finished => storage.set_alarm(KEEP_FINISHED_MS).await?,
             SliceEnd::Paused => storage.set_alarm(0i64).await?,
@@ -371,7 +403,7 @@ impl BulkRunner {
         let sql = self.sql();
         let rows = rows_from(
             &sql,
-            "SELECT idx, row FROM rows WHERE idx >= ? ORDER BY idx LIMIT ?",
+            "SELECT idx, sent, row FROM rows WHERE idx >= ? ORDER BY idx LIMIT ?",
             cursor,
             limit + 1,
         )?;
@@ -380,7 +412,7 @@ impl BulkRunner {
         for (i, e) in rows.into_iter().take(limit) {
             // A repeat carries its first occurrence's CXone id.
             let first_id = match e.duplicate_of() {
-                Some(f) => rows_from(&sql, "SELECT idx, row FROM rows WHERE idx = ? LIMIT ?", f, 1)?
+                Some(f) => rows_from(&sql, "SELECT idx, sent, row FROM rows WHERE idx = ? LIMIT ?", f, 1)?
                     .into_iter()
                     .next()
                     .and_then(|(_, first)| first.id().map(str::to_string)),
@@ -399,16 +431,31 @@ impl BulkRunner {
 #[derive(Deserialize)]
 struct RowText {
     idx: f64,
+    sent: f64,
     row: String,
 }
 
+/// `query` selects `idx, sent, row` with two parameters (from, limit).
 fn rows_from(sql: &SqlStorage, query: &str, from: usize, limit: usize) -> Result<Vec<(usize, Entry)>> {
     let rows: Vec<RowText> = sql
         .exec(query, vec![(from as i64).into(), (limit as i64).into()])?
         .to_array()?;
     rows.into_iter()
-        .map(|r| Ok((r.idx as usize, serde_json::from_str(&r.row)?)))
+        .map(|r| {
+            let entry: Entry = serde_json::from_str(&r.row)?;
+            Ok((r.idx as usize, entry.with_sent(r.sent != 0.0)))
+        })
         .collect()
+}
+
+/// The write-ahead marks of the rows about to be sent: one statement, no row rewritten.
+fn mark_sent(sql: &SqlStorage, rows: &[usize]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS * 3) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let values: Vec<SqlStorageValue> = chunk.iter().map(|&i| (i as i64).into()).collect();
+        sql.exec(&format!("UPDATE rows SET sent = 1 WHERE idx IN ({marks})"), values)?;
+    }
+    Ok(())
 }
 
 /// Loads the rows the run asks for.
@@ -416,7 +463,7 @@ fn feed(sql: &SqlStorage, run: &mut BulkRun) -> Result<()> {
     if let Some(want) = run.rows_wanted() {
         let rows = rows_from(
             sql,
-            "SELECT idx, row FROM rows WHERE pending = 1 AND idx >= ? ORDER BY idx LIMIT ?",
+            "SELECT idx, sent, row FROM rows WHERE pending = 1 AND idx >= ? ORDER BY idx LIMIT ?",
             want.from,
             want.limit,
         )?;
@@ -425,15 +472,23 @@ fn feed(sql: &SqlStorage, run: &mut BulkRun) -> Result<()> {
     Ok(())
 }
 
+/// Writes rows back, up to [`INSERT_ROWS`] per statement.
 fn store(sql: &SqlStorage, rows: Vec<(usize, Entry)>) -> Result<()> {
-    for (i, e) in rows {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut values = Vec::with_capacity(chunk.len() * 3);
+        for (i, e) in chunk {
+            values.push(SqlStorageValue::from(*i as i64));
+            values.push(SqlStorageValue::from(i64::from(e.is_pending())));
+            values.push(serde_json::to_string(e)?.into());
+        }
+        let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        // The mark stays in the row's JSON when it is set there (an answer said nothing certain).
         sql.exec(
-            "UPDATE rows SET pending = ?, row = ? WHERE idx = ?",
-            vec![
-                i64::from(e.is_pending()).into(),
-                serde_json::to_string(&e)?.into(),
-                (i as i64).into(),
-            ],
+            &format!(
+                "INSERT INTO rows (idx, pending, row) VALUES {marks} ON CONFLICT(idx) DO UPDATE SET \
+                 pending = excluded.pending, row = excluded.row, sent = 0"
+            ),
+            values,
         )?;
     }
     Ok(())

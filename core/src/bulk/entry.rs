@@ -167,6 +167,17 @@ impl Entry {
         self.duplicate_of
     }
 
+    /// Whether the row carries a write-ahead mark (its operation was sent, the answer not read).
+    pub fn is_sent(&self) -> bool {
+        self.sent
+    }
+
+    /// The row with the write-ahead mark a host kept apart from it.
+    pub fn with_sent(mut self, sent: bool) -> Self {
+        self.sent |= sent;
+        self
+    }
+
     /// The CXone id, once known.
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()

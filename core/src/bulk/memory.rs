@@ -60,6 +60,12 @@ impl InMemoryRun {
         }
     }
 
+    /// The request the last step asked for will not be sent (see [`BulkRun::unsend`]).
+    pub fn unsend(&mut self) {
+        self.run.unsend();
+        self.store();
+    }
+
     fn feed(&mut self) {
         if let Some(want) = self.run.rows_wanted() {
             let rows = pending_rows(&self.rows, want);

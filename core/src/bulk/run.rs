@@ -239,6 +239,36 @@ impl BulkRun {
         out
     }
 
+    /// The request the last step asked for was not sent (the host's budget ran out first): its
+    /// rows lose their write-ahead marks and go back to waiting, so a later invocation sends
+    /// them without reading them first.
+    pub fn unsend(&mut self) {
+        match self.in_flight.take() {
+            Some(InFlight::Bulk { indexes, .. }) => {
+                self.bulk_requests = self.bulk_requests.saturating_sub(1);
+                for i in indexes {
+                    if let Some(e) = self.window.get_mut(&i) {
+                        e.sent = false;
+                    }
+                    self.dirty.insert(i);
+                }
+            }
+            Some(InFlight::Lookup { .. }) => self.lookups = self.lookups.saturating_sub(1),
+            Some(InFlight::Discover) | None => {}
+        }
+        self.exchange.finish();
+    }
+
+    /// The rows of the Bulk request in flight, if one is: a host that stores the write-ahead
+    /// mark apart from the row (one flag per row) may skip their rows in [`Self::take_writes`]
+    /// before sending, and marks them instead.
+    pub fn sending(&self) -> &[usize] {
+        match &self.in_flight {
+            Some(InFlight::Bulk { indexes, .. }) => indexes,
+            _ => &[],
+        }
+    }
+
     fn touch(&mut self, i: usize) {
         self.dirty.insert(i);
     }

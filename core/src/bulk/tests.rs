@@ -545,3 +545,31 @@ fn bulk_not_supported_fails_every_pending_user_with_501() {
     assert_eq!(statuses, [Some(501), Some(501), Some(400)]);
     assert!(r.progress.finished);
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_request_the_host_could_not_send_is_sent_later_without_a_lookup() {
+    let mut s = SimServer::default();
+    let input = users(10);
+    let mut flow = InMemoryRun::new(&input, &policy(), config(5), 2);
+    let mut now = 1_000;
+    // The host's budget runs out just as the first Bulk request is stepped.
+    loop {
+        match flow.next_step(now) {
+            Step::Send(req) if req.url.ends_with("/Bulk") => break,
+            Step::Send(req) => {
+                let resp = s.handle(&req).unwrap();
+                flow.on_response(resp, now);
+            }
+            Step::Wait { until } => now = until,
+            Step::Done(_) => panic!("finished before anything was sent"),
+        }
+        now += 5;
+    }
+    flow.unsend();
+    let stored = serde_json::to_string(&flow).unwrap();
+    let mut resumed: InMemoryRun = serde_json::from_str(&stored).unwrap();
+    let r = drive(&mut resumed, &mut s).0.unwrap();
+    assert_eq!(r.progress.counts.created, 10);
+    assert_eq!(r.progress.lookups, 0, "nothing to read: the rows were never sent");
+    assert_eq!(s.bulk_batches.len(), 2);
+}
