@@ -1,5 +1,6 @@
-"""Starting and stopping the local stack (CXone stand-in, `wrangler dev`) for the end-to-end
-tests and the benchmarks. Every process runs in its own process group and is stopped by group."""
+"""Starting and stopping the local stack (CXone stand-in, Graph fixture, `wrangler dev`) for the
+end-to-end tests and the benchmarks. Every process runs in its own process group and is stopped by
+group."""
 
 import os
 import signal
@@ -71,6 +72,25 @@ def start_standin(port, client_id, client_secret, log_path):
     log.close()
     try:
         wait_http(f"http://127.0.0.1:{port}/_standin/health", 30, proc, "stand-in")
+    except Exception:
+        stop_group(proc)
+        raise
+    return proc
+
+
+def start_graphfix(port, client_id, client_secret, log_path, tenant=None):
+    """The Microsoft Graph fixture, tests/graphfix/graphfix.py, on `port` (its default tenant
+    unless `tenant` is given)."""
+    wait_port_free(port)
+    log = open(log_path, "a")
+    args = [sys.executable, str(ROOT / "tests/graphfix/graphfix.py"), "--port", str(port),
+            "--client-id", client_id, "--client-secret", client_secret]
+    if tenant:
+        args += ["--tenant", tenant]
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_graph/health", 30, proc, "Graph fixture")
     except Exception:
         stop_group(proc)
         raise
