@@ -65,6 +65,7 @@ test-payloads:
 
 test-e2e: edge-build
 	cargo build -p cxone-scim-cli
+	"$(PY_VENV)/bin/python" tests/graphfix/selftest.py
 	SCIM_VALIDATE="$(SCIM_VALIDATE)" "$(PY_VENV)/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
 
 bench: setup edge-build
