@@ -375,7 +375,8 @@ impl Pacer {
             self.policy_spacing_ms = step.min(PACE_CAP_MS);
         }
         if quota.remaining == 0 && quota.reset_at > now {
-            let rounding_of_one_step = step.is_some_and(|s| quota.reset_at - now <= s.div_ceil(1000) * 1000);
+            let rounding_of_one_step =
+                step.is_some_and(|s| quota.reset_at - now <= s.div_ceil(1000).saturating_mul(1000));
             if !rounding_of_one_step {
                 self.hold_until = self.hold_until.max(quota.reset_at);
             }

@@ -29,6 +29,8 @@ pub mod defaults {
     pub const MIN_SUBREQUEST_BUDGET: u32 = 20;
     /// `BULK_BATCH_SIZE`: operations per `POST /Bulk`.
     pub const BULK_BATCH_SIZE: usize = 50;
+    /// `DELETION_THRESHOLD`: leavers one Graph sync pass may apply without approval.
+    pub const DELETION_THRESHOLD: usize = 25;
     /// `BULK_PRECHECK`: look users up before creating them (write-ahead marks and 409s tell
     /// this run's creations from existing accounts without it).
     pub const BULK_PRECHECK: bool = false;

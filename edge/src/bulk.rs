@@ -108,17 +108,7 @@ impl Drop for Running<'_> {
 
 impl DurableObject for BulkRunner {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        let _ = sql.exec(
-            "CREATE TABLE IF NOT EXISTS meta (k INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
-            None,
-        );
-        let _ = sql.exec(
-            "CREATE TABLE IF NOT EXISTS rows (idx INTEGER PRIMARY KEY, pending INTEGER NOT NULL, \
-             sent INTEGER NOT NULL DEFAULT 0, row TEXT NOT NULL)",
-            None,
-        );
-        let _ = sql.exec("CREATE INDEX IF NOT EXISTS rows_pending ON rows (pending, idx)", None);
+        tables(&state.storage().sql());
         Self {
             state,
             env,
@@ -131,7 +121,8 @@ impl DurableObject for BulkRunner {
         let number = |name: &str| {
             url.query_pairs()
                 .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse::<usize>().ok())
+                .and_then(|(_, v)| v.parse::<u32>().ok())
+                .map(|n| n as usize)
         };
         let cursor = number("cursor").unwrap_or(0);
         let limit = number("limit").unwrap_or(REPORT_PAGE).min(REPORT_PAGE);
@@ -153,9 +144,17 @@ impl DurableObject for BulkRunner {
         let Some(meta) = self.meta()? else {
             return Response::ok("");
         };
-        if meta.run.is_finished() {
-            // Kept for its report until now; gone after.
-            self.state.storage().delete_all().await?;
+        if meta.run.is_finished() && !self.running.get() {
+            let finished_at = cxone_scim_core::time::parse_rfc3339(&meta.updated_at).unwrap_or(0);
+            let keep_until = finished_at.saturating_add(KEEP_FINISHED_MS as u64);
+            if now_ms() >= keep_until {
+                // Kept for its report until now; gone after (the tables come back empty).
+                self.state.storage().delete_all().await?;
+                tables(&self.sql());
+            } else {
+                let offset = keep_until.saturating_sub(now_ms()).min(KEEP_FINISHED_MS as u64);
+                self.state.storage().set_alarm(offset as i64).await?;
+            }
             return Response::ok("");
         }
         let end = self.slice().await?;
@@ -276,7 +275,8 @@ impl BulkRunner {
         }
         let total = body.users.len();
         drop(body);
-        if total > ANSWER_INLINE_UP_TO {
+        let finished = self.meta()?.is_some_and(|m| m.run.is_finished());
+        if total > ANSWER_INLINE_UP_TO && !finished {
             // A large run goes on in the background; the answer does not wait for it.
             self.state.storage().set_alarm(0i64).await?;
             let meta = self
@@ -334,11 +334,18 @@ impl BulkRunner {
                         break SliceEnd::Paused;
                     }
                     // Write-ahead: the rows of this request are marked sent before it goes.
+                    // (A token request that goes first carries no rows.)
                     let run = flow.inner_mut();
-                    let sending = run.sending().to_vec();
+                    let sending = if req.url == config.credentials.token_url {
+                        Vec::new()
+                    } else {
+                        run.sending().to_vec()
+                    };
                     let writes = run.take_writes();
                     mark_sent(&sql, &sending)?;
                     store(&sql, writes.into_iter().filter(|(i, _)| !sending.contains(i)).collect())?;
+                    // The counts go with the rows, so they never disagree after a restart.
+                    self.save_run(&meta, flow.inner())?;
                     match send_within(&req, BULK_REQUEST_TIMEOUT).await {
                         Ok(resp) => flow.on_response(resp, now_ms()),
                         Err(e) => flow.on_transport_error(e, now_ms()),
@@ -369,8 +376,9 @@ impl BulkRunner {
             SliceEnd::Finished => storage.set_alarm(KEEP_FINISHED_MS).await?,
             SliceEnd::Paused => storage.set_alarm(0i64).await?,
             SliceEnd::Sleeping(until) => {
-                let offset = until.saturating_sub(now_ms());
-                storage.set_alarm(i64::try_from(offset).unwrap_or(i64::MAX)).await?;
+                // However far the server asks to wait, the watchdog looks in at least that often.
+                let offset = until.saturating_sub(now_ms()).min(WATCHDOG_MS as u64);
+                storage.set_alarm(offset as i64).await?;
             }
             SliceEnd::Failed(_) => storage.delete_alarm().await?,
             SliceEnd::Busy => {}
@@ -492,6 +500,28 @@ fn store(sql: &SqlStorage, rows: Vec<(usize, Entry)>) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Creates the tables (a new object, or one whose finished run was deleted). `sent` is added
+/// to tables made before it existed.
+fn tables(sql: &SqlStorage) {
+    let _ = sql.exec(
+        "CREATE TABLE IF NOT EXISTS meta (k INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
+        None,
+    );
+    let _ = sql.exec(
+        "CREATE TABLE IF NOT EXISTS rows (idx INTEGER PRIMARY KEY, pending INTEGER NOT NULL, \
+         sent INTEGER NOT NULL DEFAULT 0, row TEXT NOT NULL)",
+        None,
+    );
+    let has_sent: Vec<serde_json::Value> = sql
+        .exec("SELECT name FROM pragma_table_info('rows') WHERE name = 'sent'", None)
+        .and_then(|c| c.to_array())
+        .unwrap_or_default();
+    if has_sent.is_empty() {
+        let _ = sql.exec("ALTER TABLE rows ADD COLUMN sent INTEGER NOT NULL DEFAULT 0", None);
+    }
+    let _ = sql.exec("CREATE INDEX IF NOT EXISTS rows_pending ON rows (pending, idx)", None);
 }
 
 /// The Worker's side: the Durable Object of one run.

@@ -13,6 +13,7 @@ pub struct Intake<'a> {
     policy: &'a RolePolicy,
     precheck: bool,
     first_by_name: HashMap<String, usize>,
+    first_by_external_id: HashMap<String, usize>,
     counts: Counts,
     next_index: usize,
 }
@@ -23,6 +24,7 @@ impl<'a> Intake<'a> {
             policy,
             precheck,
             first_by_name: HashMap::new(),
+            first_by_external_id: HashMap::new(),
             counts: Counts::default(),
             next_index: 0,
         }
@@ -54,6 +56,28 @@ impl<'a> Intake<'a> {
             Err(v) => {
                 e.fail(400, Some("invalidValue".into()), v.to_string());
                 return e;
+            }
+        }
+        // One externalId is one person: under another userName it cannot be told which is right.
+        if let Some(ext) = &e.external_id {
+            match self.first_by_external_id.get(ext) {
+                Some(&first)
+                    if self
+                        .first_by_name
+                        .get(&e.user_name.to_lowercase())
+                        .is_none_or(|&same| same != first) =>
+                {
+                    e.fail(
+                        400,
+                        Some("uniqueness".into()),
+                        format!("externalId {ext:?} is already given to input user {first} with another userName"),
+                    );
+                    return e;
+                }
+                Some(_) => {}
+                None => {
+                    self.first_by_external_id.insert(ext.clone(), index);
+                }
             }
         }
         match self.first_by_name.get(&e.user_name.to_lowercase()) {

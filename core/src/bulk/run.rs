@@ -243,7 +243,18 @@ impl BulkRun {
     /// rows lose their write-ahead marks and go back to waiting, so a later invocation sends
     /// them without reading them first.
     pub fn unsend(&mut self) {
+        let tried = self.exchange.attempts() > 0;
         match self.in_flight.take() {
+            // An earlier try of this request went out: what it did is not known.
+            Some(InFlight::Bulk { indexes, .. }) if tried => {
+                for i in indexes {
+                    if let Some(e) = self.window.get_mut(&i) {
+                        e.sent = true;
+                        e.outcome_unknown();
+                    }
+                    self.dirty.insert(i);
+                }
+            }
             Some(InFlight::Bulk { indexes, .. }) => {
                 self.bulk_requests = self.bulk_requests.saturating_sub(1);
                 for i in indexes {
@@ -381,8 +392,11 @@ impl BulkRun {
             }
         };
         let page_len = list.resources.len() as u64;
+        let known: std::collections::HashSet<Option<String>> = found.iter().map(|(_, u)| u.id.clone()).collect();
+        let mut new_accounts = false;
         let mut ignored_filter = false;
         for user in list.resources {
+            new_accounts |= !known.contains(&user.id);
             let mut answered = false;
             for &i in &indexes {
                 if self.window.get(&i).is_some_and(|e| lookup::answers(e, &user)) {
@@ -407,7 +421,8 @@ impl BulkRun {
             return;
         }
         let seen = start_index - 1 + page_len;
-        if page_len > 0 && seen < list.total_results {
+        // A server that ignores startIndex would repeat its page for ever.
+        if page_len > 0 && seen < list.total_results && new_accounts {
             let req = lookup::request(
                 &self.config.base_url,
                 indexes.iter().filter_map(|i| self.window.get(i)),
@@ -512,7 +527,28 @@ impl BulkRun {
     }
 
     fn give_up_in_flight(&mut self, err: &FlowError) {
+        let tried = self.exchange.attempts() > 0;
         match self.in_flight.take() {
+            // Every try may have been applied (timeouts, 5xx after the work): read the users
+            // before deciding; only a request every try of which was refused unprocessed fails.
+            Some(InFlight::Bulk { indexes, .. })
+                if tried
+                    && !matches!(
+                        err,
+                        FlowError::RetriesExhausted {
+                            last_status: Some(429),
+                            ..
+                        }
+                    ) =>
+            {
+                for i in indexes {
+                    if let Some(e) = self.window.get_mut(&i) {
+                        e.sent = true;
+                        e.outcome_unknown();
+                    }
+                    self.touch(i);
+                }
+            }
             Some(InFlight::Lookup { indexes, .. }) | Some(InFlight::Bulk { indexes, .. }) => {
                 let status = err.upstream_status().unwrap_or(502);
                 for i in indexes {

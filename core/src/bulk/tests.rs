@@ -573,3 +573,46 @@ fn a_request_the_host_could_not_send_is_sent_later_without_a_lookup() {
     assert_eq!(r.progress.lookups, 0, "nothing to read: the rows were never sent");
     assert_eq!(s.bulk_batches.len(), 2);
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn one_external_id_under_two_user_names_is_refused_not_merged() {
+    let mut s = SimServer::default();
+    let mut input = users(3);
+    input[2].external_id = input[0].external_id.clone();
+    let r = run(&mut s, &input, config(50));
+    assert_eq!(outcomes(&r), [Outcome::Created, Outcome::Created, Outcome::Failed]);
+    assert_eq!(r.users[2].scim_type.as_deref(), Some("uniqueness"));
+    assert_eq!(s.count(), 2);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_bulk_request_that_kept_timing_out_is_read_not_failed() {
+    let mut s = SimServer::default();
+    let input = users(3);
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    };
+    let mut flow = InMemoryRun::new(&input, &policy(), BulkConfig { retry, ..config(50) }, 6);
+    let mut now = 1_000;
+    let mut bulk_tries = 0;
+    let r = loop {
+        match flow.next_step(now) {
+            Step::Send(req) if req.url.ends_with("/Bulk") && bulk_tries < 2 => {
+                // The server applies the batch, but its answer never arrives.
+                bulk_tries += 1;
+                let _ = s.handle(&req).unwrap();
+                flow.on_transport_error(crate::http::TransportError("no answer within 60 s".into()), now);
+            }
+            Step::Send(req) => {
+                let resp = s.handle(&req).unwrap();
+                flow.on_response(resp, now);
+            }
+            Step::Wait { until } => now = until,
+            Step::Done(r) => break r.unwrap(),
+        }
+        now += 5;
+    };
+    assert_eq!(outcomes(&r), [Outcome::Created; 3], "{:?}", r.users);
+    assert_eq!(s.count(), 3);
+}

@@ -8,6 +8,9 @@ use crate::UnixMillis;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Exchange {
+    /// Not kept in a checkpoint: a restored flow starts its request again (and a Bulk body
+    /// would make every checkpoint as large as the request).
+    #[serde(skip)]
     pending: Option<HttpRequest>,
     wait_until: Option<UnixMillis>,
     retry: RetryState,
@@ -33,6 +36,11 @@ impl Exchange {
     pub fn finish(&mut self) {
         self.pending = None;
         self.wait_until = None;
+    }
+
+    /// Tries made of the request in flight.
+    pub fn attempts(&self) -> u32 {
+        self.retry.attempts
     }
 
     pub fn describe(&self) -> String {
