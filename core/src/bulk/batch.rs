@@ -56,8 +56,8 @@ fn operation(index: usize, e: &Entry) -> Option<BulkOperation> {
 }
 
 /// The next batch of ready rows (those to create or patch, not waiting for a retry), in index
-/// order. An operation that alone exceeds the payload limit fails its row (the caller notes
-/// the rows it changed through `failed`).
+/// order. A row whose operation cannot be built, or alone exceeds the payload limit, fails (the
+/// caller notes the rows it changed through `failed`).
 pub(super) fn next(
     window: &mut BTreeMap<usize, Entry>,
     base_url: &str,
@@ -76,7 +76,12 @@ pub(super) fn next(
         if !matches!(e.stage, Stage::Create | Stage::Patch { .. }) || e.not_before > now {
             continue;
         }
-        let Some(op) = operation(i, e) else { continue };
+        let Some(op) = operation(i, e) else {
+            // Nothing can be sent for it (no payload could be built): it would wait for ever.
+            e.fail(500, None, "no operation could be built for this user");
+            failed.push(i);
+            continue;
+        };
         // The payload dominates; the rest of the operation is a short, bounded envelope.
         let size = op.data.as_ref().map_or(0, |d| d.get().len()) + op.path.len() + 64;
         if size > budget {
