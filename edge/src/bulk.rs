@@ -54,6 +54,13 @@ pub struct BulkBody {
     dry_run: Option<bool>,
 }
 
+/// Reads a bulk request body (the whole of it, or the part a caller needs); the error names the
+/// JSON path at fault, for a 400 `invalidSyntax`.
+pub fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+        .map_err(|e| format!("invalid bulk request at {}: {}", e.path(), e.inner()))
+}
+
 pub fn bulk_config(config: &Config) -> BulkConfig {
     BulkConfig {
         batch_size: config.bulk.batch_size,
@@ -211,21 +218,13 @@ impl BulkRunner {
     }
 
     fn save_meta(&self, meta: &RunMeta) -> Result<()> {
-        self.sql().exec(
-            "INSERT INTO meta (k, doc) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc",
-            vec![serde_json::to_string(meta)?.into()],
-        )?;
-        Ok(())
+        self.save_run(meta, &meta.run)
     }
 
     async fn start(&self, run_id: &str, bytes: &[u8]) -> Result<Response> {
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        let body: BulkBody = match serde_path_to_error::deserialize(de) {
+        let body: BulkBody = match parse_body(bytes) {
             Ok(b) => b,
-            Err(e) => {
-                let detail = format!("invalid bulk request at {}: {}", e.path(), e.inner());
-                return crate::reply::error(400, Some("invalidSyntax"), detail);
-            }
+            Err(detail) => return crate::reply::error(400, Some("invalidSyntax"), detail),
         };
         let config = match Config::load(&self.env) {
             Ok(c) => c,

@@ -1,7 +1,7 @@
 //! A bulk run whose rows live in memory: the CLI's host, the tests', and the dry run's. The
 //! Worker keeps rows in a Durable Object instead and feeds [`BulkRun`] the same way.
 
-use super::batch::{self, Limits};
+use super::batch;
 use super::entry::{Entry, Stage};
 use super::input::BulkUser;
 use super::intake::Intake;
@@ -115,11 +115,7 @@ impl InMemoryRun {
     /// rows, a batch's worth in memory at a time.
     pub fn planned_requests(&self) -> Vec<HttpRequest> {
         let config = self.run.config();
-        let limits = Limits {
-            operations: config.batch_size.max(1),
-            payload_bytes: config.max_payload_bytes,
-            fail_on_errors: config.fail_on_errors,
-        };
+        let limits = config.limits();
         let mut requests = Vec::new();
         let mut window: BTreeMap<usize, Entry> = BTreeMap::new();
         let flush = |window: &mut BTreeMap<usize, Entry>, requests: &mut Vec<HttpRequest>, all: bool| loop {

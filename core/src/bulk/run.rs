@@ -74,7 +74,7 @@ impl BulkConfig {
         }
     }
 
-    fn limits(&self) -> Limits {
+    pub(super) fn limits(&self) -> Limits {
         Limits {
             operations: self.batch_size.max(1),
             payload_bytes: self.max_payload_bytes,

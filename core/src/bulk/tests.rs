@@ -218,34 +218,39 @@ fn an_unanswered_create_that_landed_is_reported_created_once() {
     assert!(r.users[1].id.is_some());
 }
 
+/// Runs `flow` until its `nth` Bulk request has been written ahead and sent, lets the server
+/// apply it, then "crashes": the answer is lost, and the flow comes back from the rows as stored
+/// just before the send.
+fn crash_at_bulk(flow: &mut InMemoryRun, s: &mut SimServer, nth: usize, mut now: u64) -> InMemoryRun {
+    let mut sent_bulks = 0;
+    loop {
+        match flow.next_step(now) {
+            Step::Send(req) => {
+                let checkpoint = serde_json::to_string(&*flow).unwrap();
+                let resp = s.handle(&req).unwrap();
+                if req.url.ends_with("/Bulk") {
+                    sent_bulks += 1;
+                    if sent_bulks == nth {
+                        return serde_json::from_str(&checkpoint).unwrap();
+                    }
+                }
+                flow.on_response(resp, now);
+            }
+            Step::Wait { until } => now = until,
+            Step::Done(_) => panic!("finished before the crash"),
+        }
+        now += 5;
+    }
+}
+
 #[wasm_bindgen_test(unsupported = test)]
 fn a_restart_mid_batch_resumes_from_the_checkpoint_without_duplicates() {
     for precheck in [true, false] {
         let mut s = SimServer::default();
         let input = users(12);
         let mut flow = InMemoryRun::new(&input, &policy(), BulkConfig { precheck, ..config(5) }, 9);
-        let mut now = 1_000_000;
-        let mut checkpoint: Option<String>;
-        // Run until the second Bulk request has been written ahead and sent; let the server
-        // apply it, then "crash": its answer is lost and the flow restarts from the rows as
-        // stored just before the send.
-        loop {
-            match flow.next_step(now) {
-                Step::Send(req) => {
-                    checkpoint = Some(serde_json::to_string(&flow).unwrap());
-                    let resp = s.handle(&req).unwrap();
-                    if req.url.ends_with("/Bulk") && s.bulk_batches.len() == 2 {
-                        break;
-                    }
-                    flow.on_response(resp, now);
-                }
-                Step::Wait { until } => now = until,
-                Step::Done(_) => panic!("finished before the crash"),
-            }
-            now += 5;
-        }
+        let mut resumed = crash_at_bulk(&mut flow, &mut s, 2, 1_000_000);
         assert_eq!(s.count(), 10, "two batches landed");
-        let mut resumed: InMemoryRun = serde_json::from_str(&checkpoint.unwrap()).unwrap();
         let r = drive(&mut resumed, &mut s).0.unwrap();
         assert_eq!(
             r.progress.counts.created, 12,
@@ -268,24 +273,7 @@ fn a_user_that_was_there_before_the_run_is_not_claimed_after_a_lost_answer() {
     before["meta"] = serde_json::json!({"created": "2020-01-01T00:00:00Z"});
     s.insert(&before.to_string());
     let mut flow = InMemoryRun::new(&input, &policy(), config(50), 4);
-    let mut now = 1_700_000_000_000;
-    let mut checkpoint: Option<String>;
-    loop {
-        match flow.next_step(now) {
-            Step::Send(req) => {
-                checkpoint = Some(serde_json::to_string(&flow).unwrap());
-                let resp = s.handle(&req).unwrap();
-                if req.url.ends_with("/Bulk") {
-                    break;
-                }
-                flow.on_response(resp, now);
-            }
-            Step::Wait { until } => now = until,
-            Step::Done(_) => panic!("finished before the crash"),
-        }
-        now += 5;
-    }
-    let mut resumed: InMemoryRun = serde_json::from_str(&checkpoint.unwrap()).unwrap();
+    let mut resumed = crash_at_bulk(&mut flow, &mut s, 1, 1_700_000_000_000);
     let r = drive(&mut resumed, &mut s).0.unwrap();
     assert_eq!(outcomes(&r), [Outcome::Created, Outcome::Exists]);
 }

@@ -1,7 +1,7 @@
 //! `POST /provision/bulk` and `GET /provision/bulk/{runId}` (admin). A dry run is planned
 //! here; a real run goes to its own Durable Object (`crate::bulk`).
 
-use crate::bulk::{bulk_config, BulkBody, Runner};
+use crate::bulk::{bulk_config, parse_body, BulkBody, Runner};
 use crate::config::Config;
 use crate::driver::seed;
 use crate::reply;
@@ -39,8 +39,7 @@ pub fn dry_run_query(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
-fn invalid(e: serde_path_to_error::Error<serde_json::Error>) -> Result<Response> {
-    let detail = format!("invalid bulk request at {}: {}", e.path(), e.inner());
+fn invalid(detail: String) -> Result<Response> {
     reply::error(400, Some("invalidSyntax"), detail)
 }
 
@@ -49,7 +48,7 @@ pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
     let Some(bytes) = reply::body_within(&mut req, MAX_BODY).await? else {
         return reply::api_error(&ApiError::too_large(MAX_BODY));
     };
-    let head: Head = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)) {
+    let head: Head = match parse_body(&bytes) {
         Ok(h) => h,
         Err(e) => return invalid(e),
     };
@@ -64,7 +63,7 @@ pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
     audit.subject = Some(format!("run:{run_id}"));
     audit.operation = Some("bulk".into());
     if query_dry_run || head.dry_run == Some(true) {
-        let body: BulkBody = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)) {
+        let body: BulkBody = match parse_body(&bytes) {
             Ok(b) => b,
             Err(e) => return invalid(e),
         };
