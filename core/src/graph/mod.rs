@@ -4,9 +4,11 @@ mod delta;
 mod guard;
 mod members;
 mod reader;
+mod scope;
 mod wire;
 
 pub use delta::{DeltaPage, DeltaUser, Removed};
 pub use guard::{DeletionThreshold, ThresholdError};
 pub use members::{MemberOfFlow, Membership};
 pub use reader::{Change, DeltaReader, PageRead, Position, Removal};
+pub use scope::{Scope, ScopeError, UserScope};
