@@ -5,6 +5,7 @@ mod guard;
 mod members;
 mod reader;
 mod scope;
+mod subscribe;
 mod wire;
 
 pub use delta::{DeltaPage, DeltaUser, Removed};
@@ -12,3 +13,6 @@ pub use guard::{DeletionThreshold, ThresholdError};
 pub use members::{MemberOfFlow, Membership};
 pub use reader::{Change, DeltaReader, PageRead, Position, Removal};
 pub use scope::{Scope, ScopeError, UserScope};
+pub use subscribe::{
+    Subscription, SubscriptionFlow, Watched, CHANGE_TYPE, LIFETIME_MS, MAX_LIFETIME_MINUTES, RENEW_WITHIN_MS,
+};
