@@ -3,6 +3,7 @@
 mod delta;
 mod guard;
 mod members;
+mod notify;
 mod reader;
 mod scope;
 mod subscribe;
@@ -11,6 +12,10 @@ mod wire;
 pub use delta::{DeltaPage, DeltaUser, Removed};
 pub use guard::{DeletionThreshold, ThresholdError};
 pub use members::{MemberOfFlow, Membership};
+pub use notify::{
+    read_notifications, validation_token, Lifecycle, LifecycleEvent, Notifications, NotifyError, ResourceChange,
+    MAX_VALIDATION_TOKEN,
+};
 pub use reader::{Change, DeltaReader, PageRead, Position, Removal};
 pub use scope::{Scope, ScopeError, UserScope};
 pub use subscribe::{
