@@ -5,6 +5,7 @@
 //! value (most of them are secrets). Blank values count as unset.
 
 use crate::admin::AdminTokens;
+use crate::graph::{AttributeMap, MapError};
 use crate::policy::{PolicyError, RolePolicy};
 use crate::retry::RetryPolicy;
 use crate::secret::SecretString;
@@ -56,6 +57,8 @@ pub struct Settings {
     pub subrequest_budget: u32,
     pub bulk: BulkSettings,
     pub ledger: LedgerSettings,
+    /// `ATTRIBUTE_MAP`: Graph user properties onto SCIM attributes; unset, the default map.
+    pub attribute_map: AttributeMap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +128,8 @@ pub enum SettingsProblem {
     WebhookSecrets(SecretError),
     #[error("ADMIN_TOKEN holds no token")]
     NoAdminToken,
+    #[error("{0}")]
+    AttributeMap(MapError),
 }
 
 /// A CXone endpoint URL, trimmed and without a trailing slash: `https://`, or `http://` to a
@@ -281,6 +286,13 @@ impl Settings {
             lease_ms: r.at_least("LEDGER_LEASE_MS", lease_ms, defaults::MIN_LEDGER_LEASE_MS),
             wait_ms: r.whole("LEDGER_WAIT_MS", defaults::LEDGER_WAIT_MS),
         };
+        let attribute_map = match r.text("ATTRIBUTE_MAP") {
+            None => AttributeMap::default(),
+            Some(text) => AttributeMap::parse(&text).unwrap_or_else(|e| {
+                r.problems.push(SettingsProblem::AttributeMap(e));
+                AttributeMap::default()
+            }),
+        };
         match (client_id, client_secret, policy, webhook_secrets, admin_tokens) {
             (Some(client_id), Some(client_secret), Some(policy), Some(webhook_secrets), Some(admin_tokens))
                 if r.problems.is_empty() =>
@@ -300,6 +312,7 @@ impl Settings {
                     subrequest_budget,
                     bulk,
                     ledger,
+                    attribute_map,
                 })
             }
             _ => Err(r.problems),
@@ -351,6 +364,34 @@ mod tests {
         );
         assert_eq!(s.ledger, LedgerSettings::default());
         assert_eq!((s.ledger.lease_ms, s.ledger.wait_ms), (30_000, 3_000));
+        assert_eq!(s.attribute_map, AttributeMap::default());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_the_attribute_map_and_reports_its_problems() {
+        use crate::graph::{Owner, Target};
+        let mut vars = full();
+        vars.insert(
+            "ATTRIBUTE_MAP",
+            r#"{"id":"externalId","userPrincipalName":"userName","jobTitle":{"to":"title","owner":"cxone"}}"#,
+        );
+        let s = read(&vars).unwrap();
+        assert_eq!(s.attribute_map.owner(Target::Title), Some(Owner::Cxone));
+        assert_eq!(s.attribute_map.select(), ["id", "userPrincipalName", "jobTitle"]);
+        vars.insert(
+            "ATTRIBUTE_MAP",
+            r#"{"id":"externalId","userPrincipalName":"userName","jobTitle":"nickName"}"#,
+        );
+        assert_eq!(
+            read(&vars).unwrap_err(),
+            [r#"ATTRIBUTE_MAP.jobTitle: "nickName" is not a SCIM attribute the map fills"#]
+        );
+        vars.insert("ATTRIBUTE_MAP", " ");
+        assert_eq!(
+            read(&vars).unwrap().attribute_map,
+            AttributeMap::default(),
+            "blank is unset"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -432,6 +473,7 @@ mod tests {
             ("BULK_FAIL_ON_ERRORS", "some"),
             ("LEDGER_LEASE_MS", "999"),
             ("LEDGER_WAIT_MS", "1.5"),
+            ("ATTRIBUTE_MAP", "{\"id\":\"externalId\"}"),
         ]);
         let problems = read(&vars).unwrap_err();
         assert_eq!(
@@ -451,6 +493,7 @@ mod tests {
                 "BULK_FAIL_ON_ERRORS must be a whole number",
                 "LEDGER_LEASE_MS must be at least 1000",
                 "LEDGER_WAIT_MS must be a whole number",
+                "ATTRIBUTE_MAP must map a Graph property to userName",
             ]
         );
         assert!(!problems.join("\n").contains("topsecret"));

@@ -1,18 +1,23 @@
-//! Microsoft Graph: `/users/delta` pages read one flow per page, group memberships, scope, the
-//! sync pass and its deletion guard, change notifications and their subscriptions.
+//! Microsoft Graph: `/users/delta` pages read one flow per page, the attribute map that turns an
+//! entry into a lifecycle event, group memberships and scope, the sync pass and its deletion
+//! guard, change notifications and their subscriptions.
 
 mod delta;
 mod guard;
+mod map;
 mod members;
 mod notify;
 mod pass;
 mod reader;
 mod scope;
 mod subscribe;
+mod target;
+mod to_event;
 mod wire;
 
 pub use delta::{DeltaPage, DeltaUser, Removed};
 pub use guard::{DeletionThreshold, ThresholdError};
+pub use map::{AttributeMap, MapError, Mapping};
 pub use members::{MemberOfFlow, Membership};
 pub use notify::{
     read_notifications, validation_token, Lifecycle, LifecycleEvent, Notifications, NotifyError, ResourceChange,
@@ -24,3 +29,4 @@ pub use scope::{Scope, ScopeError, UserScope};
 pub use subscribe::{
     Subscription, SubscriptionFlow, Watched, CHANGE_TYPE, LIFETIME_MS, MAX_LIFETIME_MINUTES, RENEW_WITHIN_MS,
 };
+pub use target::{Owner, Target};
