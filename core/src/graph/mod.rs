@@ -8,11 +8,13 @@ mod map;
 mod members;
 mod notify;
 mod pass;
+mod plan;
 mod reader;
 mod scope;
 mod subscribe;
 mod target;
 mod to_event;
+mod user_read;
 mod wire;
 
 pub use delta::{DeltaPage, DeltaUser, Removed};
@@ -24,9 +26,11 @@ pub use notify::{
     MAX_VALIDATION_TOKEN,
 };
 pub use pass::{Leaver, Outcome, Plan, Skip, Slot, Summary, SyncPass, Work};
+pub use plan::{DeleteMode, KnownPerson, PlanError, Planner};
 pub use reader::{Change, DeltaReader, PageRead, Position, Removal};
 pub use scope::{Scope, ScopeError, UserScope};
 pub use subscribe::{
     Subscription, SubscriptionFlow, Watched, CHANGE_TYPE, LIFETIME_MS, MAX_LIFETIME_MINUTES, RENEW_WITHIN_MS,
 };
 pub use target::{Owner, Target};
+pub use user_read::UserReadFlow;

@@ -149,7 +149,7 @@ pub enum Work {
     Apply {
         slot: Slot,
         event_id: String,
-        event: LifecycleEvent,
+        event: Box<LifecycleEvent>,
     },
     /// Store the next round's cursor.
     StoreCursor(String),
@@ -341,7 +341,7 @@ impl SyncPass {
                         SlotState::Planned(Plan::Upsert(event)) => Work::Apply {
                             slot: Slot::Change(index),
                             event_id: delivery_id(&self.page_link, &slot.change),
-                            event: (**event).clone(),
+                            event: event.clone(),
                         },
                         // Leavers and skips are settled when planned.
                         SlotState::Planned(_) | SlotState::Done(_) => {
@@ -361,7 +361,7 @@ impl SyncPass {
                             return Work::Apply {
                                 slot: Slot::Leaver(i),
                                 event_id: leaver.event_id.clone(),
-                                event: (*leaver.event).clone(),
+                                event: leaver.event.clone(),
                             };
                         }
                         None => {
