@@ -173,8 +173,10 @@ pub struct Summary {
     pub resynced: bool,
     /// The round's cursor was stored.
     pub cursor_advanced: bool,
-    /// Graph requests made for memberships (delta pages not included).
+    /// Graph requests made for memberships and full reads (delta pages not included).
     pub membership_requests: u64,
+    /// Invocations the pass took (each within its own subrequest budget).
+    pub slices: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -290,6 +292,22 @@ impl SyncPass {
 
     pub fn summary(&self) -> &Summary {
         &self.summary
+    }
+
+    /// The host starts another invocation's share of the pass.
+    pub fn began_slice(&mut self) {
+        self.summary.slices += 1;
+    }
+
+    /// The Entra object id a slot is about.
+    pub fn graph_id_of(&self, slot: Slot) -> Option<String> {
+        match slot {
+            Slot::Change(i) => self.page.get(i).map(|s| match &s.change {
+                Change::Upsert { user } => user.id.clone(),
+                Change::Removed { id, .. } => id.clone(),
+            }),
+            Slot::Leaver(i) => self.leavers.get(i).map(|l| l.graph_id.clone()),
+        }
     }
 
     /// Leavers the guard held in this pass, for the host to keep until approved or rejected.
