@@ -32,6 +32,10 @@ pub struct RoleDef {
     pub display_name: Option<String>,
     #[serde(default)]
     pub inherits_from: Vec<String>,
+    /// Which role a single-valued role target receives when several are granted: the highest
+    /// priority wins (absent counts as 0), ties go to the lowest `roleId` (byte order).
+    #[serde(default)]
+    pub priority: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -48,6 +52,9 @@ pub struct RolePolicy {
     pub max_roles_per_user: usize,
     #[serde(default = "default_max_depth")]
     pub max_inheritance_depth: usize,
+    /// Write every role a granted role inherits as well, not only the granted ones.
+    #[serde(default)]
+    pub expand_inherited: bool,
 }
 
 fn default_max_roles() -> usize {
@@ -148,9 +155,31 @@ impl RolePolicy {
                         format!("unknown role {parent:?}"),
                     ));
                 }
+                if r.inherits_from[..j].contains(parent) {
+                    return Err(rule(
+                        format!("$.roles[{i}].inheritsFrom[{j}]"),
+                        format!("role {parent:?} is listed twice"),
+                    ));
+                }
             }
         }
         self.check_inheritance()?;
+        if self.expand_inherited {
+            // Every role written with its inherited roles must fit in one user.
+            for (i, r) in self.roles.iter().enumerate() {
+                let size = self.closure(&r.role_id).map_or(0, |c| c.len());
+                if size > self.max_roles_per_user {
+                    return Err(rule(
+                        format!("$.roles[{i}].inheritsFrom"),
+                        format!(
+                            "with expandInherited, role {:?} and what it inherits are {size} roles, \
+                             more than maxRolesPerUser {}",
+                            r.role_id, self.max_roles_per_user
+                        ),
+                    ));
+                }
+            }
+        }
         let ignored: HashSet<String> = self.ignore_groups.iter().map(|g| g.to_lowercase()).collect();
         let mut seen = HashMap::new();
         for (i, m) in self.mappings.iter().enumerate() {
@@ -331,5 +360,51 @@ mod tests {
         assert!(err(deep).to_string().contains("A -> B -> C"), "{}", err(deep));
         let ok = deep.replace("\"maxInheritanceDepth\":1", "\"maxInheritanceDepth\":2");
         assert!(RolePolicy::from_json(&ok).is_ok());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn priority_and_expand_inherited_are_optional() {
+        let p = RolePolicy::from_json(EXAMPLE).unwrap();
+        assert!(!p.expand_inherited);
+        assert!(p.roles.iter().all(|r| r.priority.is_none()));
+        let doc = r#"{"version":1,"mode":"strict","mappings":[],"expandInherited":true,
+            "roles":[{"roleId":"A","priority":-3},{"roleId":"B","inheritsFrom":["A"],"priority":7}]}"#;
+        let p = RolePolicy::from_json(doc).unwrap();
+        assert!(p.expand_inherited);
+        assert_eq!(p.roles[0].priority, Some(-3));
+        assert_eq!(p.roles[1].priority, Some(7));
+        let e = err(r#"{"version":1,"mode":"strict","mappings":[],"roles":[{"roleId":"A","priority":"high"}]}"#);
+        assert!(
+            matches!(&e, PolicyError::Shape { path, .. } if path == "$.roles[0].priority"),
+            "{e:?}"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn parents_listed_twice_and_closures_too_large_to_write_are_refused() {
+        let twice = r#"{"version":1,"mode":"strict","mappings":[],"roles":[
+            {"roleId":"A"},{"roleId":"B","inheritsFrom":["A","A"]}]}"#;
+        match err(twice) {
+            PolicyError::Rule { path, message } => {
+                assert_eq!(path, "$.roles[1].inheritsFrom[1]");
+                assert!(message.contains("twice"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // C and what it inherits are three roles: fine to write unless expanded past the limit.
+        let doc = r#"{"version":1,"mode":"strict","mappings":[],"maxRolesPerUser":2,"expandInherited":false,
+            "roles":[{"roleId":"A"},{"roleId":"B"},{"roleId":"C","inheritsFrom":["A","B"]}]}"#;
+        assert!(RolePolicy::from_json(doc).is_ok());
+        let expanded = doc.replace("\"expandInherited\":false", "\"expandInherited\":true");
+        match err(&expanded) {
+            PolicyError::Rule { path, message } => {
+                assert_eq!(path, "$.roles[2].inheritsFrom");
+                assert!(
+                    message.contains("3 roles") && message.contains("maxRolesPerUser 2"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

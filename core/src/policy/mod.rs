@@ -3,12 +3,21 @@
 //! ```json
 //! {"version":1,"mode":"strict","ignoreGroups":["All Staff"],
 //!  "mappings":[{"group":"cxone-agent","role":"Agent"},{"groupId":"<object id>","role":"Supervisor"}],
-//!  "roles":[{"roleId":"Agent","displayName":"Agent","inheritsFrom":[]}],
-//!  "maxRolesPerUser":5,"maxInheritanceDepth":3}
+//!  "roles":[{"roleId":"Agent","displayName":"Agent","inheritsFrom":[]},
+//!           {"roleId":"Supervisor","inheritsFrom":["Agent"],"priority":10}],
+//!  "maxRolesPerUser":5,"maxInheritanceDepth":3,"expandInherited":false}
 //! ```
+//!
+//! [`RolePolicy::resolve`] maps groups to granted roles; [`RolePolicy::verdict`] adds what
+//! inheritance means (a granted role covers its closure, a request beyond that is an
+//! escalation); [`RoleTarget`] says where the roles are written.
 
 mod document;
 mod resolve;
+mod target;
+mod verdict;
 
 pub use document::{Mapping, Mode, PolicyError, RoleDef, RolePolicy};
 pub use resolve::{GroupInput, RbacViolation, Resolution};
+pub use target::{RoleTarget, RoleTargetError, TargetWrite};
+pub use verdict::{Verdict, Via};

@@ -37,7 +37,9 @@ pub struct Resolution {
 }
 
 /// The user's groups break the policy: answered as HTTP 400 "RBAC violation".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// As JSON: `{"kind":"unmapped_groups","groups":[...]}`, `{"kind":"too_many_roles","count":6,"max":5}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RbacViolation {
     #[error("RBAC violation: group(s) {} not mapped to a CXone role", quoted(.groups))]
     UnmappedGroups { groups: Vec<String> },
