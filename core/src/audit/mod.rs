@@ -1,12 +1,25 @@
 //! Audit records: one JSON line per handled request, for the log pipeline and auditors.
 //! They name the subject and the decision, never a secret, token or request body.
+//!
+//! Role changes also go to a tamper-evident trail ([`chain`]): each [`AuditEntry`] carries the
+//! hash of the one before it, so a changed, removed or reordered entry is found by
+//! [`verify_chain`]. [`notice`] turns an entry into the signed notice sent to the IAM system.
+
+pub mod chain;
+pub mod notice;
+
+pub use chain::{
+    canonical_json, chain_from, chain_next, payload_sha256, verify_chain, AuditDraft, AuditEntry, BreakReason,
+    ChainBreak, Trigger, Who, GENESIS_HASH,
+};
+pub use notice::{NoticeType, RoleSyncData, RoleSyncNotice, SignedNotice};
 
 use crate::flows::Action;
 pub use crate::time::iso8601;
 use crate::UnixMillis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,
