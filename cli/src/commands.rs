@@ -2,6 +2,7 @@
 
 use crate::driver::{now_ms, run, seed, Http};
 use crate::Target;
+use cxone_scim_core::audit::{verify_chain, AuditEntry};
 use cxone_scim_core::bulk::{BulkConfig, BulkUser, InMemoryRun};
 use cxone_scim_core::flows::Authorized;
 use cxone_scim_core::policy::RolePolicy;
@@ -11,7 +12,7 @@ use cxone_scim_core::token::ClientCredentials;
 use cxone_scim_core::webhook::{sign as sign_body, WebhookSecret};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::process::ExitCode;
 
 type Res = Result<ExitCode, String>;
@@ -77,6 +78,78 @@ pub fn sign(secret: &str, id: Option<String>, timestamp: Option<i64>) -> Res {
     println!("webhook-timestamp: {ts}");
     println!("webhook-signature: {}", sign_body(&secret, &id, ts, &body));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Audit entries from JSON lines (blank lines skipped), remembering each entry's line and
+/// stopping at the first line that is not an entry.
+struct EntryLines<R> {
+    lines: std::io::Lines<R>,
+    line_no: usize,
+    line_of: Vec<usize>,
+    error: Option<(usize, String)>,
+}
+
+impl<R: BufRead> Iterator for EntryLines<R> {
+    type Item = AuditEntry;
+
+    fn next(&mut self) -> Option<AuditEntry> {
+        if self.error.is_some() {
+            return None;
+        }
+        loop {
+            let line = match self.lines.next()? {
+                Ok(line) => line,
+                Err(e) => {
+                    self.error = Some((self.line_no + 1, e.to_string()));
+                    return None;
+                }
+            };
+            self.line_no += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<AuditEntry>(&line) {
+                Ok(entry) => {
+                    self.line_of.push(self.line_no);
+                    return Some(entry);
+                }
+                Err(e) => {
+                    self.error = Some((self.line_no, format!("not an audit entry: {e}")));
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Checks an audit trail file: `Ok((true, "ok: N records"))`, or `Ok((false, what broke where))`.
+fn check_audit(file: &str, prev_hash: Option<&str>) -> Result<(bool, String), String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?;
+    let mut entries = EntryLines {
+        lines: BufReader::new(f).lines(),
+        line_no: 0,
+        line_of: Vec::new(),
+        error: None,
+    };
+    let result = verify_chain(&mut entries, prev_hash);
+    match (result, entries.error) {
+        (Err(brk), _) => {
+            let line = entries.line_of.get(brk.index).copied().unwrap_or(0);
+            Ok((false, format!("broken: {file} line {line}: {brk}")))
+        }
+        (Ok(n), Some((line, why))) => Ok((
+            false,
+            format!("broken: {file} line {line} (after {n} good records): {why}"),
+        )),
+        (Ok(n), None) => Ok((true, format!("ok: {n} records"))),
+    }
+}
+
+/// `audit verify`: exits 1 at the first broken record.
+pub fn audit_verify(file: &str, prev_hash: Option<&str>) -> Res {
+    let (ok, message) = check_audit(file, prev_hash)?;
+    println!("{message}");
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Exits 1 when any user failed or conflicts with another account, so scripts notice.
@@ -224,6 +297,70 @@ mod tests {
         // Loopback passes the check (and then fails on the missing users file).
         let err = run(&target("http://127.0.0.1:9/scim/v2", "http://localhost:9/oauth/token")).unwrap_err();
         assert!(err.contains("/nonexistent/users.json"), "{err}");
+    }
+
+    fn trail(len: u64) -> Vec<AuditEntry> {
+        use cxone_scim_core::audit::{chain_next, payload_sha256, AuditDraft, Outcome, Trigger, Who};
+        let mut out: Vec<AuditEntry> = Vec::new();
+        for n in 1..=len {
+            let draft = AuditDraft {
+                at: 1_795_340_957_000 + n,
+                who: Who {
+                    user_name: Some(format!("u{n}@x.io")),
+                    ..Who::default()
+                },
+                action: None,
+                roles_before: vec![],
+                roles_after: vec!["Agent".into()],
+                trigger: Trigger::Admin,
+                outcome: Outcome::Success,
+                latency_ms: n,
+                payload_sha256: payload_sha256(&serde_json::json!({ "n": n })),
+            };
+            let next = chain_next(out.last(), draft);
+            out.push(next);
+        }
+        out
+    }
+
+    fn lines(entries: &[AuditEntry]) -> String {
+        entries.iter().map(|e| e.to_json_line() + "\n").collect()
+    }
+
+    #[test]
+    fn audit_verify_counts_or_names_the_broken_line() {
+        let good = trail(4);
+        let path = write("audit-good.jsonl", &lines(&good));
+        assert_eq!(check_audit(&path, None).unwrap(), (true, "ok: 4 records".into()));
+        // A blank line in between does not count, and line numbers stay those of the file.
+        let mut text = lines(&good);
+        text.insert(text.find('\n').unwrap() + 1, '\n');
+        let mut changed = good.clone();
+        changed[2].roles_after = vec!["Admin".into()];
+        let spaced = write(
+            "audit-spaced.jsonl",
+            &(lines(&changed[..1]) + "\n" + &lines(&changed[1..])),
+        );
+        let (ok, msg) = check_audit(&spaced, None).unwrap();
+        assert!(!ok);
+        assert!(msg.contains("line 4: record 3 (entry 3): its hash"), "{msg}");
+        let blank_ok = write("audit-blank.jsonl", &text);
+        assert_eq!(check_audit(&blank_ok, None).unwrap().1, "ok: 4 records");
+        // A line that is not an entry, after good ones.
+        let garbage = write("audit-garbage.jsonl", &(lines(&good[..2]) + "{\"seq\":3}\n"));
+        let (ok, msg) = check_audit(&garbage, None).unwrap();
+        assert!(!ok);
+        assert!(
+            msg.contains("line 3 (after 2 good records): not an audit entry"),
+            "{msg}"
+        );
+        // A continued segment verifies only with the previous segment's last hash.
+        let tail = write("audit-tail.jsonl", &lines(&good[2..]));
+        assert_eq!(check_audit(&tail, Some(&good[1].hash)).unwrap().1, "ok: 2 records");
+        assert!(!check_audit(&tail, None).unwrap().0);
+        assert!(check_audit("/nonexistent/audit.jsonl", None)
+            .unwrap_err()
+            .contains("/nonexistent/audit.jsonl"));
     }
 
     #[test]

@@ -90,6 +90,25 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Work with the hash-chained audit trail of role changes.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check a trail (JSON lines of audit entries): prints "ok: N records" and exits 0, or names
+    /// the first broken record and exits 1.
+    Verify {
+        /// The trail, one entry per line.
+        file: String,
+        /// The last hash of the segment this file continues (default: the file starts the chain,
+        /// at seq 1 after 64 zeros).
+        #[arg(long, value_name = "HASH")]
+        prev_hash: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -116,6 +135,9 @@ fn main() -> ExitCode {
             target.client_secret = std::env::var("CXONE_CLIENT_SECRET").ok();
             commands::bulk(&users, &policy, &target, batch_size, precheck, report.as_deref(), quiet)
         }
+        Command::Audit {
+            command: AuditCommand::Verify { file, prev_hash },
+        } => commands::audit_verify(&file, prev_hash.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -56,7 +56,7 @@ fn subcommands() -> Vec<String> {
 #[test]
 fn help_never_shows_environment_values() {
     let commands = subcommands();
-    assert_eq!(commands, ["policy", "plan", "sign", "bulk"]);
+    assert_eq!(commands, ["policy", "plan", "sign", "bulk", "audit"]);
     let mut invocations: Vec<Vec<&str>> = vec![vec!["--help"], vec!["-h"], vec!["help"]];
     for c in &commands {
         invocations.push(vec![c.as_str(), "--help"]);
