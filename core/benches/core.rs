@@ -42,6 +42,7 @@ fn mover() -> DesiredUser {
             display: Some("Supervisor".into()),
             ..Default::default()
         }]),
+        ..DesiredUser::default()
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::event::EventError;
 use crate::flows::FlowError;
+use crate::graph::NotifyError;
 use crate::policy::RbacViolation;
 use crate::scim::ScimError;
 use crate::webhook::WebhookError;
@@ -71,6 +72,18 @@ impl From<RbacViolation> for ApiError {
 impl From<WebhookError> for ApiError {
     fn from(e: WebhookError) -> Self {
         Self::new(401, None, format!("webhook signature rejected: {e}"))
+    }
+}
+
+impl From<&NotifyError> for ApiError {
+    /// A batch not from our subscriptions is refused (403); an unreadable one is the sender's
+    /// problem (400); without a clientState nothing can be checked (503).
+    fn from(e: &NotifyError) -> Self {
+        match e {
+            NotifyError::ClientState => Self::new(403, None, e.to_string()),
+            NotifyError::NotConfigured => Self::new(503, None, e.to_string()),
+            NotifyError::Malformed { .. } => Self::bad_request("invalidSyntax", e.to_string()),
+        }
     }
 }
 

@@ -11,19 +11,31 @@
 //! ```json
 //! {"type":"user.created","timestamp":"2026-11-30T09:15:00Z","data":{"userName":"jdoe@example.com"}}
 //! ```
+//! Joiners and movers may also carry `title`, `department`, `employeeNumber` and `displayName`
+//! (`null` or `""` clears them), and `initial`: an object of `firstName`, `lastName`, `email`,
+//! `displayName`, `title`, `department`, `employeeNumber` that a new account is created with
+//! and an existing one never gets.
+//!
 //! Attributes an event leaves out stay as they are in CXone. Leavers (disable, delete) need only
 //! what finds the person (`externalId` and/or `userName`); their other fields are ignored.
 
+mod initial;
+
+pub use initial::InitialAttributes;
+
 use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy};
-use crate::scim::build::{looks_like_email, DesiredUser};
+use crate::scim::build::{looks_like_email, DesiredUser, InitialValues};
 use crate::scim::lenient;
-use crate::time::parse_rfc3339;
+use crate::time::{iso8601, parse_rfc3339};
 use crate::UnixMillis;
 use serde::de::{DeserializeOwned, Deserializer};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 const MAX_USER_NAME: usize = 256;
+/// Characters at most in `title`, `department`, `employeeNumber`, `displayName` and in the
+/// texts of `initial`.
+const MAX_TEXT: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,9 +100,37 @@ pub struct LifecycleEvent {
     /// `None` (absent): `active` left as it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_enabled: Option<bool>,
-    /// When it happened at the source (`occurredAt`, or the envelope's `timestamp`).
+    /// `None` (absent): left as it is; `Some("")` (`null` or `""`): cleared.
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Enterprise extension; `Some("")`: cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// Enterprise extension; `Some("")`: cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub employee_number: Option<String>,
+    /// Wins over "First Last"; `Some("")`: cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Values set only when the account is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial: Option<InitialAttributes>,
+    /// When it happened at the source (`occurredAt`, or the envelope's `timestamp`); written
+    /// as RFC 3339 text, as it is read.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "rfc3339")]
     pub occurred_at: Option<UnixMillis>,
+}
+
+fn rfc3339<S: Serializer>(at: &Option<UnixMillis>, s: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(ms) => s.serialize_str(&iso8601(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
+/// A text that `null` or `""` clears: both read as `Some("")`.
+fn clearable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?.unwrap_or_default()))
 }
 
 /// What finds the person, read from any event whatever its other fields hold.
@@ -121,6 +161,16 @@ struct Attributes {
     groups: Option<Vec<GroupInput>>,
     #[serde(default, deserialize_with = "lenient::opt_bool")]
     account_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "clearable")]
+    title: Option<String>,
+    #[serde(default, deserialize_with = "clearable")]
+    department: Option<String>,
+    #[serde(default, deserialize_with = "clearable")]
+    employee_number: Option<String>,
+    #[serde(default, deserialize_with = "clearable")]
+    display_name: Option<String>,
+    #[serde(default)]
+    initial: Option<InitialAttributes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,7 +207,7 @@ fn fields<T: DeserializeOwned>(value: &Value) -> Result<T, EventError> {
 pub enum Command {
     /// Create or update to the desired state (create first when `create_first`).
     Upsert {
-        desired: DesiredUser,
+        desired: Box<DesiredUser>,
         create_first: bool,
     },
     Disable {
@@ -230,6 +280,11 @@ impl LifecycleEvent {
             event.email = a.email;
             event.groups = a.groups;
             event.account_enabled = a.account_enabled;
+            event.title = a.title;
+            event.department = a.department;
+            event.employee_number = a.employee_number;
+            event.display_name = a.display_name;
+            event.initial = a.initial.filter(|i| !i.is_empty());
         }
         event.validate()?;
         Ok(event)
@@ -259,6 +314,26 @@ impl LifecycleEvent {
         if let Some(email) = &self.email {
             if !looks_like_email(email) {
                 return Err(invalid("email", format!("{email:?} is not an email address")));
+            }
+        }
+        let flat = [
+            ("title", self.title.as_deref()),
+            ("department", self.department.as_deref()),
+            ("employeeNumber", self.employee_number.as_deref()),
+            ("displayName", self.display_name.as_deref()),
+        ];
+        let initial = self
+            .initial
+            .as_ref()
+            .map(InitialAttributes::texts)
+            .into_iter()
+            .flatten();
+        for (field, text) in flat.into_iter().chain(initial) {
+            check_text(field, text)?;
+        }
+        if let Some(email) = self.initial.as_ref().and_then(|i| i.email.as_deref()) {
+            if !email.trim().is_empty() && !looks_like_email(email) {
+                return Err(invalid("initial.email", format!("{email:?} is not an email address")));
             }
         }
         for (i, g) in self.groups.iter().flatten().enumerate() {
@@ -298,16 +373,32 @@ impl LifecycleEvent {
             given_name: self.first_name.clone(),
             family_name: self.last_name.clone(),
             email: self.email.clone(),
+            display_name: self.display_name.clone(),
+            title: self.title.clone(),
+            department: self.department.clone(),
+            employee_number: self.employee_number.clone(),
             active: self.account_enabled,
             roles: resolution.as_ref().map(|r| r.roles.clone()),
+            initial: self.initial.as_ref().map(|i| Box::new(InitialValues::from(i))),
         };
         Ok((
             Command::Upsert {
-                desired,
+                desired: Box::new(desired),
                 create_first: self.operation == Operation::Create,
             },
             resolution,
         ))
+    }
+}
+
+/// At most [`MAX_TEXT`] characters, none of them a control character.
+fn check_text(field: &str, text: Option<&str>) -> Result<(), EventError> {
+    match text {
+        Some(t) if t.chars().count() > MAX_TEXT || t.chars().any(char::is_control) => Err(invalid(
+            field,
+            format!("must be at most {MAX_TEXT} characters without control characters"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -471,5 +562,117 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("firstName"), "{msg}");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn new_attributes_null_or_blank_clear_and_reach_the_desired_state() {
+        let e = LifecycleEvent::from_json(
+            br#"{"operation":"update","userName":"a@b.co","title":"Agent","department":null,
+                 "employeeNumber":"","initial":{"displayName":"A. B.","email":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.title.as_deref(), Some("Agent"));
+        assert_eq!(
+            (e.department.as_deref(), e.employee_number.as_deref()),
+            (Some(""), Some(""))
+        );
+        assert_eq!(e.display_name, None, "absent: untouched");
+        let (Command::Upsert { desired, .. }, _) = e.command(&policy()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(desired.title.as_deref(), Some("Agent"));
+        assert_eq!(desired.department.as_deref(), Some(""));
+        let initial = desired.initial.unwrap();
+        assert_eq!((initial.display_name.as_deref(), initial.email), (Some("A. B."), None));
+        let empty = LifecycleEvent::from_json(br#"{"operation":"update","userName":"a@b.co","initial":{}}"#).unwrap();
+        assert_eq!(empty.initial, None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_event_survives_serialising_and_parsing_back() {
+        let e = LifecycleEvent {
+            operation: Operation::Create,
+            user_name: "jdoe@example.com".into(),
+            external_id: Some("e-1".into()),
+            first_name: Some("Jane".into()),
+            last_name: Some("Doe".into()),
+            email: Some("jdoe@example.com".into()),
+            groups: Some(vec![GroupInput {
+                display_name: Some("cxone-agent".into()),
+                id: Some("g-1".into()),
+            }]),
+            account_enabled: Some(false),
+            title: Some("Agent".into()),
+            department: Some(String::new()),
+            employee_number: Some("E-1".into()),
+            display_name: Some("Jane D.".into()),
+            initial: Some(InitialAttributes {
+                first_name: Some("J".into()),
+                email: Some("j@example.com".into()),
+                department: Some("Support".into()),
+                ..InitialAttributes::default()
+            }),
+            occurred_at: Some(1_795_340_957_250),
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["occurredAt"], "2026-11-22T09:49:17.250Z");
+        assert_eq!(json["initial"]["firstName"], "J");
+        let back = LifecycleEvent::from_json(&serde_json::to_vec(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        let bare = LifecycleEvent {
+            user_name: "a@b.co".into(),
+            ..LifecycleEvent::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&bare).unwrap(),
+            r#"{"operation":"update","userName":"a@b.co"}"#
+        );
+        assert_eq!(
+            LifecycleEvent::from_json(&serde_json::to_vec(&bare).unwrap()).unwrap(),
+            bare
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn new_attributes_are_checked() {
+        let long = "x".repeat(MAX_TEXT + 1);
+        let cases = [
+            (
+                format!(r#"{{"operation":"update","userName":"a","title":"{long}"}}"#),
+                "title must be at most 256",
+            ),
+            (
+                r#"{"operation":"update","userName":"a","department":"a\u0007b"}"#.to_string(),
+                "department",
+            ),
+            (
+                r#"{"operation":"update","userName":"a","displayName":7}"#.to_string(),
+                "displayName",
+            ),
+            (
+                r#"{"operation":"update","userName":"a","initial":{"employeeNumber":"1\n2"}}"#.to_string(),
+                "initial.employeeNumber",
+            ),
+            (
+                r#"{"operation":"update","userName":"a","initial":{"email":"nope"}}"#.to_string(),
+                "initial.email",
+            ),
+            (
+                r#"{"operation":"update","userName":"a","initial":{"jobTitle":"x"}}"#.to_string(),
+                "jobTitle",
+            ),
+        ];
+        for (body, want) in cases {
+            let msg = LifecycleEvent::from_json(body.as_bytes()).unwrap_err().to_string();
+            assert!(msg.contains(want), "{msg:?} should mention {want:?}");
+        }
+        let at_limit = format!(
+            r#"{{"operation":"update","userName":"a","title":"{}"}}"#,
+            "é".repeat(MAX_TEXT)
+        );
+        assert!(
+            LifecycleEvent::from_json(at_limit.as_bytes()).is_ok(),
+            "characters, not bytes"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! value (most of them are secrets). Blank values count as unset.
 
 use crate::admin::AdminTokens;
+use crate::graph::{AttributeMap, DeleteMode, DeletionThreshold, MapError, Scope, ScopeError, ThresholdError};
 use crate::policy::{PolicyError, RolePolicy};
 use crate::retry::RetryPolicy;
 use crate::secret::SecretString;
@@ -40,6 +41,10 @@ pub mod defaults {
     pub const MIN_LEDGER_LEASE_MS: u64 = 1_000;
     /// `LEDGER_WAIT_MS`: how long a request waits for a lease held by another.
     pub const LEDGER_WAIT_MS: u64 = 3_000;
+    /// `GRAPH_BASE_URL`.
+    pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
+    /// `GRAPH_SCOPE`: every application permission granted to the app registration.
+    pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 }
 
 /// Everything the Worker needs to serve a request.
@@ -56,6 +61,32 @@ pub struct Settings {
     pub subrequest_budget: u32,
     pub bulk: BulkSettings,
     pub ledger: LedgerSettings,
+    /// `ATTRIBUTE_MAP`: Graph user properties onto SCIM attributes; unset, the default map.
+    pub attribute_map: AttributeMap,
+    /// Microsoft Graph sync, when `GRAPH_CLIENT_ID` is set.
+    pub graph: Option<GraphSettings>,
+}
+
+/// Microsoft Graph sync.
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// `GRAPH_BASE_URL`, with its version (default `https://graph.microsoft.com/v1.0`).
+    pub base_url: String,
+    /// `GRAPH_TOKEN_URL`, `GRAPH_CLIENT_ID`, `GRAPH_CLIENT_SECRET`, `GRAPH_SCOPE` (default
+    /// `https://graph.microsoft.com/.default`).
+    pub credentials: ClientCredentials,
+    /// The Graph properties the attribute map reads, for `$select`.
+    pub select: Vec<String>,
+    /// `GRAPH_USER_SCOPE`, `GRAPH_GROUP_SCOPE`.
+    pub scope: Scope,
+    /// `GRAPH_DELETE_MODE`.
+    pub delete_mode: DeleteMode,
+    /// `DELETION_THRESHOLD`.
+    pub threshold: DeletionThreshold,
+    /// `GRAPH_NOTIFICATION_URL`: this Worker's `/graph/notifications`; change notifications on.
+    pub notification_url: Option<String>,
+    /// `GRAPH_CLIENT_STATE`: sent with every subscription, checked on every notification.
+    pub client_state: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +156,16 @@ pub enum SettingsProblem {
     WebhookSecrets(SecretError),
     #[error("ADMIN_TOKEN holds no token")]
     NoAdminToken,
+    #[error("GRAPH_USER_SCOPE / GRAPH_GROUP_SCOPE: {0}")]
+    GraphScope(ScopeError),
+    #[error("{0}")]
+    DeletionThreshold(ThresholdError),
+    #[error("GRAPH_DELETE_MODE must be disable or delete")]
+    DeleteMode,
+    #[error("GRAPH_CLIENT_STATE must be set (at most 128 characters) when GRAPH_NOTIFICATION_URL is")]
+    ClientState,
+    #[error("{0}")]
+    AttributeMap(MapError),
 }
 
 /// A CXone endpoint URL, trimmed and without a trailing slash: `https://`, or `http://` to a
@@ -281,6 +322,16 @@ impl Settings {
             lease_ms: r.at_least("LEDGER_LEASE_MS", lease_ms, defaults::MIN_LEDGER_LEASE_MS),
             wait_ms: r.whole("LEDGER_WAIT_MS", defaults::LEDGER_WAIT_MS),
         };
+        let attribute_map = match r.text("ATTRIBUTE_MAP") {
+            None => AttributeMap::default(),
+            Some(text) => AttributeMap::parse(&text).unwrap_or_else(|e| {
+                r.problems.push(SettingsProblem::AttributeMap(e));
+                AttributeMap::default()
+            }),
+        };
+        let graph = r
+            .text("GRAPH_CLIENT_ID")
+            .and_then(|id| read_graph(&mut r, id, &attribute_map));
         match (client_id, client_secret, policy, webhook_secrets, admin_tokens) {
             (Some(client_id), Some(client_secret), Some(policy), Some(webhook_secrets), Some(admin_tokens))
                 if r.problems.is_empty() =>
@@ -300,11 +351,75 @@ impl Settings {
                     subrequest_budget,
                     bulk,
                     ledger,
+                    attribute_map,
+                    graph,
                 })
             }
             _ => Err(r.problems),
         }
     }
+}
+
+/// The Graph settings, once `GRAPH_CLIENT_ID` is known to be set.
+fn read_graph<G: Fn(&str) -> Option<String>>(
+    r: &mut Reader<G>,
+    client_id: String,
+    map: &AttributeMap,
+) -> Option<GraphSettings> {
+    let base_url = match r.text("GRAPH_BASE_URL") {
+        None => defaults::GRAPH_BASE_URL.to_string(),
+        Some(_) => r.url("GRAPH_BASE_URL"),
+    };
+    let token_url = r.url("GRAPH_TOKEN_URL");
+    let secret = r.required("GRAPH_CLIENT_SECRET");
+    let scope = Scope::parse(
+        r.text("GRAPH_USER_SCOPE").as_deref(),
+        r.text("GRAPH_GROUP_SCOPE").as_deref(),
+    )
+    .map_err(|e| r.problems.push(SettingsProblem::GraphScope(e)))
+    .ok();
+    let delete_mode = match r.text("GRAPH_DELETE_MODE") {
+        None => Some(DeleteMode::default()),
+        Some(text) => {
+            let mode = DeleteMode::parse(&text);
+            if mode.is_none() {
+                r.problems.push(SettingsProblem::DeleteMode);
+            }
+            mode
+        }
+    };
+    let threshold = match r.text("DELETION_THRESHOLD") {
+        None => Some(DeletionThreshold::default()),
+        Some(text) => DeletionThreshold::parse(&text)
+            .map_err(|e| r.problems.push(SettingsProblem::DeletionThreshold(e)))
+            .ok(),
+    };
+    let notification_url = r
+        .text("GRAPH_NOTIFICATION_URL")
+        .map(|_| r.url("GRAPH_NOTIFICATION_URL"));
+    let client_state = r.text("GRAPH_CLIENT_STATE");
+    let state_ok = client_state.as_deref().is_some_and(|s| s.trim().chars().count() <= 128);
+    if (notification_url.is_some() || client_state.is_some()) && !state_ok {
+        r.problems.push(SettingsProblem::ClientState);
+    }
+    Some(GraphSettings {
+        base_url,
+        credentials: ClientCredentials {
+            token_url,
+            client_id,
+            client_secret: SecretString::new(secret?),
+            scope: Some(
+                r.text("GRAPH_SCOPE")
+                    .unwrap_or_else(|| defaults::GRAPH_SCOPE.to_string()),
+            ),
+        },
+        select: map.select(),
+        scope: scope?,
+        delete_mode: delete_mode?,
+        threshold: threshold?,
+        notification_url,
+        client_state: client_state.map(|s| SecretString::new(s.trim().to_string())),
+    })
 }
 
 #[cfg(test)]
@@ -333,6 +448,41 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn graph_sync_is_off_until_its_client_is_set_and_then_checked_whole() {
+        assert!(read(&full()).unwrap().graph.is_none());
+        let mut vars = full();
+        vars.insert("GRAPH_CLIENT_ID", "gid");
+        vars.insert("GRAPH_NOTIFICATION_URL", "http://example.com/graph/notifications");
+        vars.insert("GRAPH_DELETE_MODE", "purge");
+        vars.insert("DELETION_THRESHOLD", "lots");
+        vars.insert("GRAPH_USER_SCOPE", "everyone");
+        let problems = read(&vars).unwrap_err().join("\n");
+        for want in [
+            "GRAPH_TOKEN_URL is not set",
+            "GRAPH_CLIENT_SECRET is not set",
+            "GRAPH_NOTIFICATION_URL must be https",
+            "GRAPH_CLIENT_STATE must be set",
+            "GRAPH_DELETE_MODE must be disable or delete",
+            "DELETION_THRESHOLD must be a whole number",
+            "GRAPH_USER_SCOPE",
+        ] {
+            assert!(problems.contains(want), "{want:?} missing from {problems}");
+        }
+        let mut vars = full();
+        vars.insert("GRAPH_CLIENT_ID", "gid");
+        vars.insert("GRAPH_TOKEN_URL", "https://login.example/t/oauth2/v2.0/token");
+        vars.insert("GRAPH_CLIENT_SECRET", "gsecret");
+        vars.insert("DELETION_THRESHOLD", "10%");
+        let g = read(&vars).unwrap().graph.unwrap();
+        assert_eq!(g.base_url, defaults::GRAPH_BASE_URL);
+        assert_eq!(g.credentials.scope.as_deref(), Some(defaults::GRAPH_SCOPE));
+        assert_eq!(g.threshold, DeletionThreshold::PerMille(100));
+        assert_eq!(g.delete_mode, DeleteMode::Disable);
+        assert!(g.select.contains(&"userPrincipalName".to_string()));
+        assert!(g.notification_url.is_none() && g.client_state.is_none());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn defaults_apply_when_only_the_required_values_are_set() {
         let s = read(&full()).unwrap();
         assert_eq!(s.scim_base_url, "https://cxone.example/scim/v2");
@@ -351,6 +501,34 @@ mod tests {
         );
         assert_eq!(s.ledger, LedgerSettings::default());
         assert_eq!((s.ledger.lease_ms, s.ledger.wait_ms), (30_000, 3_000));
+        assert_eq!(s.attribute_map, AttributeMap::default());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_the_attribute_map_and_reports_its_problems() {
+        use crate::graph::{Owner, Target};
+        let mut vars = full();
+        vars.insert(
+            "ATTRIBUTE_MAP",
+            r#"{"id":"externalId","userPrincipalName":"userName","jobTitle":{"to":"title","owner":"cxone"}}"#,
+        );
+        let s = read(&vars).unwrap();
+        assert_eq!(s.attribute_map.owner(Target::Title), Some(Owner::Cxone));
+        assert_eq!(s.attribute_map.select(), ["id", "userPrincipalName", "jobTitle"]);
+        vars.insert(
+            "ATTRIBUTE_MAP",
+            r#"{"id":"externalId","userPrincipalName":"userName","jobTitle":"nickName"}"#,
+        );
+        assert_eq!(
+            read(&vars).unwrap_err(),
+            [r#"ATTRIBUTE_MAP.jobTitle: "nickName" is not a SCIM attribute the map fills"#]
+        );
+        vars.insert("ATTRIBUTE_MAP", " ");
+        assert_eq!(
+            read(&vars).unwrap().attribute_map,
+            AttributeMap::default(),
+            "blank is unset"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -432,6 +610,7 @@ mod tests {
             ("BULK_FAIL_ON_ERRORS", "some"),
             ("LEDGER_LEASE_MS", "999"),
             ("LEDGER_WAIT_MS", "1.5"),
+            ("ATTRIBUTE_MAP", "{\"id\":\"externalId\"}"),
         ]);
         let problems = read(&vars).unwrap_err();
         assert_eq!(
@@ -451,6 +630,7 @@ mod tests {
                 "BULK_FAIL_ON_ERRORS must be a whole number",
                 "LEDGER_LEASE_MS must be at least 1000",
                 "LEDGER_WAIT_MS must be a whole number",
+                "ATTRIBUTE_MAP must map a Graph property to userName",
             ]
         );
         assert!(!problems.join("\n").contains("topsecret"));

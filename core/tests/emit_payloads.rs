@@ -19,7 +19,7 @@ fn desired(event: &str) -> DesiredUser {
         .unwrap()
         .0
     {
-        Command::Upsert { desired, .. } => desired,
+        Command::Upsert { desired, .. } => *desired,
         other => panic!("{other:?}"),
     }
 }
@@ -61,6 +61,46 @@ fn emits_every_payload_kind() {
     homeless.emails.clear();
     emit("patch", "add-email", &patch_to(&homeless, &moved).expect("email added"));
     emit("patch", "disable", &disable_patch());
+
+    let staffed = desired(
+        r#"{"operation":"create","userName":"asmith@example.com","externalId":"e-asmith-1","firstName":"Al",
+            "lastName":"Smith","title":"Agent","department":"Support","employeeNumber":"E-17",
+            "displayName":"Al Smith (Support)","initial":{"email":"al.smith@example.com"},
+            "groups":[{"displayName":"cxone-agent"}]}"#,
+    );
+    let created = create_payload(&staffed);
+    assert_eq!(created.title.as_deref(), Some("Agent"));
+    assert_eq!(created.emails[0].value, "al.smith@example.com", "the initial email");
+    assert!(created.enterprise.is_some() && created.schemas.len() == 2);
+    emit("user", "create-enterprise", &created);
+    emit("user", "replace-enterprise", &replace_payload(&rfc, &staffed));
+
+    let restaffed = desired(
+        r#"{"operation":"update","userName":"asmith@example.com","externalId":"e-asmith-1","title":"Supervisor",
+            "department":null,"employeeNumber":"E-18","displayName":"","initial":{"title":"ignored"}}"#,
+    );
+    let patch = patch_to(&created, &restaffed).expect("new attributes need a patch");
+    let kinds: Vec<_> = patch
+        .operations
+        .iter()
+        .map(|o| (o.path.clone().unwrap_or_default(), format!("{:?}", o.op)))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("displayName".to_string(), "Remove".to_string()),
+            ("title".to_string(), "Replace".to_string()),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department".to_string(),
+                "Remove".to_string()
+            ),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber".to_string(),
+                "Replace".to_string()
+            ),
+        ]
+    );
+    emit("patch", "enterprise", &patch);
 
     emit(
         "error",

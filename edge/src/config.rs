@@ -8,6 +8,7 @@ use worker::Env;
 pub const KV_BINDING: &str = "STATE";
 pub const LEDGER_BINDING: &str = "LEDGER";
 pub const BULK_BINDING: &str = "BULK_RUNS";
+pub const SYNC_BINDING: &str = "GRAPH_SYNC";
 
 /// [`Settings`] from a Worker environment whose bindings are all there.
 #[derive(Debug, Clone)]
@@ -44,6 +45,12 @@ impl Config {
         }
         if env.durable_object(BULK_BINDING).is_err() {
             problems.push(format!("Durable Object binding {BULK_BINDING} is missing"));
+        }
+        let graph = settings.as_ref().is_ok_and(|s| s.graph.is_some());
+        if graph && env.durable_object(SYNC_BINDING).is_err() {
+            problems.push(format!(
+                "Durable Object binding {SYNC_BINDING} is missing (Graph sync is configured)"
+            ));
         }
         match settings {
             Ok(settings) if problems.is_empty() => Ok(Self(settings)),

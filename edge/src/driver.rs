@@ -16,8 +16,14 @@ use worker::{Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect}
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 thread_local! {
-    /// The access token, kept for the life of the isolate (KV holds it across isolates).
-    static TOKEN: RefCell<Option<CachedToken>> = const { RefCell::new(None) };
+    /// Access tokens by credentials (CXone's, Graph's), kept for the life of the isolate (KV
+    /// holds them across isolates).
+    static TOKENS: RefCell<Vec<(String, CachedToken)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where a token for `creds` is cached: one key per token endpoint and client.
+fn token_key(creds: &ClientCredentials) -> String {
+    cxone_scim_core::digest::key_of(&format!("{}\n{}", creds.token_url, creds.client_id))
 }
 
 pub fn now_ms() -> UnixMillis {
@@ -65,6 +71,11 @@ impl Budget {
         true
     }
 
+    /// Counts `n` subrequests made outside the budget's own steps.
+    pub fn spend(&mut self, n: u32) {
+        self.remaining = self.remaining.saturating_sub(n);
+    }
+
     pub fn remaining(&self) -> u32 {
         self.remaining
     }
@@ -98,9 +109,10 @@ pub async fn drive<F: Flow>(
 
 /// Wraps `inner` in bearer authentication with the cached token: isolate memory, else KV.
 pub async fn authorized<F>(inner: F, creds: &ClientCredentials, retry: RetryPolicy, state: &State) -> Authorized<F> {
-    let mut cached = TOKEN.with(|t| t.borrow().clone());
+    let key = token_key(creds);
+    let mut cached = TOKENS.with(|t| t.borrow().iter().find(|(k, _)| *k == key).map(|(_, t)| t.clone()));
     if cached.as_ref().is_none_or(|t| !t.is_fresh(now_ms())) {
-        cached = state.token(&creds.client_id).await.ok().flatten();
+        cached = state.token(&key).await.ok().flatten();
     }
     Authorized::new(inner, creds.clone(), cached, retry, seed())
 }
@@ -108,9 +120,14 @@ pub async fn authorized<F>(inner: F, creds: &ClientCredentials, retry: RetryPoli
 /// Keeps a token the flow had to fetch, in isolate memory and KV.
 pub async fn keep_token<F>(flow: &Authorized<F>, creds: &ClientCredentials, state: &State) {
     if let Some(token) = flow.refreshed_token() {
-        TOKEN.with(|t| *t.borrow_mut() = Some(token.clone()));
+        let key = token_key(creds);
+        TOKENS.with(|t| {
+            let mut tokens = t.borrow_mut();
+            tokens.retain(|(k, _)| *k != key);
+            tokens.push((key.clone(), token.clone()));
+        });
         // A cache write that fails costs one token request later, nothing more.
-        let _ = state.store_token(&creds.client_id, token, now_ms()).await;
+        let _ = state.store_token(&key, token, now_ms()).await;
     }
 }
 
@@ -120,7 +137,7 @@ pub async fn run_authorized<F, T>(
     creds: &ClientCredentials,
     retry: RetryPolicy,
     state: &State,
-    mut budget: Budget,
+    budget: &mut Budget,
 ) -> Result<T, FlowError>
 where
     F: Flow<Output = Result<T, FlowError>>,
@@ -128,9 +145,31 @@ where
 {
     let given = budget.remaining();
     let mut flow = authorized(inner, creds, retry, state).await;
-    let out = drive(&mut flow, &mut budget, async |_| {}).await;
+    let out = drive(&mut flow, budget, async |_| {}).await;
     keep_token(&flow, creds, state).await;
     out.unwrap_or_else(|| Err(FlowError::BudgetExhausted(given)))
+}
+
+/// [`run_authorized`], and what `after` reads off the flow once it stopped (requests it made,
+/// state worth keeping after a failure).
+pub async fn run_authorized_then<F, T, R>(
+    inner: F,
+    creds: &ClientCredentials,
+    retry: RetryPolicy,
+    state: &State,
+    budget: &mut Budget,
+    after: impl FnOnce(&F) -> R,
+) -> (Result<T, FlowError>, R)
+where
+    F: Flow<Output = Result<T, FlowError>>,
+    T: Clone,
+{
+    let given = budget.remaining();
+    let mut flow = authorized(inner, creds, retry, state).await;
+    let out = drive(&mut flow, budget, async |_| {}).await;
+    keep_token(&flow, creds, state).await;
+    let read = after(flow.inner());
+    (out.unwrap_or_else(|| Err(FlowError::BudgetExhausted(given))), read)
 }
 
 /// A request a dry run would have sent, without its headers (they carry the token).

@@ -1,7 +1,8 @@
 //! What the Worker keeps in Workers KV (what eventual consistency suits), under one binding:
 //! - `failure:{key}`  an event CXone did not take, kept 30 days for replay
 //! - `conflict:{key}` an event that matched someone else's account, kept until dismissed
-//! - `token:{client-id}` the cached CXone access token
+//! - `graph:cursor` the Graph delta cursor (written only by the sync object)
+//! - `token:{key}` a cached access token (CXone's, Graph's), keyed by token endpoint and client
 //!
 //! `{key}` is a fixed-length hash of the webhook-id (`digest::key_of`), so no id passes KV's
 //! 512-byte key limit. Whether an event was applied lives in the per-person ledger, not here.
@@ -79,6 +80,15 @@ impl State {
         Ok(Self {
             kv: env.kv(KV_BINDING)?,
         })
+    }
+
+    /// A JSON value kept without expiry (the Graph delta cursor).
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get(key).await
+    }
+
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.put(key, value, None).await
     }
 
     /// Read as text and parsed here: KV's own JSON path goes through JS numbers, which cannot
@@ -170,12 +180,12 @@ impl State {
         self.page("conflict:", cursor, limit).await
     }
 
-    pub async fn token(&self, client_id: &str) -> Result<Option<CachedToken>> {
-        self.get(&format!("token:{client_id}")).await
+    pub async fn token(&self, key: &str) -> Result<Option<CachedToken>> {
+        self.get(&format!("token:{key}")).await
     }
 
-    pub async fn store_token(&self, client_id: &str, token: &CachedToken, now: UnixMillis) -> Result<()> {
+    pub async fn store_token(&self, key: &str, token: &CachedToken, now: UnixMillis) -> Result<()> {
         let ttl = token.expires_at.saturating_sub(now) / 1000;
-        self.put(&format!("token:{client_id}"), token, Some(ttl)).await
+        self.put(&format!("token:{key}"), token, Some(ttl)).await
     }
 }

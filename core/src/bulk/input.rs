@@ -39,7 +39,7 @@ impl BulkUser {
             email: self.email.clone(),
             groups: self.groups.clone(),
             account_enabled: Some(self.active),
-            occurred_at: None,
+            ..LifecycleEvent::default()
         }
     }
 }

@@ -48,7 +48,7 @@ impl<'a> Intake<'a> {
             return e;
         }
         match event.command(self.policy) {
-            Ok((Command::Upsert { desired, .. }, _)) => e.desired = Some(desired),
+            Ok((Command::Upsert { desired, .. }, _)) => e.desired = Some(*desired),
             Ok(_) => {
                 e.fail(400, Some("invalidValue".into()), "not a provisioning request");
                 return e;

@@ -101,7 +101,7 @@ fn existing_users_are_skipped_or_patched_and_repeats_fold() {
 
 fn desired_of(u: &BulkUser) -> DesiredUser {
     match u.as_event().command(&policy()).unwrap().0 {
-        crate::event::Command::Upsert { desired, .. } => desired,
+        crate::event::Command::Upsert { desired, .. } => *desired,
         _ => unreachable!(),
     }
 }

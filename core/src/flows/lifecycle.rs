@@ -191,7 +191,7 @@ impl LifecycleFlow {
 
     fn desired(&self) -> Option<&DesiredUser> {
         match &self.command {
-            Command::Upsert { desired, .. } => Some(desired),
+            Command::Upsert { desired, .. } => Some(desired.as_ref()),
             _ => None,
         }
     }

@@ -2,8 +2,8 @@
 //! this round) or `@odata.deltaLink` (the cursor for the next round, to be stored only after
 //! every change before it has been applied).
 
-use crate::scim::lenient;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeltaPage {
@@ -15,36 +15,58 @@ pub struct DeltaPage {
     pub value: Vec<DeltaUser>,
 }
 
-/// The user properties cxone-scim reads; Graph's others are skipped without being kept.
+/// One entry of a page: the user's `id`, `@removed` when they left, and every other property
+/// as Graph sent it. A property present as `null` was cleared; an absent one is unknown (after
+/// the first round Graph may send only what changed). `@odata.*` annotations are dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "WireDeltaUser")]
 pub struct DeltaUser {
     pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_principal_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub given_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub surname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mail: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient::opt_bool"
-    )]
-    pub account_enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub employee_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub department: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_title: Option<String>,
     /// Present when the user was deleted (or left the tracked scope).
-    #[serde(rename = "@removed", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "@removed", skip_serializing_if = "Option::is_none")]
     pub removed: Option<Removed>,
+    #[serde(flatten)]
+    pub properties: Map<String, Value>,
+}
+
+/// A [`DeltaUser`] as it comes, annotations included.
+#[derive(Deserialize)]
+struct WireDeltaUser {
+    id: String,
+    #[serde(rename = "@removed", default)]
+    removed: Option<Removed>,
+    #[serde(flatten)]
+    properties: Map<String, Value>,
+}
+
+impl From<WireDeltaUser> for DeltaUser {
+    fn from(wire: WireDeltaUser) -> Self {
+        let mut properties = wire.properties;
+        properties.retain(|name, _| !is_annotation(name));
+        Self {
+            id: wire.id,
+            removed: wire.removed,
+            properties,
+        }
+    }
+}
+
+/// `@odata.type`, `manager@odata.navigationLink`, ...: about the payload, not the user.
+fn is_annotation(name: &str) -> bool {
+    name.contains("@odata.")
+}
+
+impl DeltaUser {
+    /// A property other than `id` as Graph sent it: `Some(Value::Null)` when cleared, `None`
+    /// when absent.
+    pub fn property(&self, name: &str) -> Option<&Value> {
+        self.properties.get(name)
+    }
+
+    /// A property as text: `None` when absent, `null` or not a string.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.property(name).and_then(Value::as_str)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +95,32 @@ mod tests {
         let removed: Vec<_> = page.value.iter().filter(|u| u.removed.is_some()).collect();
         assert_eq!(removed.len(), 5);
         assert_eq!(removed[0].removed.as_ref().unwrap().reason, "changed");
-        assert_eq!(page.value[0].account_enabled, Some(true));
+        assert_eq!(page.value[0].property("accountEnabled"), Some(&Value::Bool(true)));
+        assert_eq!(page.value[0].text("department"), Some("Support"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn keeps_every_property_tells_null_from_absent_and_drops_annotations() {
+        let page = DeltaPage::from_slice(PAGE.as_bytes()).unwrap();
+        let first = &page.value[0];
+        assert_eq!(first.property("mobilePhone"), Some(&Value::Null), "cleared");
+        assert_eq!(first.property("faxNumber"), None, "not sent");
+        assert_eq!(first.text("mobilePhone"), None);
+        assert!(first.property("businessPhones").is_some_and(Value::is_array));
+        assert!(
+            !first.properties.keys().any(|k| k.contains('@')),
+            "{:?}",
+            first.properties
+        );
+        assert!(!first.properties.contains_key("id"), "id is its own field");
+        let entry: DeltaUser = serde_json::from_str(
+            r##"{"id":"u-1","@odata.type":"#microsoft.graph.user","manager@odata.navigationLink":"x","jobTitle":null}"##,
+        )
+        .unwrap();
+        assert_eq!(entry.properties.len(), 1);
+        assert_eq!(entry.property("jobTitle"), Some(&Value::Null));
+        let back: DeltaUser = serde_json::from_value(serde_json::to_value(&entry).unwrap()).unwrap();
+        assert_eq!(back, entry);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -1,9 +1,36 @@
-//! Microsoft Graph: reading `/users/delta` pages, one flow per page, and the deletion guard.
+//! Microsoft Graph: `/users/delta` pages read one flow per page, the attribute map that turns an
+//! entry into a lifecycle event, group memberships and scope, the sync pass and its deletion
+//! guard, change notifications and their subscriptions.
 
 mod delta;
 mod guard;
+mod map;
+mod members;
+mod notify;
+mod pass;
+mod plan;
 mod reader;
+mod scope;
+mod subscribe;
+mod target;
+mod to_event;
+mod user_read;
+mod wire;
 
 pub use delta::{DeltaPage, DeltaUser, Removed};
 pub use guard::{DeletionThreshold, ThresholdError};
+pub use map::{AttributeMap, MapError, Mapping};
+pub use members::{MemberOfFlow, Membership};
+pub use notify::{
+    read_notifications, validation_token, Lifecycle, LifecycleEvent, Notifications, NotifyError, ResourceChange,
+    MAX_VALIDATION_TOKEN,
+};
+pub use pass::{Leaver, Outcome, Plan, Skip, Slot, Summary, SyncPass, Work};
+pub use plan::{DeleteMode, KnownPerson, PlanError, Planner};
 pub use reader::{Change, DeltaReader, PageRead, Position, Removal};
+pub use scope::{Scope, ScopeError, UserScope};
+pub use subscribe::{
+    Subscription, SubscriptionFlow, Watched, CHANGE_TYPE, LIFETIME_MS, MAX_LIFETIME_MINUTES, RENEW_WITHIN_MS,
+};
+pub use target::{Owner, Target};
+pub use user_read::UserReadFlow;

@@ -316,7 +316,7 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(&page.changes[0], Change::Upsert { user } if user.given_name.as_deref() == Some("Cameron")));
+        assert!(matches!(&page.changes[0], Change::Upsert { user } if user.text("givenName") == Some("Cameron")));
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -1,17 +1,25 @@
 //! Payload builders: the target state of a user, and the requests that reach it.
 //!
 //! `None` in a [`DesiredUser`] field means "the source said nothing about it": such attributes
-//! are never touched. PATCH paths use SCIM filter syntax (`emails[type eq "work"].value`),
-//! never positional indexes, which real servers reject.
+//! are never touched. `Some("")` in `displayName`, `title`, `department` or `employeeNumber`
+//! means "clear it". PATCH paths use SCIM filter syntax (`emails[type eq "work"].value`) and
+//! fully qualified extension paths (RFC 7644 §3.10), never positional indexes, which real
+//! servers reject.
 
 use super::patch::{PatchOp, PatchOperation};
-use super::user::{Email, Name, Role, User};
-use super::USER_SCHEMA;
+use super::user::{Email, EnterpriseUser, Name, Role, User};
+use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+pub use super::initial::InitialValues;
+
 const WORK: &str = "work";
 const WORK_EMAIL_PATH: &str = "emails[type eq \"work\"].value";
+/// `department` of the enterprise extension, fully qualified.
+pub const DEPARTMENT_PATH: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
+/// `employeeNumber` of the enterprise extension, fully qualified.
+pub const EMPLOYEE_NUMBER_PATH: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber";
 
 /// The state a user should have in CXone.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -26,12 +34,98 @@ pub struct DesiredUser {
     pub family_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Wins over the "Given Family" computed from the names; `Some("")` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// `Some("")` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Enterprise extension; `Some("")` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// Enterprise extension; `Some("")` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_number: Option<String>,
     /// `None`: leave `active` as it is (a new user is created active).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
     /// `None`: leave roles alone; `Some(vec![])`: the user should hold no role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<Role>>,
+    /// Values a new account is created with, never written to an existing one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<Box<InitialValues>>,
+}
+
+/// What one optional text attribute should become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    Keep,
+    Set(String),
+    Clear,
+}
+
+/// `None` keeps, blank clears, anything else (trimmed) is set.
+fn change_of(value: Option<&str>) -> Change {
+    match value.map(str::trim) {
+        None => Change::Keep,
+        Some("") => Change::Clear,
+        Some(v) => Change::Set(v.to_string()),
+    }
+}
+
+/// The text attributes a blank value clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    DisplayName,
+    Title,
+    Department,
+    EmployeeNumber,
+}
+
+impl Text {
+    const ALL: [Text; 4] = [Text::DisplayName, Text::Title, Text::Department, Text::EmployeeNumber];
+
+    fn path(self) -> &'static str {
+        match self {
+            Text::DisplayName => "displayName",
+            Text::Title => "title",
+            Text::Department => DEPARTMENT_PATH,
+            Text::EmployeeNumber => EMPLOYEE_NUMBER_PATH,
+        }
+    }
+
+    fn get(self, user: &User) -> Option<&str> {
+        let enterprise = user.enterprise.as_ref();
+        match self {
+            Text::DisplayName => user.display_name.as_deref(),
+            Text::Title => user.title.as_deref(),
+            Text::Department => enterprise.and_then(|e| e.department.as_deref()),
+            Text::EmployeeNumber => enterprise.and_then(|e| e.employee_number.as_deref()),
+        }
+    }
+
+    /// Sets or removes the attribute; an enterprise extension left empty goes, URN included.
+    fn set(self, user: &mut User, value: Option<String>) {
+        match self {
+            Text::DisplayName => user.display_name = value,
+            Text::Title => user.title = value,
+            Text::Department | Text::EmployeeNumber => {
+                let enterprise = user.enterprise.get_or_insert_with(EnterpriseUser::default);
+                if self == Text::Department {
+                    enterprise.department = value;
+                } else {
+                    enterprise.employee_number = value;
+                }
+                if *enterprise == EnterpriseUser::default() {
+                    user.enterprise = None;
+                    user.schemas.retain(|s| s != ENTERPRISE_USER_SCHEMA);
+                } else if !user.schemas.iter().any(|s| s == ENTERPRISE_USER_SCHEMA) {
+                    user.schemas.push(ENTERPRISE_USER_SCHEMA.to_string());
+                }
+            }
+        }
+    }
 }
 
 /// "Given Family", when either part is known.
@@ -64,6 +158,22 @@ impl DesiredUser {
         display_of(given.as_deref(), family.as_deref())
     }
 
+    /// What `text` should become over a user named `current`.
+    fn change(&self, text: Text, current: Option<&Name>) -> Change {
+        match text {
+            Text::DisplayName => match &self.display_name {
+                Some(explicit) => change_of(Some(explicit)),
+                // Computed only when this state names the user: a state that says nothing
+                // about the names leaves displayName as it is.
+                None if self.name().is_some() => self.display_name_over(current).map_or(Change::Keep, Change::Set),
+                None => Change::Keep,
+            },
+            Text::Title => change_of(self.title.as_deref()),
+            Text::Department => change_of(self.department.as_deref()),
+            Text::EmployeeNumber => change_of(self.employee_number.as_deref()),
+        }
+    }
+
     fn name(&self) -> Option<Name> {
         let given = non_empty(self.given_name.as_deref());
         let family = non_empty(self.family_name.as_deref());
@@ -88,15 +198,20 @@ impl DesiredUser {
                 current.family_name = name.family_name;
             }
         }
-        if let Some(display) = self.display_name_over(user.name.as_ref()) {
-            user.display_name = Some(display);
+        for text in Text::ALL {
+            match self.change(text, user.name.as_ref()) {
+                Change::Keep => {}
+                Change::Set(value) => text.set(user, Some(value)),
+                Change::Clear => text.set(user, None),
+            }
         }
-        if let Some(email) = &self.email {
+        if let Some(email) = non_empty(self.email.as_deref()) {
             match user.emails.iter_mut().find(|e| is_work(e)) {
-                Some(work) => work.value = email.clone(),
-                None => user
-                    .emails
-                    .push(work_email(email, !user.emails.iter().any(|e| e.primary == Some(true)))),
+                Some(work) => work.value = email,
+                None => {
+                    let primary = !user.emails.iter().any(|e| e.primary == Some(true));
+                    user.emails.push(work_email(&email, primary));
+                }
             }
         }
         if self.active.is_some() {
@@ -125,16 +240,18 @@ fn work_email(value: &str, primary: bool) -> Email {
     }
 }
 
-/// Body of `POST /Users`. A new user is active unless told otherwise, and gets the userName
-/// as work email when none is given and the userName is an address.
+/// Body of `POST /Users`: the desired state over the initial values. A new user is active
+/// unless told otherwise, and gets the userName as work email when none is given and the
+/// userName is an address.
 pub fn create_payload(desired: &DesiredUser) -> User {
+    let desired = desired.at_creation();
     let mut user = User {
         schemas: vec![USER_SCHEMA.to_string()],
         active: Some(true),
         ..User::default()
     };
     desired.apply_to(&mut user);
-    if desired.email.is_none() && looks_like_email(&desired.user_name) {
+    if user.emails.is_empty() && looks_like_email(&desired.user_name) {
         user.emails.push(work_email(desired.user_name.trim(), true));
     }
     user
@@ -142,7 +259,7 @@ pub fn create_payload(desired: &DesiredUser) -> User {
 
 /// Body of `PUT /Users/{id}`: the current resource with the managed attributes set, so that
 /// attributes cxone-scim does not manage survive the full replace. Read-only `meta` and
-/// `groups` are dropped.
+/// `groups` are dropped; initial values are not applied.
 pub fn replace_payload(current: &User, desired: &DesiredUser) -> User {
     let mut user = current.clone();
     if user.schemas.is_empty() {
@@ -159,7 +276,8 @@ pub fn disable_patch() -> PatchOp {
     PatchOp::new(vec![PatchOperation::replace("active", false)])
 }
 
-/// The minimal PATCH that takes `current` to `desired`; `None` when nothing differs.
+/// The minimal PATCH that takes `current` to `desired`; `None` when nothing differs. Initial
+/// values are never sent.
 pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
     let mut ops = Vec::new();
     if current.user_name != desired.user_name {
@@ -182,11 +300,6 @@ pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
             non_empty(desired.family_name.as_deref()),
             name.and_then(|n| n.family_name.clone()),
         ),
-        (
-            "displayName",
-            desired.display_name_over(name),
-            current.display_name.clone(),
-        ),
     ] {
         if let Some(want) = want {
             if have.as_ref() != Some(&want) {
@@ -194,13 +307,23 @@ pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
             }
         }
     }
-    if let Some(email) = &desired.email {
+    for text in Text::ALL {
+        let have = text.get(current);
+        match desired.change(text, name) {
+            Change::Set(want) if have != Some(want.as_str()) => ops.push(PatchOperation::replace(text.path(), want)),
+            Change::Clear if have.is_some_and(|h| !h.trim().is_empty()) => {
+                ops.push(PatchOperation::remove(text.path()))
+            }
+            _ => {}
+        }
+    }
+    if let Some(email) = non_empty(desired.email.as_deref()) {
         match current.emails.iter().find(|e| is_work(e)) {
-            Some(work) if work.value.eq_ignore_ascii_case(email) => {}
-            Some(_) => ops.push(PatchOperation::replace(WORK_EMAIL_PATH, email.as_str())),
+            Some(work) if work.value.eq_ignore_ascii_case(&email) => {}
+            Some(_) => ops.push(PatchOperation::replace(WORK_EMAIL_PATH, email)),
             None => {
                 let primary = !current.emails.iter().any(|e| e.primary == Some(true));
-                ops.push(PatchOperation::add("emails", json!([work_email(email, primary)])));
+                ops.push(PatchOperation::add("emails", json!([work_email(&email, primary)])));
             }
         }
     }
@@ -252,6 +375,16 @@ mod tests {
             email: Some("jdoe@example.com".into()),
             active: Some(true),
             roles: Some(vec![role("Agent")]),
+            ..DesiredUser::default()
+        }
+    }
+
+    fn staffed() -> DesiredUser {
+        DesiredUser {
+            title: Some("Agent".into()),
+            department: Some("Support".into()),
+            employee_number: Some("E-17".into()),
+            ..jane()
         }
     }
 
@@ -393,5 +526,120 @@ mod tests {
         assert!(put.extra.contains_key("addresses"));
         assert_eq!(put.enterprise, current.enterprise);
         assert_eq!(put.name, current.name);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn create_sets_title_and_the_enterprise_attributes() {
+        let v = serde_json::to_value(create_payload(&staffed())).unwrap();
+        assert_eq!(v["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
+        assert_eq!(v["title"], "Agent");
+        assert_eq!(
+            v[ENTERPRISE_USER_SCHEMA],
+            json!({"department":"Support","employeeNumber":"E-17"})
+        );
+        let plain = serde_json::to_value(create_payload(&jane())).unwrap();
+        assert_eq!(plain["schemas"], json!([USER_SCHEMA]), "no extension, no URN");
+        assert!(plain.get(ENTERPRISE_USER_SCHEMA).is_none() && plain.get("title").is_none());
+        assert!(
+            DEPARTMENT_PATH.starts_with(ENTERPRISE_USER_SCHEMA)
+                && EMPLOYEE_NUMBER_PATH.starts_with(ENTERPRISE_USER_SCHEMA)
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_explicit_display_name_wins_and_blank_removes() {
+        let d = DesiredUser {
+            display_name: Some("Jane D.".into()),
+            ..jane()
+        };
+        assert_eq!(create_payload(&d).display_name.as_deref(), Some("Jane D."));
+        let current = create_payload(&jane());
+        let p = patch_to(&current, &d).unwrap();
+        assert_eq!(paths(&p), [("displayName", PatchOpKind::Replace)]);
+        assert_eq!(p.operations[0].value, Some(json!("Jane D.")));
+        let cleared = DesiredUser {
+            display_name: Some(String::new()),
+            ..jane()
+        };
+        assert_eq!(
+            paths(&patch_to(&current, &cleared).unwrap()),
+            [("displayName", PatchOpKind::Remove)]
+        );
+        assert_eq!(create_payload(&cleared).display_name, None);
+        let mut bare = current.clone();
+        bare.display_name = None;
+        assert_eq!(patch_to(&bare, &cleared), None, "nothing to remove");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn patch_sets_changes_and_removes_only_what_differs() {
+        let current = create_payload(&staffed());
+        assert_eq!(patch_to(&current, &staffed()), None);
+        let d = DesiredUser {
+            title: Some("Supervisor".into()),
+            department: Some(String::new()),
+            employee_number: None,
+            ..staffed()
+        };
+        let p = patch_to(&current, &d).unwrap();
+        assert_eq!(
+            paths(&p),
+            [("title", PatchOpKind::Replace), (DEPARTMENT_PATH, PatchOpKind::Remove)]
+        );
+        assert_eq!(p.operations[1].value, None);
+        let bare = create_payload(&jane());
+        let cleared = DesiredUser {
+            title: Some(" ".into()),
+            department: Some(String::new()),
+            employee_number: Some(String::new()),
+            ..jane()
+        };
+        assert_eq!(patch_to(&bare, &cleared), None, "no remove of what is absent");
+        let p = patch_to(&bare, &staffed()).unwrap();
+        assert_eq!(
+            paths(&p),
+            [
+                ("title", PatchOpKind::Replace),
+                (DEPARTMENT_PATH, PatchOpKind::Replace),
+                (EMPLOYEE_NUMBER_PATH, PatchOpKind::Replace),
+            ]
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn replace_sets_and_clears_the_new_attributes() {
+        let current: User =
+            serde_json::from_str(include_str!("../../tests/fixtures/rfc7643_enterprise_user.json")).unwrap();
+        let d = DesiredUser {
+            user_name: "bjensen@example.com".into(),
+            title: Some(String::new()),
+            department: Some("Support".into()),
+            employee_number: Some(String::new()),
+            ..DesiredUser::default()
+        };
+        let put = replace_payload(&current, &d);
+        assert_eq!(put.title, None);
+        let ent = put.enterprise.as_ref().unwrap();
+        assert_eq!(
+            (ent.department.as_deref(), ent.employee_number.as_deref()),
+            (Some("Support"), None)
+        );
+        assert_eq!(
+            ent.manager,
+            current.enterprise.as_ref().unwrap().manager,
+            "unmanaged kept"
+        );
+        assert_eq!(put.display_name, current.display_name, "no names: displayName kept");
+        let mut bare = create_payload(&staffed());
+        bare.enterprise.as_mut().unwrap().employee_number = None;
+        let put = replace_payload(
+            &bare,
+            &DesiredUser {
+                department: Some(String::new()),
+                ..jane()
+            },
+        );
+        assert_eq!(put.enterprise, None);
+        assert_eq!(put.schemas, [USER_SCHEMA], "an emptied extension takes its URN along");
     }
 }

@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod group;
+pub mod initial;
 pub mod lenient;
 pub mod list;
 pub mod patch;

@@ -18,6 +18,8 @@ pub struct User {
     pub name: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emails: Vec<Email>,
     #[serde(
@@ -189,6 +191,8 @@ mod tests {
         // Modelled elsewhere by nobody here: kept verbatim.
         assert!(user.extra.contains_key("addresses"));
         assert!(user.extra.contains_key("phoneNumbers"));
+        assert_eq!(user.title.as_deref(), Some("Tour Guide"));
+        assert!(!user.extra.contains_key("title"), "title is modelled");
         let back = serde_json::to_value(&user).unwrap();
         assert_eq!(
             back["addresses"],

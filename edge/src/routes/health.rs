@@ -27,7 +27,14 @@ pub async fn validate(env: &Env, config: &Config) -> Result<Response> {
     let state = State::open(env)?;
     let flow = FirstPageFlow::new(&config.scim_base_url, VALIDATE_PAGE, config.retry, seed());
     let budget = config.subrequest_budget.saturating_sub(2);
-    let result = run_authorized(flow, &config.credentials, config.retry, &state, Budget::new(budget, 1)).await;
+    let result = run_authorized(
+        flow,
+        &config.credentials,
+        config.retry,
+        &state,
+        &mut Budget::new(budget, 1),
+    )
+    .await;
     let latency_ms = now_ms().saturating_sub(started);
     match result {
         Ok(page) => reply::json(

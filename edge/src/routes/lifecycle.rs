@@ -74,6 +74,45 @@ fn refuse(audit: &mut AuditRecord, e: ApiError) -> Result<Response> {
     reply::api_error(&e)
 }
 
+/// The answer to a delivery, before it becomes an HTTP response.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Answer {
+    fn ok(body: Value) -> Self {
+        Self::of(200, body)
+    }
+
+    fn of(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            body,
+            retry_after_secs: None,
+        }
+    }
+
+    fn refused(audit: &mut AuditRecord, e: &ApiError) -> Self {
+        audit.detail = Some(e.detail.clone());
+        Self {
+            status: e.status,
+            body: serde_json::to_value(e.to_scim()).unwrap_or(Value::Null),
+            retry_after_secs: e.retry_after_secs,
+        }
+    }
+
+    pub fn into_response(self) -> Result<Response> {
+        let resp = reply::json(self.status, &self.body)?;
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers().set("Retry-After", &secs.to_string())?;
+        }
+        Ok(resp)
+    }
+}
+
 /// Asks the person's ledger, and when it says go, brings CXone to the event's state.
 pub async fn apply(
     env: &Env,
@@ -82,12 +121,25 @@ pub async fn apply(
     delivery: Delivery,
     audit: &mut AuditRecord,
 ) -> Result<Response> {
+    let (answer, _) = apply_within(env, config, event, delivery, audit, config.subrequest_budget).await?;
+    answer.into_response()
+}
+
+/// [`apply`] within `allowance` subrequests; returns the answer and the subrequests it took.
+pub async fn apply_within(
+    env: &Env,
+    config: &Config,
+    event: &LifecycleEvent,
+    delivery: Delivery,
+    audit: &mut AuditRecord,
+    allowance: u32,
+) -> Result<(Answer, u32)> {
     let subject = event.subject_key();
     audit.operation = Some(format!("{:?}", event.operation).to_lowercase());
     audit.subject = Some(subject.clone());
     let (command, resolution) = match event.command(&config.policy) {
         Ok(c) => c,
-        Err(v) => return refuse(audit, v.into()),
+        Err(v) => return Ok((Answer::refused(audit, &v.into()), 0)),
     };
     let ledger = Ledger::of(env, &subject)?;
     let begin = BeginRequest {
@@ -114,20 +166,23 @@ pub async fn apply(
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("duplicate".into(), json!(true));
             }
-            return reply::json(answer.status, &body);
+            return Ok((Answer::of(answer.status, body), asked));
         }
         Decision::Stale { answer } | Decision::Skipped { answer } => {
             audit.action = serde_json::from_value(answer.body["action"].clone()).ok();
-            return reply::json(answer.status, &answer.body);
+            return Ok((Answer::of(answer.status, answer.body), asked));
         }
         Decision::Busy { retry_after_ms } => {
             let busy = ApiError::busy(
                 "another event for this person is being applied; deliver again later",
                 retry_after_ms,
             );
-            return refuse(audit, busy);
+            return Ok((Answer::refused(audit, &busy), asked));
         }
-        Decision::Conflict { detail } => return refuse(audit, ApiError::new(409, Some("uniqueness"), detail)),
+        Decision::Conflict { detail } => {
+            let refused = ApiError::new(409, Some("uniqueness"), detail);
+            return Ok((Answer::refused(audit, &refused), asked));
+        }
     };
     let command = if known_id.is_some() {
         command.find_first()
@@ -136,9 +191,12 @@ pub async fn apply(
     };
     let state = State::open(env)?;
     let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
-    let budget = Budget::new(config.subrequest_budget.saturating_sub(asked + RESERVED_SUBREQUESTS), 1)
-        .until(lease.until.saturating_sub(config.ledger.lease_ms / 4));
-    let result = run_authorized(flow, &config.credentials, config.retry, &state, budget).await;
+    let given = allowance.saturating_sub(asked + RESERVED_SUBREQUESTS);
+    let mut budget = Budget::new(given, 1).until(lease.until.saturating_sub(config.ledger.lease_ms / 4));
+    let result = run_authorized(flow, &config.credentials, config.retry, &state, &mut budget).await;
+    // The ledger's calls and the flow's sends, then the commit and the token cache; a failure or
+    // conflict record takes more (see RESERVED_SUBREQUESTS).
+    let sent = asked + given.saturating_sub(budget.remaining());
     let mut commit = Commit {
         event_id: delivery.event_id.clone(),
         lease_token: lease.token.clone(),
@@ -187,12 +245,17 @@ pub async fn apply(
                 });
             }
             finish(&ledger, &state, commit, true).await?;
-            return reply::api_error(&api);
+            return Ok((Answer::refused(audit, &api), sent + RESERVED_SUBREQUESTS));
         }
     };
     commit.answer = Some(StoredAnswer::ok(answer.clone()));
     finish(&ledger, &state, commit, false).await?;
-    reply::json(200, &answer)
+    let used = if audit.action == Some(Action::Conflict) {
+        sent + RESERVED_SUBREQUESTS
+    } else {
+        sent + 2
+    };
+    Ok((Answer::ok(answer), used))
 }
 
 /// Commits the outcome to the ledger and drops the failure records it supersedes.

@@ -2,8 +2,9 @@
 
 mod admin;
 mod bulk;
+mod graph;
 mod health;
-mod lifecycle;
+pub(crate) mod lifecycle;
 
 use crate::config::Config;
 use crate::driver::now_ms;
@@ -42,6 +43,11 @@ enum Route {
     DismissConflict(String),
     BulkStart,
     BulkRun(String),
+    GraphNotifications,
+    SyncStatus,
+    SyncRun,
+    SyncApprove,
+    SyncReject,
 }
 
 /// The route for `method path`: 404 for an unknown path, 405 (with `Allow`) for another method.
@@ -58,6 +64,11 @@ fn parse(method: &str, path: &str) -> std::result::Result<Route, (u16, &'static 
         ["conflicts", id] if !id.is_empty() => (Route::DismissConflict(id.to_string()), "DELETE"),
         ["provision", "bulk"] => (Route::BulkStart, "POST"),
         ["provision", "bulk", id] if !id.is_empty() => (Route::BulkRun(id.to_string()), "GET"),
+        ["graph", "notifications"] => (Route::GraphNotifications, "POST"),
+        ["sync", "status"] => (Route::SyncStatus, "GET"),
+        ["sync", "run"] => (Route::SyncRun, "POST"),
+        ["sync", "approve"] => (Route::SyncApprove, "POST"),
+        ["sync", "reject"] => (Route::SyncReject, "POST"),
         _ => return Err((404, "")),
     };
     if method != allowed {
@@ -98,6 +109,9 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
     if route == Route::Lifecycle {
         return lifecycle::handle(req, env, &config, audit).await;
     }
+    if route == Route::GraphNotifications {
+        return graph::notifications(req, env, &config, audit).await;
+    }
     if !admin {
         return reply::unauthorized("admin bearer token missing or wrong");
     }
@@ -110,16 +124,32 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         Route::Conflicts => admin::conflicts(&req, env).await,
         Route::DismissConflict(id) => admin::dismiss_conflict(env, &id).await,
         Route::ReplayFailure(id) => {
-            let body = reply::body_within(&mut req, 4096).await?.unwrap_or_default();
-            let in_body = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("dryRun").and_then(serde_json::Value::as_bool))
-                .unwrap_or(false);
-            let dry_run = in_body || bulk::dry_run_query(&req);
+            let dry_run = dry_run(&mut req).await?;
             admin::replay(env, &config, &id, dry_run, audit).await
         }
-        Route::Healthz | Route::Lifecycle => reply::api_error(&ApiError::not_found(path.to_string())),
+        Route::SyncStatus => graph::status(env, &config).await,
+        Route::SyncRun => {
+            let dry_run = dry_run(&mut req).await?;
+            graph::run(env, &config, dry_run).await
+        }
+        Route::SyncApprove | Route::SyncReject => {
+            let dry_run = dry_run(&mut req).await?;
+            graph::decide(env, &config, route == Route::SyncApprove, dry_run).await
+        }
+        Route::Healthz | Route::Lifecycle | Route::GraphNotifications => {
+            reply::api_error(&ApiError::not_found(path.to_string()))
+        }
     }
+}
+
+/// `dryRun` of an admin POST: `?dryRun=true`, or `"dryRun": true` in a small JSON body.
+async fn dry_run(req: &mut Request) -> Result<bool> {
+    let body = reply::body_within(req, 4096).await?.unwrap_or_default();
+    let in_body = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("dryRun").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false);
+    Ok(in_body || bulk::dry_run_query(req))
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]
@@ -157,6 +187,10 @@ mod tests {
             Ok(Route::DismissConflict("ab12".into()))
         );
         assert_eq!(parse("GET", "/provision/bulk/r-1"), Ok(Route::BulkRun("r-1".into())));
+        assert_eq!(parse("POST", "/graph/notifications"), Ok(Route::GraphNotifications));
+        assert_eq!(parse("GET", "/sync/status"), Ok(Route::SyncStatus));
+        assert_eq!(parse("POST", "/sync/approve"), Ok(Route::SyncApprove));
+        assert_eq!(parse("GET", "/sync/run"), Err((405, "POST")));
         assert_eq!(parse("GET", "/conflicts/ab12"), Err((405, "DELETE")));
         for unknown in ["/", "/failures/", "/failures/x/y", "/provision/bulk/", "/webhooks"] {
             assert_eq!(parse("GET", unknown).map_err(|e| e.0), Err(404), "{unknown}");

@@ -1,0 +1,746 @@
+//! A sync pass: the rest of a delta round, applied change by change, as a checkpointable state
+//! machine. The host asks [`SyncPass::next`] what to do, does it, and reports back:
+//!
+//! 1. [`Work::Read`]: read the page at a position ([`super::DeltaReader`]) → [`SyncPass::on_page`];
+//! 2. [`Work::Plan`]: turn one change into a [`Plan`] (memberships, scope, attribute map: see
+//!    [`super::plan_change`]) → [`SyncPass::on_plan`];
+//! 3. [`Work::Apply`]: apply an event through the person's ledger → [`SyncPass::on_applied`];
+//! 4. [`Work::StoreCursor`]: keep the round's deltaLink → [`SyncPass::on_cursor_stored`];
+//! 5. [`Work::Done`]: the pass's summary.
+//!
+//! Joiners and movers are applied as their page is read. Leavers (removed in Entra, out of
+//! scope) wait for the end of the round, where the deletion guard counts them: within the
+//! threshold they are applied, above it all of them are held for a person to approve or reject,
+//! and the pass applies nothing of them. The cursor is stored only once every change of the
+//! round was applied, held, skipped or parked as a failure for replay; until then the pass's
+//! own checkpoint says where it is.
+
+use super::guard::DeletionThreshold;
+use super::reader::{Change, PageRead, Position};
+use crate::digest::sha256_hex;
+use crate::event::LifecycleEvent;
+use crate::flows::{Action, FlowError};
+use crate::UnixMillis;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What one change asks of CXone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "plan", content = "event")]
+pub enum Plan {
+    /// A joiner or mover in scope.
+    #[serde(with = "event_json")]
+    Upsert(Box<LifecycleEvent>),
+    /// Removed in Entra, or out of scope after being in it: disable or delete, after the guard.
+    #[serde(with = "event_json")]
+    Leaver(Box<LifecycleEvent>),
+    /// Nothing to do in CXone.
+    Ignore(Skip),
+}
+
+/// Why a change needs nothing in CXone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    /// Not in scope, and never was while cxone-scim watched.
+    OutOfScope,
+    /// Gone from Entra between the page and its membership lookup; a later page says so.
+    Gone,
+}
+
+/// How one change ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Disabled,
+    Deleted,
+    Unchanged,
+    Stale,
+    Skipped,
+    Conflict,
+    /// Answered before (a page read again after an interruption).
+    Duplicate,
+    /// Recorded as a failure, replayable with `POST /failures/{id}/replay`.
+    Failed,
+    /// A leaver held by the deletion guard.
+    Held,
+    /// A held leaver an admin rejected.
+    Rejected,
+    OutOfScope,
+    Gone,
+}
+
+impl From<Action> for Outcome {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Created => Self::Created,
+            Action::Updated => Self::Updated,
+            Action::Disabled => Self::Disabled,
+            Action::Deleted => Self::Deleted,
+            Action::Unchanged => Self::Unchanged,
+            Action::Stale => Self::Stale,
+            Action::Skipped => Self::Skipped,
+            Action::Conflict => Self::Conflict,
+        }
+    }
+}
+
+impl From<Skip> for Outcome {
+    fn from(s: Skip) -> Self {
+        match s {
+            Skip::OutOfScope => Self::OutOfScope,
+            Skip::Gone => Self::Gone,
+        }
+    }
+}
+
+/// A leaver waiting for the end of the round, or held for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Leaver {
+    /// The Entra object id.
+    pub graph_id: String,
+    pub event_id: String,
+    #[serde(with = "event_json")]
+    pub event: Box<LifecycleEvent>,
+}
+
+/// A stored event is read back the way a delivered one is, through [`LifecycleEvent::from_json`]
+/// (its checks included).
+mod event_json {
+    use crate::event::LifecycleEvent;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(event: &LifecycleEvent, s: S) -> Result<S::Ok, S::Error> {
+        event.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<LifecycleEvent>, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let bytes = serde_json::to_vec(&value).map_err(D::Error::custom)?;
+        LifecycleEvent::from_json(&bytes)
+            .map(Box::new)
+            .map_err(D::Error::custom)
+    }
+}
+
+/// Which change a [`Work::Apply`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "of", content = "index")]
+pub enum Slot {
+    /// The n-th change of the current page.
+    Change(usize),
+    /// The n-th leaver of the round.
+    Leaver(usize),
+}
+
+/// What the host does next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    Read(Position),
+    /// Plan the n-th change of the current page.
+    Plan {
+        index: usize,
+        change: Change,
+    },
+    /// Apply `event` through the person's ledger, as delivery `event_id`.
+    Apply {
+        slot: Slot,
+        event_id: String,
+        event: Box<LifecycleEvent>,
+    },
+    /// Store the next round's cursor.
+    StoreCursor(String),
+    Done(Summary),
+}
+
+/// What a pass did, for `GET /sync/status` and the audit trail.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub pass_id: String,
+    pub started_at: UnixMillis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<UnixMillis>,
+    pub pages: u32,
+    pub changes: u64,
+    pub counts: BTreeMap<Outcome, u64>,
+    /// Leavers held by the deletion guard in this pass.
+    pub held: usize,
+    /// Graph forgot the cursor: this pass read a full round.
+    pub resynced: bool,
+    /// The round's cursor was stored.
+    pub cursor_advanced: bool,
+    /// Graph requests made for memberships and full reads (delta pages not included).
+    pub membership_requests: u64,
+    /// Invocations the pass took (each within its own subrequest budget).
+    pub slices: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state", content = "plan")]
+enum SlotState {
+    New,
+    Planned(Plan),
+    Done(Outcome),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageSlot {
+    change: Change,
+    state: SlotState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Phase {
+    Read,
+    Changes,
+    Leavers,
+    StoreCursor,
+    Finished,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncPass {
+    summary: Summary,
+    phase: Phase,
+    /// The page to read next (or the one being worked).
+    position: Position,
+    /// The link the current page was read from (part of its changes' delivery ids).
+    page_link: String,
+    /// When the current page was read: the event time of its changes.
+    page_read_at: UnixMillis,
+    page: Vec<PageSlot>,
+    /// First change of the page not yet done.
+    first_open: usize,
+    /// Where the round goes on after this page.
+    after_page: Option<Position>,
+    leavers: Vec<Leaver>,
+    leaver_outcomes: Vec<Option<Outcome>>,
+    /// Leavers may be applied (within the guard's threshold, or approved).
+    leavers_cleared: bool,
+    /// Held by the guard: the host keeps them for approval.
+    held: Vec<Leaver>,
+    threshold: DeletionThreshold,
+    /// People in scope before the pass (for a threshold given as a share).
+    population: usize,
+}
+
+/// The delivery id of a change: the same change on the same page gives the same id, so a page
+/// read again after an interruption is answered by each person's ledger, not applied twice.
+fn delivery_id(page_link: &str, change: &Change) -> String {
+    let body = serde_json::to_string(change).unwrap_or_default();
+    let mut digest = sha256_hex(format!("{page_link}\n{body}").as_bytes());
+    digest.truncate(32);
+    format!("graph-{digest}")
+}
+
+fn link_of(position: &Position) -> &str {
+    match position {
+        Position::Start => "start",
+        Position::Page(l) | Position::Round(l) => l,
+    }
+}
+
+impl SyncPass {
+    /// A pass reading on from `cursor` (the stored deltaLink, or [`Position::Start`]).
+    pub fn delta(
+        pass_id: &str,
+        cursor: Position,
+        threshold: DeletionThreshold,
+        population: usize,
+        now: UnixMillis,
+    ) -> Self {
+        Self {
+            summary: Summary {
+                pass_id: pass_id.to_string(),
+                started_at: now,
+                ..Summary::default()
+            },
+            phase: Phase::Read,
+            position: cursor,
+            page_link: String::new(),
+            page_read_at: now,
+            page: Vec::new(),
+            first_open: 0,
+            after_page: None,
+            leavers: Vec::new(),
+            leaver_outcomes: Vec::new(),
+            leavers_cleared: false,
+            held: Vec::new(),
+            threshold,
+            population,
+        }
+    }
+
+    /// A pass that applies leavers an admin approved (no reading, no cursor).
+    pub fn approved(pass_id: &str, leavers: Vec<Leaver>, now: UnixMillis) -> Self {
+        let mut pass = Self::delta(pass_id, Position::Start, DeletionThreshold::default(), 0, now);
+        pass.leaver_outcomes = vec![None; leavers.len()];
+        pass.leavers = leavers;
+        pass.leavers_cleared = true;
+        pass.phase = Phase::Leavers;
+        pass
+    }
+
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The host starts another invocation's share of the pass.
+    pub fn began_slice(&mut self) {
+        self.summary.slices += 1;
+    }
+
+    /// The Entra object id a slot is about.
+    pub fn graph_id_of(&self, slot: Slot) -> Option<String> {
+        match slot {
+            Slot::Change(i) => self.page.get(i).map(|s| match &s.change {
+                Change::Upsert { user } => user.id.clone(),
+                Change::Removed { id, .. } => id.clone(),
+            }),
+            Slot::Leaver(i) => self.leavers.get(i).map(|l| l.graph_id.clone()),
+        }
+    }
+
+    /// Leavers the guard held in this pass, for the host to keep until approved or rejected.
+    pub fn take_held(&mut self) -> Vec<Leaver> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Leavers waiting for the end of the round.
+    pub fn pending_leavers(&self) -> &[Leaver] {
+        &self.leavers
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    fn count(&mut self, outcome: Outcome) {
+        *self.summary.counts.entry(outcome).or_default() += 1;
+    }
+
+    fn finish(&mut self, now: UnixMillis) {
+        self.phase = Phase::Finished;
+        self.summary.finished_at = Some(now);
+    }
+
+    /// What to do now.
+    pub fn next(&mut self, now: UnixMillis) -> Work {
+        loop {
+            match self.phase {
+                Phase::Read => return Work::Read(self.position.clone()),
+                Phase::Changes => {
+                    while self
+                        .page
+                        .get(self.first_open)
+                        .is_some_and(|s| matches!(s.state, SlotState::Done(_)))
+                    {
+                        self.first_open += 1;
+                    }
+                    let Some(slot) = self.page.get(self.first_open) else {
+                        self.page_done();
+                        continue;
+                    };
+                    let index = self.first_open;
+                    return match &slot.state {
+                        SlotState::New => Work::Plan {
+                            index,
+                            change: slot.change.clone(),
+                        },
+                        SlotState::Planned(Plan::Upsert(event)) => Work::Apply {
+                            slot: Slot::Change(index),
+                            event_id: delivery_id(&self.page_link, &slot.change),
+                            event: event.clone(),
+                        },
+                        // Leavers and skips are settled when planned.
+                        SlotState::Planned(_) | SlotState::Done(_) => {
+                            self.first_open += 1;
+                            continue;
+                        }
+                    };
+                }
+                Phase::Leavers => {
+                    if !self.leavers_cleared {
+                        self.guard();
+                        continue;
+                    }
+                    match self.leaver_outcomes.iter().position(Option::is_none) {
+                        Some(i) => {
+                            let leaver = &self.leavers[i];
+                            return Work::Apply {
+                                slot: Slot::Leaver(i),
+                                event_id: leaver.event_id.clone(),
+                                event: leaver.event.clone(),
+                            };
+                        }
+                        None => {
+                            self.phase = match self.after_page {
+                                Some(Position::Round(_)) => Phase::StoreCursor,
+                                _ => Phase::Finished,
+                            };
+                            if self.phase == Phase::Finished {
+                                self.finish(now);
+                            }
+                        }
+                    }
+                }
+                Phase::StoreCursor => match &self.after_page {
+                    Some(Position::Round(link)) => return Work::StoreCursor(link.clone()),
+                    _ => self.finish(now),
+                },
+                Phase::Finished => return Work::Done(self.summary.clone()),
+            }
+        }
+    }
+
+    /// The end of a page: read on, or (last page) settle the round's leavers.
+    fn page_done(&mut self) {
+        match self.after_page.clone() {
+            Some(Position::Page(link)) => {
+                self.position = Position::Page(link);
+                self.phase = Phase::Read;
+            }
+            _ => self.phase = Phase::Leavers,
+        }
+    }
+
+    /// The deletion guard, once per round.
+    fn guard(&mut self) {
+        self.leavers_cleared = true;
+        if self.threshold.holds(self.leavers.len(), self.population) {
+            self.summary.held = self.leavers.len();
+            for _ in 0..self.leavers.len() {
+                self.count(Outcome::Held);
+            }
+            self.held = std::mem::take(&mut self.leavers);
+            self.leaver_outcomes.clear();
+        } else {
+            self.leaver_outcomes = vec![None; self.leavers.len()];
+        }
+    }
+
+    /// The page read at the position [`Work::Read`] gave, or why it could not be read.
+    pub fn on_page(&mut self, read: Result<PageRead, FlowError>, now: UnixMillis) {
+        if self.phase != Phase::Read {
+            return;
+        }
+        let page = match read {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing of the page was applied; the cursor stays where it was.
+                self.summary.error = Some(e.to_string());
+                self.finish(now);
+                return;
+            }
+        };
+        self.summary.pages += 1;
+        self.summary.changes += page.changes.len() as u64;
+        self.summary.resynced |= page.resynced;
+        self.page_link = link_of(&self.position).to_string();
+        self.page_read_at = now;
+        self.page = page
+            .changes
+            .into_iter()
+            .map(|change| PageSlot {
+                change,
+                state: SlotState::New,
+            })
+            .collect();
+        self.first_open = 0;
+        self.after_page = Some(page.next);
+        self.phase = Phase::Changes;
+    }
+
+    /// When the current page was read: the event time of its changes.
+    pub fn page_read_at(&self) -> UnixMillis {
+        self.page_read_at
+    }
+
+    /// The plan for the n-th change, and the membership requests it took.
+    pub fn on_plan(&mut self, index: usize, plan: Plan, membership_requests: u32) {
+        self.summary.membership_requests += u64::from(membership_requests);
+        let Some(slot) = self.page.get(index) else {
+            return;
+        };
+        if slot.state != SlotState::New {
+            return;
+        }
+        let event_id = delivery_id(&self.page_link, &slot.change);
+        let change = slot.change.clone();
+        let state = match &plan {
+            Plan::Ignore(skip) => SlotState::Done(Outcome::from(*skip)),
+            Plan::Leaver(event) => {
+                let graph_id = match &change {
+                    Change::Upsert { user } => user.id.clone(),
+                    Change::Removed { id, .. } => id.clone(),
+                };
+                // A later change for the same person in this round replaces an earlier one.
+                self.leavers.retain(|l| l.graph_id != graph_id);
+                self.leavers.push(Leaver {
+                    graph_id,
+                    event_id,
+                    event: event.clone(),
+                });
+                SlotState::Done(Outcome::Held)
+            }
+            Plan::Upsert(_) => SlotState::Planned(plan.clone()),
+        };
+        if let SlotState::Done(outcome) = state {
+            if outcome != Outcome::Held {
+                self.count(outcome);
+            }
+        }
+        if let (Plan::Upsert(_), Change::Upsert { user }) = (&plan, &change) {
+            // Back in scope before the round ended: no longer a leaver.
+            let id = user.id.clone();
+            self.leavers.retain(|l| l.graph_id != id);
+        }
+        if let Some(slot) = self.page.get_mut(index) {
+            slot.state = state;
+        }
+    }
+
+    /// How applying a slot ended. A slot the host could not finish (budget, a busy person) is
+    /// not reported: the next [`SyncPass::next`] hands it out again with the same delivery id.
+    pub fn on_applied(&mut self, slot: Slot, outcome: Outcome) {
+        match slot {
+            Slot::Change(i) => {
+                let Some(s) = self.page.get_mut(i) else { return };
+                if matches!(s.state, SlotState::Done(_)) {
+                    return;
+                }
+                s.state = SlotState::Done(outcome);
+            }
+            Slot::Leaver(i) => {
+                let Some(o) = self.leaver_outcomes.get_mut(i) else {
+                    return;
+                };
+                if o.is_some() {
+                    return;
+                }
+                *o = Some(outcome);
+            }
+        }
+        self.count(outcome);
+    }
+
+    pub fn on_cursor_stored(&mut self, now: UnixMillis) {
+        if self.phase == Phase::StoreCursor {
+            self.summary.cursor_advanced = true;
+            self.finish(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Operation;
+    use crate::graph::{DeltaUser, Removal};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn upsert(id: &str) -> Change {
+        Change::Upsert {
+            user: Box::new(DeltaUser {
+                id: id.into(),
+                ..DeltaUser::default()
+            }),
+        }
+    }
+
+    fn removed(id: &str) -> Change {
+        Change::Removed {
+            id: id.into(),
+            removal: Removal::Changed,
+        }
+    }
+
+    fn event(id: &str, operation: Operation) -> Box<LifecycleEvent> {
+        Box::new(LifecycleEvent {
+            operation,
+            user_name: format!("{id}@example.com"),
+            external_id: Some(id.into()),
+            ..LifecycleEvent::default()
+        })
+    }
+
+    fn page(changes: Vec<Change>, next: Position) -> PageRead {
+        PageRead {
+            changes,
+            next,
+            resynced: false,
+        }
+    }
+
+    /// Plans every change the obvious way: upserts in scope, removals as disables.
+    fn plan_of(change: &Change) -> Plan {
+        match change {
+            Change::Upsert { user } if user.id.starts_with("out") => Plan::Ignore(Skip::OutOfScope),
+            Change::Upsert { user } if user.id.starts_with("left") => Plan::Leaver(event(&user.id, Operation::Disable)),
+            Change::Upsert { user } => Plan::Upsert(event(&user.id, Operation::Update)),
+            Change::Removed { id, .. } => Plan::Leaver(event(id, Operation::Disable)),
+        }
+    }
+
+    /// Runs a pass against `pages`, applying every event with `Updated`/`Disabled`; returns
+    /// the applied delivery ids in order and the stored cursor.
+    fn run(pass: &mut SyncPass, mut pages: Vec<PageRead>) -> (Vec<(String, Operation)>, Option<String>) {
+        let mut applied = Vec::new();
+        let mut stored = None;
+        for _ in 0..10_000 {
+            match pass.next(1_000) {
+                Work::Read(_) => {
+                    let p = pages.remove(0);
+                    pass.on_page(Ok(p), 1_000);
+                }
+                Work::Plan { index, change } => pass.on_plan(index, plan_of(&change), 1),
+                Work::Apply { slot, event_id, event } => {
+                    let outcome = if event.operation.is_leaver() {
+                        Outcome::Disabled
+                    } else {
+                        Outcome::Updated
+                    };
+                    applied.push((event_id, event.operation));
+                    pass.on_applied(slot, outcome);
+                }
+                Work::StoreCursor(link) => {
+                    stored = Some(link);
+                    pass.on_cursor_stored(2_000);
+                }
+                Work::Done(_) => return (applied, stored),
+            }
+        }
+        panic!("the pass did not finish");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn joiners_go_first_leavers_at_the_end_of_the_round_and_then_the_cursor() {
+        let mut pass = SyncPass::delta("p1", Position::Start, DeletionThreshold::Count(25), 100, 0);
+        let pages = vec![
+            page(
+                vec![upsert("a"), removed("gone"), upsert("out-1")],
+                Position::Page("https://g/next".into()),
+            ),
+            page(vec![upsert("b")], Position::Round("https://g/delta".into())),
+        ];
+        let (applied, stored) = run(&mut pass, pages);
+        let ops: Vec<Operation> = applied.iter().map(|a| a.1).collect();
+        assert_eq!(ops, [Operation::Update, Operation::Update, Operation::Disable]);
+        assert_eq!(stored.as_deref(), Some("https://g/delta"));
+        let s = pass.summary();
+        assert_eq!((s.pages, s.changes, s.held), (2, 4, 0));
+        assert_eq!(s.counts[&Outcome::Updated], 2);
+        assert_eq!(s.counts[&Outcome::Disabled], 1);
+        assert_eq!(s.counts[&Outcome::OutOfScope], 1);
+        assert!(!s.counts.contains_key(&Outcome::Held));
+        assert!(s.cursor_advanced && s.finished_at == Some(2_000));
+        assert_eq!(s.membership_requests, 4);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn above_the_threshold_every_leaver_is_held_and_the_rest_applied() {
+        let mut pass = SyncPass::delta("p1", Position::Start, DeletionThreshold::Count(25), 1000, 0);
+        let mut changes: Vec<Change> = (0..30).map(|i| removed(&format!("r{i}"))).collect();
+        changes.push(upsert("stays"));
+        let (applied, stored) = run(&mut pass, vec![page(changes, Position::Round("https://g/d".into()))]);
+        assert_eq!(applied.len(), 1, "only the joiner: {applied:?}");
+        assert_eq!(stored.as_deref(), Some("https://g/d"), "held counts as settled");
+        assert_eq!(pass.summary().held, 30);
+        assert_eq!(pass.summary().counts[&Outcome::Held], 30);
+        let held = pass.take_held();
+        assert_eq!(held.len(), 30);
+        // Approved: the same leavers, the same delivery ids, no cursor.
+        let ids: Vec<String> = held.iter().map(|l| l.event_id.clone()).collect();
+        let mut approved = SyncPass::approved("p2", held, 5_000);
+        let (applied, stored) = run(&mut approved, vec![]);
+        assert_eq!(applied.iter().map(|a| a.0.clone()).collect::<Vec<_>>(), ids);
+        assert!(stored.is_none());
+        assert_eq!(approved.summary().counts[&Outcome::Disabled], 30);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn at_the_threshold_leavers_are_applied() {
+        let mut pass = SyncPass::delta("p1", Position::Start, DeletionThreshold::Count(2), 10, 0);
+        let changes = vec![removed("r1"), upsert("left-1")];
+        let (applied, _) = run(&mut pass, vec![page(changes, Position::Round("d".into()))]);
+        assert_eq!(applied.len(), 2);
+        assert_eq!(pass.summary().held, 0);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_person_back_in_scope_later_in_the_round_is_no_leaver() {
+        let mut pass = SyncPass::delta("p2", Position::Start, DeletionThreshold::Count(25), 10, 0);
+        let _ = pass.next(0);
+        pass.on_page(Ok(page(vec![upsert("p"), upsert("p")], Position::Round("d".into()))), 0);
+        pass.on_plan(0, Plan::Leaver(event("p", Operation::Disable)), 0);
+        pass.on_plan(1, Plan::Upsert(event("p", Operation::Update)), 0);
+        assert!(pass.pending_leavers().is_empty());
+        let (applied, _) = run(&mut pass, vec![]);
+        assert_eq!(applied.len(), 1, "only the upsert: {applied:?}");
+        assert_eq!(applied[0].1, Operation::Update);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_interrupted_pass_resumes_where_its_checkpoint_is_with_the_same_ids() {
+        let mut pass = SyncPass::delta("p1", Position::Round("old".into()), DeletionThreshold::Count(25), 10, 0);
+        assert_eq!(pass.next(0), Work::Read(Position::Round("old".into())));
+        pass.on_page(
+            Ok(page(vec![upsert("a"), upsert("b")], Position::Round("new".into()))),
+            7,
+        );
+        let Work::Plan { index, change } = pass.next(7) else {
+            panic!()
+        };
+        pass.on_plan(index, plan_of(&change), 1);
+        let Work::Apply {
+            event_id: first_id,
+            event,
+            ..
+        } = pass.next(7)
+        else {
+            panic!()
+        };
+        assert_eq!(event.external_id.as_deref(), Some("a"));
+        // Saved before the answer came: the restored pass hands out the same delivery.
+        let saved = serde_json::to_string(&pass).unwrap();
+        let mut restored: SyncPass = serde_json::from_str(&saved).unwrap();
+        let Work::Apply { event_id, slot, .. } = restored.next(9) else {
+            panic!()
+        };
+        assert_eq!(event_id, first_id);
+        restored.on_applied(slot, Outcome::Duplicate);
+        let (applied, stored) = run(&mut restored, vec![]);
+        assert_eq!(applied.len(), 1);
+        assert_ne!(applied[0].0, first_id);
+        assert_eq!(stored.as_deref(), Some("new"));
+        assert_eq!(restored.summary().counts[&Outcome::Duplicate], 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unreadable_page_ends_the_pass_without_moving_the_cursor() {
+        let mut pass = SyncPass::delta("p1", Position::Round("old".into()), DeletionThreshold::Count(25), 10, 0);
+        let _ = pass.next(0);
+        pass.on_page(Err(FlowError::Ambiguous("bad page".into())), 3);
+        let Work::Done(summary) = pass.next(3) else { panic!() };
+        assert!(!summary.cursor_advanced);
+        assert!(summary.error.unwrap().contains("bad page"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_same_change_on_the_same_page_has_one_delivery_id() {
+        let a = delivery_id("https://g/p?$skiptoken=1", &upsert("a"));
+        assert_eq!(a, delivery_id("https://g/p?$skiptoken=1", &upsert("a")));
+        assert_ne!(a, delivery_id("https://g/p?$skiptoken=2", &upsert("a")));
+        assert_ne!(a, delivery_id("https://g/p?$skiptoken=1", &upsert("b")));
+        assert!(a.len() < 64);
+    }
+}

@@ -1,0 +1,798 @@
+//! Microsoft Graph sync: one SQLite-backed Durable Object (`GRAPH_SYNC`, named `graph`) runs the
+//! passes, so two passes never both advance the cursor.
+//!
+//! Tables:
+//! - `meta`: small documents by key: `pass` (the pass in progress, checkpointed after every
+//!   step), `last` (the last pass's summary), `wanted` (a pass was asked for),
+//!   `approve` (held leavers approved), `renew` (subscriptions to check), `subscriptions`;
+//! - `people`: one row per Entra user cxone-scim has seen in scope (`in_scope` 1 or 0): who
+//!   leaving scope is a leaver, and the population a threshold share is taken of;
+//! - `held`: leavers the deletion guard holds until `POST /sync/approve` or `/sync/reject`;
+//! - `parked`: changes that failed (each also a failure record in KV, replayable).
+//!
+//! The delta cursor itself lives in KV (`graph:cursor`), written only here. The object stores
+//! and drives; `cxone_scim_core::graph` decides. A slice runs the pass within one invocation's
+//! subrequest budget; an alarm continues it with a fresh one.
+
+use crate::config::{Config, SYNC_BINDING};
+use crate::driver::{now_ms, plan_first_write, run_authorized, run_authorized_then, seed, Budget, PlannedRequest};
+use crate::kv::State as Kv;
+use crate::routes::lifecycle::{apply_within, Answer, Delivery};
+use cxone_scim_core::audit::{iso8601, AuditRecord};
+use cxone_scim_core::digest::sha256_hex;
+use cxone_scim_core::event::LifecycleEvent;
+use cxone_scim_core::flows::{FlowError, LifecycleFlow};
+use cxone_scim_core::graph::{
+    Change, DeltaReader, KnownPerson, Leaver, MemberOfFlow, Outcome, Plan, Planner, Position, Skip, Slot, Subscription,
+    SubscriptionFlow, Summary, SyncPass, UserReadFlow, Work,
+};
+use cxone_scim_core::settings::GraphSettings;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use worker::{
+    console_log, durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage,
+    SqlStorageValue, State, Stub,
+};
+
+/// A burst of notifications within this long starts one pass.
+const COALESCE_MS: i64 = 1_000;
+/// A slice that has not finished by then is taken to have died; the alarm resumes the pass.
+const WATCHDOG_MS: i64 = 120_000;
+/// A slice stops starting work after this long, so checkpoints stay frequent.
+const SLICE_MS: u64 = 25_000;
+/// Subrequests a change needs at least: the ledger, CXone's lookups and write, the records.
+const PER_APPLY: u32 = 9;
+/// A person busy with another event is tried again after this long.
+const BUSY_RETRY_MS: i64 = 2_000;
+/// Most held leavers and parked changes `GET /sync/status` lists.
+const STATUS_LIST: usize = 50;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Cursor {
+    delta_link: String,
+    stored_at: u64,
+}
+
+const CURSOR_KEY: &str = "graph:cursor";
+
+/// Why a slice ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SliceEnd {
+    Finished,
+    /// Budget or time ran out: continue right away.
+    Paused,
+    /// Continue after this many milliseconds.
+    Later(i64),
+    Busy,
+}
+
+#[durable_object]
+pub struct SyncRunner {
+    state: State,
+    env: Env,
+    running: Cell<bool>,
+}
+
+struct Running<'a>(&'a Cell<bool>);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+fn tables(sql: &SqlStorage) {
+    for ddl in [
+        "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS people (graph_id TEXT PRIMARY KEY, in_scope INTEGER NOT NULL, \
+         external_id TEXT NOT NULL, user_name TEXT, updated_at INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS held (event_id TEXT PRIMARY KEY, doc TEXT NOT NULL, held_at INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS parked (event_id TEXT PRIMARY KEY, graph_id TEXT NOT NULL, detail TEXT NOT NULL, at INTEGER NOT NULL)",
+    ] {
+        // Idempotent; runs once per object start.
+        let _ = sql.exec(ddl, None);
+    }
+}
+
+#[derive(Deserialize)]
+struct DocRow {
+    doc: String,
+}
+
+#[derive(Deserialize)]
+struct CountRow {
+    n: f64,
+}
+
+/// What `/kick` asks for.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kick {
+    /// `cron`, `notification`, `admin`.
+    pub reason: String,
+    /// Check the subscriptions too.
+    #[serde(default)]
+    pub renew: bool,
+}
+
+impl DurableObject for SyncRunner {
+    fn new(state: State, env: Env) -> Self {
+        tables(&state.storage().sql());
+        Self {
+            state,
+            env,
+            running: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let text = req.text().await.unwrap_or_default();
+        match req.path().as_str() {
+            "/kick" => {
+                let kick: Kick = serde_json::from_str(&text).unwrap_or_default();
+                Response::from_json(&self.kick(&kick).await?)
+            }
+            "/status" => Response::from_json(&self.status().await?),
+            "/approve" => Response::from_json(&self.approve().await?),
+            "/reject" => Response::from_json(&self.reject()?),
+            "/held" => Response::from_json(&json!({"held": self.held()?})),
+            "/dry-run" => Response::from_json(&self.dry_run().await?),
+            other => Response::error(format!("no sync route {other}"), 404),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        match self.slice().await? {
+            SliceEnd::Finished => {}
+            SliceEnd::Paused => self.state.storage().set_alarm(0i64).await?,
+            SliceEnd::Later(ms) => self.state.storage().set_alarm(ms).await?,
+            SliceEnd::Busy => self.state.storage().set_alarm(WATCHDOG_MS).await?,
+        }
+        Response::ok("")
+    }
+}
+
+impl SyncRunner {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let rows: Vec<DocRow> = self
+            .sql()
+            .exec("SELECT doc FROM meta WHERE k = ?", vec![key.into()])?
+            .to_array()?;
+        match rows.first() {
+            Some(r) => Ok(Some(serde_json::from_str(&r.doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO meta (k, doc) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc",
+            vec![key.into(), serde_json::to_string(value)?.into()],
+        )?;
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<()> {
+        self.sql().exec("DELETE FROM meta WHERE k = ?", vec![key.into()])?;
+        Ok(())
+    }
+
+    fn count(&self, query: &str) -> Result<usize> {
+        let rows: Vec<CountRow> = self.sql().exec(query, None)?.to_array()?;
+        Ok(rows.first().map_or(0, |r| r.n as usize))
+    }
+
+    fn known(&self, graph_id: &str) -> Result<Option<KnownPerson>> {
+        #[derive(Deserialize)]
+        struct Row {
+            in_scope: f64,
+            external_id: String,
+            user_name: Option<String>,
+        }
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT in_scope, external_id, user_name FROM people WHERE graph_id = ?",
+                vec![graph_id.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| KnownPerson {
+            in_scope: r.in_scope != 0.0,
+            external_id: r.external_id,
+            user_name: r.user_name,
+        }))
+    }
+
+    /// Records what a change applied for the person `graph_id`: in scope after a joiner or
+    /// mover, out of it after a leaver.
+    fn record_person(&self, graph_id: &str, event: &LifecycleEvent) -> Result<()> {
+        let Some(external_id) = event.external_id.clone() else {
+            return Ok(());
+        };
+        let user_name = Some(event.user_name.clone()).filter(|n| !n.is_empty());
+        self.sql().exec(
+            "INSERT INTO people (graph_id, in_scope, external_id, user_name, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT(graph_id) DO UPDATE SET in_scope = excluded.in_scope, external_id = excluded.external_id, \
+             user_name = COALESCE(excluded.user_name, people.user_name), updated_at = excluded.updated_at",
+            vec![
+                graph_id.into(),
+                i64::from(!event.operation.is_leaver()).into(),
+                external_id.into(),
+                user_name.map_or(SqlStorageValue::Null, SqlStorageValue::from),
+                (now_ms() as i64).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn held(&self) -> Result<Vec<Leaver>> {
+        let rows: Vec<DocRow> = self
+            .sql()
+            .exec("SELECT doc FROM held ORDER BY held_at, event_id", None)?
+            .to_array()?;
+        rows.iter().map(|r| Ok(serde_json::from_str(&r.doc)?)).collect()
+    }
+
+    /// Asks for a pass: one starts soon, or right after the one running (a burst of asks makes
+    /// one pass).
+    async fn kick(&self, kick: &Kick) -> Result<Value> {
+        if kick.renew {
+            self.put("renew", &true)?;
+        }
+        // One ask stands for all asks until a pass starts: a burst makes one pass (and one more
+        // after a pass that was running when it came).
+        self.put("wanted", &kick.reason)?;
+        let running = self.get::<SyncPass>("pass")?.is_some();
+        let storage = self.state.storage();
+        if storage.get_alarm().await?.is_none() {
+            storage.set_alarm(COALESCE_MS).await?;
+        }
+        Ok(json!({"accepted": true, "running": running}))
+    }
+
+    async fn approve(&self) -> Result<Value> {
+        let held = self.held()?;
+        if held.is_empty() {
+            return Ok(json!({"approved": 0}));
+        }
+        self.put("approve", &true)?;
+        self.kick(&Kick {
+            reason: "approve".into(),
+            renew: false,
+        })
+        .await?;
+        Ok(json!({"approved": held.len()}))
+    }
+
+    fn reject(&self) -> Result<Value> {
+        let held = self.count("SELECT COUNT(*) AS n FROM held")?;
+        self.sql().exec("DELETE FROM held", None)?;
+        self.remove("approve")?;
+        if let Some(mut last) = self.get::<Summary>("last")? {
+            *last.counts.entry(Outcome::Rejected).or_default() += held as u64;
+            self.put("last", &last)?;
+        }
+        Ok(json!({"rejected": held}))
+    }
+
+    async fn status(&self) -> Result<Value> {
+        let kv = Kv::open(&self.env)?;
+        let cursor: Option<Cursor> = kv.get_json(CURSOR_KEY).await?;
+        let now = now_ms();
+        let pass: Option<SyncPass> = self.get("pass")?;
+        let last: Option<Summary> = self.get("last")?;
+        let subscriptions: Vec<Subscription> = self.get("subscriptions")?.unwrap_or_default();
+        let held = self.held()?;
+        #[derive(Deserialize, Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ParkedRow {
+            event_id: String,
+            graph_id: String,
+            detail: String,
+            at: f64,
+        }
+        let parked: Vec<ParkedRow> = self
+            .sql()
+            .exec(
+                "SELECT event_id, graph_id, detail, at FROM parked ORDER BY at DESC LIMIT ?",
+                vec![(STATUS_LIST as i64).into()],
+            )?
+            .to_array()?;
+        let last = last.map(|s| {
+            let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
+            if let Some(end) = s.finished_at {
+                v["durationMs"] = json!(end.saturating_sub(s.started_at));
+                v["finishedAt"] = json!(iso8601(end));
+            }
+            v["startedAt"] = json!(iso8601(s.started_at));
+            v
+        });
+        Ok(json!({
+            "cursor": cursor.map(|c| json!({
+                "storedAt": iso8601(c.stored_at),
+                "ageSeconds": now.saturating_sub(c.stored_at) / 1000,
+            })),
+            "running": pass.map(|p| p.summary().clone()),
+            "lastPass": last,
+            "inScope": self.count("SELECT COUNT(*) AS n FROM people WHERE in_scope = 1")?,
+            "held": {
+                "count": held.len(),
+                "leavers": held.iter().take(STATUS_LIST).map(|l| json!({
+                    "graphId": l.graph_id, "eventId": l.event_id, "operation": l.event.operation,
+                })).collect::<Vec<_>>(),
+            },
+            "parked": {
+                "count": self.count("SELECT COUNT(*) AS n FROM parked")?,
+                "changes": parked,
+            },
+            "subscriptions": subscriptions.iter().map(|s| json!({
+                "id": s.id, "resource": s.resource.as_str(), "expiresAt": iso8601(s.expires_at),
+            })).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// The pass to work on: the one in progress, else a new one if one was asked for.
+    async fn pass_to_run(&self, graph: &GraphSettings, kv: &Kv) -> Result<Option<SyncPass>> {
+        if let Some(pass) = self.get::<SyncPass>("pass")? {
+            return Ok(Some(pass));
+        }
+        let pass_id = format!("pass-{:012x}", seed() >> 16);
+        if self.get::<bool>("approve")?.is_some() {
+            self.remove("approve")?;
+            let held = self.held()?;
+            self.sql().exec("DELETE FROM held", None)?;
+            return Ok(Some(SyncPass::approved(&pass_id, held, now_ms())));
+        }
+        if self.get::<String>("wanted")?.is_none() {
+            return Ok(None);
+        }
+        self.remove("wanted")?;
+        let cursor = kv
+            .get_json::<Cursor>(CURSOR_KEY)
+            .await?
+            .map_or(Position::Start, |c| Position::Round(c.delta_link));
+        let population = self.count("SELECT COUNT(*) AS n FROM people WHERE in_scope = 1")?;
+        Ok(Some(SyncPass::delta(
+            &pass_id,
+            cursor,
+            graph.threshold,
+            population,
+            now_ms(),
+        )))
+    }
+
+    async fn slice(&self) -> Result<SliceEnd> {
+        if self.running.get() {
+            return Ok(SliceEnd::Busy);
+        }
+        self.running.set(true);
+        let _running = Running(&self.running);
+        let config = Config::load(&self.env)
+            .map_err(|p| worker::Error::RustError(format!("misconfigured: {}", p.join("; "))))?;
+        let Some(graph) = config.graph.clone() else {
+            return Ok(SliceEnd::Finished);
+        };
+        self.state.storage().set_alarm(WATCHDOG_MS).await?;
+        let kv = Kv::open(&self.env)?;
+        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        if self.get::<bool>("renew")?.is_some() {
+            self.renew(&config, &graph, &kv, &mut budget).await?;
+        }
+        let Some(mut pass) = self.pass_to_run(&graph, &kv).await? else {
+            return Ok(SliceEnd::Finished);
+        };
+        let started = now_ms();
+        pass.began_slice();
+        let planner = Planner {
+            map: &config.attribute_map,
+            scope: &graph.scope,
+            policy: &config.policy,
+            delete_mode: graph.delete_mode,
+        };
+        let select: Vec<&str> = graph.select.iter().map(String::as_str).collect();
+        let end = loop {
+            self.put("pass", &pass)?;
+            if now_ms().saturating_sub(started) > SLICE_MS {
+                break SliceEnd::Paused;
+            }
+            match pass.next(now_ms()) {
+                Work::Read(position) => {
+                    let reader = DeltaReader::new(&graph.base_url, &select, position, config.retry, seed());
+                    match run_authorized(reader, &graph.credentials, config.retry, &kv, &mut budget).await {
+                        Err(FlowError::BudgetExhausted(_)) => break SliceEnd::Paused,
+                        read => pass.on_page(read, now_ms()),
+                    }
+                }
+                Work::Plan { index, change } => {
+                    match self
+                        .plan_change(
+                            &planner,
+                            &graph,
+                            &config,
+                            &kv,
+                            &mut budget,
+                            &change,
+                            pass.page_read_at(),
+                        )
+                        .await?
+                    {
+                        Planned::Plan(plan, requests) => pass.on_plan(index, plan, requests),
+                        Planned::Paused => break SliceEnd::Paused,
+                        Planned::Failed(detail, requests) => {
+                            // Not guessed at: the change is parked and the pass goes on.
+                            self.park(&pass, index, &change, &detail)?;
+                            pass.on_plan(index, Plan::Ignore(Skip::Gone), requests);
+                            pass.on_applied(Slot::Change(index), Outcome::Failed);
+                        }
+                    }
+                }
+                Work::Apply { slot, event_id, event } => {
+                    if budget.remaining() < PER_APPLY {
+                        break SliceEnd::Paused;
+                    }
+                    let body = serde_json::to_vec(&event)?;
+                    let delivery = Delivery {
+                        event_id: event_id.clone(),
+                        body_digest: sha256_hex(&body),
+                        event: serde_json::to_value(&event)?,
+                        replay: false,
+                    };
+                    let applying = now_ms();
+                    let mut audit = AuditRecord::new(applying, "SYNC", "/sync/pass");
+                    audit.event_id = Some(event_id.clone());
+                    let (answer, used) =
+                        apply_within(&self.env, &config, &event, delivery, &mut audit, budget.remaining()).await?;
+                    budget.spend(used);
+                    audit.status = answer.status;
+                    audit.latency_ms = now_ms().saturating_sub(applying);
+                    console_log!("{}", audit.to_json_line());
+                    let Some(outcome) = outcome_of(&answer) else {
+                        // The person is busy with another event: this change waits its turn.
+                        break SliceEnd::Later(BUSY_RETRY_MS);
+                    };
+                    let graph_id = pass.graph_id_of(slot).unwrap_or_default();
+                    if outcome == Outcome::Failed {
+                        self.park_event(&event_id, &graph_id, &answer)?;
+                    } else if !matches!(outcome, Outcome::Stale | Outcome::Conflict) {
+                        self.record_person(&graph_id, &event)?;
+                    }
+                    pass.on_applied(slot, outcome);
+                }
+                Work::StoreCursor(link) => {
+                    let cursor = Cursor {
+                        delta_link: link,
+                        stored_at: now_ms(),
+                    };
+                    kv.put_json(CURSOR_KEY, &cursor).await?;
+                    pass.on_cursor_stored(now_ms());
+                }
+                Work::Done(summary) => {
+                    self.finish(&mut pass, &summary)?;
+                    break SliceEnd::Finished;
+                }
+            }
+        };
+        if end == SliceEnd::Finished && self.get::<String>("wanted")?.is_some() {
+            return Ok(SliceEnd::Paused);
+        }
+        if end == SliceEnd::Finished {
+            self.state.storage().delete_alarm().await?;
+        }
+        Ok(end)
+    }
+
+    /// Plans one change: the person's groups read (and the whole user, for an entry with only
+    /// its changed properties), then core's plan.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_change(
+        &self,
+        planner: &Planner<'_>,
+        graph: &GraphSettings,
+        config: &Config,
+        kv: &Kv,
+        budget: &mut Budget,
+        change: &Change,
+        read_at: u64,
+    ) -> Result<Planned> {
+        let mut requests = 0;
+        let mut change = change.clone();
+        if let Change::Upsert { user } = &mut change {
+            if planner.needs_full_read(user) {
+                let select: Vec<&str> = graph.select.iter().map(String::as_str).collect();
+                let flow = UserReadFlow::new(&graph.base_url, &user.id, &select, config.retry, seed());
+                requests += 1;
+                match run_authorized(flow, &graph.credentials, config.retry, kv, budget).await {
+                    Ok(Some(full)) => **user = full,
+                    Ok(None) => return Ok(Planned::Plan(Plan::Ignore(Skip::Gone), requests)),
+                    Err(FlowError::BudgetExhausted(_)) => return Ok(Planned::Paused),
+                    Err(e) => return Ok(Planned::Failed(e.to_string(), requests)),
+                }
+            }
+        }
+        let membership = match &change {
+            Change::Upsert { user } if planner.needs_groups() => {
+                let flow = MemberOfFlow::new(&graph.base_url, &user.id, config.retry, seed());
+                let (out, n) = run_authorized_then(
+                    flow,
+                    &graph.credentials,
+                    config.retry,
+                    kv,
+                    budget,
+                    MemberOfFlow::requests,
+                )
+                .await;
+                requests += n;
+                match out {
+                    Ok(m) => Some(m),
+                    Err(FlowError::BudgetExhausted(_)) => return Ok(Planned::Paused),
+                    Err(e) => return Ok(Planned::Failed(e.to_string(), requests)),
+                }
+            }
+            _ => None,
+        };
+        let known = self.known(&graph_id(&change))?;
+        Ok(
+            match planner.plan(&change, membership.as_ref(), known.as_ref(), read_at) {
+                Ok(plan) => Planned::Plan(plan, requests),
+                Err(e) => Planned::Failed(e.to_string(), requests),
+            },
+        )
+    }
+
+    fn finish(&self, pass: &mut SyncPass, summary: &Summary) -> Result<()> {
+        let now = now_ms() as i64;
+        for leaver in pass.take_held() {
+            self.sql().exec(
+                "INSERT INTO held (event_id, doc, held_at) VALUES (?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+                vec![
+                    leaver.event_id.clone().into(),
+                    serde_json::to_string(&leaver)?.into(),
+                    now.into(),
+                ],
+            )?;
+        }
+        console_log!(
+            "{}",
+            json!({"at": iso8601(now_ms()), "event": "graph_sync_pass", "summary": summary})
+        );
+        self.put("last", summary)?;
+        self.remove("pass")?;
+        Ok(())
+    }
+
+    fn park(&self, pass: &SyncPass, index: usize, change: &Change, detail: &str) -> Result<()> {
+        let event_id = format!("{}-{index}", pass.summary().pass_id);
+        self.sql().exec(
+            "INSERT INTO parked (event_id, graph_id, detail, at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(event_id) DO UPDATE SET detail = excluded.detail, at = excluded.at",
+            vec![
+                event_id.into(),
+                graph_id(change).into(),
+                detail.into(),
+                (now_ms() as i64).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn park_event(&self, event_id: &str, graph_id: &str, answer: &Answer) -> Result<()> {
+        let detail = answer.body["detail"].as_str().unwrap_or("failed").to_string();
+        self.sql().exec(
+            "INSERT INTO parked (event_id, graph_id, detail, at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(event_id) DO UPDATE SET detail = excluded.detail, at = excluded.at",
+            vec![
+                event_id.into(),
+                graph_id.into(),
+                detail.into(),
+                (now_ms() as i64).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Creates or renews the change-notification subscriptions when they near their end.
+    async fn renew(&self, config: &Config, graph: &GraphSettings, kv: &Kv, budget: &mut Budget) -> Result<()> {
+        self.remove("renew")?;
+        let (Some(url), Some(client_state)) = (&graph.notification_url, &graph.client_state) else {
+            return Ok(());
+        };
+        let known: Vec<Subscription> = self.get("subscriptions")?.unwrap_or_default();
+        let flow = SubscriptionFlow::new(
+            &graph.base_url,
+            url,
+            client_state.clone(),
+            known,
+            now_ms(),
+            config.retry,
+            seed(),
+        );
+        let (out, current) = run_authorized_then(
+            flow,
+            &graph.credentials,
+            config.retry,
+            kv,
+            budget,
+            SubscriptionFlow::current,
+        )
+        .await;
+        self.put("subscriptions", &current)?;
+        if let Err(e) = out {
+            // Tried again at the next cron; the passes go on without notifications meanwhile.
+            console_log!(
+                "{}",
+                json!({"at": iso8601(now_ms()), "event": "graph_subscriptions_failed", "detail": e.to_string()})
+            );
+        }
+        Ok(())
+    }
+
+    /// A pass that sends nothing that writes: Graph and CXone are read, and the first write each
+    /// change would send is listed, with the leavers the guard would hold. No cursor moves.
+    async fn dry_run(&self) -> Result<Value> {
+        let config = Config::load(&self.env)
+            .map_err(|p| worker::Error::RustError(format!("misconfigured: {}", p.join("; "))))?;
+        let Some(graph) = config.graph.clone() else {
+            return Ok(json!({"dryRun": true, "configured": false}));
+        };
+        let kv = Kv::open(&self.env)?;
+        let cursor = kv
+            .get_json::<Cursor>(CURSOR_KEY)
+            .await?
+            .map_or(Position::Start, |c| Position::Round(c.delta_link));
+        let population = self.count("SELECT COUNT(*) AS n FROM people WHERE in_scope = 1")?;
+        let mut pass = SyncPass::delta("dry-run", cursor, graph.threshold, population, now_ms());
+        let planner = Planner {
+            map: &config.attribute_map,
+            scope: &graph.scope,
+            policy: &config.policy,
+            delete_mode: graph.delete_mode,
+        };
+        let select: Vec<&str> = graph.select.iter().map(String::as_str).collect();
+        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let mut requests: Vec<Value> = Vec::new();
+        let mut complete = true;
+        loop {
+            match pass.next(now_ms()) {
+                Work::Read(position) => {
+                    let reader = DeltaReader::new(&graph.base_url, &select, position, config.retry, seed());
+                    match run_authorized(reader, &graph.credentials, config.retry, &kv, &mut budget).await {
+                        Err(FlowError::BudgetExhausted(_)) => {
+                            complete = false;
+                            break;
+                        }
+                        read => pass.on_page(read, now_ms()),
+                    }
+                }
+                Work::Plan { index, change } => {
+                    match self
+                        .plan_change(&planner, &graph, &config, &kv, &mut budget, &change, now_ms())
+                        .await?
+                    {
+                        Planned::Plan(plan, n) => pass.on_plan(index, plan, n),
+                        Planned::Paused => {
+                            complete = false;
+                            break;
+                        }
+                        Planned::Failed(detail, n) => {
+                            requests.push(json!({"graphId": graph_id(&change), "error": detail}));
+                            pass.on_plan(index, Plan::Ignore(Skip::Gone), n);
+                        }
+                    }
+                }
+                Work::Apply { slot, event, .. } => {
+                    if budget.remaining() < 4 {
+                        complete = false;
+                        break;
+                    }
+                    let command = match event.command(&config.policy) {
+                        Ok((c, _)) => c,
+                        Err(v) => {
+                            requests.push(json!({"externalId": event.external_id, "refused": v.to_string()}));
+                            pass.on_applied(slot, Outcome::Failed);
+                            continue;
+                        }
+                    };
+                    let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
+                    let sub = Budget::new(budget.remaining().min(4), 1);
+                    let planned: Option<PlannedRequest> =
+                        plan_first_write(flow, &config.credentials, config.retry, &kv, sub).await;
+                    budget.spend(3);
+                    if let Some(p) = planned {
+                        requests.push(json!({"externalId": event.external_id, "request": p}));
+                    }
+                    pass.on_applied(slot, Outcome::Unchanged);
+                }
+                Work::StoreCursor(_) | Work::Done(_) => break,
+            }
+        }
+        let held: Vec<Value> = pass
+            .take_held()
+            .iter()
+            .map(|l| json!({"graphId": l.graph_id, "operation": l.event.operation}))
+            .collect();
+        Ok(json!({
+            "dryRun": true,
+            "complete": complete,
+            "requests": requests,
+            "wouldHold": held,
+            "changes": pass.summary().changes,
+            "pages": pass.summary().pages,
+        }))
+    }
+}
+
+/// How planning one change ended.
+enum Planned {
+    /// The plan, and the Graph requests it took.
+    Plan(Plan, u32),
+    /// The budget ran out first.
+    Paused,
+    /// Graph could not tell enough (or the entry cannot be mapped): parked.
+    Failed(String, u32),
+}
+
+fn graph_id(change: &Change) -> String {
+    match change {
+        Change::Upsert { user } => user.id.clone(),
+        Change::Removed { id, .. } => id.clone(),
+    }
+}
+
+/// How the person's ledger answered, as a pass outcome; `None` while the person is busy.
+fn outcome_of(answer: &Answer) -> Option<Outcome> {
+    if answer.status == 503 && answer.retry_after_secs.is_some() {
+        return None;
+    }
+    if answer.status != 200 {
+        return Some(Outcome::Failed);
+    }
+    if answer.body["duplicate"] == json!(true) {
+        return Some(Outcome::Duplicate);
+    }
+    Some(
+        serde_json::from_value::<cxone_scim_core::flows::Action>(answer.body["action"].clone())
+            .map(Outcome::from)
+            .unwrap_or(Outcome::Failed),
+    )
+}
+
+/// The Worker's side: the one sync object.
+pub struct Sync {
+    stub: Stub,
+}
+
+impl Sync {
+    pub fn open(env: &Env) -> Result<Self> {
+        let namespace = env.durable_object(SYNC_BINDING)?;
+        Ok(Self {
+            stub: namespace.id_from_name("graph")?.get_stub()?,
+        })
+    }
+
+    pub async fn call(&self, path: &str, body: &Value) -> Result<Value> {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(serde_json::to_string(body)?.into()));
+        let req = Request::new_with_init(&format!("https://sync{path}"), &init)?;
+        let mut resp = self.stub.fetch_with_request(req).await?;
+        let text = resp.text().await?;
+        if resp.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "sync {path} answered {}: {text}",
+                resp.status_code()
+            )));
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    pub async fn kick(&self, reason: &str, renew: bool) -> Result<Value> {
+        self.call("/kick", &json!({"reason": reason, "renew": renew})).await
+    }
+}
