@@ -45,6 +45,8 @@ pub mod defaults {
     pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
     /// `GRAPH_SCOPE`: every application permission granted to the app registration.
     pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+    /// `GRAPH_FULL_ROUND_HOURS`: how old the last full Graph round may get.
+    pub const GRAPH_FULL_ROUND_HOURS: u64 = 24;
 }
 
 /// Everything the Worker needs to serve a request.
@@ -87,6 +89,9 @@ pub struct GraphSettings {
     pub notification_url: Option<String>,
     /// `GRAPH_CLIENT_STATE`: sent with every subscription, checked on every notification.
     pub client_state: Option<SecretString>,
+    /// `GRAPH_FULL_ROUND_HOURS`: a pass reads every user again when the last full round is older
+    /// (membership changes alone do not show in `/users/delta`); 0: never.
+    pub full_round_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,6 +402,7 @@ fn read_graph<G: Fn(&str) -> Option<String>>(
     let notification_url = r
         .text("GRAPH_NOTIFICATION_URL")
         .map(|_| r.url("GRAPH_NOTIFICATION_URL"));
+    let full_round_hours: u64 = r.whole("GRAPH_FULL_ROUND_HOURS", defaults::GRAPH_FULL_ROUND_HOURS);
     let client_state = r.text("GRAPH_CLIENT_STATE");
     let state_ok = client_state.as_deref().is_some_and(|s| s.trim().chars().count() <= 128);
     if (notification_url.is_some() || client_state.is_some()) && !state_ok {
@@ -419,6 +425,7 @@ fn read_graph<G: Fn(&str) -> Option<String>>(
         threshold: threshold?,
         notification_url,
         client_state: client_state.map(|s| SecretString::new(s.trim().to_string())),
+        full_round_ms: full_round_hours.saturating_mul(3_600_000),
     })
 }
 
@@ -480,6 +487,7 @@ mod tests {
         assert_eq!(g.delete_mode, DeleteMode::Disable);
         assert!(g.select.contains(&"userPrincipalName".to_string()));
         assert!(g.notification_url.is_none() && g.client_state.is_none());
+        assert_eq!(g.full_round_ms, 24 * 3_600_000);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -354,10 +354,20 @@ impl SyncRunner {
             return Ok(None);
         }
         self.remove("wanted")?;
-        let cursor = kv
-            .get_json::<Cursor>(CURSOR_KEY)
-            .await?
-            .map_or(Position::Start, |c| Position::Round(c.delta_link));
+        let stored = kv.get_json::<Cursor>(CURSOR_KEY).await?;
+        // Membership changes alone do not show in /users/delta: every so often a pass reads
+        // every user again (and their groups).
+        let last_full: Option<u64> = self.get("fullRoundAt")?;
+        let full_due =
+            graph.full_round_ms > 0 && last_full.is_none_or(|at| now_ms().saturating_sub(at) >= graph.full_round_ms);
+        let cursor = match stored {
+            Some(c) if !full_due || last_full.is_none() => Position::Round(c.delta_link),
+            _ => Position::Start,
+        };
+        if last_full.is_none() {
+            // The first round (or one after an upgrade) counts as the full one.
+            self.put("fullRoundAt", &now_ms())?;
+        }
         let population = self.count("SELECT COUNT(*) AS n FROM people WHERE in_scope = 1")?;
         Ok(Some(SyncPass::delta(
             &pass_id,
@@ -437,10 +447,9 @@ impl SyncRunner {
                     if budget.remaining() < PER_APPLY {
                         break SliceEnd::Paused;
                     }
-                    let body = serde_json::to_vec(&event)?;
                     let delivery = Delivery {
                         event_id: event_id.clone(),
-                        body_digest: sha256_hex(&body),
+                        body_digest: sha256_hex(event_id.as_bytes()),
                         event: serde_json::to_value(&event)?,
                         replay: false,
                     };
@@ -562,6 +571,9 @@ impl SyncRunner {
             "{}",
             json!({"at": iso8601(now_ms()), "event": "graph_sync_pass", "summary": summary})
         );
+        if summary.full_round && summary.cursor_advanced {
+            self.put("fullRoundAt", &summary.started_at)?;
+        }
         self.put("last", summary)?;
         self.remove("pass")?;
         Ok(())

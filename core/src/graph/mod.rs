@@ -25,7 +25,7 @@ pub use notify::{
     read_notifications, validation_token, Lifecycle, LifecycleEvent, Notifications, NotifyError, ResourceChange,
     MAX_VALIDATION_TOKEN,
 };
-pub use pass::{Leaver, Outcome, Plan, Skip, Slot, Summary, SyncPass, Work};
+pub use pass::{delivery_id, Leaver, Outcome, Plan, Skip, Slot, Summary, SyncPass, Work};
 pub use plan::{DeleteMode, KnownPerson, PlanError, Planner};
 pub use reader::{Change, DeltaReader, PageRead, Position, Removal};
 pub use scope::{Scope, ScopeError, UserScope};

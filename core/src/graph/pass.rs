@@ -171,6 +171,8 @@ pub struct Summary {
     pub held: usize,
     /// Graph forgot the cursor: this pass read a full round.
     pub resynced: bool,
+    /// The pass read every user (no cursor, or Graph forgot it), not only the changes.
+    pub full_round: bool,
     /// The round's cursor was stored.
     pub cursor_advanced: bool,
     /// Graph requests made for memberships and full reads (delta pages not included).
@@ -233,10 +235,16 @@ pub struct SyncPass {
     population: usize,
 }
 
-/// The delivery id of a change: the same change on the same page gives the same id, so a page
-/// read again after an interruption is answered by each person's ledger, not applied twice.
-fn delivery_id(page_link: &str, change: &Change) -> String {
-    let body = serde_json::to_string(change).unwrap_or_default();
+/// The delivery id of a planned change: the same event (whenever it was read) from the same page
+/// gives the same id, so a page read again after an interruption is answered by each person's
+/// ledger, not applied twice; a change planned otherwise (other groups since) is a new delivery.
+/// The host takes the id's digest as the body's: one id, one event.
+pub fn delivery_id(page_link: &str, event: &LifecycleEvent) -> String {
+    let timeless = LifecycleEvent {
+        occurred_at: None,
+        ..event.clone()
+    };
+    let body = serde_json::to_string(&timeless).unwrap_or_default();
     let mut digest = sha256_hex(format!("{page_link}\n{body}").as_bytes());
     digest.truncate(32);
     format!("graph-{digest}")
@@ -262,6 +270,7 @@ impl SyncPass {
             summary: Summary {
                 pass_id: pass_id.to_string(),
                 started_at: now,
+                full_round: cursor == Position::Start,
                 ..Summary::default()
             },
             phase: Phase::Read,
@@ -358,7 +367,7 @@ impl SyncPass {
                         },
                         SlotState::Planned(Plan::Upsert(event)) => Work::Apply {
                             slot: Slot::Change(index),
-                            event_id: delivery_id(&self.page_link, &slot.change),
+                            event_id: delivery_id(&self.page_link, event),
                             event: event.clone(),
                         },
                         // Leavers and skips are settled when planned.
@@ -445,6 +454,7 @@ impl SyncPass {
         self.summary.pages += 1;
         self.summary.changes += page.changes.len() as u64;
         self.summary.resynced |= page.resynced;
+        self.summary.full_round |= page.resynced;
         self.page_link = link_of(&self.position).to_string();
         self.page_read_at = now;
         self.page = page
@@ -474,7 +484,6 @@ impl SyncPass {
         if slot.state != SlotState::New {
             return;
         }
-        let event_id = delivery_id(&self.page_link, &slot.change);
         let change = slot.change.clone();
         let state = match &plan {
             Plan::Ignore(skip) => SlotState::Done(Outcome::from(*skip)),
@@ -487,7 +496,7 @@ impl SyncPass {
                 self.leavers.retain(|l| l.graph_id != graph_id);
                 self.leavers.push(Leaver {
                     graph_id,
-                    event_id,
+                    event_id: delivery_id(&self.page_link, event),
                     event: event.clone(),
                 });
                 SlotState::Done(Outcome::Held)
@@ -737,10 +746,19 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn the_same_change_on_the_same_page_has_one_delivery_id() {
-        let a = delivery_id("https://g/p?$skiptoken=1", &upsert("a"));
-        assert_eq!(a, delivery_id("https://g/p?$skiptoken=1", &upsert("a")));
-        assert_ne!(a, delivery_id("https://g/p?$skiptoken=2", &upsert("a")));
-        assert_ne!(a, delivery_id("https://g/p?$skiptoken=1", &upsert("b")));
+        let p1 = "https://g/p?$skiptoken=1";
+        let a = delivery_id(p1, &event("a", Operation::Update));
+        let later = LifecycleEvent {
+            occurred_at: Some(99),
+            ..*event("a", Operation::Update)
+        };
+        assert_eq!(a, delivery_id(p1, &later), "read again later: the same delivery");
+        assert_ne!(
+            a,
+            delivery_id("https://g/p?$skiptoken=2", &event("a", Operation::Update))
+        );
+        assert_ne!(a, delivery_id(p1, &event("b", Operation::Update)));
+        assert_ne!(a, delivery_id(p1, &event("a", Operation::Disable)));
         assert!(a.len() < 64);
     }
 }
