@@ -1,8 +1,9 @@
-"""End-to-end fixtures: the CXone stand-in (scim2-server behind tests/standin/standin.py) and the
-real Worker under `wrangler dev` (workerd, local KV), on ports of their own so `make dev` can run
-beside them. Both are started once per session, in their own process groups, and stopped by
-group whatever the outcome."""
+"""End-to-end fixtures: the CXone stand-in (scim2-server behind tests/standin/standin.py), the
+Microsoft Graph fixture (tests/graphfix/graphfix.py) and the real Worker under `wrangler dev`
+(workerd, local KV), on ports of their own so `make dev` can run beside them. All are started once
+per session, in their own process groups, and stopped by group whatever the outcome."""
 
+import json
 import os
 import shutil
 import sys
@@ -12,12 +13,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import ROOT, WranglerDev, start_standin, stop_group, write_env_file  # noqa: E402
-from helpers import Client, Standin  # noqa: E402
+from harness import ROOT, WranglerDev, start_graphfix, start_standin, stop_group, write_env_file  # noqa: E402
+from helpers import Client, GraphFix, Standin  # noqa: E402
 
 STANDIN_PORT = int(os.environ.get("E2E_STANDIN_PORT", "18790"))
 WORKER_PORT = int(os.environ.get("E2E_WORKER_PORT", "18787"))
 INSPECTOR_PORT = int(os.environ.get("E2E_INSPECTOR_PORT", "19229"))
+GRAPHFIX_PORT = int(os.environ.get("E2E_GRAPHFIX_PORT", "18795"))
 CLIENT_ID = "cxone-scim-e2e"
 CLIENT_SECRET = "e2e-client-secret"
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cw=="
@@ -26,6 +28,27 @@ ADMIN_TOKEN = "e2e-admin-token"
 # How long a delivery holds a person's ledger, and how long another waits for it before a 503.
 LEDGER_LEASE_MS = 5000
 LEDGER_WAIT_MS = 1000
+# Microsoft Graph sync against the Graph fixture.
+GRAPH_TENANT = "2f4a9a0e-7f3c-4f2b-9d3e-3c1d5b6a7e80"
+GRAPH_CLIENT_ID = "cxone-scim-e2e-graph"
+GRAPH_CLIENT_SECRET = "e2e-graph-client-secret"
+GRAPH_CLIENT_STATE = "e2e-graph-client-state-7c1f2a"
+DELETION_THRESHOLD = 25
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+# One Worker serves the whole session, so its ATTRIBUTE_MAP is the default map with one change:
+# department is owned by CXone (set when the account is created, never overwritten), which
+# tests/e2e/test_graph_sync.py checks. The other entries are the defaults, written out.
+ATTRIBUTE_MAP = {
+    "id": "externalId",
+    "userPrincipalName": "userName",
+    "givenName": "name.givenName",
+    "surname": "name.familyName",
+    "mail": 'emails[type eq "work"].value',
+    "accountEnabled": "active",
+    "jobTitle": "title",
+    "department": {"to": f"{ENTERPRISE}:department", "owner": "cxone"},
+    "employeeId": f"{ENTERPRISE}:employeeNumber",
+}
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +58,7 @@ def workdir():
         # Keep the logs of the last run for diagnosis (target/ is git-ignored).
         keep = ROOT / "target/e2e-logs"
         keep.mkdir(parents=True, exist_ok=True)
-        for name in ("wrangler.log", "standin.log"):
+        for name in ("wrangler.log", "standin.log", "graphfix.log"):
             if (Path(d) / name).exists():
                 shutil.copy(Path(d) / name, keep / name)
 
@@ -50,12 +73,37 @@ def standin(workdir):
 
 
 @pytest.fixture(scope="session")
-def worker(standin, workdir):
+def graphfix(workdir):
+    proc = start_graphfix(GRAPHFIX_PORT, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET, workdir / "graphfix.log",
+                          tenant=GRAPH_TENANT)
+    try:
+        yield GraphFix(f"http://127.0.0.1:{GRAPHFIX_PORT}")
+    finally:
+        stop_group(proc)
+
+
+def graph_vars(graphfix_url, worker_port):
+    """The Worker's Graph sync settings, pointed at the Graph fixture."""
+    return [f"GRAPH_BASE_URL={graphfix_url}/v1.0",
+            f"GRAPH_TOKEN_URL={graphfix_url}/{GRAPH_TENANT}/oauth2/v2.0/token",
+            f"GRAPH_CLIENT_ID={GRAPH_CLIENT_ID}",
+            f"GRAPH_CLIENT_SECRET={GRAPH_CLIENT_SECRET}",
+            f"GRAPH_CLIENT_STATE={GRAPH_CLIENT_STATE}",
+            "GRAPH_USER_SCOPE=mapped-groups",
+            f"DELETION_THRESHOLD={DELETION_THRESHOLD}",
+            "GRAPH_DELETE_MODE=disable",
+            f"GRAPH_NOTIFICATION_URL=http://127.0.0.1:{worker_port}/graph/notifications",
+            f"ATTRIBUTE_MAP='{json.dumps(ATTRIBUTE_MAP)}'"]
+
+
+@pytest.fixture(scope="session")
+def worker(standin, graphfix, workdir):
     env_file = workdir / "e2e.vars"
     write_env_file(env_file, standin.url, CLIENT_ID, CLIENT_SECRET, f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
                    f"old-admin-token {ADMIN_TOKEN}",
                    ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3",
-                    f"LEDGER_LEASE_MS={LEDGER_LEASE_MS}", f"LEDGER_WAIT_MS={LEDGER_WAIT_MS}"])
+                    f"LEDGER_LEASE_MS={LEDGER_LEASE_MS}", f"LEDGER_WAIT_MS={LEDGER_WAIT_MS}",
+                    *graph_vars(graphfix.url, WORKER_PORT)])
     dev = WranglerDev(workdir, env_file, WORKER_PORT, INSPECTOR_PORT)
     try:
         dev.start()

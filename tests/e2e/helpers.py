@@ -172,3 +172,60 @@ class Standin:
 
     def user_count(self):
         return self.scim("GET", "/Users?count=1")[1]["totalResults"]
+
+
+class GraphFix:
+    """The Graph fixture's control endpoints (tests/graphfix/graphfix.py documents them)."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def _call(self, method, path, body=None):
+        status, answer, _ = request(method, self.url + path, body)
+        assert status < 300, (method, path, status, answer)
+        return answer
+
+    def reset(self):
+        self._call("POST", "/_graph/reset")
+
+    def put_user(self, user_id, **props):
+        return self._call("PUT", f"/_graph/users/{user_id}", props)
+
+    def patch_user(self, user_id, **props):
+        return self._call("PATCH", f"/_graph/users/{user_id}", props)
+
+    def delete_user(self, user_id, hard=False):
+        return self._call("DELETE", f"/_graph/users/{user_id}?hard={'true' if hard else 'false'}")
+
+    def put_group(self, group_id, display_name, members):
+        return self._call("PUT", f"/_graph/groups/{group_id}", {"displayName": display_name,
+                                                                "members": list(members)})
+
+    def fault(self, **fault):
+        self._call("POST", "/_graph/faults", fault)
+
+    def clear_faults(self):
+        self._call("DELETE", "/_graph/faults")
+
+    def configure(self, **conf):
+        self._call("POST", "/_graph/config", conf)
+
+    def log(self):
+        return self._call("GET", "/_graph/log")
+
+    def clear_log(self):
+        self._call("DELETE", "/_graph/log")
+
+    def subscriptions(self):
+        return self._call("GET", "/_graph/subscriptions")
+
+    def notify(self, **doc):
+        """Has the fixture POST a change notification; its report of the answer it got."""
+        return self._call("POST", "/_graph/notify", doc)
+
+    def validate(self, url):
+        return self._call("POST", "/_graph/validate", {"url": url})
+
+    def users(self):
+        """The live users (not deleted), as stored."""
+        return self._call("GET", "/_graph/users")["users"]
