@@ -263,11 +263,11 @@ impl SyncRunner {
             return Ok(json!({"approved": 0}));
         }
         self.put("approve", &true)?;
-        self.kick(&Kick {
-            reason: "approve".into(),
-            renew: false,
-        })
-        .await?;
+        // The approved leavers run as a pass of their own, after the one running if any.
+        let storage = self.state.storage();
+        if storage.get_alarm().await?.is_none() {
+            storage.set_alarm(COALESCE_MS).await?;
+        }
         Ok(json!({"approved": held.len()}))
     }
 
@@ -301,7 +301,7 @@ impl SyncRunner {
         let parked: Vec<ParkedRow> = self
             .sql()
             .exec(
-                "SELECT event_id, graph_id, detail, at FROM parked ORDER BY at DESC LIMIT ?",
+                "SELECT event_id AS eventId, graph_id AS graphId, detail, at FROM parked ORDER BY at DESC LIMIT ?",
                 vec![(STATUS_LIST as i64).into()],
             )?
             .to_array()?;
@@ -488,7 +488,10 @@ impl SyncRunner {
                 }
             }
         };
-        if end == SliceEnd::Finished && self.get::<String>("wanted")?.is_some() {
+        // Asked for while this pass ran: another pass, or approved leavers.
+        if end == SliceEnd::Finished
+            && (self.get::<String>("wanted")?.is_some() || self.get::<bool>("approve")?.is_some())
+        {
             return Ok(SliceEnd::Paused);
         }
         if end == SliceEnd::Finished {
