@@ -1,13 +1,17 @@
 """End-to-end measurements for `make bench`: the real Worker under `wrangler dev` and the CXone
 stand-in (scim2-server), on loopback. Writes one JSON file of figures; bench/report.py turns it
-into BENCHMARKS.md. Not a test: it asserts nothing about speed.
-Usage: e2e.py OUT.json [--quick] [--latency-only | --bulk-only]"""
+into BENCHMARKS.md. Not a test: it asserts nothing about speed (only that the work measured was
+done, e.g. that a Graph pass created every user).
+Usage: e2e.py OUT.json [--quick] [--latency-only | --bulk-only | --graph-only]"""
 
 import concurrent.futures as futures
+import datetime
 import gzip
 import json
 import math
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -18,11 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/e2e"))
-from harness import ROOT, WranglerDev, start_standin, stop_group, write_env_file  # noqa: E402
+from harness import ROOT, WranglerDev, start_graphfix, start_standin, stop_group, write_env_file  # noqa: E402
 from helpers import Client, Standin, request  # noqa: E402
 
-STANDIN_PORT, WORKER_PORT, INSPECTOR_PORT = 38790, 38787, 39229
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/graphfix"))
+from graphfix import DEFAULT_TENANT  # noqa: E402
+
+STANDIN_PORT, WORKER_PORT, INSPECTOR_PORT, GRAPH_PORT = 38790, 38787, 39229, 38795
 CLIENT_ID, CLIENT_SECRET = "cxone-scim-bench", "bench-client-secret"
+GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET = "cxone-scim-bench-graph", "bench-graph-client-secret"
+GRAPH_CLIENT_STATE = "bench-graph-client-state"
 SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXM="
 ADMIN = "bench-admin-token"
 CLI = ROOT / "target/release/cxone-scim"
@@ -30,6 +39,7 @@ POLICY = ROOT / "core/tests/fixtures/role_policy.json"
 QUICK = "--quick" in sys.argv
 LATENCY_ONLY = "--latency-only" in sys.argv
 BULK_ONLY = "--bulk-only" in sys.argv
+GRAPH_ONLY = "--graph-only" in sys.argv
 
 
 def users(n, tag):
@@ -56,12 +66,28 @@ class Stack:
         self.standin_proc = None
         self.standin = Standin(f"http://127.0.0.1:{STANDIN_PORT}", CLIENT_ID, CLIENT_SECRET)
         self.dev = None
+        self.graphfix_proc = None
+        self.graph_url = f"http://127.0.0.1:{GRAPH_PORT}"
 
     def fresh_standin(self):
         """A new, empty scim2-server (its store lives in memory)."""
         stop_group(self.standin_proc)
         self.standin_proc = start_standin(STANDIN_PORT, CLIENT_ID, CLIENT_SECRET, self.workdir / "standin.log")
         self.standin._token = None
+
+    def fresh_graphfix(self):
+        """A new, empty Microsoft Graph fixture (tests/graphfix, in memory, default config)."""
+        stop_group(self.graphfix_proc)
+        self.graphfix_proc = start_graphfix(GRAPH_PORT, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET,
+                                            self.workdir / "graphfix.log")
+
+    def fresh_worker(self, **env):
+        """The Worker with none of its local state (KV, Durable Objects) kept from before."""
+        if self.dev:
+            self.dev.stop()
+            self.dev = None
+        shutil.rmtree(self.workdir / "state", ignore_errors=True)
+        return self.worker(**env)
 
     def worker(self, **env):
         if self.dev:
@@ -77,6 +103,7 @@ class Stack:
         if self.dev:
             self.dev.stop()
         stop_group(self.standin_proc)
+        stop_group(self.graphfix_proc)
 
 
 def timed_webhook(client):
@@ -120,20 +147,30 @@ def worker_bulk(client, batch):
     return time.perf_counter() - started, report
 
 
-def workerd_cpu_s():
-    """CPU seconds used so far by the workerd processes (the Worker and its Durable Objects)."""
+def process_cpu_s(name=None, session=None):
+    """CPU seconds used so far by the live processes whose command line contains `name` (bytes)
+    and, when `session` is given, that belong to that session (a process started with
+    start_new_session=True and everything it started)."""
     total = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            if b"workerd" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if name is not None and name not in Path(f"/proc/{pid}/cmdline").read_bytes():
                 continue
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        if session is not None and int(fields[3]) != session:
+            continue
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def workerd_cpu_s(session=None):
+    """CPU seconds used so far by the workerd processes (the Worker and its Durable Objects);
+    with `session`, only those of that `wrangler dev` (other checkouts may run their own)."""
+    return process_cpu_s(b"workerd", session)
 
 
 def run_state_bytes(workdir):
@@ -218,6 +255,219 @@ def run_bulk(stack, results):
         "usersLost": size - len(set(present)), "reportFailed": report["counts"]["failed"]}
 
 
+def graph_id(tag, i):
+    """A Graph object id (a GUID, as Entra gives), distinct per tag and index."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"cxone-scim-bench/{tag}/{i}"))
+
+
+def graph_user(gid, tag, i):
+    return {"userPrincipalName": f"g.{tag}.{i}@example.com", "mail": f"g.{tag}.{i}@example.com",
+            "givenName": "Graph", "surname": f"U{i}", "displayName": f"Graph U{i}", "accountEnabled": True,
+            "jobTitle": "Agent", "department": "Bench", "employeeId": f"E{i:06d}"}
+
+
+def fixture_call(method, url, body=None, tries=5):
+    """A control request to a local fixture, sent again if the connection was refused or reset
+    (its listen backlog is Python's default of 5); only for idempotent requests."""
+    for attempt in range(tries):
+        try:
+            return request(method, url, body)
+        except ConnectionError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def graph_directory(graph_url, size, tag):
+    """`size` users in the Graph fixture (concurrent PUTs), all direct members of cxone-agent."""
+    ids = [graph_id(tag, i) for i in range(size)]
+
+    def put(item):
+        i, gid = item
+        status, body, _ = fixture_call("PUT", f"{graph_url}/_graph/users/{gid}", graph_user(gid, tag, i))
+        assert status in (200, 201), body  # 200: a retry of a PUT that had been applied
+    with futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(put, enumerate(ids)))
+    status, body, _ = request("PUT", f"{graph_url}/_graph/groups/bench-agents",
+                              {"displayName": "cxone-agent", "members": ids})
+    assert status == 201, body
+    return ids
+
+
+def sync_status(client):
+    status, body, _ = client.admin_get("/sync/status")
+    assert status == 200, body
+    return body
+
+
+def last_pass_id(client):
+    return (sync_status(client).get("lastPass") or {}).get("passId")
+
+
+def wait_pass(client, before, timeout):
+    """The summary of the first pass finished after `before` (a passId, or None). Polls every
+    0.2 s for 10 s, then every second: each poll is work for the Worker and its sync object too."""
+    started = time.monotonic()
+    while time.monotonic() < started + timeout:
+        body = sync_status(client)
+        last = body.get("lastPass") or {}
+        if body.get("running") is None and last.get("passId") not in (None, before) and last.get("finishedAt"):
+            return last
+        time.sleep(0.2 if time.monotonic() - started < 10 else 1.0)
+    raise RuntimeError(f"no Graph pass finished within {timeout} s")
+
+
+def sync_pass(client, timeout):
+    """POST /sync/run, then wait for that pass: (wall seconds from the POST to the pass seen
+    finished, its summary)."""
+    before = last_pass_id(client)
+    started = time.perf_counter()
+    status, body, _ = client.admin_post("/sync/run")
+    assert status == 202, body
+    summary = wait_pass(client, before, timeout)
+    return time.perf_counter() - started, summary
+
+
+def log_size(client):
+    return client.log_path.stat().st_size
+
+
+def pass_log(client, offset):
+    """What `wrangler dev`'s log says about the work since `offset`: uncaught errors (a slice
+    that failed; its alarm is retried, and the sync object's watchdog alarm resumes the pass),
+    the first one's cause, and the longest pause between two changes the pass applied (from
+    the Worker's audit lines)."""
+    with open(client.log_path, "rb") as f:
+        f.seek(offset)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", f.read().decode(errors="replace"))
+    errors = text.count("Uncaught Error")
+    cause = None
+    if errors:
+        tail = text[text.index("Uncaught Error"):]
+        cause = " ".join(line.strip() for line in tail.splitlines()[:4] if line.strip())[:300]
+    times = []
+    for line in text.splitlines():
+        if line.startswith("{") and '"route":"/sync/pass"' in line:
+            try:
+                at = json.loads(line)["at"]
+            except (ValueError, KeyError):
+                continue
+            times.append(datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp())
+    gap = max((b - a for a, b in zip(times, times[1:])), default=None)
+    return {"workerErrors": errors, "workerErrorCause": cause, "longestPauseS": gap}
+
+
+def graph_worker(stack):
+    """A fresh Worker (no local state) syncing from the Graph fixture on the Free-plan budget."""
+    return stack.fresh_worker(
+        SUBREQUEST_BUDGET="50", GRAPH_BASE_URL=f"{stack.graph_url}/v1.0",
+        GRAPH_TOKEN_URL=f"{stack.graph_url}/{DEFAULT_TENANT}/oauth2/v2.0/token",
+        GRAPH_CLIENT_ID=GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET=GRAPH_CLIENT_SECRET,
+        GRAPH_CLIENT_STATE=GRAPH_CLIENT_STATE,
+        GRAPH_NOTIFICATION_URL=f"http://127.0.0.1:{WORKER_PORT}/graph/notifications")
+
+
+def run_graph(stack, results):
+    # 8. Microsoft Graph sync on the Free-plan budget (50 subrequests per invocation), against the
+    #    Graph fixture (tests/graphfix, delta pages of its default 100 users) and the stand-in,
+    #    each size on a fresh fixture, stand-in and Worker state. A first pass that creates every
+    #    user; a second after 1 % of them changed jobTitle; then change notifications one at a
+    #    time, to the new title in CXone.
+    graph = {"quick": QUICK, "subrequestBudget": 50, "passes": []}
+    results["graph"] = graph
+    sizes = (200, 1000) if QUICK else (1000, 10000)
+    for size in sizes:
+        stack.fresh_standin()
+        stack.fresh_graphfix()
+        graph["pageSize"] = request("GET", f"{stack.graph_url}/_graph/config")[1]["pageSize"]
+        setup_started = time.perf_counter()
+        ids = graph_directory(stack.graph_url, size, f"s{size}")
+        row = {"users": size, "setupS": time.perf_counter() - setup_started}
+        client = graph_worker(stack)
+        session = stack.dev.proc.pid
+        timeout = max(600, size * 0.5)
+
+        def cpu_now():
+            return (workerd_cpu_s(session), process_cpu_s(session=session),
+                    process_cpu_s(session=stack.graphfix_proc.pid), process_cpu_s(session=stack.standin_proc.pid))
+
+        # First pass: every user is new.
+        cpu, offset = cpu_now(), log_size(client)
+        wall, first = sync_pass(client, timeout)
+        cpu = [after - before for after, before in zip(cpu_now(), cpu)]
+        assert first["counts"].get("created") == size, first
+        row["first"] = {
+            "wallS": wall, "passMs": first["durationMs"], "usersPerS": size / wall,
+            "usersPerPassS": size / max(first["durationMs"], 1) * 1000,
+            "pages": first["pages"], "changes": first["changes"], "counts": first["counts"],
+            "slices": first["slices"], "membershipRequests": first["membershipRequests"],
+            "membershipRequestsPerChange": first["membershipRequests"] / first["changes"],
+            "workerdCpuS": cpu[0], "workerdCpuMsPer1000": cpu[0] * 1000 / size * 1000,
+            "workerdCpuMsPerPage": cpu[0] * 1000 / first["pages"],
+            "wranglerNodeCpuS": cpu[1] - cpu[0], "graphfixCpuS": cpu[2], "standinCpuS": cpu[3],
+            **pass_log(client, offset)}
+        row["inScope"] = sync_status(client)["inScope"]
+
+        # Second pass: 1 % of the users changed their jobTitle in Entra.
+        changed = ids[:max(1, size // 100)]
+
+        def patch(gid):
+            status, body, _ = fixture_call("PATCH", f"{stack.graph_url}/_graph/users/{gid}",
+                                           {"jobTitle": "Supervisor"})
+            assert status == 200 and body["user"]["jobTitle"] == "Supervisor", body
+        with futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(patch, changed))
+        stack.standin.clear_log()
+        cpu_before, offset = workerd_cpu_s(session), log_size(client)
+        wall, second = sync_pass(client, timeout)
+        cpu_s = workerd_cpu_s(session) - cpu_before
+        log = [e for e in stack.standin.log() if e["path"].startswith("/scim/v2")]
+        assert second["counts"].get("updated") == len(changed), second
+        row["second"] = {
+            "changedUsers": len(changed), "wallS": wall, "passMs": second["durationMs"],
+            "changesPerS": len(changed) / wall, "changesPerPassS": len(changed) / max(second["durationMs"], 1) * 1000,
+            "pages": second["pages"], "changes": second["changes"],
+            "counts": second["counts"], "slices": second["slices"],
+            "membershipRequests": second["membershipRequests"],
+            "membershipRequestsPerChange": second["membershipRequests"] / max(1, second["changes"]),
+            "standinPatches": sum(e["method"] == "PATCH" for e in log),
+            "standinGets": sum(e["method"] == "GET" for e in log),
+            "standinScimRequests": len(log), "workerdCpuS": cpu_s, **pass_log(client, offset)}
+        graph["passes"].append(row)
+
+    # Notification → CXone, one at a time, on the last (largest) directory: PATCH a user's
+    # jobTitle in the fixture, have it POST a change notification for that user to the Worker,
+    # and time from that POST until the stand-in answers with the new title.
+    samples, answers, offset = [], [], log_size(client)
+    notify_url = f"http://127.0.0.1:{WORKER_PORT}/graph/notifications"
+    for j, gid in enumerate(ids[-20:]):
+        title = f"Latency {j}"
+        status, body, _ = request("PATCH", f"{stack.graph_url}/_graph/users/{gid}", {"jobTitle": title})
+        assert status == 200, body
+        before = last_pass_id(client)
+        started = time.perf_counter()
+        status, body, _ = request("POST", f"{stack.graph_url}/_graph/notify", {
+            "url": notify_url, "clientState": GRAPH_CLIENT_STATE, "resource": "users",
+            "changeType": "updated", "ids": [gid]})
+        assert status == 200 and body["status"] == 202, body
+        answers.append(body["elapsedMs"])
+        end = time.monotonic() + 60
+        while True:
+            found = stack.standin.find("externalId", gid)
+            if found and found[0].get("title") == title:
+                samples.append(time.perf_counter() - started)
+                break
+            assert time.monotonic() < end, f"{gid}: no new title in CXone after 60 s"
+            time.sleep(0.02)
+        # The next sample starts once this pass is over.
+        wait_pass(client, before, 120)
+    graph["notification"] = {
+        "samples": len(samples), "directoryUsers": sizes[-1],
+        "p50Ms": percentile(samples, 50) * 1000, "p95Ms": percentile(samples, 95) * 1000,
+        "maxMs": max(samples) * 1000, "workerAnswerP50Ms": percentile(answers, 50),
+        "workerErrors": pass_log(client, offset)["workerErrors"]}
+
+
 def run(stack, results):
     # 1. Cold start of `wrangler dev` with a prebuilt Worker.
     stack.fresh_standin()
@@ -225,6 +475,9 @@ def run(stack, results):
     results["wranglerColdStartS"] = stack.dev.started_in
     if BULK_ONLY:
         run_bulk(stack, results)
+        return
+    if GRAPH_ONLY:
+        run_graph(stack, results)
         return
 
     # 2. Webhook round trip vs a direct SCIM POST, one at a time and at concurrency 4, and the
@@ -267,6 +520,8 @@ def run(stack, results):
     created = json.loads(Path(f.name + ".report").read_text())["counts"]["created"]
     results["cli"] = {"users": size, "peakRssKiB": rss_kb, "seconds": took, "created": created,
                       "inputBytes": Path(f.name).stat().st_size}
+
+    run_graph(stack, results)
 
 
 if __name__ == "__main__":
