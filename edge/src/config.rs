@@ -9,6 +9,8 @@ pub const KV_BINDING: &str = "STATE";
 pub const LEDGER_BINDING: &str = "LEDGER";
 pub const BULK_BINDING: &str = "BULK_RUNS";
 pub const SYNC_BINDING: &str = "GRAPH_SYNC";
+pub const AUDIT_BINDING: &str = "AUDIT";
+const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 400;
 
 /// [`Settings`] from a Worker environment whose bindings are all there.
 #[derive(Debug, Clone)]
@@ -33,6 +35,11 @@ pub fn admin_tokens(env: &Env) -> Option<AdminTokens> {
 }
 
 impl Config {
+    /// Days the audit trail keeps its entries.
+    pub fn audit_retention_days(&self) -> u32 {
+        DEFAULT_AUDIT_RETENTION_DAYS
+    }
+
     /// Loads everything, or lists every problem found (never a secret's value).
     pub fn load(env: &Env) -> Result<Self, Vec<String>> {
         let settings = Settings::from_vars(|name| var(env, name));
@@ -45,6 +52,9 @@ impl Config {
         }
         if env.durable_object(BULK_BINDING).is_err() {
             problems.push(format!("Durable Object binding {BULK_BINDING} is missing"));
+        }
+        if env.durable_object(AUDIT_BINDING).is_err() {
+            problems.push(format!("Durable Object binding {AUDIT_BINDING} is missing"));
         }
         let graph = settings.as_ref().is_ok_and(|s| s.graph.is_some());
         if graph && env.durable_object(SYNC_BINDING).is_err() {
@@ -68,10 +78,11 @@ pub(crate) mod tests {
     pub const POLICY: &str = r#"{"version":1,"mode":"strict","mappings":[{"group":"cxone-agent","role":"Agent"}]}"#;
     pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-    pub const BINDING_PROBLEMS: [&str; 3] = [
+    pub const BINDING_PROBLEMS: [&str; 4] = [
         "KV namespace binding STATE is missing",
         "Durable Object binding LEDGER is missing",
         "Durable Object binding BULK_RUNS is missing",
+        "Durable Object binding AUDIT is missing",
     ];
 
     /// An `Env` made of plain string bindings (no KV, no Durable Object).

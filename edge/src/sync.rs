@@ -42,8 +42,9 @@ const COALESCE_MS: i64 = 1_000;
 const WATCHDOG_MS: i64 = 120_000;
 /// A slice stops starting work after this long, so checkpoints stay frequent.
 const SLICE_MS: u64 = 25_000;
-/// Subrequests a change needs at least: the ledger, CXone's lookups and write, the records.
-const PER_APPLY: u32 = 9;
+/// Subrequests a change needs at least: the ledger's begin and commit, a token, CXone's two
+/// lookups and its write, and what the lifecycle path keeps back for its records.
+const PER_APPLY: u32 = 12;
 /// A person busy with another event is tried again after this long.
 const BUSY_RETRY_MS: i64 = 2_000;
 /// Most held leavers and parked changes `GET /sync/status` lists.
@@ -452,6 +453,7 @@ impl SyncRunner {
                         body_digest: sha256_hex(event_id.as_bytes()),
                         event: serde_json::to_value(&event)?,
                         replay: false,
+                        trigger: cxone_scim_core::audit::Trigger::Delta,
                     };
                     let applying = now_ms();
                     let mut audit = AuditRecord::new(applying, "SYNC", "/sync/pass");
@@ -463,8 +465,13 @@ impl SyncRunner {
                     audit.latency_ms = now_ms().saturating_sub(applying);
                     console_log!("{}", audit.to_json_line());
                     let Some(outcome) = outcome_of(&answer) else {
-                        // The person is busy with another event: this change waits its turn.
-                        break SliceEnd::Later(BUSY_RETRY_MS);
+                        // Not done: the budget ran out (go on in a fresh invocation), or the
+                        // person is busy with another event (this change waits its turn).
+                        break if budget.remaining() < PER_APPLY {
+                            SliceEnd::Paused
+                        } else {
+                            SliceEnd::Later(BUSY_RETRY_MS)
+                        };
                     };
                     let graph_id = pass.graph_id_of(slot).unwrap_or_default();
                     if outcome == Outcome::Failed {
@@ -762,7 +769,7 @@ fn graph_id(change: &Change) -> String {
 
 /// How the person's ledger answered, as a pass outcome; `None` while the person is busy.
 fn outcome_of(answer: &Answer) -> Option<Outcome> {
-    if answer.status == 503 && answer.retry_after_secs.is_some() {
+    if answer.status == 503 {
         return None;
     }
     if answer.status != 200 {

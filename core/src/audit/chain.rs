@@ -88,7 +88,8 @@ pub enum Trigger {
 }
 
 /// An entry before it is chained: everything but `seq`, `prevHash` and `hash`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditDraft {
     /// When the change was decided (the host's clock).
     pub at: UnixMillis,

@@ -3,9 +3,9 @@ use serde::Serialize;
 /// Longest piece of a raw response body kept in an error.
 const RAW_BODY_LIMIT: usize = 2048;
 
-/// Why a flow could not reach its goal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+/// Why a flow could not reach its goal. Serialised as `{"kind": "<variant>", …fields}` (the
+/// one-value variants put their value under `detail`, or `budget`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlowError {
     /// CXone answered with a status that another try will not change.
     #[error("CXone rejected {request} with {status}{}{}", opt(" ", .scim_type), opt(": ", .detail))]
@@ -42,6 +42,86 @@ pub enum FlowError {
     Ambiguous(String),
 }
 
+/// The serialised shape: an internally tagged enum of struct variants (serde cannot tag a
+/// variant that holds a bare string or number).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+enum Wire<'a> {
+    #[serde(rename_all = "camelCase")]
+    Rejected {
+        request: &'a str,
+        status: u16,
+        scim_type: &'a Option<String>,
+        detail: &'a Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    RetriesExhausted {
+        request: &'a str,
+        attempts: u32,
+        last: &'a str,
+        last_status: Option<u16>,
+    },
+    Unreadable {
+        request: &'a str,
+        status: u16,
+        reason: &'a str,
+        body: &'a str,
+    },
+    Auth {
+        detail: &'a str,
+    },
+    BudgetExhausted {
+        budget: u32,
+    },
+    Ambiguous {
+        detail: &'a str,
+    },
+}
+
+impl Serialize for FlowError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Rejected {
+                request,
+                status,
+                scim_type,
+                detail,
+            } => Wire::Rejected {
+                request,
+                status: *status,
+                scim_type,
+                detail,
+            },
+            Self::RetriesExhausted {
+                request,
+                attempts,
+                last,
+                last_status,
+            } => Wire::RetriesExhausted {
+                request,
+                attempts: *attempts,
+                last,
+                last_status: *last_status,
+            },
+            Self::Unreadable {
+                request,
+                status,
+                reason,
+                body,
+            } => Wire::Unreadable {
+                request,
+                status: *status,
+                reason,
+                body,
+            },
+            Self::Auth(detail) => Wire::Auth { detail },
+            Self::BudgetExhausted(budget) => Wire::BudgetExhausted { budget: *budget },
+            Self::Ambiguous(detail) => Wire::Ambiguous { detail },
+        }
+        .serialize(s)
+    }
+}
+
 fn opt(prefix: &str, value: &Option<String>) -> String {
     value.as_deref().map(|v| format!("{prefix}{v}")).unwrap_or_default()
 }
@@ -70,5 +150,51 @@ impl FlowError {
             Self::RetriesExhausted { last_status, .. } => *last_status,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_kind_serialises_with_its_kind() {
+        let all = [
+            FlowError::Rejected {
+                request: "POST /Users".into(),
+                status: 400,
+                scim_type: Some("invalidValue".into()),
+                detail: None,
+            },
+            FlowError::RetriesExhausted {
+                request: "GET /Users".into(),
+                attempts: 4,
+                last: "503".into(),
+                last_status: Some(503),
+            },
+            FlowError::unreadable("GET /Users".into(), 200, "eof", "{"),
+            FlowError::Auth("401".into()),
+            FlowError::BudgetExhausted(50),
+            FlowError::Ambiguous("two users".into()),
+        ];
+        let kinds: Vec<String> = all
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap()["kind"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "rejected",
+                "retriesExhausted",
+                "unreadable",
+                "auth",
+                "budgetExhausted",
+                "ambiguous"
+            ]
+        );
+        assert_eq!(serde_json::to_value(&all[4]).unwrap()["budget"], 50);
+        assert_eq!(serde_json::to_value(&all[0]).unwrap()["scimType"], "invalidValue");
+        assert_eq!(serde_json::to_value(&all[3]).unwrap()["detail"], "401");
     }
 }

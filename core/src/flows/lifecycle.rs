@@ -141,6 +141,8 @@ pub struct LifecycleFlow {
     exchange: Exchange,
     /// 409s seen on create; a second one means CXone's data contradicts itself.
     conflicts: u8,
+    /// The role values of the account found (none before a create).
+    roles_before: Option<Vec<String>>,
     done: Option<Result<Applied, FlowError>>,
 }
 
@@ -152,6 +154,7 @@ impl LifecycleFlow {
             phase: Phase::Create,
             exchange: Exchange::new(retry, seed),
             conflicts: 0,
+            roles_before: None,
             done: None,
             command,
         };
@@ -205,6 +208,12 @@ impl LifecycleFlow {
         self.done = Some(result);
     }
 
+    /// The role values of the account the flow found (`None` when it found none), for the
+    /// audit trail's "before".
+    pub fn roles_before(&self) -> Option<Vec<String>> {
+        self.roles_before.clone()
+    }
+
     fn create(&mut self) {
         match self.desired() {
             Some(d) => {
@@ -255,6 +264,7 @@ impl LifecycleFlow {
                 accounts: vec![user],
             })));
         }
+        self.roles_before = Some(user.roles.iter().map(|r| r.value.clone()).collect());
         let Some(id) = user.id.clone() else {
             return self.finish(Err(FlowError::Ambiguous(format!(
                 "CXone listed user {:?} without an id",

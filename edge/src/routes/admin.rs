@@ -91,6 +91,7 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
         body_digest: record.body_digest,
         event: record.event,
         replay: true,
+        trigger: cxone_scim_core::audit::Trigger::Admin,
     };
     apply(env, config, &event, delivery, audit).await
 }

@@ -2,15 +2,16 @@
 //! Every decision is core's: the ledger's (`ledger::decide`), the flow's (matching), the
 //! mapping of errors to answers (`ApiError`).
 
+use crate::audit_trail::Trail;
 use crate::config::Config;
-use crate::driver::{now_ms, run_authorized, seed, Budget};
+use crate::driver::{now_ms, run_authorized_then, seed, Budget};
 use crate::kv::{ConflictRecord, FailureRecord, State};
 use crate::ledger::{BeginRequest, CommitRequest, Ledger};
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
-use cxone_scim_core::audit::{iso8601, AuditRecord, Outcome};
+use cxone_scim_core::audit::{iso8601, payload_sha256, AuditDraft, AuditRecord, Outcome, Trigger, Who};
 use cxone_scim_core::digest::{key_of, sha256_hex};
-use cxone_scim_core::event::LifecycleEvent;
+use cxone_scim_core::event::{Command, LifecycleEvent};
 use cxone_scim_core::flows::{Action, Applied, Conflict, ConflictReason, FlowError, LifecycleFlow};
 use cxone_scim_core::ledger::{Commit, Decision, Ending, EventFacts, StoredAnswer};
 use cxone_scim_core::webhook::{verify, SignatureHeaders};
@@ -34,6 +35,8 @@ pub struct Delivery {
     /// The event as received, kept in failure and conflict records.
     pub event: Value,
     pub replay: bool,
+    /// What the audit trail records as the cause of the write.
+    pub trigger: Trigger,
 }
 
 pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
@@ -65,6 +68,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut Au
         body_digest: sha256_hex(&body),
         event: serde_json::from_slice(&body).unwrap_or(Value::Null),
         replay: false,
+        trigger: Trigger::Webhook,
     };
     apply(env, config, &event, delivery, audit).await
 }
@@ -190,13 +194,63 @@ pub async fn apply_within(
         command
     };
     let state = State::open(env)?;
+    let roles_wanted = match &command {
+        Command::Upsert { desired, .. } => Some(
+            desired
+                .roles
+                .as_ref()
+                .map(|r| r.iter().map(|r| r.value.clone()).collect()),
+        ),
+        Command::Disable { .. } => None,
+        Command::Delete { .. } => Some(Some(Vec::new())),
+    };
+    let started = now_ms();
     let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
     let given = allowance.saturating_sub(asked + RESERVED_SUBREQUESTS);
     let mut budget = Budget::new(given, 1).until(lease.until.saturating_sub(config.ledger.lease_ms / 4));
-    let result = run_authorized(flow, &config.credentials, config.retry, &state, &mut budget).await;
+    let (result, roles_before) = run_authorized_then(
+        flow,
+        &config.credentials,
+        config.retry,
+        &state,
+        &mut budget,
+        LifecycleFlow::roles_before,
+    )
+    .await;
+    let before = roles_before.unwrap_or_default();
+    let after = roles_wanted.flatten().unwrap_or_else(|| before.clone());
+    let written = match &result {
+        Ok(a) => matches!(
+            a.action,
+            Action::Created | Action::Updated | Action::Disabled | Action::Deleted
+        ),
+        Err(e) => !matches!(e, FlowError::BudgetExhausted(_)),
+    };
+    if written {
+        let draft = AuditDraft {
+            at: started,
+            who: Who {
+                cxone_id: result.as_ref().ok().and_then(|a| a.id.clone()),
+                external_id: event.external_id.clone(),
+                user_name: Some(event.user_name.clone()).filter(|n| !n.is_empty()),
+            },
+            action: result.as_ref().ok().map(|a| a.action),
+            roles_before: before,
+            roles_after: if result.is_ok() { after } else { Vec::new() },
+            trigger: delivery.trigger,
+            outcome: if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            latency_ms: now_ms().saturating_sub(started),
+            payload_sha256: payload_sha256(&delivery.event),
+        };
+        record_audit(env, config, vec![draft]).await;
+    }
     // The ledger's calls and the flow's sends, then the commit and the token cache; a failure or
     // conflict record takes more (see RESERVED_SUBREQUESTS).
-    let sent = asked + given.saturating_sub(budget.remaining());
+    let sent = asked + given.saturating_sub(budget.remaining()) + u32::from(written);
     let mut commit = Commit {
         event_id: delivery.event_id.clone(),
         lease_token: lease.token.clone(),
@@ -289,6 +343,21 @@ async fn ask(ledger: &Ledger, begin: &BeginRequest, wait_ms: u64) -> Result<(Dec
         }
         Delay::from(Duration::from_millis(next)).await;
         pause = (pause * 2).min(POLL_MAX_MS);
+    }
+}
+
+/// Appends to the audit trail. The write it records has happened: a trail that cannot be reached
+/// is logged, never turned into a failure of the write.
+pub async fn record_audit(env: &Env, config: &Config, drafts: Vec<AuditDraft>) {
+    let appended = match Trail::open(env) {
+        Ok(trail) => trail.append(drafts, config.audit_retention_days()).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = appended {
+        worker::console_error!(
+            "{}",
+            json!({"at": iso8601(now_ms()), "event": "audit_append_failed", "detail": e.to_string()})
+        );
     }
 }
 

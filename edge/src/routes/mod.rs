@@ -1,6 +1,7 @@
 //! Routing, admin authentication, and the one audit line per request.
 
 mod admin;
+mod audit;
 mod bulk;
 mod graph;
 mod health;
@@ -48,6 +49,8 @@ enum Route {
     SyncRun,
     SyncApprove,
     SyncReject,
+    Audit,
+    AuditVerify,
 }
 
 /// The route for `method path`: 404 for an unknown path, 405 (with `Allow`) for another method.
@@ -69,6 +72,8 @@ fn parse(method: &str, path: &str) -> std::result::Result<Route, (u16, &'static 
         ["sync", "run"] => (Route::SyncRun, "POST"),
         ["sync", "approve"] => (Route::SyncApprove, "POST"),
         ["sync", "reject"] => (Route::SyncReject, "POST"),
+        ["audit"] => (Route::Audit, "GET"),
+        ["audit", "verify"] => (Route::AuditVerify, "GET"),
         _ => return Err((404, "")),
     };
     if method != allowed {
@@ -128,6 +133,8 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
             admin::replay(env, &config, &id, dry_run, audit).await
         }
         Route::SyncStatus => graph::status(env, &config).await,
+        Route::Audit => audit::list(&req, env).await,
+        Route::AuditVerify => audit::verify(&req, env).await,
         Route::SyncRun => {
             let dry_run = dry_run(&mut req).await?;
             graph::run(env, &config, dry_run).await

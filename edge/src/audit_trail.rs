@@ -1,0 +1,360 @@
+//! The audit trail: one SQLite-backed Durable Object (`AUDIT`, named `trail`) holding every write
+//! to CXone, whatever triggered it, as a hash chain (`cxone_scim_core::audit::chain`).
+//!
+//! One object keeps one chain in one order: each entry's `prevHash` is the hash of the entry
+//! before it, so an auditor can verify the whole trail from its first record. Entries past
+//! `AUDIT_RETENTION_DAYS` are removed from the front; the object then keeps the last removed
+//! entry's `seq` and hash as the anchor the remaining chain is verified from.
+//!
+//! Tables: `entries` (seq, at_ms, external_id, trigger, doc) indexed by time and person; `meta`
+//! (`head`: the last entry's seq and hash; `anchor`: where the kept chain starts).
+
+use crate::config::AUDIT_BINDING;
+use cxone_scim_core::audit::{chain_from, verify_chain, AuditDraft, AuditEntry, GENESIS_HASH};
+use cxone_scim_core::time::parse_rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, State, Stub,
+};
+
+/// Entries one query page returns at most.
+pub const MAX_PAGE: usize = 500;
+/// Entries removed per retention alarm (it comes back until the front is young enough).
+const PRUNE_BATCH: i64 = 5_000;
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Link {
+    seq: u64,
+    hash: String,
+}
+
+/// What `/append` takes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppendRequest {
+    pub drafts: Vec<AuditDraft>,
+    pub retention_days: u32,
+}
+
+/// A query over the trail: `from`/`to` in ms (inclusive, exclusive), a person, a trigger, and
+/// the seq to continue after.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Query {
+    #[serde(default)]
+    pub from: Option<u64>,
+    #[serde(default)]
+    pub to: Option<u64>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub trigger: Option<String>,
+    #[serde(default)]
+    pub after: Option<u64>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[durable_object]
+pub struct AuditTrail {
+    state: State,
+}
+
+fn tables(sql: &SqlStorage) {
+    for ddl in [
+        "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, \
+         external_id TEXT, trigger TEXT NOT NULL, doc TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS entries_at ON entries (at_ms)",
+        "CREATE INDEX IF NOT EXISTS entries_person ON entries (external_id, seq)",
+        "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+    ] {
+        // Idempotent; runs once per object start.
+        let _ = sql.exec(ddl, None);
+    }
+}
+
+#[derive(Deserialize)]
+struct DocRow {
+    doc: String,
+}
+
+impl DurableObject for AuditTrail {
+    fn new(state: State, _env: Env) -> Self {
+        tables(&state.storage().sql());
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let text = req.text().await.unwrap_or_default();
+        match req.path().as_str() {
+            "/append" => {
+                let append: AppendRequest = serde_json::from_str(&text)?;
+                let entries = self.append(append.drafts)?;
+                let storage = self.state.storage();
+                if storage.get_alarm().await?.is_none() {
+                    storage.set_alarm(DAY_MS as i64).await?;
+                }
+                self.put("retentionDays", &append.retention_days)?;
+                Response::from_json(&json!({ "entries": entries }))
+            }
+            "/query" => Response::from_json(&self.query(&serde_json::from_str(&text)?)?),
+            "/verify" => Response::from_json(&self.verify(&serde_json::from_str(&text)?)?),
+            other => Response::error(format!("no audit route {other}"), 404),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let days: u32 = self.get("retentionDays")?.unwrap_or(400);
+        let cutoff = (worker::Date::now().as_millis()).saturating_sub(u64::from(days) * DAY_MS);
+        let more = self.prune(cutoff)?;
+        self.state
+            .storage()
+            .set_alarm(if more { 0 } else { DAY_MS as i64 })
+            .await?;
+        Response::ok("")
+    }
+}
+
+impl AuditTrail {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let rows: Vec<DocRow> = self
+            .sql()
+            .exec("SELECT doc FROM meta WHERE k = ?", vec![key.into()])?
+            .to_array()?;
+        match rows.first() {
+            Some(r) => Ok(Some(serde_json::from_str(&r.doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO meta (k, doc) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc",
+            vec![key.into(), serde_json::to_string(value)?.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Chains and stores the drafts in order, all in one go (no await: one transaction).
+    fn append(&self, drafts: Vec<AuditDraft>) -> Result<Vec<AuditEntry>> {
+        let mut head: Link = self.get("head")?.unwrap_or(Link {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        });
+        let sql = self.sql();
+        let mut out = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let at = draft.at;
+            let entry = chain_from(&head.hash, head.seq + 1, draft);
+            let trigger = serde_json::to_value(entry.trigger)?;
+            sql.exec(
+                "INSERT INTO entries (seq, at_ms, external_id, trigger, doc) VALUES (?, ?, ?, ?, ?)",
+                vec![
+                    (entry.seq as i64).into(),
+                    (at as i64).into(),
+                    entry
+                        .who
+                        .external_id
+                        .clone()
+                        .map_or(worker::SqlStorageValue::Null, Into::into),
+                    trigger.as_str().unwrap_or_default().into(),
+                    entry.to_json_line().into(),
+                ],
+            )?;
+            head = Link {
+                seq: entry.seq,
+                hash: entry.hash.clone(),
+            };
+            out.push(entry);
+        }
+        self.put("head", &head)?;
+        Ok(out)
+    }
+
+    fn entries(&self, q: &Query, limit: usize) -> Result<Vec<AuditEntry>> {
+        let mut clauses = vec!["seq > ?".to_string()];
+        let mut values: Vec<worker::SqlStorageValue> = vec![(q.after.unwrap_or(0) as i64).into()];
+        if let Some(from) = q.from {
+            clauses.push("at_ms >= ?".into());
+            values.push((from as i64).into());
+        }
+        if let Some(to) = q.to {
+            clauses.push("at_ms < ?".into());
+            values.push((to as i64).into());
+        }
+        if let Some(ext) = &q.external_id {
+            clauses.push("external_id = ?".into());
+            values.push(ext.clone().into());
+        }
+        if let Some(trigger) = &q.trigger {
+            clauses.push("trigger = ?".into());
+            values.push(trigger.clone().into());
+        }
+        values.push((limit as i64).into());
+        let query = format!(
+            "SELECT doc FROM entries WHERE {} ORDER BY seq LIMIT ?",
+            clauses.join(" AND ")
+        );
+        let rows: Vec<DocRow> = self.sql().exec(&query, values)?.to_array()?;
+        rows.iter().map(|r| Ok(serde_json::from_str(&r.doc)?)).collect()
+    }
+
+    fn query(&self, q: &Query) -> Result<Value> {
+        let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+        let mut entries = self.entries(q, limit + 1)?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let mut answer = json!({ "count": entries.len(), "entries": entries });
+        if more {
+            if let Some(last) = entries.last() {
+                answer["cursor"] = json!(last.seq.to_string());
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Verifies the chain over a time range (the whole kept trail without one): every entry's
+    /// hash, its seq and its link to the one before. From the start of the kept trail the
+    /// first link is checked against the anchor, and the last entry against the head, so
+    /// entries cut from either end show too.
+    fn verify(&self, q: &Query) -> Result<Value> {
+        let whole = q.from.is_none() && q.to.is_none();
+        let anchor: Option<Link> = self.get("anchor")?;
+        let head: Option<Link> = self.get("head")?;
+        let mut checked = 0usize;
+        let mut prev: Option<String> = if whole {
+            Some(anchor.as_ref().map_or(GENESIS_HASH.to_string(), |a| a.hash.clone()))
+        } else {
+            None
+        };
+        let mut last: Option<AuditEntry> = None;
+        let mut page = Query {
+            from: q.from,
+            to: q.to,
+            ..Query::default()
+        };
+        loop {
+            let entries = self.entries(&page, MAX_PAGE)?;
+            let Some(first) = entries.first() else { break };
+            // A range starts wherever it starts: its first entry's link is taken as given.
+            let start = prev.clone().unwrap_or_else(|| first.prev_hash.clone());
+            let from_genesis = start == GENESIS_HASH && first.seq == 1 && anchor.is_none();
+            let expected = (!from_genesis).then_some(start.as_str());
+            match verify_chain(entries.iter().cloned(), expected) {
+                Ok(n) => checked += n,
+                Err(b) => {
+                    return Ok(json!({
+                        "ok": false, "checked": checked + b.index, "break": b, "detail": b.to_string(),
+                    }))
+                }
+            }
+            last = entries.last().cloned();
+            prev = last.as_ref().map(|e| e.hash.clone());
+            page.after = last.as_ref().map(|e| e.seq);
+        }
+        if whole {
+            if let (Some(head), Some(last)) = (&head, &last) {
+                if head.seq != last.seq || head.hash != last.hash {
+                    return Ok(json!({
+                        "ok": false, "checked": checked,
+                        "detail": format!("the trail ends at record {} but its head is record {}: records were cut from the end", last.seq, head.seq),
+                    }));
+                }
+            }
+        }
+        Ok(json!({
+            "ok": true, "checked": checked,
+            "firstSeq": anchor.as_ref().map_or(1, |a| a.seq + 1),
+            "lastSeq": last.as_ref().map(|e| e.seq),
+            "headHash": last.as_ref().map(|e| e.hash.clone()),
+        }))
+    }
+
+    /// Removes entries older than `cutoff` from the front; `true` when more remain to remove.
+    fn prune(&self, cutoff: u64) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            seq: f64,
+            doc: String,
+        }
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT seq, doc FROM entries WHERE at_ms < ? ORDER BY seq LIMIT ?",
+                vec![(cutoff as i64).into(), PRUNE_BATCH.into()],
+            )?
+            .to_array()?;
+        let Some(last) = rows.last() else {
+            return Ok(false);
+        };
+        let entry: AuditEntry = serde_json::from_str(&last.doc)?;
+        self.sql()
+            .exec("DELETE FROM entries WHERE seq <= ?", vec![(last.seq as i64).into()])?;
+        self.put(
+            "anchor",
+            &Link {
+                seq: entry.seq,
+                hash: entry.hash,
+            },
+        )?;
+        Ok(rows.len() as i64 == PRUNE_BATCH)
+    }
+}
+
+/// The Worker's side of the trail.
+pub struct Trail {
+    stub: Stub,
+}
+
+impl Trail {
+    pub fn open(env: &Env) -> Result<Self> {
+        let namespace = env.durable_object(AUDIT_BINDING)?;
+        Ok(Self {
+            stub: namespace.id_from_name("trail")?.get_stub()?,
+        })
+    }
+
+    async fn call<I: Serialize>(&self, path: &str, body: &I) -> Result<Value> {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(serde_json::to_string(body)?.into()));
+        let req = Request::new_with_init(&format!("https://audit{path}"), &init)?;
+        let mut resp = self.stub.fetch_with_request(req).await?;
+        let text = resp.text().await?;
+        if resp.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "audit {path} answered {}: {text}",
+                resp.status_code()
+            )));
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    pub async fn append(&self, drafts: Vec<AuditDraft>, retention_days: u32) -> Result<Vec<AuditEntry>> {
+        let answer = self.call("/append", &AppendRequest { drafts, retention_days }).await?;
+        Ok(serde_json::from_value(answer["entries"].clone())?)
+    }
+
+    pub async fn query(&self, q: &Query) -> Result<Value> {
+        self.call("/query", q).await
+    }
+
+    pub async fn verify(&self, q: &Query) -> Result<Value> {
+        self.call("/verify", q).await
+    }
+}
+
+/// `from`/`to` of a query string: RFC 3339 or a date (`2026-12-01`, midnight UTC).
+pub fn time_param(text: &str) -> Option<u64> {
+    let t = text.trim();
+    parse_rfc3339(t)
+        .ok()
+        .or_else(|| parse_rfc3339(&format!("{t}T00:00:00Z")).ok())
+}
