@@ -9,11 +9,13 @@ mod error;
 pub(crate) mod exchange;
 mod lifecycle;
 mod list;
+mod lookup;
 
 pub use auth::Authorized;
 pub use error::FlowError;
-pub use lifecycle::{Action, Applied, Conflict, ConflictReason, LifecycleFlow, Note};
+pub use lifecycle::{Action, Applied, LifecycleFlow, Note};
 pub use list::{FirstPage, FirstPageFlow};
+pub use lookup::{Conflict, ConflictReason};
 
 use crate::http::{HttpRequest, HttpResponse, TransportError};
 use crate::UnixMillis;
