@@ -570,10 +570,11 @@ def main():
         print("scim2-server did not start", file=sys.stderr)
         stop()
     state = State(args.client_id, args.client_secret, args.token_ttl, scim_url, scim_token)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))
-    server.daemon_threads = True
-    print(f"CXone stand-in on http://127.0.0.1:{args.port} (scim2-server on {scim_url})", flush=True)
     try:
+        # Inside the try: a port already taken must not leave scim2-server running.
+        server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))
+        server.daemon_threads = True
+        print(f"CXone stand-in on http://127.0.0.1:{args.port} (scim2-server on {scim_url})", flush=True)
         server.serve_forever()
     finally:
         stop()
