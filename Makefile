@@ -66,6 +66,8 @@ test-payloads:
 test-e2e: edge-build
 	cargo build -p cxone-scim-cli
 	"$(PY_VENV)/bin/python" tests/graphfix/selftest.py
+	"$(PY_VENV)/bin/python" tests/iamfix/selftest.py
+	"$(PY_VENV)/bin/python" tests/standin/selftest.py
 	SCIM_VALIDATE="$(SCIM_VALIDATE)" "$(PY_VENV)/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
 
 bench: setup edge-build

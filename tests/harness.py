@@ -1,6 +1,6 @@
-"""Starting and stopping the local stack (CXone stand-in, Graph fixture, `wrangler dev`) for the
-end-to-end tests and the benchmarks. Every process runs in its own process group and is stopped by
-group."""
+"""Starting and stopping the local stack (CXone stand-in, Graph fixture, IAM notice receiver,
+`wrangler dev`) for the end-to-end tests and the benchmarks. Every process runs in its own process
+group and is stopped by group."""
 
 import os
 import signal
@@ -91,6 +91,28 @@ def start_graphfix(port, client_id, client_secret, log_path, tenant=None):
     log.close()
     try:
         wait_http(f"http://127.0.0.1:{port}/_graph/health", 30, proc, "Graph fixture")
+    except Exception:
+        stop_group(proc)
+        raise
+    return proc
+
+
+def start_iamfix(port, secret, log_path, tolerance=None):
+    """The IAM notice receiver, tests/iamfix/iamfix.py, on `port`, checking signatures with
+    `secret` (a whsec_ secret, or a list of them during a rotation) and timestamps within
+    `tolerance` seconds (its default 300 unless given). Notices go to
+    http://127.0.0.1:{port}/notices."""
+    wait_port_free(port)
+    log = open(log_path, "a")
+    args = [sys.executable, str(ROOT / "tests/iamfix/iamfix.py"), "--port", str(port)]
+    for s in ([secret] if isinstance(secret, str) else secret):
+        args += ["--secret", s]
+    if tolerance is not None:
+        args += ["--tolerance", str(tolerance)]
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_iam/health", 30, proc, "IAM notice receiver")
     except Exception:
         stop_group(proc)
         raise

@@ -5,12 +5,13 @@
 //! value (most of them are secrets). Blank values count as unset.
 
 use crate::admin::AdminTokens;
+use crate::flows::RoleWrite;
 use crate::graph::{AttributeMap, DeleteMode, DeletionThreshold, MapError, Scope, ScopeError, ThresholdError};
-use crate::policy::{PolicyError, RolePolicy};
+use crate::policy::{PolicyError, RolePolicy, RoleTarget, RoleTargetError};
 use crate::retry::RetryPolicy;
 use crate::secret::SecretString;
 use crate::token::ClientCredentials;
-use crate::webhook::{SecretError, WebhookSecrets};
+use crate::webhook::{SecretError, WebhookSecret, WebhookSecrets};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The defaults, for the Worker and the command line alike.
@@ -47,6 +48,8 @@ pub mod defaults {
     pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
     /// `GRAPH_FULL_ROUND_HOURS`: how old the last full Graph round may get.
     pub const GRAPH_FULL_ROUND_HOURS: u64 = 24;
+    /// `AUDIT_RETENTION_DAYS`: how long audit trail entries are kept.
+    pub const AUDIT_RETENTION_DAYS: u32 = 400;
 }
 
 /// Everything the Worker needs to serve a request.
@@ -67,6 +70,30 @@ pub struct Settings {
     pub attribute_map: AttributeMap,
     /// Microsoft Graph sync, when `GRAPH_CLIENT_ID` is set.
     pub graph: Option<GraphSettings>,
+    /// `ROLE_TARGET`, `ROLE_WRITE`.
+    pub roles: RoleSettings,
+    /// Role sync notices to the IAM system, when `IAM_WEBHOOK_URL` is set.
+    pub iam: Option<IamSettings>,
+    /// `AUDIT_RETENTION_DAYS`, at least 1.
+    pub audit_retention_days: u32,
+}
+
+/// Where and how a user's roles are written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoleSettings {
+    /// `ROLE_TARGET`: `roles` (the default) or one single-valued attribute path.
+    pub target: RoleTarget,
+    /// `ROLE_WRITE`: `put` (the default) or `patch`.
+    pub write: RoleWrite,
+}
+
+/// The IAM system's receiver of role sync notices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamSettings {
+    /// `IAM_WEBHOOK_URL`: https, or http to a loopback host.
+    pub url: String,
+    /// `IAM_WEBHOOK_SECRET`: the `whsec_` Standard Webhooks key the notices are signed with.
+    pub secret: WebhookSecret,
 }
 
 /// Microsoft Graph sync.
@@ -171,6 +198,12 @@ pub enum SettingsProblem {
     ClientState,
     #[error("{0}")]
     AttributeMap(MapError),
+    #[error("{0}")]
+    RoleTarget(RoleTargetError),
+    #[error("ROLE_WRITE must be put or patch")]
+    RoleWrite,
+    #[error("IAM_WEBHOOK_SECRET: {0}")]
+    IamSecret(SecretError),
 }
 
 /// A CXone endpoint URL, trimmed and without a trailing slash: `https://`, or `http://` to a
@@ -337,6 +370,10 @@ impl Settings {
         let graph = r
             .text("GRAPH_CLIENT_ID")
             .and_then(|id| read_graph(&mut r, id, &attribute_map));
+        let roles = read_roles(&mut r);
+        let iam = read_iam(&mut r);
+        let retention = r.whole("AUDIT_RETENTION_DAYS", defaults::AUDIT_RETENTION_DAYS);
+        let audit_retention_days = r.at_least("AUDIT_RETENTION_DAYS", retention, 1);
         match (client_id, client_secret, policy, webhook_secrets, admin_tokens) {
             (Some(client_id), Some(client_secret), Some(policy), Some(webhook_secrets), Some(admin_tokens))
                 if r.problems.is_empty() =>
@@ -358,11 +395,51 @@ impl Settings {
                     ledger,
                     attribute_map,
                     graph,
+                    roles,
+                    iam,
+                    audit_retention_days,
                 })
             }
             _ => Err(r.problems),
         }
     }
+}
+
+fn read_roles<G: Fn(&str) -> Option<String>>(r: &mut Reader<G>) -> RoleSettings {
+    let target = match r.text("ROLE_TARGET") {
+        None => RoleTarget::default(),
+        Some(text) => RoleTarget::parse(&text).unwrap_or_else(|e| {
+            r.problems.push(SettingsProblem::RoleTarget(e));
+            RoleTarget::default()
+        }),
+    };
+    let write = match r.text("ROLE_WRITE") {
+        None => RoleWrite::default(),
+        Some(text) => RoleWrite::parse(&text).unwrap_or_else(|| {
+            r.problems.push(SettingsProblem::RoleWrite);
+            RoleWrite::default()
+        }),
+    };
+    RoleSettings { target, write }
+}
+
+/// The notice receiver: off without `IAM_WEBHOOK_URL`; with it, `IAM_WEBHOOK_SECRET` is
+/// required. A secret set alone is still checked.
+fn read_iam<G: Fn(&str) -> Option<String>>(r: &mut Reader<G>) -> Option<IamSettings> {
+    let url = r.text("IAM_WEBHOOK_URL").map(|_| r.url("IAM_WEBHOOK_URL"));
+    let secret = match url {
+        Some(_) => r.required("IAM_WEBHOOK_SECRET"),
+        None => r.text("IAM_WEBHOOK_SECRET"),
+    }
+    .and_then(|text| {
+        WebhookSecret::parse(text.trim())
+            .map_err(|e| r.problems.push(SettingsProblem::IamSecret(e)))
+            .ok()
+    });
+    Some(IamSettings {
+        url: url?,
+        secret: secret?,
+    })
 }
 
 /// The Graph settings, once `GRAPH_CLIENT_ID` is known to be set.
@@ -642,6 +719,103 @@ mod tests {
             ]
         );
         assert!(!problems.join("\n").contains("topsecret"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn role_sync_settings_default_to_roles_put_no_notices_and_400_days() {
+        let s = read(&full()).unwrap();
+        assert_eq!(s.roles, RoleSettings::default());
+        assert_eq!(
+            (s.roles.target.clone(), s.roles.write),
+            (RoleTarget::Roles, RoleWrite::Put)
+        );
+        assert!(s.iam.is_none());
+        assert_eq!(s.audit_retention_days, 400);
+        assert_eq!(s.audit_retention_days, defaults::AUDIT_RETENTION_DAYS);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_the_role_sync_settings() {
+        const PRIMARY: &str = "urn:ietf:params:scim:schemas:extension:cxone:2.0:User:primaryRole";
+        let mut vars = full();
+        vars.extend([
+            ("ROLE_TARGET", PRIMARY),
+            ("ROLE_WRITE", " Patch "),
+            ("IAM_WEBHOOK_URL", "https://iam.example/notices/"),
+            ("IAM_WEBHOOK_SECRET", SECRET),
+            ("AUDIT_RETENTION_DAYS", "30"),
+        ]);
+        let s = read(&vars).unwrap();
+        assert_eq!(
+            s.roles,
+            RoleSettings {
+                target: RoleTarget::Single(PRIMARY.into()),
+                write: RoleWrite::Patch
+            }
+        );
+        let iam = s.iam.unwrap();
+        assert_eq!(iam.url, "https://iam.example/notices");
+        assert_eq!(iam.secret, WebhookSecret::parse(SECRET).unwrap());
+        assert_eq!(s.audit_retention_days, 30);
+        // A loopback receiver may be plain http, as the other URLs.
+        vars.insert("IAM_WEBHOOK_URL", "http://127.0.0.1:8799/notices");
+        vars.insert("ROLE_TARGET", "roles");
+        let s = read(&vars).unwrap();
+        assert_eq!(s.iam.unwrap().url, "http://127.0.0.1:8799/notices");
+        assert_eq!(s.roles.target, RoleTarget::Roles);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn role_sync_problems_are_named_without_values() {
+        let mut vars = full();
+        vars.extend([
+            ("ROLE_TARGET", "emails"),
+            ("ROLE_WRITE", "post"),
+            ("IAM_WEBHOOK_URL", "http://iam.example/notices?key=topsecret"),
+            ("AUDIT_RETENTION_DAYS", "0"),
+        ]);
+        let problems = read(&vars).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "ROLE_TARGET \"emails\" is multi-valued; roles go to \"roles\" or to one single-valued attribute",
+                "ROLE_WRITE must be put or patch",
+                "IAM_WEBHOOK_URL must be https (plain http only on loopback)",
+                "IAM_WEBHOOK_SECRET is not set",
+                "AUDIT_RETENTION_DAYS must be at least 1",
+            ]
+        );
+        assert!(!problems.join("\n").contains("topsecret"));
+        let mut vars = full();
+        vars.extend([
+            ("IAM_WEBHOOK_URL", "https://iam.example/notices"),
+            ("IAM_WEBHOOK_SECRET", "whsec_topsecret"),
+            ("AUDIT_RETENTION_DAYS", "a year"),
+        ]);
+        let problems = read(&vars).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "IAM_WEBHOOK_SECRET: webhook secret #1 is not valid base64 after \"whsec_\"",
+                "AUDIT_RETENTION_DAYS must be a whole number",
+            ]
+        );
+        assert!(!problems.join("\n").contains("topsecret"));
+        // A secret set without a receiver is still checked; blank values count as unset.
+        let mut vars = full();
+        vars.extend([
+            ("IAM_WEBHOOK_SECRET", "topsecret"),
+            ("ROLE_TARGET", " "),
+            ("ROLE_WRITE", ""),
+        ]);
+        assert_eq!(
+            read(&vars).unwrap_err(),
+            ["IAM_WEBHOOK_SECRET: webhook secret #1 does not start with \"whsec_\""]
+        );
+        vars.insert("IAM_WEBHOOK_SECRET", SECRET);
+        let s = read(&vars).unwrap();
+        assert!(s.iam.is_none());
+        assert_eq!(s.roles, RoleSettings::default());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -3,7 +3,9 @@
 - `POST /oauth/token`: OAuth 2.0 client credentials (client_secret_post); issues bearer tokens
   that the front accepts on `/scim/v2/*` (the internal scim2-server token is never handed out).
 - `/scim/v2/*`: checked for a live issued token, optionally faulted, then forwarded unchanged
-  to scim2-server (which does all the SCIM work: filters, PATCH, ETags, Bulk).
+  to scim2-server (which does all the SCIM work: filters, PATCH, ETags, Bulk). `If-Match` and
+  `If-None-Match` go through, and scim2-server's `ETag` comes back: a PUT, PATCH or DELETE
+  whose If-Match is not the resource's version gets scim2-server's 412.
 - `/_standin/*` (test control, loopback only):
     GET    /_standin/log             requests seen, oldest first (method, path, query, status, body)
     DELETE /_standin/log             forget them (and the bulkOps of /_standin/stats)
@@ -15,6 +17,23 @@
                                      The answer is a SCIM error; "scimType" and "detail" set its
                                      fields, "body" (any JSON) replaces it whole, and "location"
                                      adds a Location header (e.g. "status":307 for a redirect)
+                                     {"kind":"concurrentChange","id":"<user id>","count":1,
+                                      "attribute":"nickName","value":"..."}: someone else changes
+                                     the user just before the request lands. On the next PUT of
+                                     /scim/v2/Users/<id> (of any user without "id"; another
+                                     "method", e.g. "PATCH", instead of PUT), the stand-in first
+                                     changes that user in scim2-server itself, a PATCH replace
+                                     of "attribute" (default nickName) with "value" (default a
+                                     text new each time, so that the version always moves on),
+                                     then forwards the request unchanged: an If-Match with the
+                                     version read before gets scim2-server's own 412. "count"
+                                     and "share" work as for the other faults, "status" and
+                                     "delayMs" are not used. The request's log entry notes the
+                                     change as "concurrentChange": {"attribute", "value",
+                                     "status"} (status: scim2-server's answer to the change:
+                                     204 or 200 when it was made); the change itself is not a
+                                     request of its own in the log, nor in /_standin/bodies.
+                                     tests/standin/selftest.py shows it at work
     POST   /_standin/config          {"bulkStatus":207}: answer Bulk with this HTTP status;
                                      {"rateLimit":R,"burst":B}: a token bucket of R requests/s on
                                      /scim/v2 (429 + Retry-After beyond it); R 0 turns it off;
@@ -107,6 +126,7 @@ class State:
         self.rate_headers = "ietf"
         self.rate_limited = 0
         self.requests = 0
+        self.concurrent_changes = 0
         self.bulk_ops = {}  # bulkId -> {"received": n, "answers": [...]}
         self.log = []
         self.bodies = []
@@ -132,6 +152,8 @@ class State:
                 if fault.get("method") and fault["method"].upper() != method:
                     continue
                 if fault.get("path") and not path.startswith(fault["path"]):
+                    continue
+                if fault.get("id") and path.rstrip("/") != f"/scim/v2/Users/{fault['id']}":
                     continue
                 if "share" in fault:
                     if self.random.random() < fault["share"]:
@@ -279,8 +301,17 @@ def make_handler(state):
                     state.bulk_ops.clear()
                 return self._send(204)
             if path == "/_standin/faults" and self.command == "POST":
+                fault = json.loads(body or b"{}")
+                kind = fault.get("kind")
+                if kind not in (None, "concurrentChange"):
+                    return self._send(400, {"error": f"kind: unknown fault kind {kind!r}"})
+                if kind == "concurrentChange":
+                    fault.setdefault("method", "PUT")
+                    fault.setdefault("path", "/scim/v2/Users/")
+                    fault.pop("status", None)
+                    fault.pop("delayMs", None)
                 with state.lock:
-                    state.faults.append(json.loads(body or b"{}"))
+                    state.faults.append(fault)
                 return self._send(204)
             if path == "/_standin/faults" and self.command == "DELETE":
                 with state.lock:
@@ -363,7 +394,9 @@ def make_handler(state):
                 return self._scim_error(429, "rate limit",
                                         headers=[("Retry-After", str(max(1, math.ceil(wait))))] + quota)
             fault = state.take_fault(self.command, url.path)
-            if fault:
+            if fault and fault.get("kind") == "concurrentChange":
+                entry["concurrentChange"] = self._concurrent_change(fault, url.path)
+            elif fault:
                 if not self._delay(fault.get("delayMs", 0) / 1000):
                     state.bulk_answered(bulk_ids, "dropped")
                     self.close_connection = True
@@ -436,6 +469,19 @@ def make_handler(state):
                     if str(method).upper() != "POST":
                         result.pop("bulkId", None)
             return json.dumps(doc).encode()
+
+        def _concurrent_change(self, fault, path):
+            """Changes the user at `path` in scim2-server, as another client would."""
+            with state.lock:
+                state.concurrent_changes += 1
+                n = state.concurrent_changes
+            attribute = fault.get("attribute", "nickName")
+            value = fault.get("value", f"changed concurrently ({n})")
+            patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "replace", "path": attribute, "value": value}]}
+            status, _, _ = forward(state, "PATCH", path.rstrip("/"), "", json.dumps(patch).encode(),
+                                   {"Content-Type": "application/scim+json", "Accept": "application/scim+json"})
+            return {"attribute": attribute, "value": value, "status": status}
 
         def _delay(self, seconds):
             """Holds the request; False when the faults were cleared meanwhile (drop it)."""
@@ -524,10 +570,11 @@ def main():
         print("scim2-server did not start", file=sys.stderr)
         stop()
     state = State(args.client_id, args.client_secret, args.token_ttl, scim_url, scim_token)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))
-    server.daemon_threads = True
-    print(f"CXone stand-in on http://127.0.0.1:{args.port} (scim2-server on {scim_url})", flush=True)
     try:
+        # Inside the try: a port already taken must not leave scim2-server running.
+        server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))
+        server.daemon_threads = True
+        print(f"CXone stand-in on http://127.0.0.1:{args.port} (scim2-server on {scim_url})", flush=True)
         server.serve_forever()
     finally:
         stop()

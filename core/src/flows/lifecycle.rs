@@ -12,12 +12,13 @@
 //! filter) ends in [`Action::Conflict`] with nothing written.
 
 use super::exchange::Exchange;
+use super::lookup::{self, By, Conflict, Found};
 use super::{Flow, FlowError, Step};
 use crate::event::{Command, Lookup};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::retry::RetryPolicy;
 use crate::scim::build::{create_payload, disable_patch, patch_to, DesiredUser};
-use crate::scim::{filter, ListResponse, User};
+use crate::scim::{filter, User};
 use crate::UnixMillis;
 use serde::Serialize;
 
@@ -46,29 +47,6 @@ pub enum Note {
     NotFound,
     /// The person was deleted; only a newer explicit create brings them back.
     Deleted,
-}
-
-/// Why an account found in CXone was not written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictReason {
-    /// The account matched by userName belongs to another externalId (a recycled userName).
-    OtherExternalId,
-    /// More than one account answers the lookup.
-    SeveralMatches,
-    /// The lookup answer holds accounts its filter does not match.
-    FilterIgnored,
-}
-
-/// A lookup CXone answered with an account this event may not write.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Conflict {
-    pub reason: ConflictReason,
-    /// The filter whose answer conflicted.
-    pub filter: String,
-    /// The CXone accounts involved, as CXone returned them.
-    pub accounts: Vec<User>,
 }
 
 /// What was done in CXone.
@@ -107,22 +85,6 @@ impl Applied {
             ..Self::new(Action::Conflict, None)
         }
     }
-}
-
-/// What a lookup answer says, once checked against its filter.
-enum Found {
-    None,
-    One(Box<User>),
-    Conflict(Conflict),
-}
-
-/// Accounts kept in a conflict report (a server that ignores the filter may list thousands).
-const MAX_CONFLICT_ACCOUNTS: usize = 5;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum By {
-    ExternalId,
-    UserName,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,20 +138,7 @@ impl LifecycleFlow {
     }
 
     fn first_lookup(&self) -> By {
-        if self.lookup().external_id.is_some() {
-            By::ExternalId
-        } else {
-            By::UserName
-        }
-    }
-
-    /// The filter for a lookup `by`, `None` when the event does not carry that attribute.
-    fn filter_for(&self, by: By) -> Option<String> {
-        let lookup = self.lookup();
-        match by {
-            By::ExternalId => lookup.external_id.map(|ext| filter::eq("externalId", &ext)),
-            By::UserName => lookup.user_name.map(|name| filter::eq("userName", &name)),
-        }
+        lookup::first_by(&self.lookup())
     }
 
     fn desired(&self) -> Option<&DesiredUser> {
@@ -227,11 +176,8 @@ impl LifecycleFlow {
     }
 
     fn find(&mut self, by: By) {
-        match self.filter_for(by) {
-            Some(f) => {
-                let req = HttpRequest::scim(Method::Get, filter::users_filter_url(&self.base_url, &f));
-                self.go(Phase::Find(by), req);
-            }
+        match lookup::request(&self.base_url, &self.lookup(), by) {
+            Some(req) => self.go(Phase::Find(by), req),
             // A leaver known by externalId alone: not found by it means not in CXone.
             None => self.on_found(By::UserName, None),
         }
@@ -255,15 +201,6 @@ impl LifecycleFlow {
                 }
             };
         };
-        let ours = self.lookup().external_id;
-        if by == By::UserName && user.external_id.is_some() && user.external_id != ours {
-            let filter = self.filter_for(by).unwrap_or_default();
-            return self.finish(Ok(Applied::conflict(Conflict {
-                reason: ConflictReason::OtherExternalId,
-                filter,
-                accounts: vec![user],
-            })));
-        }
         self.roles_before = Some(user.roles.iter().map(|r| r.value.clone()).collect());
         let Some(id) = user.id.clone() else {
             return self.finish(Err(FlowError::Ambiguous(format!(
@@ -294,36 +231,6 @@ impl LifecycleFlow {
         }
     }
 
-    /// Reads a lookup answer and checks every account in it against the filter it answers:
-    /// externalId exactly, userName in any case (RFC 7643 makes it case-insensitive).
-    fn read_list(&self, resp: &HttpResponse, by: By) -> Result<Found, FlowError> {
-        let list: ListResponse<User> = serde_json::from_str(&resp.body)
-            .map_err(|e| FlowError::unreadable(self.exchange.describe(), resp.status, e, &resp.body))?;
-        let lookup = self.lookup();
-        let matches = |u: &User| match by {
-            By::ExternalId => u.external_id.is_some() && u.external_id == lookup.external_id,
-            By::UserName => lookup
-                .user_name
-                .as_deref()
-                .is_some_and(|n| u.user_name.trim().eq_ignore_ascii_case(n)),
-        };
-        let filter = self.filter_for(by).unwrap_or_default();
-        let mut users = list.resources;
-        let reason = if users.iter().any(|u| !matches(u)) {
-            ConflictReason::FilterIgnored
-        } else if users.len() > 1 {
-            ConflictReason::SeveralMatches
-        } else {
-            return Ok(users.pop().map_or(Found::None, |u| Found::One(Box::new(u))));
-        };
-        users.truncate(MAX_CONFLICT_ACCOUNTS);
-        Ok(Found::Conflict(Conflict {
-            reason,
-            filter,
-            accounts: users,
-        }))
-    }
-
     fn handle(&mut self, resp: HttpResponse) {
         let status = resp.status;
         match (self.phase.clone(), status) {
@@ -340,7 +247,7 @@ impl LifecycleFlow {
                 self.conflicts += 1;
                 self.find(By::UserName);
             }
-            (Phase::Find(by), 200) => match self.read_list(&resp, by) {
+            (Phase::Find(by), 200) => match lookup::read_answer(&self.lookup(), by, &resp, self.exchange.describe()) {
                 Ok(Found::None) => self.on_found(by, None),
                 Ok(Found::One(user)) => self.on_found(by, Some(*user)),
                 Ok(Found::Conflict(c)) => self.finish(Ok(Applied::conflict(c))),
@@ -400,6 +307,7 @@ impl Flow for LifecycleFlow {
 mod tests {
     use super::*;
     use crate::event::LifecycleEvent;
+    use crate::flows::ConflictReason;
     use crate::policy::RolePolicy;
     use crate::testutil::{drive, Fault, SimServer};
     use wasm_bindgen_test::wasm_bindgen_test;

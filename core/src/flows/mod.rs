@@ -9,11 +9,15 @@ mod error;
 pub(crate) mod exchange;
 mod lifecycle;
 mod list;
+mod lookup;
+mod role_sync;
 
 pub use auth::Authorized;
 pub use error::FlowError;
-pub use lifecycle::{Action, Applied, Conflict, ConflictReason, LifecycleFlow, Note};
+pub use lifecycle::{Action, Applied, LifecycleFlow, Note};
 pub use list::{FirstPage, FirstPageFlow};
+pub use lookup::{Conflict, ConflictReason};
+pub use role_sync::{RoleSyncFlow, RoleSynced, RoleWrite};
 
 use crate::http::{HttpRequest, HttpResponse, TransportError};
 use crate::UnixMillis;
