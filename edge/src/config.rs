@@ -10,7 +10,6 @@ pub const LEDGER_BINDING: &str = "LEDGER";
 pub const BULK_BINDING: &str = "BULK_RUNS";
 pub const SYNC_BINDING: &str = "GRAPH_SYNC";
 pub const AUDIT_BINDING: &str = "AUDIT";
-const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 400;
 
 /// [`Settings`] from a Worker environment whose bindings are all there.
 #[derive(Debug, Clone)]
@@ -35,11 +34,6 @@ pub fn admin_tokens(env: &Env) -> Option<AdminTokens> {
 }
 
 impl Config {
-    /// Days the audit trail keeps its entries.
-    pub fn audit_retention_days(&self) -> u32 {
-        DEFAULT_AUDIT_RETENTION_DAYS
-    }
-
     /// Loads everything, or lists every problem found (never a secret's value).
     pub fn load(env: &Env) -> Result<Self, Vec<String>> {
         let settings = Settings::from_vars(|name| var(env, name));

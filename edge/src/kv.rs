@@ -1,6 +1,7 @@
 //! What the Worker keeps in Workers KV (what eventual consistency suits), under one binding:
 //! - `failure:{key}`  an event CXone did not take, kept 30 days for replay
 //! - `conflict:{key}` an event that matched someone else's account, kept until dismissed
+//! - `notice:{id}` a notice to the IAM system that could not be delivered, kept 30 days
 //! - `graph:cursor` the Graph delta cursor (written only by the sync object)
 //! - `token:{key}` a cached access token (CXone's, Graph's), keyed by token endpoint and client
 //!
@@ -8,6 +9,7 @@
 //! 512-byte key limit. Whether an event was applied lives in the per-person ledger, not here.
 
 use crate::config::KV_BINDING;
+use cxone_scim_core::audit::RoleSyncNotice;
 use cxone_scim_core::digest::key_of;
 use cxone_scim_core::scim::User;
 use cxone_scim_core::token::CachedToken;
@@ -65,6 +67,17 @@ pub struct ConflictRecord {
     pub account: Option<User>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_accounts: Vec<User>,
+}
+
+/// A notice to the IAM system that could not be delivered, kept 30 days for replay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedNotice {
+    pub id: String,
+    pub notice: RoleSyncNotice,
+    pub attempts: u32,
+    pub error: String,
+    pub parked_at: String,
 }
 
 pub struct State {
@@ -178,6 +191,23 @@ impl State {
         limit: usize,
     ) -> Result<(Vec<ConflictRecord>, Option<String>)> {
         self.page("conflict:", cursor, limit).await
+    }
+
+    pub async fn park_notice(&self, parked: &ParkedNotice) -> Result<()> {
+        self.put(&format!("notice:{}", parked.id), parked, Some(FAILURE_TTL_SECS))
+            .await
+    }
+
+    pub async fn notice(&self, id: &str) -> Result<Option<ParkedNotice>> {
+        self.get(&format!("notice:{id}")).await
+    }
+
+    pub async fn drop_notice(&self, id: &str) -> Result<()> {
+        self.kv.delete(&format!("notice:{id}")).await.map_err(kv_error)
+    }
+
+    pub async fn notices(&self, cursor: Option<String>, limit: usize) -> Result<(Vec<ParkedNotice>, Option<String>)> {
+        self.page("notice:", cursor, limit).await
     }
 
     pub async fn token(&self, key: &str) -> Result<Option<CachedToken>> {

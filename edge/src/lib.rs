@@ -9,6 +9,7 @@ mod config;
 mod driver;
 mod kv;
 mod ledger;
+mod notices;
 mod reply;
 mod routes;
 mod sync;

@@ -96,6 +96,25 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
     apply(env, config, &event, delivery, audit).await
 }
 
+pub async fn notices(req: &Request, env: &Env) -> Result<Response> {
+    let (cursor, limit) = paging(req);
+    let (notices, next) = State::open(env)?.notices(cursor, limit).await?;
+    page("notices", &notices, next)
+}
+
+/// Sends a parked IAM notice again (signed anew); delivered, it is no longer kept.
+pub async fn replay_notice(env: &Env, config: &Config, id: &str) -> Result<Response> {
+    let state = State::open(env)?;
+    let Some(parked) = state.notice(id).await? else {
+        return reply::api_error(&ApiError::not_found(format!("no parked notice {id}")));
+    };
+    if config.iam.is_none() {
+        return reply::api_error(&ApiError::new(503, None, "IAM_WEBHOOK_URL is not set"));
+    }
+    let delivered = crate::notices::replay(config, &state, parked).await;
+    reply::json(200, &delivered)
+}
+
 /// WebAssembly pages are 64 KiB.
 const WASM_PAGE: usize = 65_536;
 

@@ -350,15 +350,20 @@ async fn ask(ledger: &Ledger, begin: &BeginRequest, wait_ms: u64) -> Result<(Dec
 /// is logged, never turned into a failure of the write.
 pub async fn record_audit(env: &Env, config: &Config, drafts: Vec<AuditDraft>) {
     let appended = match Trail::open(env) {
-        Ok(trail) => trail.append(drafts, config.audit_retention_days()).await.map(|_| ()),
+        Ok(trail) => trail.append(drafts, config.audit_retention_days).await.map(|_| ()),
         Err(e) => Err(e),
     };
     if let Err(e) = appended {
-        worker::console_error!(
-            "{}",
-            json!({"at": iso8601(now_ms()), "event": "audit_append_failed", "detail": e.to_string()})
-        );
+        audit_failed(&e);
     }
+}
+
+/// The log line of an audit append that failed.
+pub fn audit_failed(e: &worker::Error) {
+    worker::console_error!(
+        "{}",
+        json!({"at": iso8601(now_ms()), "event": "audit_append_failed", "detail": e.to_string()})
+    );
 }
 
 async fn clear_failures(state: &State, event_ids: &[String]) {

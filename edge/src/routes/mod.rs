@@ -6,6 +6,7 @@ mod bulk;
 mod graph;
 mod health;
 pub(crate) mod lifecycle;
+mod roles;
 
 use crate::config::Config;
 use crate::driver::now_ms;
@@ -51,6 +52,9 @@ enum Route {
     SyncReject,
     Audit,
     AuditVerify,
+    RoleSync,
+    Notices,
+    ReplayNotice(String),
 }
 
 /// The route for `method path`: 404 for an unknown path, 405 (with `Allow`) for another method.
@@ -73,6 +77,9 @@ fn parse(method: &str, path: &str) -> std::result::Result<Route, (u16, &'static 
         ["sync", "approve"] => (Route::SyncApprove, "POST"),
         ["sync", "reject"] => (Route::SyncReject, "POST"),
         ["audit"] => (Route::Audit, "GET"),
+        ["roles", "sync"] => (Route::RoleSync, "POST"),
+        ["notices"] => (Route::Notices, "GET"),
+        ["notices", id, "replay"] if !id.is_empty() => (Route::ReplayNotice(id.to_string()), "POST"),
         ["audit", "verify"] => (Route::AuditVerify, "GET"),
         _ => return Err((404, "")),
     };
@@ -134,6 +141,9 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         }
         Route::SyncStatus => graph::status(env, &config).await,
         Route::Audit => audit::list(&req, env).await,
+        Route::RoleSync => roles::sync(req, env, &config, audit).await,
+        Route::Notices => admin::notices(&req, env).await,
+        Route::ReplayNotice(id) => admin::replay_notice(env, &config, &id).await,
         Route::AuditVerify => audit::verify(&req, env).await,
         Route::SyncRun => {
             let dry_run = dry_run(&mut req).await?;

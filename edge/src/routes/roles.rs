@@ -1,0 +1,279 @@
+//! `POST /roles/sync` (admin): one person's CXone role set from their groups, checked against the
+//! least-privilege policy, written in one atomic write, told to the IAM system, and recorded in
+//! the audit trail. Body: `{"externalId"|"userName", "groups"?: [...], "roles"?: [...], "dryRun"?}`.
+//!
+//! The verdict is core's (`RolePolicy::verdict`); a refused one is answered 403 with the verdict
+//! and CXone is not touched. The write goes through the person's ledger like any other.
+
+use super::lifecycle::audit_failed;
+use crate::audit_trail::Trail;
+use crate::config::Config;
+use crate::driver::{now_ms, plan_first_write, run_authorized, seed, Budget};
+use crate::kv::State;
+use crate::ledger::{BeginRequest, CommitRequest, Ledger};
+use crate::notices::{notify, Notice};
+use crate::reply;
+use cxone_scim_core::api_error::ApiError;
+use cxone_scim_core::audit::{payload_sha256, AuditDraft, AuditEntry, AuditRecord, Outcome, Trigger, Who};
+use cxone_scim_core::event::{Lookup, Operation};
+use cxone_scim_core::flows::{Action, RoleSyncFlow, RoleSynced};
+use cxone_scim_core::ledger::{Commit, Decision, Ending, EventFacts};
+use cxone_scim_core::policy::{GroupInput, Verdict};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{Env, Request, Response, Result};
+
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Body {
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    user_name: Option<String>,
+    /// The person's groups (what grants roles).
+    #[serde(default)]
+    groups: Option<Vec<GroupInput>>,
+    /// Roles asked for explicitly: each must be covered by what the groups grant.
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+fn invalid(detail: impl Into<String>) -> Result<Response> {
+    reply::api_error(&ApiError::bad_request("invalidValue", detail.into()))
+}
+
+pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
+    let query_dry_run = super::bulk::dry_run_query(&req);
+    let Some(bytes) = reply::body_within(&mut req, MAX_BODY).await? else {
+        return reply::api_error(&ApiError::too_large(MAX_BODY));
+    };
+    let body: Body = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)) {
+        Ok(b) => b,
+        Err(e) => {
+            return reply::api_error(&ApiError::bad_request(
+                "invalidSyntax",
+                format!("invalid role sync request at {}: {}", e.path(), e.inner()),
+            ))
+        }
+    };
+    let lookup = Lookup {
+        external_id: body.external_id.clone().filter(|s| !s.trim().is_empty()),
+        user_name: body
+            .user_name
+            .clone()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+    };
+    if lookup.external_id.is_none() && lookup.user_name.is_none() {
+        return invalid("externalId or userName is required");
+    }
+    let Some(groups) = body.groups.clone() else {
+        // Without groups nothing is granted: every requested role would be refused, and an empty
+        // set would take every role away. Both are refused as a request that says too little.
+        return invalid("groups is required: roles are granted by the person's groups");
+    };
+    let subject = match &lookup.external_id {
+        Some(ext) => format!("ext:{ext}"),
+        None => format!("user:{}", lookup.user_name.clone().unwrap_or_default().to_lowercase()),
+    };
+    audit.operation = Some("role_sync".into());
+    audit.subject = Some(subject.clone());
+    let started = now_ms();
+    let who = Who {
+        cxone_id: None,
+        external_id: lookup.external_id.clone(),
+        user_name: lookup.user_name.clone(),
+    };
+    let request_digest = payload_sha256(&serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null));
+    let verdict = config.policy.verdict(&groups, body.roles.as_deref());
+    let roles = match &verdict {
+        Verdict::Pass { roles } => roles.clone(),
+        refused => {
+            audit.detail = Some("role sync refused by the policy".into());
+            if body.dry_run.unwrap_or(false) || query_dry_run {
+                return refuse(refused);
+            }
+            let draft = AuditDraft {
+                at: started,
+                who,
+                action: None,
+                roles_before: Vec::new(),
+                roles_after: Vec::new(),
+                trigger: Trigger::RoleSync,
+                outcome: Outcome::Rejected,
+                latency_ms: now_ms().saturating_sub(started),
+                payload_sha256: request_digest,
+            };
+            let reason = serde_json::to_string(refused).unwrap_or_default();
+            if let Some(entry) = append(env, config, draft).await {
+                let _ = notify(config, &State::open(env)?, &entry, Some(reason)).await;
+            }
+            return refuse(refused);
+        }
+    };
+    let target = config.roles.target.write(&config.policy, &roles);
+    let flow = RoleSyncFlow::new(
+        &config.scim_base_url,
+        lookup.clone(),
+        target,
+        config.roles.write,
+        config.retry,
+        seed(),
+    );
+    let state = State::open(env)?;
+    if body.dry_run.unwrap_or(false) || query_dry_run {
+        let budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let planned = plan_first_write(flow, &config.credentials, config.retry, &state, budget).await;
+        return reply::json(
+            200,
+            &json!({"dryRun": true, "verdict": verdict, "requests": planned.into_iter().collect::<Vec<_>>()}),
+        );
+    }
+    // The write is one of the person's events: serialised with webhooks and Graph changes.
+    let ledger = Ledger::of(env, &subject)?;
+    let event_id = format!("roles-{:016x}", seed());
+    let begin = BeginRequest {
+        facts: EventFacts {
+            event_id: event_id.clone(),
+            body_digest: request_digest.clone(),
+            operation: Operation::Update,
+            occurred_at: Some(started),
+            replay: false,
+        },
+        lease_ms: config.ledger.lease_ms,
+        lease_token: format!("{:016x}", seed()),
+    };
+    let (event_time, lease) = match ledger.begin(&begin).await? {
+        Decision::Go { event_time, lease, .. } => (event_time, lease),
+        Decision::Busy { retry_after_ms } => {
+            return reply::api_error(&ApiError::busy(
+                "another event for this person is being applied; try again later",
+                retry_after_ms,
+            ))
+        }
+        Decision::Skipped { .. } => {
+            return reply::api_error(&ApiError::new(409, None, "the person was deleted; roles not written"))
+        }
+        other => {
+            return reply::api_error(&ApiError::new(
+                409,
+                None,
+                format!("the person's ledger refused the role sync: {other:?}"),
+            ))
+        }
+    };
+    let mut budget = Budget::new(config.subrequest_budget.saturating_sub(8), 1);
+    let result = run_authorized(flow, &config.credentials, config.retry, &state, &mut budget).await;
+    let (ending, outcome, synced): (Ending, Outcome, Option<RoleSynced>) = match &result {
+        Ok(s) if s.action == Action::Conflict => (Ending::Answered, Outcome::Rejected, Some(s.clone())),
+        Ok(s) => (
+            Ending::Applied {
+                action: s.action,
+                id: s.id.clone(),
+            },
+            Outcome::Success,
+            Some(s.clone()),
+        ),
+        Err(_) => (Ending::Failed, Outcome::Failure, None),
+    };
+    let commit = Commit {
+        event_id: event_id.clone(),
+        lease_token: lease.token,
+        event_time,
+        operation: Operation::Update,
+        ending,
+        answer: None,
+    };
+    ledger
+        .commit(&CommitRequest {
+            commit,
+            failure_recorded: false,
+        })
+        .await?;
+    let draft = AuditDraft {
+        at: started,
+        who: Who {
+            cxone_id: synced.as_ref().and_then(|s| s.id.clone()),
+            ..who
+        },
+        action: synced.as_ref().map(|s| s.action),
+        roles_before: synced.as_ref().map(|s| s.roles_before.clone()).unwrap_or_default(),
+        roles_after: synced.as_ref().map(|s| s.roles_after.clone()).unwrap_or_default(),
+        trigger: Trigger::RoleSync,
+        outcome,
+        latency_ms: now_ms().saturating_sub(started),
+        payload_sha256: synced
+            .as_ref()
+            .and_then(|s| s.payload.as_ref())
+            .map_or(request_digest, payload_sha256),
+    };
+    let entry = append(env, config, draft).await;
+    let reason = match &result {
+        Ok(s) if s.action == Action::Conflict => {
+            Some("the CXone account is not provably this person's; nothing written".to_string())
+        }
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    let notice = match &entry {
+        Some(entry) => notify(config, &state, entry, reason).await,
+        None => Notice::Off,
+    };
+    audit.cxone_id = synced.as_ref().and_then(|s| s.id.clone());
+    match result {
+        Ok(s) => {
+            audit.action = Some(s.action);
+            let status = if s.action == Action::Conflict { 409 } else { 200 };
+            let body = json!({
+                "status": if status == 200 { "success" } else { "conflict" },
+                "verdict": verdict, "action": s.action, "id": s.id,
+                "rolesBefore": s.roles_before, "rolesAfter": s.roles_after,
+                "retriedAfter412": s.retried_after_412, "conflict": s.conflict,
+                "audit": entry, "notice": notice,
+            });
+            reply::json(status, &body)
+        }
+        Err(e) => {
+            let api = ApiError::from(&e);
+            audit.detail = Some(api.detail.clone());
+            let mut body = serde_json::to_value(api.to_scim())?;
+            body["audit"] = json!(entry);
+            body["notice"] = json!(notice);
+            reply::json(api.status, &body)
+        }
+    }
+}
+
+/// 403 with the verdict beside the SCIM error fields.
+fn refuse(verdict: &Verdict) -> Result<Response> {
+    let detail = match verdict {
+        Verdict::EscalationDetected { role, .. } => {
+            format!("escalation detected: {role} is not covered by what the person's groups grant")
+        }
+        Verdict::Fail { reason } => format!("the role policy refuses this person's roles: {reason}"),
+        Verdict::Pass { .. } => "refused".to_string(),
+    };
+    let mut body = serde_json::to_value(ApiError::new(403, None, detail).to_scim())?;
+    body["verdict"] = serde_json::to_value(verdict)?;
+    reply::json(403, &body)
+}
+
+/// The audit entry of the sync (logged and `None` when the trail cannot be reached: the write
+/// has happened, and the answer says what it was).
+async fn append(env: &Env, config: &Config, draft: AuditDraft) -> Option<AuditEntry> {
+    let appended = match Trail::open(env) {
+        Ok(trail) => trail.append(vec![draft], config.audit_retention_days).await,
+        Err(e) => Err(e),
+    };
+    match appended {
+        Ok(mut entries) => entries.pop(),
+        Err(e) => {
+            audit_failed(&e);
+            None
+        }
+    }
+}
