@@ -23,7 +23,7 @@ mod initial;
 
 pub use initial::InitialAttributes;
 
-use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy};
+use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy, Verdict};
 use crate::scim::build::{looks_like_email, DesiredUser, InitialValues};
 use crate::scim::lenient;
 use crate::time::{iso8601, parse_rfc3339};
@@ -367,6 +367,16 @@ impl LifecycleEvent {
             Operation::Create | Operation::Update => {}
         }
         let resolution = self.groups.as_deref().map(|g| policy.resolve(g)).transpose()?;
+        // The same verdict as `POST /roles/sync` (no roles asked for: only what the groups grant,
+        // with what they inherit when the policy expands inheritance).
+        let roles = match (self.groups.as_deref(), &resolution) {
+            (Some(groups), Some(r)) => Some(match policy.verdict(groups, None) {
+                Verdict::Pass { roles } => roles,
+                Verdict::Fail { reason } => return Err(reason),
+                Verdict::EscalationDetected { .. } => r.roles.clone(),
+            }),
+            _ => None,
+        };
         let desired = DesiredUser {
             user_name: self.user_name.trim().to_string(),
             external_id: self.external_id.clone(),
@@ -378,7 +388,7 @@ impl LifecycleEvent {
             department: self.department.clone(),
             employee_number: self.employee_number.clone(),
             active: self.account_enabled,
-            roles: resolution.as_ref().map(|r| r.roles.clone()),
+            roles,
             initial: self.initial.as_ref().map(|i| Box::new(InitialValues::from(i))),
         };
         Ok((
@@ -434,6 +444,25 @@ mod tests {
 
     fn policy() -> RolePolicy {
         RolePolicy::from_json(include_str!("../tests/fixtures/role_policy.json")).unwrap()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_roles_written_are_the_verdicts_inherited_ones_included_when_the_policy_expands() {
+        let doc = r#"{"version":1,"mode":"strict","expandInherited":true,
+            "mappings":[{"group":"leads","role":"Supervisor"}],
+            "roles":[{"roleId":"Agent","inheritsFrom":[]},{"roleId":"Supervisor","inheritsFrom":["Agent"]}]}"#;
+        let expanding = RolePolicy::from_json(doc).unwrap();
+        let event = LifecycleEvent::from_json(
+            br#"{"operation":"update","userName":"a@x.io","groups":[{"displayName":"leads"}]}"#,
+        )
+        .unwrap();
+        let roles = |p: &RolePolicy| match event.command(p).unwrap().0 {
+            Command::Upsert { desired, .. } => desired.roles.unwrap().into_iter().map(|r| r.value).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(roles(&expanding), ["Supervisor", "Agent"]);
+        let plain = RolePolicy::from_json(&doc.replace(r#""expandInherited":true,"#, "")).unwrap();
+        assert_eq!(roles(&plain), ["Supervisor"]);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
