@@ -22,8 +22,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     routes::handle(req, &env).await
 }
 
-/// The cron (`[triggers] crons` in wrangler.toml): a Graph sync pass, and the change-notification
-/// subscriptions checked, when Graph sync is configured.
+/// The cron (`[triggers] crons` in wrangler.toml): parked IAM notices sent again, and, when Graph
+/// sync is configured, a pass and the change-notification subscriptions checked.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let Ok(config) = config::Config::load(&env) else {
@@ -33,6 +33,16 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         );
         return;
     };
+    if config.iam.is_some() {
+        // Parked IAM notices get another try with every cron (a few at a time).
+        if let Ok(state) = kv::State::open(&env) {
+            if let Ok((parked, _)) = state.notices(None, 5).await {
+                for notice in parked {
+                    let _ = notices::replay(&config, &state, notice).await;
+                }
+            }
+        }
+    }
     let Some(graph) = &config.graph else { return };
     let renew = graph.notification_url.is_some();
     let kicked = match sync::Sync::open(&env) {
