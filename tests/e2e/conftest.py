@@ -1,10 +1,13 @@
 """End-to-end fixtures: the CXone stand-in (scim2-server behind tests/standin/standin.py), the
-Microsoft Graph fixture (tests/graphfix/graphfix.py) and the real Worker under `wrangler dev`
-(workerd, local KV), on ports of their own so `make dev` can run beside them. All are started once
-per session, in their own process groups, and stopped by group whatever the outcome."""
+Microsoft Graph fixture (tests/graphfix/graphfix.py), the IAM notice receiver
+(tests/iamfix/iamfix.py) and the real Worker under `wrangler dev` (workerd, local KV), on ports of
+their own so `make dev` can run beside them. All are started once per session, in their own
+process groups, and stopped by group whatever the outcome."""
 
+import base64
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -13,18 +16,22 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import ROOT, WranglerDev, start_graphfix, start_standin, stop_group, write_env_file  # noqa: E402
-from helpers import Client, GraphFix, Standin  # noqa: E402
+from harness import (ROOT, WranglerDev, start_graphfix, start_iamfix, start_standin, stop_group,  # noqa: E402
+                     write_env_file)
+from helpers import Client, GraphFix, IamFix, Standin  # noqa: E402
 
 STANDIN_PORT = int(os.environ.get("E2E_STANDIN_PORT", "18790"))
 WORKER_PORT = int(os.environ.get("E2E_WORKER_PORT", "18787"))
 INSPECTOR_PORT = int(os.environ.get("E2E_INSPECTOR_PORT", "19229"))
 GRAPHFIX_PORT = int(os.environ.get("E2E_GRAPHFIX_PORT", "18795"))
+IAMFIX_PORT = int(os.environ.get("E2E_IAMFIX_PORT", "18796"))
 CLIENT_ID = "cxone-scim-e2e"
 CLIENT_SECRET = "e2e-client-secret"
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cw=="
 OLD_WEBHOOK_SECRET = "whsec_b2xkLXJvdGF0ZWQtd2ViaG9vay1zZWNyZXQ="
 ADMIN_TOKEN = "e2e-admin-token"
+# The key the Worker signs its role sync notices to the IAM system with (new each session).
+IAM_WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 # How long a delivery holds a person's ledger, and how long another waits for it before a 503.
 LEDGER_LEASE_MS = 5000
 LEDGER_WAIT_MS = 1000
@@ -58,7 +65,7 @@ def workdir():
         # Keep the logs of the last run for diagnosis (target/ is git-ignored).
         keep = ROOT / "target/e2e-logs"
         keep.mkdir(parents=True, exist_ok=True)
-        for name in ("wrangler.log", "standin.log", "graphfix.log"):
+        for name in ("wrangler.log", "standin.log", "graphfix.log", "iamfix.log"):
             if (Path(d) / name).exists():
                 shutil.copy(Path(d) / name, keep / name)
 
@@ -82,6 +89,15 @@ def graphfix(workdir):
         stop_group(proc)
 
 
+@pytest.fixture(scope="session")
+def iamfix(workdir):
+    proc = start_iamfix(IAMFIX_PORT, IAM_WEBHOOK_SECRET, workdir / "iamfix.log")
+    try:
+        yield IamFix(f"http://127.0.0.1:{IAMFIX_PORT}")
+    finally:
+        stop_group(proc)
+
+
 def graph_vars(graphfix_url, worker_port):
     """The Worker's Graph sync settings, pointed at the Graph fixture."""
     return [f"GRAPH_BASE_URL={graphfix_url}/v1.0",
@@ -97,13 +113,14 @@ def graph_vars(graphfix_url, worker_port):
 
 
 @pytest.fixture(scope="session")
-def worker(standin, graphfix, workdir):
+def worker(standin, graphfix, iamfix, workdir):
     env_file = workdir / "e2e.vars"
     write_env_file(env_file, standin.url, CLIENT_ID, CLIENT_SECRET, f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
                    f"old-admin-token {ADMIN_TOKEN}",
                    ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3",
                     f"LEDGER_LEASE_MS={LEDGER_LEASE_MS}", f"LEDGER_WAIT_MS={LEDGER_WAIT_MS}",
-                    *graph_vars(graphfix.url, WORKER_PORT)])
+                    *graph_vars(graphfix.url, WORKER_PORT),
+                    f"IAM_WEBHOOK_URL={iamfix.url}/notices", f"IAM_WEBHOOK_SECRET={IAM_WEBHOOK_SECRET}"])
     dev = WranglerDev(workdir, env_file, WORKER_PORT, INSPECTOR_PORT)
     try:
         dev.start()

@@ -229,3 +229,34 @@ class GraphFix:
     def users(self):
         """The live users (not deleted), as stored."""
         return self._call("GET", "/_graph/users")["users"]
+
+
+class IamFix:
+    """The IAM notice receiver's control endpoints (tests/iamfix/iamfix.py documents them)."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def _call(self, method, path, body=None):
+        status, answer, _ = request(method, self.url + path, body)
+        assert status < 300, (method, path, status, answer)
+        return answer
+
+    def received(self):
+        """Every delivery, oldest first: headers (lowercased names), body (text as received),
+        json, verified, reason, duplicate, status (what it was answered)."""
+        return self._call("GET", "/_iam/received")
+
+    def clear(self):
+        self._call("DELETE", "/_iam/received")
+
+    def down(self, status=503, count=None, retry_after=None):
+        doc = {"status": status}
+        if count is not None:
+            doc["count"] = count
+        if retry_after is not None:
+            doc["retryAfter"] = retry_after
+        self._call("POST", "/_iam/down", doc)
+
+    def up(self):
+        self._call("DELETE", "/_iam/down")

@@ -103,6 +103,9 @@ def run(c):
     check(len(puts) == 1 and puts[0]["status"] == 412 and puts[0]["concurrentChange"]["status"] in (200, 204)
           and puts[0]["concurrentChange"]["attribute"] == "nickName",
           "concurrentChange: the PUT's log entry notes the change")
+    check(puts[0]["ifMatch"] == read_etag, "the log keeps the If-Match header as sent")
+    check(all(e["ifMatch"] is None for e in log if e["method"] == "GET"),
+          "the log notes no If-Match when none was sent")
     check(not any(e["method"] == "PATCH" for e in log), "concurrentChange: the change is not a logged request")
     status, done, _ = c.call("PUT", path, put_body(after, [{"value": "B"}]), {"If-Match": hdrs.get("ETag")})
     check(status == 200 and done["roles"] == [{"value": "B"}] and done["nickName"] == after["nickName"],

@@ -7,7 +7,9 @@
   `If-None-Match` go through, and scim2-server's `ETag` comes back: a PUT, PATCH or DELETE
   whose If-Match is not the resource's version gets scim2-server's 412.
 - `/_standin/*` (test control, loopback only):
-    GET    /_standin/log             requests seen, oldest first (method, path, query, status, body)
+    GET    /_standin/log             requests seen, oldest first (method, path, query, status, body,
+                                     userAgent, and on /scim/v2 "ifMatch": the If-Match header
+                                     as sent, null without one)
     DELETE /_standin/log             forget them (and the bulkOps of /_standin/stats)
     GET    /_standin/bodies          every SCIM request body since start, with its sender (never cleared)
     POST   /_standin/faults          {"status":503,"count":2,"method":"POST","path":"/scim/v2/Users",
@@ -377,7 +379,8 @@ def make_handler(state):
         def _scim(self, url, body):
             entry = {"method": self.command, "path": url.path, "query": url.query, "status": None,
                      "body": json.loads(body) if body else None,
-                     "userAgent": self.headers.get("User-Agent", "")}
+                     "userAgent": self.headers.get("User-Agent", ""),
+                     "ifMatch": self.headers.get("If-Match")}
             is_bulk = self.command == "POST" and url.path.rstrip("/") == "/scim/v2/Bulk"
             bulk_ids = state.bulk_received(entry["body"]) if is_bulk else []
             if not state.token_ok(self.headers.get("Authorization")):
