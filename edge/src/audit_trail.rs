@@ -150,8 +150,10 @@ impl AuditTrail {
         });
         let sql = self.sql();
         let mut out = Vec::with_capacity(drafts.len());
+        // Indexed by when it was recorded, the order of the chain: a time range is then a run of
+        // consecutive records (a write that started earlier but was recorded later is inside).
+        let at = worker::Date::now().as_millis();
         for draft in drafts {
-            let at = draft.at;
             let entry = chain_from(&head.hash, head.seq + 1, draft);
             let trigger = serde_json::to_value(entry.trigger)?;
             sql.exec(

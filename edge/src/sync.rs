@@ -89,8 +89,10 @@ fn tables(sql: &SqlStorage) {
     for ddl in [
         "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, doc TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS people (graph_id TEXT PRIMARY KEY, in_scope INTEGER NOT NULL, \
-         external_id TEXT NOT NULL, user_name TEXT, updated_at INTEGER NOT NULL)",
+         external_id TEXT NOT NULL, user_name TEXT, updated_at INTEGER NOT NULL, seen_pass TEXT)",
         "CREATE TABLE IF NOT EXISTS held (event_id TEXT PRIMARY KEY, doc TEXT NOT NULL, held_at INTEGER NOT NULL)",
+        // Kept state from before `seen_pass` existed gets the column (an error once it has it).
+        "ALTER TABLE people ADD COLUMN seen_pass TEXT",
         "CREATE TABLE IF NOT EXISTS parked (event_id TEXT PRIMARY KEY, graph_id TEXT NOT NULL, detail TEXT NOT NULL, at INTEGER NOT NULL)",
     ] {
         // Idempotent; runs once per object start.
@@ -211,23 +213,68 @@ impl SyncRunner {
         }))
     }
 
+    /// The full round `pass_id` listed the person.
+    fn mark_seen(&self, graph_id: &str, pass_id: &str) -> Result<()> {
+        self.sql().exec(
+            "UPDATE people SET seen_pass = ? WHERE graph_id = ?",
+            vec![pass_id.into(), graph_id.into()],
+        )?;
+        Ok(())
+    }
+
+    /// People in scope whom the full round `pass_id` did not list: deleted in Entra while no
+    /// cursor was followed (a lost cursor, a periodic full round), so no `@removed` told of
+    /// them. Each becomes a disable, by what earlier passes recorded.
+    fn unseen(&self, pass_id: &str) -> Result<Vec<(String, LifecycleEvent)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            graph_id: String,
+            external_id: String,
+            user_name: Option<String>,
+        }
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT graph_id, external_id, user_name FROM people \
+                 WHERE in_scope = 1 AND (seen_pass IS NULL OR seen_pass != ?)",
+                vec![pass_id.into()],
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let event = LifecycleEvent {
+                    operation: cxone_scim_core::event::Operation::Disable,
+                    user_name: r.user_name.unwrap_or_default(),
+                    external_id: Some(r.external_id),
+                    occurred_at: Some(now_ms()),
+                    ..LifecycleEvent::default()
+                };
+                (r.graph_id, event)
+            })
+            .collect())
+    }
+
     /// Records what a change applied for the person `graph_id`: in scope after a joiner or
     /// mover, out of it after a leaver.
-    fn record_person(&self, graph_id: &str, event: &LifecycleEvent) -> Result<()> {
+    fn record_person(&self, graph_id: &str, event: &LifecycleEvent, pass_id: &str) -> Result<()> {
         let Some(external_id) = event.external_id.clone() else {
             return Ok(());
         };
         let user_name = Some(event.user_name.clone()).filter(|n| !n.is_empty());
         self.sql().exec(
-            "INSERT INTO people (graph_id, in_scope, external_id, user_name, updated_at) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO people (graph_id, in_scope, external_id, user_name, updated_at, seen_pass) \
+             VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT(graph_id) DO UPDATE SET in_scope = excluded.in_scope, external_id = excluded.external_id, \
-             user_name = COALESCE(excluded.user_name, people.user_name), updated_at = excluded.updated_at",
+             user_name = COALESCE(excluded.user_name, people.user_name), updated_at = excluded.updated_at, \
+             seen_pass = excluded.seen_pass",
             vec![
                 graph_id.into(),
                 i64::from(!event.operation.is_leaver()).into(),
                 external_id.into(),
                 user_name.map_or(SqlStorageValue::Null, SqlStorageValue::from),
                 (now_ms() as i64).into(),
+                pass_id.into(),
             ],
         )?;
         Ok(())
@@ -263,7 +310,9 @@ impl SyncRunner {
         if held.is_empty() {
             return Ok(json!({"approved": 0}));
         }
-        self.put("approve", &true)?;
+        // Exactly the leavers held now: a hold that comes later needs its own approval.
+        let ids: Vec<String> = held.iter().map(|l| l.event_id.clone()).collect();
+        self.put("approve", &ids)?;
         // The approved leavers run as a pass of their own, after the one running if any.
         let storage = self.state.storage();
         if storage.get_alarm().await?.is_none() {
@@ -345,17 +394,21 @@ impl SyncRunner {
             return Ok(Some(pass));
         }
         let pass_id = format!("pass-{:012x}", seed() >> 16);
-        if self.get::<bool>("approve")?.is_some() {
+        if let Some(ids) = self.get::<Vec<String>>("approve")? {
             self.remove("approve")?;
-            let held = self.held()?;
-            self.sql().exec("DELETE FROM held", None)?;
-            return Ok(Some(SyncPass::approved(&pass_id, held, now_ms())));
+            let approved: Vec<Leaver> = self.held()?.into_iter().filter(|l| ids.contains(&l.event_id)).collect();
+            for l in &approved {
+                self.sql()
+                    .exec("DELETE FROM held WHERE event_id = ?", vec![l.event_id.clone().into()])?;
+            }
+            return Ok(Some(SyncPass::approved(&pass_id, approved, now_ms())));
         }
         if self.get::<String>("wanted")?.is_none() {
             return Ok(None);
         }
-        self.remove("wanted")?;
         let stored = kv.get_json::<Cursor>(CURSOR_KEY).await?;
+        // Taken once the pass can start (a failed read leaves the ask for the retried alarm).
+        self.remove("wanted")?;
         // Membership changes alone do not show in /users/delta: every so often a pass reads
         // every user again (and their groups).
         let last_full: Option<u64> = self.get("fullRoundAt")?;
@@ -397,6 +450,8 @@ impl SyncRunner {
             self.renew(&config, &graph, &kv, &mut budget).await?;
         }
         let Some(mut pass) = self.pass_to_run(&graph, &kv).await? else {
+            // Nothing to do: the watchdog set above must not keep firing.
+            self.state.storage().delete_alarm().await?;
             return Ok(SliceEnd::Finished);
         };
         let started = now_ms();
@@ -422,6 +477,9 @@ impl SyncRunner {
                     }
                 }
                 Work::Plan { index, change } => {
+                    if pass.summary().full_round {
+                        self.mark_seen(&graph_id(&change), &pass.summary().pass_id)?;
+                    }
                     match self
                         .plan_change(
                             &planner,
@@ -437,8 +495,10 @@ impl SyncRunner {
                         Planned::Plan(plan, requests) => pass.on_plan(index, plan, requests),
                         Planned::Paused => break SliceEnd::Paused,
                         Planned::Failed(detail, requests) => {
-                            // Not guessed at: the change is parked and the pass goes on.
+                            // Not guessed at: the change is parked and the pass goes on; a leaver
+                            // pending for the person is withdrawn (in doubt, nothing is written).
                             self.park(&pass, index, &change, &detail)?;
+                            pass.withdraw_leaver(&graph_id(&change));
                             pass.on_plan(index, Plan::Ignore(Skip::Gone), requests);
                             pass.on_applied(Slot::Change(index), Outcome::Failed);
                         }
@@ -477,9 +537,14 @@ impl SyncRunner {
                     if outcome == Outcome::Failed {
                         self.park_event(&event_id, &graph_id, &answer)?;
                     } else if !matches!(outcome, Outcome::Stale | Outcome::Conflict) {
-                        self.record_person(&graph_id, &event)?;
+                        let pass_id = pass.summary().pass_id.clone();
+                        self.record_person(&graph_id, &event, &pass_id)?;
                     }
                     pass.on_applied(slot, outcome);
+                }
+                Work::Unseen => {
+                    let unseen = self.unseen(&pass.summary().pass_id)?;
+                    pass.on_unseen(unseen);
                 }
                 Work::StoreCursor(link) => {
                     let cursor = Cursor {
@@ -497,7 +562,7 @@ impl SyncRunner {
         };
         // Asked for while this pass ran: another pass, or approved leavers.
         if end == SliceEnd::Finished
-            && (self.get::<String>("wanted")?.is_some() || self.get::<bool>("approve")?.is_some())
+            && (self.get::<String>("wanted")?.is_some() || self.get::<Vec<String>>("approve")?.is_some())
         {
             return Ok(SliceEnd::Paused);
         }
@@ -590,10 +655,12 @@ impl SyncRunner {
     }
 
     fn park(&self, pass: &SyncPass, index: usize, change: &Change, detail: &str) -> Result<()> {
-        let event_id = format!("{}-{index}", pass.summary().pass_id);
+        let summary = pass.summary();
+        let event_id = format!("{}-p{}-{index}", summary.pass_id, summary.pages);
         self.sql().exec(
             "INSERT INTO parked (event_id, graph_id, detail, at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT(event_id) DO UPDATE SET detail = excluded.detail, at = excluded.at",
+             ON CONFLICT(event_id) DO UPDATE SET graph_id = excluded.graph_id, detail = excluded.detail, \
+             at = excluded.at",
             vec![
                 event_id.into(),
                 graph_id(change).into(),
@@ -731,6 +798,8 @@ impl SyncRunner {
                     }
                     pass.on_applied(slot, Outcome::Unchanged);
                 }
+                // Who a full round no longer lists is known only from a real pass's marks.
+                Work::Unseen => pass.on_unseen(Vec::new()),
                 Work::StoreCursor(_) | Work::Done(_) => break,
             }
         }

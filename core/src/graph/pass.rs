@@ -153,6 +153,9 @@ pub enum Work {
     },
     /// Store the next round's cursor.
     StoreCursor(String),
+    /// A full round was read: the host lists who it had in scope and the round did not show
+    /// (deleted while no cursor was followed), for [`SyncPass::on_unseen`].
+    Unseen,
     Done(Summary),
 }
 
@@ -228,6 +231,9 @@ pub struct SyncPass {
     leaver_outcomes: Vec<Option<Outcome>>,
     /// Leavers may be applied (within the guard's threshold, or approved).
     leavers_cleared: bool,
+    /// A full round's unseen people were asked for and added as leavers.
+    #[serde(default)]
+    unseen_read: bool,
     /// Held by the guard: the host keeps them for approval.
     held: Vec<Leaver>,
     threshold: DeletionThreshold,
@@ -283,6 +289,7 @@ impl SyncPass {
             leavers: Vec::new(),
             leaver_outcomes: Vec::new(),
             leavers_cleared: false,
+            unseen_read: false,
             held: Vec::new(),
             threshold,
             population,
@@ -378,6 +385,9 @@ impl SyncPass {
                     };
                 }
                 Phase::Leavers => {
+                    if self.summary.full_round && !self.unseen_read && !self.leavers_cleared {
+                        return Work::Unseen;
+                    }
                     if !self.leavers_cleared {
                         self.guard();
                         continue;
@@ -455,7 +465,12 @@ impl SyncPass {
         self.summary.changes += page.changes.len() as u64;
         self.summary.resynced |= page.resynced;
         self.summary.full_round |= page.resynced;
-        self.page_link = link_of(&self.position).to_string();
+        // A full round's first page has no link of its own: the pass names it, so that a change
+        // seen again in a later full round is a new delivery.
+        self.page_link = match &self.position {
+            Position::Start => format!("start:{}", self.summary.pass_id),
+            other => link_of(other).to_string(),
+        };
         self.page_read_at = now;
         self.page = page
             .changes
@@ -516,6 +531,33 @@ impl SyncPass {
         if let Some(slot) = self.page.get_mut(index) {
             slot.state = state;
         }
+    }
+
+    /// After [`Work::Unseen`]: people in scope before the round whom the full round did not
+    /// list (each a disable, by what earlier passes recorded), to go through the guard with
+    /// the round's other leavers.
+    pub fn on_unseen(&mut self, unseen: Vec<(String, LifecycleEvent)>) {
+        if self.unseen_read {
+            return;
+        }
+        self.unseen_read = true;
+        let link = format!("unseen:{}", self.summary.pass_id);
+        for (graph_id, event) in unseen {
+            if self.leavers.iter().any(|l| l.graph_id == graph_id) {
+                continue;
+            }
+            self.leavers.push(Leaver {
+                graph_id,
+                event_id: delivery_id(&link, &event),
+                event: Box::new(event),
+            });
+        }
+    }
+
+    /// A change for `graph_id` could not be planned: a leaver pending for the same person is
+    /// withdrawn (whether they are still out is in doubt, and in doubt nothing is written).
+    pub fn withdraw_leaver(&mut self, graph_id: &str) {
+        self.leavers.retain(|l| l.graph_id != graph_id);
     }
 
     /// How applying a slot ended. A slot the host could not finish (budget, a busy person) is
@@ -625,6 +667,7 @@ mod tests {
                     stored = Some(link);
                     pass.on_cursor_stored(2_000);
                 }
+                Work::Unseen => pass.on_unseen(vec![]),
                 Work::Done(_) => return (applied, stored),
             }
         }
@@ -742,6 +785,83 @@ mod tests {
         let Work::Done(summary) = pass.next(3) else { panic!() };
         assert!(!summary.cursor_advanced);
         assert!(summary.error.unwrap().contains("bad page"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_full_round_disables_who_it_no_longer_lists_through_the_guard() {
+        // A full round (no cursor): `gone` was in scope before and is not listed any more.
+        let mut pass = SyncPass::delta("p1", Position::Start, DeletionThreshold::Count(1), 10, 0);
+        let _ = pass.next(0);
+        pass.on_page(Ok(page(vec![upsert("a")], Position::Round("d".into()))), 0);
+        let Work::Plan { index, change } = pass.next(0) else {
+            panic!()
+        };
+        pass.on_plan(index, plan_of(&change), 1);
+        let Work::Apply { slot, .. } = pass.next(0) else {
+            panic!()
+        };
+        pass.on_applied(slot, Outcome::Updated);
+        assert_eq!(pass.next(0), Work::Unseen);
+        pass.on_unseen(vec![("gone".into(), *event("gone", Operation::Disable))]);
+        let Work::Apply {
+            event: unseen,
+            event_id,
+            ..
+        } = pass.next(0)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (unseen.operation, unseen.external_id.as_deref()),
+            (Operation::Disable, Some("gone"))
+        );
+        assert!(event_id.starts_with("graph-"));
+        // A delta round asks nothing of the kind.
+        let mut delta = SyncPass::delta("p2", Position::Round("c".into()), DeletionThreshold::Count(1), 10, 0);
+        let (applied, _) = run(&mut delta, vec![page(vec![], Position::Round("d2".into()))]);
+        assert!(applied.is_empty());
+        // Two unseen above a threshold of one: held like any other leavers.
+        let mut held = SyncPass::delta("p3", Position::Start, DeletionThreshold::Count(1), 10, 0);
+        let _ = held.next(0);
+        held.on_page(Ok(page(vec![], Position::Round("d".into()))), 0);
+        assert_eq!(held.next(0), Work::Unseen);
+        held.on_unseen(vec![
+            ("x".into(), *event("x", Operation::Disable)),
+            ("y".into(), *event("y", Operation::Disable)),
+        ]);
+        assert_eq!(held.next(0), Work::StoreCursor("d".into()));
+        assert_eq!(held.take_held().len(), 2);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn full_rounds_make_new_deliveries_and_a_change_in_doubt_withdraws_its_leaver() {
+        let first = |id: &str| {
+            let mut p = SyncPass::delta(id, Position::Start, DeletionThreshold::Count(25), 10, 0);
+            let _ = p.next(0);
+            p.on_page(Ok(page(vec![upsert("a")], Position::Round("d".into()))), 0);
+            let Work::Plan { index, change } = p.next(0) else {
+                panic!()
+            };
+            p.on_plan(index, plan_of(&change), 1);
+            let Work::Apply { event_id, .. } = p.next(0) else {
+                panic!()
+            };
+            event_id
+        };
+        assert_ne!(first("p1"), first("p2"), "the same change in another full round");
+        let mut pass = SyncPass::delta("p", Position::Round("c".into()), DeletionThreshold::Count(25), 10, 0);
+        let _ = pass.next(0);
+        pass.on_page(
+            Ok(page(vec![removed("r"), upsert("r")], Position::Round("d".into()))),
+            0,
+        );
+        let Work::Plan { index, change } = pass.next(0) else {
+            panic!()
+        };
+        pass.on_plan(index, plan_of(&change), 0);
+        assert_eq!(pass.pending_leavers().len(), 1);
+        pass.withdraw_leaver("r");
+        assert!(pass.pending_leavers().is_empty());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

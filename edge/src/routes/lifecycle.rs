@@ -157,7 +157,13 @@ pub async fn apply_within(
         lease_ms: config.ledger.lease_ms,
         lease_token: format!("{:016x}", seed()),
     };
-    let (decision, asked) = ask(&ledger, &begin, config.ledger.wait_ms).await?;
+    // A Graph pass does not wait for a busy person: it comes back to the change later.
+    let wait_ms = if delivery.trigger == Trigger::Delta {
+        0
+    } else {
+        config.ledger.wait_ms
+    };
+    let (decision, asked) = ask(&ledger, &begin, wait_ms).await?;
     let (event_time, lease, known_id) = match decision {
         Decision::Go {
             event_time,

@@ -166,34 +166,34 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
             ))
         }
     };
-    let mut budget = Budget::new(config.subrequest_budget.saturating_sub(8), 1);
+    let mut budget = Budget::new(config.subrequest_budget.saturating_sub(8), 1)
+        .until(lease.until.saturating_sub(config.ledger.lease_ms / 4));
     let result = run_authorized(flow, &config.credentials, config.retry, &state, &mut budget).await;
-    let (ending, outcome, synced): (Ending, Outcome, Option<RoleSynced>) = match &result {
-        Ok(s) if s.action == Action::Conflict => (Ending::Answered, Outcome::Rejected, Some(s.clone())),
-        Ok(s) => (
-            Ending::Applied {
-                action: s.action,
-                id: s.id.clone(),
-            },
-            Outcome::Success,
-            Some(s.clone()),
-        ),
-        Err(_) => (Ending::Failed, Outcome::Failure, None),
+    let (outcome, synced): (Outcome, Option<RoleSynced>) = match &result {
+        Ok(s) if s.action == Action::Conflict => (Outcome::Rejected, Some(s.clone())),
+        Ok(s) => (Outcome::Success, Some(s.clone())),
+        Err(_) => (Outcome::Failure, None),
     };
+    // The lease is released without moving the person's event time: a role sync is not an
+    // event from the source, and a leaver that happened before it must still apply after it.
     let commit = Commit {
         event_id: event_id.clone(),
         lease_token: lease.token,
         event_time,
         operation: Operation::Update,
-        ending,
+        ending: Ending::Answered,
         answer: None,
     };
-    ledger
+    if let Err(e) = ledger
         .commit(&CommitRequest {
             commit,
             failure_recorded: false,
         })
-        .await?;
+        .await
+    {
+        // The lease expires on its own; the write and its record below stand.
+        worker::console_error!("{}", json!({"event": "ledger_commit_failed", "detail": e.to_string()}));
+    }
     let draft = AuditDraft {
         at: started,
         who: Who {
