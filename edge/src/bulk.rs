@@ -13,7 +13,7 @@
 use crate::config::{Config, BULK_BINDING};
 use crate::driver::{authorized, keep_token, now_ms, seed, send_within, Budget};
 use crate::kv::State as Kv;
-use cxone_scim_core::audit::iso8601;
+use cxone_scim_core::audit::{iso8601, AuditDraft};
 use cxone_scim_core::bulk::{input_digest, BulkConfig, BulkRun, BulkUser, Entry, Intake, RowRequest};
 use cxone_scim_core::flows::{Flow, Step};
 use serde::{Deserialize, Serialize};
@@ -320,8 +320,13 @@ impl BulkRunner {
         let storage = self.state.storage();
         storage.set_alarm(WATCHDOG_MS).await?;
         let kv = Kv::open(&self.env)?;
-        // The token read from KV is one subrequest.
-        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(1), 1);
+        // The token read from KV is one subrequest, the slice's audit records one more.
+        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let mut drafts: Vec<AuditDraft> = Vec::new();
+        let audit_of = |writes: &[(usize, Entry)], at: u64, drafts: &mut Vec<AuditDraft>| {
+            let latency = now_ms().saturating_sub(at);
+            drafts.extend(writes.iter().filter_map(|(_, e)| e.audit_draft(at, latency)));
+        };
         let mut flow = authorized(meta.run.clone(), &config.credentials, config.retry, &kv).await;
         let sql = self.sql();
         let end = loop {
@@ -341,15 +346,19 @@ impl BulkRunner {
                         run.sending().to_vec()
                     };
                     let writes = run.take_writes();
+                    audit_of(&writes, now_ms(), &mut drafts);
                     mark_sent(&sql, &sending)?;
                     store(&sql, writes.into_iter().filter(|(i, _)| !sending.contains(i)).collect())?;
                     // The counts go with the rows, so they never disagree after a restart.
                     self.save_run(&meta, flow.inner())?;
+                    let sent_at = now_ms();
                     match send_within(&req, BULK_REQUEST_TIMEOUT).await {
                         Ok(resp) => flow.on_response(resp, now_ms()),
                         Err(e) => flow.on_transport_error(e, now_ms()),
                     }
-                    store(&sql, flow.inner_mut().take_writes())?;
+                    let writes = flow.inner_mut().take_writes();
+                    audit_of(&writes, sent_at, &mut drafts);
+                    store(&sql, writes)?;
                     meta.updated_at = iso8601(now_ms());
                     self.save_run(&meta, flow.inner())?;
                 }
@@ -365,7 +374,13 @@ impl BulkRunner {
             }
         };
         keep_token(&flow, &config.credentials, &kv).await;
-        store(&sql, flow.inner_mut().take_writes())?;
+        let writes = flow.inner_mut().take_writes();
+        audit_of(&writes, now_ms(), &mut drafts);
+        store(&sql, writes)?;
+        if !drafts.is_empty() {
+            // One record per user the slice wrote (or failed to), in one call to the trail.
+            crate::routes::lifecycle::record_audit(&self.env, &config, drafts).await;
+        }
         meta.updated_at = iso8601(now_ms());
         if let SliceEnd::Failed(e) = &end {
             meta.last_error = Some(e.clone());

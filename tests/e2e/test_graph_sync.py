@@ -410,6 +410,26 @@ def test_a_lost_cursor_resyncs_without_duplicates(worker, clean, directory, fix)
         assert len(clean.find("userName", user["userPrincipalName"])) <= 1, user
 
 
+def test_a_full_round_disables_who_was_deleted_while_no_cursor_was_followed(worker, clean, directory, fix):
+    # Deleted for good while Graph forgets the cursor: no `@removed` will ever tell of them, so
+    # the full round that follows must notice they are gone.
+    stays, goes = directory.person(), directory.person()
+    run_pass(worker)
+    assert account(clean, goes)["active"] is True
+    fix.delete_user(goes["id"], hard=True)
+    fix.fault(kind="gone")
+    clean.clear_log()
+    last = run_pass(worker)["lastPass"]
+
+    assert last["resynced"] is True and last["fullRound"] is True, last
+    assert count(last, "disabled") == 1 and count(last, "held") == 0, last
+    acc = account(clean, goes)
+    assert acc["active"] is False
+    assert account(clean, stays)["active"] is True
+    writes = [e for e in clean.log() if e["method"] in ("POST", "PUT", "PATCH", "DELETE") and "/Users" in e["path"]]
+    assert [(e["method"], e["path"].rsplit("/", 1)[-1]) for e in writes] == [("PATCH", acc["id"])], writes
+
+
 def test_throttled_graph_calls_are_waited_out(worker, clean, directory, fix):
     user = directory.person()
     run_pass(worker)

@@ -352,3 +352,20 @@ def test_sync_by_user_name_to_the_roles_held_writes_nothing(worker, clean, iam):
     assert (body["action"], body["id"], body["rolesBefore"], body["rolesAfter"]) == \
         ("unchanged", seeded["id"], ["Agent"], ["Agent"]), body
     assert clean.scim_writes() == []
+
+
+def test_a_bulk_run_records_each_user_it_wrote(worker, clean):
+    tag = uuid.uuid4().hex[:8]
+    users = [{"userName": f"bulk.{tag}.{i}@example.com", "externalId": f"bulk-{tag}-{i}", "firstName": "B",
+              "lastName": f"Ulk{i}", "groups": [{"displayName": "cxone-agent"}]} for i in range(3)]
+    status, report, _ = worker.admin_post("/provision/bulk", {"users": users, "runId": f"audit-{tag}"})
+    assert status == 200 and report["counts"]["created"] == 3, report
+    for u, line in zip(users, report["users"]):
+        status, entries, _, _ = audit_get(worker, {"externalId": u["externalId"]})
+        assert status == 200
+        assert [(e["trigger"], e["action"], e["outcome"]) for e in entries] == [("bulk", "created", "success")], entries
+        assert entries[0]["who"]["cxoneId"] == line["id"] and entries[0]["rolesAfter"] == ["Agent"], entries
+    # The same input again writes nothing, and records nothing.
+    status, again, _ = worker.admin_post("/provision/bulk", {"users": users, "runId": f"audit-{tag}-again"})
+    assert status == 200 and again["counts"]["exists"] == 3, again
+    assert len(audit_get(worker, {"externalId": users[0]["externalId"]})[1]) == 1

@@ -3,6 +3,8 @@
 //! works on a bounded window of unfinished rows.
 
 use super::report::{Outcome, UserReport};
+use crate::audit::{payload_sha256, AuditDraft, Outcome as AuditOutcome, Trigger, Who};
+use crate::flows::Action;
 use crate::scim::build::DesiredUser;
 use crate::scim::PatchOp;
 use crate::UnixMillis;
@@ -108,6 +110,38 @@ impl Entry {
     /// create was lost.
     pub(super) fn ours(&self) -> bool {
         self.maybe_created || (self.conflicted && self.existed_before == Some(false))
+    }
+
+    /// The audit trail's record of this row, once it wrote to CXone (created, updated) or failed
+    /// there; `None` otherwise (still pending, already as asked, a conflict, a repeat).
+    /// `rolesBefore` is not read by a bulk run: it is `[]`, and `rolesAfter` is what was written.
+    pub fn audit_draft(&self, at: UnixMillis, latency_ms: u64) -> Option<AuditDraft> {
+        let (action, outcome) = match self.outcome()? {
+            Outcome::Created => (Some(Action::Created), AuditOutcome::Success),
+            Outcome::Updated => (Some(Action::Updated), AuditOutcome::Success),
+            Outcome::Failed if self.duplicate_of.is_none() => (None, AuditOutcome::Failure),
+            _ => return None,
+        };
+        let roles_after = match (&action, self.desired.as_ref().and_then(|d| d.roles.as_ref())) {
+            (Some(_), Some(roles)) => roles.iter().map(|r| r.value.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let payload = serde_json::to_value(&self.desired).unwrap_or(serde_json::Value::Null);
+        Some(AuditDraft {
+            at,
+            who: Who {
+                cxone_id: self.id.clone(),
+                external_id: self.external_id.clone(),
+                user_name: Some(self.user_name.clone()),
+            },
+            action,
+            roles_before: Vec::new(),
+            roles_after,
+            trigger: Trigger::Bulk,
+            outcome,
+            latency_ms,
+            payload_sha256: payload_sha256(&payload),
+        })
     }
 
     /// The final outcome; `None` while something is still to do.

@@ -604,3 +604,29 @@ fn a_bulk_request_that_kept_timing_out_is_read_not_failed() {
     assert_eq!(outcomes(&r), [Outcome::Created; 3], "{:?}", r.users);
     assert_eq!(s.count(), 3);
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn rows_that_wrote_or_failed_have_an_audit_record_and_the_others_none() {
+    let policy = policy();
+    let mut intake = Intake::new(&policy, false);
+    let input = users(3);
+    let mut created = intake.take(&input[0]);
+    assert!(created.audit_draft(5, 9).is_none(), "pending: nothing written yet");
+    created.finish(Outcome::Created, Some("cx-0".into()));
+    let draft = created.audit_draft(5, 9).unwrap();
+    assert_eq!(draft.action, Some(crate::flows::Action::Created));
+    assert_eq!(draft.trigger, crate::audit::Trigger::Bulk);
+    assert_eq!(draft.who.cxone_id.as_deref(), Some("cx-0"));
+    assert_eq!(draft.who.external_id.as_deref(), Some("ext-0"));
+    assert_eq!(draft.roles_after, ["Agent"]);
+    assert_eq!((draft.at, draft.latency_ms), (5, 9));
+    assert_eq!(draft.payload_sha256.len(), 64);
+    let mut exists = intake.take(&input[1]);
+    exists.finish(Outcome::Exists, Some("cx-1".into()));
+    assert!(exists.audit_draft(5, 9).is_none(), "already as asked: no write");
+    let mut failed = intake.take(&input[2]);
+    failed.finish(Outcome::Failed, None);
+    let draft = failed.audit_draft(5, 9).unwrap();
+    assert_eq!((draft.action, draft.outcome), (None, crate::audit::Outcome::Failure));
+    assert!(draft.roles_after.is_empty());
+}
