@@ -194,7 +194,7 @@ pub enum SettingsProblem {
     DeletionThreshold(ThresholdError),
     #[error("GRAPH_DELETE_MODE must be disable or delete")]
     DeleteMode,
-    #[error("GRAPH_CLIENT_STATE must be set (at most 128 characters) when GRAPH_NOTIFICATION_URL is")]
+    #[error("GRAPH_CLIENT_STATE must be set (16 to 128 characters) when GRAPH_NOTIFICATION_URL is")]
     ClientState,
     #[error("{0}")]
     AttributeMap(MapError),
@@ -481,7 +481,10 @@ fn read_graph<G: Fn(&str) -> Option<String>>(
         .map(|_| r.url("GRAPH_NOTIFICATION_URL"));
     let full_round_hours: u64 = r.whole("GRAPH_FULL_ROUND_HOURS", defaults::GRAPH_FULL_ROUND_HOURS);
     let client_state = r.text("GRAPH_CLIENT_STATE");
-    let state_ok = client_state.as_deref().is_some_and(|s| s.trim().chars().count() <= 128);
+    // What tells Graph's notifications from forged ones: long enough not to be guessed.
+    let state_ok = client_state
+        .as_deref()
+        .is_some_and(|s| (16..=128).contains(&s.trim().chars().count()));
     if (notification_url.is_some() || client_state.is_some()) && !state_ok {
         r.problems.push(SettingsProblem::ClientState);
     }
@@ -564,6 +567,11 @@ mod tests {
         assert_eq!(g.delete_mode, DeleteMode::Disable);
         assert!(g.select.contains(&"userPrincipalName".to_string()));
         assert!(g.notification_url.is_none() && g.client_state.is_none());
+        vars.insert("GRAPH_CLIENT_STATE", "short");
+        let problems = read(&vars).unwrap_err().join("\n");
+        assert!(problems.contains("GRAPH_CLIENT_STATE must be set (16 to 128"), "{problems}");
+        vars.insert("GRAPH_CLIENT_STATE", "a-client-state-long-enough");
+        assert!(read(&vars).unwrap().graph.unwrap().client_state.is_some());
         assert_eq!(g.full_round_ms, 24 * 3_600_000);
     }
 
