@@ -569,7 +569,10 @@ mod tests {
         assert!(g.notification_url.is_none() && g.client_state.is_none());
         vars.insert("GRAPH_CLIENT_STATE", "short");
         let problems = read(&vars).unwrap_err().join("\n");
-        assert!(problems.contains("GRAPH_CLIENT_STATE must be set (16 to 128"), "{problems}");
+        assert!(
+            problems.contains("GRAPH_CLIENT_STATE must be set (16 to 128"),
+            "{problems}"
+        );
         vars.insert("GRAPH_CLIENT_STATE", "a-client-state-long-enough");
         assert!(read(&vars).unwrap().graph.unwrap().client_state.is_some());
         assert_eq!(g.full_round_ms, 24 * 3_600_000);
