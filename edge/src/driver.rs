@@ -189,7 +189,7 @@ pub async fn plan_first_write<F, T>(
     creds: &ClientCredentials,
     retry: RetryPolicy,
     state: &State,
-    mut budget: Budget,
+    budget: &mut Budget,
 ) -> Option<PlannedRequest>
 where
     F: Flow<Output = Result<T, FlowError>>,

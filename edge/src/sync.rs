@@ -776,7 +776,8 @@ impl SyncRunner {
                     }
                 }
                 Work::Apply { slot, event, .. } => {
-                    if budget.remaining() < 4 {
+                    // A token, two lookups, the token cache's read: what one change's plan may take.
+                    if budget.remaining() < 6 {
                         complete = false;
                         break;
                     }
@@ -789,10 +790,13 @@ impl SyncRunner {
                         }
                     };
                     let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
-                    let sub = Budget::new(budget.remaining().min(4), 1);
+                    // Reads up to two lookups (and a token); what they took comes off the pass's
+                    // budget, with the token cache's KV read.
+                    let given = 5;
+                    let mut sub = Budget::new(given, 1);
                     let planned: Option<PlannedRequest> =
-                        plan_first_write(flow, &config.credentials, config.retry, &kv, sub).await;
-                    budget.spend(3);
+                        plan_first_write(flow, &config.credentials, config.retry, &kv, &mut sub).await;
+                    budget.spend(given.saturating_sub(sub.remaining()) + 1);
                     if let Some(p) = planned {
                         requests.push(json!({"externalId": event.external_id, "request": p}));
                     }

@@ -79,8 +79,8 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
             Err(v) => return reply::api_error(&v.into()),
         };
         let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
-        let budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
-        let planned = plan_first_write(flow, &config.credentials, config.retry, &state, budget).await;
+        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let planned = plan_first_write(flow, &config.credentials, config.retry, &state, &mut budget).await;
         return reply::json(
             200,
             &json!({"dryRun": true, "eventId": record.event_id, "requests": planned.into_iter().collect::<Vec<_>>()}),

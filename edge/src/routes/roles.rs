@@ -126,8 +126,8 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
     );
     let state = State::open(env)?;
     if body.dry_run.unwrap_or(false) || query_dry_run {
-        let budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
-        let planned = plan_first_write(flow, &config.credentials, config.retry, &state, budget).await;
+        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let planned = plan_first_write(flow, &config.credentials, config.retry, &state, &mut budget).await;
         return reply::json(
             200,
             &json!({"dryRun": true, "verdict": verdict, "requests": planned.into_iter().collect::<Vec<_>>()}),
