@@ -48,6 +48,9 @@ pub mod defaults {
     pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
     /// `GRAPH_FULL_ROUND_HOURS`: how old the last full Graph round may get.
     pub const GRAPH_FULL_ROUND_HOURS: u64 = 24;
+    /// `GRAPH_GROUP_ROUND_MINUTES`: the shortest time between two full rounds a group's changes
+    /// ask for.
+    pub const GRAPH_GROUP_ROUND_MINUTES: u64 = 15;
     /// `AUDIT_RETENTION_DAYS`: how long audit trail entries are kept.
     pub const AUDIT_RETENTION_DAYS: u32 = 400;
 }
@@ -119,6 +122,9 @@ pub struct GraphSettings {
     /// `GRAPH_FULL_ROUND_HOURS`: a pass reads every user again when the last full round is older
     /// (membership changes alone do not show in `/users/delta`); 0: never.
     pub full_round_ms: u64,
+    /// `GRAPH_GROUP_ROUND_MINUTES`: a change to a group (its notification) makes the next pass a
+    /// full round, at most once in this long.
+    pub group_round_gap_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,6 +486,7 @@ fn read_graph<G: Fn(&str) -> Option<String>>(
         .text("GRAPH_NOTIFICATION_URL")
         .map(|_| r.url("GRAPH_NOTIFICATION_URL"));
     let full_round_hours: u64 = r.whole("GRAPH_FULL_ROUND_HOURS", defaults::GRAPH_FULL_ROUND_HOURS);
+    let group_round_minutes: u64 = r.whole("GRAPH_GROUP_ROUND_MINUTES", defaults::GRAPH_GROUP_ROUND_MINUTES);
     let client_state = r.text("GRAPH_CLIENT_STATE");
     // What tells Graph's notifications from forged ones: long enough not to be guessed.
     let state_ok = client_state
@@ -506,6 +513,7 @@ fn read_graph<G: Fn(&str) -> Option<String>>(
         notification_url,
         client_state: client_state.map(|s| SecretString::new(s.trim().to_string())),
         full_round_ms: full_round_hours.saturating_mul(3_600_000),
+        group_round_gap_ms: group_round_minutes.saturating_mul(60_000),
     })
 }
 
@@ -576,6 +584,7 @@ mod tests {
         vars.insert("GRAPH_CLIENT_STATE", "a-client-state-long-enough");
         assert!(read(&vars).unwrap().graph.unwrap().client_state.is_some());
         assert_eq!(g.full_round_ms, 24 * 3_600_000);
+        assert_eq!(g.group_round_gap_ms, 15 * 60_000);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

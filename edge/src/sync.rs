@@ -119,6 +119,10 @@ pub struct Kick {
     /// Check the subscriptions too.
     #[serde(default)]
     pub renew: bool,
+    /// A group changed: its members' groups must be read again, which only a full round does
+    /// (membership is not in `/users/delta`).
+    #[serde(default)]
+    pub full: bool,
 }
 
 impl DurableObject for SyncRunner {
@@ -294,6 +298,9 @@ impl SyncRunner {
         if kick.renew {
             self.put("renew", &true)?;
         }
+        if kick.full {
+            self.put("fullWanted", &true)?;
+        }
         // One ask stands for all asks until a pass starts: a burst makes one pass (and one more
         // after a pass that was running when it came).
         self.put("wanted", &kick.reason)?;
@@ -412,8 +419,15 @@ impl SyncRunner {
         // Membership changes alone do not show in /users/delta: every so often a pass reads
         // every user again (and their groups).
         let last_full: Option<u64> = self.get("fullRoundAt")?;
-        let full_due =
-            graph.full_round_ms > 0 && last_full.is_none_or(|at| now_ms().saturating_sub(at) >= graph.full_round_ms);
+        let since_full = last_full.map(|at| now_ms().saturating_sub(at));
+        let periodic = graph.full_round_ms > 0 && since_full.is_none_or(|d| d >= graph.full_round_ms);
+        // Asked for by a group's change, and the last full round is far enough back.
+        let for_groups =
+            self.get::<bool>("fullWanted")?.is_some() && since_full.is_none_or(|d| d >= graph.group_round_gap_ms);
+        if for_groups {
+            self.remove("fullWanted")?;
+        }
+        let full_due = periodic || for_groups;
         let cursor = match stored {
             Some(c) if !full_due || last_full.is_none() => Position::Round(c.delta_link),
             _ => Position::Start,
@@ -568,6 +582,13 @@ impl SyncRunner {
         }
         if end == SliceEnd::Finished {
             self.state.storage().delete_alarm().await?;
+        }
+        if end == SliceEnd::Finished && self.get::<bool>("fullWanted")?.is_some() {
+            // A group changed too soon after the last full round: one more comes when it may.
+            let last_full: u64 = self.get("fullRoundAt")?.unwrap_or(0);
+            let due = last_full.saturating_add(graph.group_round_gap_ms);
+            self.put("wanted", &"groups")?;
+            return Ok(SliceEnd::Later(due.saturating_sub(now_ms()).max(1) as i64));
         }
         Ok(end)
     }
@@ -888,6 +909,12 @@ impl Sync {
     }
 
     pub async fn kick(&self, reason: &str, renew: bool) -> Result<Value> {
-        self.call("/kick", &json!({"reason": reason, "renew": renew})).await
+        self.kick_for(reason, renew, false).await
+    }
+
+    /// [`Sync::kick`], the pass a full round when `full` (a group changed).
+    pub async fn kick_for(&self, reason: &str, renew: bool, full: bool) -> Result<Value> {
+        self.call("/kick", &json!({"reason": reason, "renew": renew, "full": full}))
+            .await
     }
 }

@@ -108,6 +108,8 @@ def graph_vars(graphfix_url, worker_port):
             "GRAPH_USER_SCOPE=mapped-groups",
             f"DELETION_THRESHOLD={DELETION_THRESHOLD}",
             "GRAPH_DELETE_MODE=disable",
+            # A group's change makes the next pass a full round at once (15 min apart by default).
+            "GRAPH_GROUP_ROUND_MINUTES=0",
             f"GRAPH_NOTIFICATION_URL=http://127.0.0.1:{worker_port}/graph/notifications",
             f"ATTRIBUTE_MAP='{json.dumps(ATTRIBUTE_MAP)}'"]
 

@@ -512,6 +512,24 @@ def test_a_change_notification_brings_the_change_without_a_run(worker, clean, di
     assert count(last, "updated") == 1, last
 
 
+def test_a_group_change_notification_brings_in_a_new_member(worker, clean, directory, fix):
+    # Membership is not in /users/delta: a user who joins a mapped group later shows only in the
+    # group's notification, which makes the next pass read every user's groups again.
+    user = directory.person(groups=())
+    run_pass(worker)
+    assert clean.find("externalId", user["id"]) == []
+    before = last_pass_id(worker)
+    directory.join("team-x", user["id"])  # nested: team-x is a member of cxone-agent
+    answer = fix.notify(url=NOTIFICATION_URL, clientState=GRAPH_CLIENT_STATE, resource="groups",
+                        changeType="updated", ids=[directory.groups["team-x"]["id"]])
+    assert answer["status"] == 202 and answer["error"] is None, answer
+    poll("the group's new member in CXone", lambda: clean.find("externalId", user["id"]), timeout=30)
+    last = wait_pass(worker, before)["lastPass"]
+    assert last["fullRound"] is True and last["resynced"] is False, last
+    assert count(last, "created") == 1 and count(last, "disabled") == 0, last
+    assert role_values(account(clean, user)) == ["Agent"]
+
+
 def test_a_wrong_client_state_is_refused_and_runs_nothing(worker, clean, directory, fix):
     user = directory.person()
     run_pass(worker)

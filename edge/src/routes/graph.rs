@@ -7,7 +7,7 @@ use crate::reply;
 use crate::sync::Sync;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::AuditRecord;
-use cxone_scim_core::graph::{read_notifications, validation_token, Notifications};
+use cxone_scim_core::graph::{read_notifications, validation_token, Notifications, Watched};
 use serde_json::{json, Value};
 use worker::{Env, Headers, Request, Response, Result};
 
@@ -61,7 +61,10 @@ pub async fn notifications(mut req: Request, env: &Env, config: &Config, audit: 
         }
     };
     if batch.wants_pass() || batch.wants_renewal() {
-        Sync::open(env)?.kick("notification", batch.wants_renewal()).await?;
+        let groups = batch.touches(Watched::Groups);
+        Sync::open(env)?
+            .kick_for("notification", batch.wants_renewal(), groups)
+            .await?;
     }
     audit.detail = Some(format!(
         "{} change notification(s), {} lifecycle notification(s)",
