@@ -10,13 +10,12 @@
 //! (`head`: the last entry's seq and hash; `anchor`: where the kept chain starts).
 
 use crate::config::AUDIT_BINDING;
+use crate::objects::{call, meta_get, meta_put, META_TABLE};
 use cxone_scim_core::audit::{chain_from, verify_chain, AuditDraft, AuditEntry, GENESIS_HASH};
 use cxone_scim_core::time::parse_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, State, Stub,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, Stub};
 
 /// Entries one query page returns at most.
 pub const MAX_PAGE: usize = 500;
@@ -69,7 +68,7 @@ fn tables(sql: &SqlStorage) {
          external_id TEXT, trigger TEXT NOT NULL, doc TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS entries_at ON entries (at_ms)",
         "CREATE INDEX IF NOT EXISTS entries_person ON entries (external_id, seq)",
-        "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+        META_TABLE,
     ] {
         // Idempotent; runs once per object start.
         let _ = sql.exec(ddl, None);
@@ -124,22 +123,11 @@ impl AuditTrail {
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let rows: Vec<DocRow> = self
-            .sql()
-            .exec("SELECT doc FROM meta WHERE k = ?", vec![key.into()])?
-            .to_array()?;
-        match rows.first() {
-            Some(r) => Ok(Some(serde_json::from_str(&r.doc)?)),
-            None => Ok(None),
-        }
+        meta_get(&self.sql(), key)
     }
 
     fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        self.sql().exec(
-            "INSERT INTO meta (k, doc) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc",
-            vec![key.into(), serde_json::to_string(value)?.into()],
-        )?;
-        Ok(())
+        meta_put(&self.sql(), key, value)
     }
 
     /// Chains and stores the drafts in order, all in one go (no await: one transaction).
@@ -324,19 +312,7 @@ impl Trail {
     }
 
     async fn call<I: Serialize>(&self, path: &str, body: &I) -> Result<Value> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(serde_json::to_string(body)?.into()));
-        let req = Request::new_with_init(&format!("https://audit{path}"), &init)?;
-        let mut resp = self.stub.fetch_with_request(req).await?;
-        let text = resp.text().await?;
-        if resp.status_code() != 200 {
-            return Err(worker::Error::RustError(format!(
-                "audit {path} answered {}: {text}",
-                resp.status_code()
-            )));
-        }
-        Ok(serde_json::from_str(&text)?)
+        call(&self.stub, "audit", path, body).await
     }
 
     pub async fn append(&self, drafts: Vec<AuditDraft>, retention_days: u32) -> Result<Vec<AuditEntry>> {

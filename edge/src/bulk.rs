@@ -13,6 +13,7 @@
 use crate::config::{Config, BULK_BINDING};
 use crate::driver::{authorized, keep_token, now_ms, seed, send_within, Budget};
 use crate::kv::State as Kv;
+use crate::objects::Running;
 use cxone_scim_core::audit::{iso8601, AuditDraft};
 use cxone_scim_core::bulk::{input_digest, BulkConfig, BulkRun, BulkUser, Entry, Intake, RowRequest};
 use cxone_scim_core::flows::{Flow, Step};
@@ -102,15 +103,6 @@ pub struct BulkRunner {
     state: State,
     env: Env,
     running: Cell<bool>,
-}
-
-/// Clears the running flag however the slice ends.
-struct Running<'a>(&'a Cell<bool>);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.set(false);
-    }
 }
 
 impl DurableObject for BulkRunner {
@@ -304,11 +296,9 @@ impl BulkRunner {
     /// Runs as much of the run as one invocation's budget allows, then hands the rest to an
     /// alarm.
     async fn slice(&self) -> Result<SliceEnd> {
-        if self.running.get() {
+        let Some(_running) = Running::claim(&self.running) else {
             return Ok(SliceEnd::Busy);
-        }
-        self.running.set(true);
-        let _running = Running(&self.running);
+        };
         let Some(mut meta) = self.meta()? else {
             return Ok(SliceEnd::Finished);
         };

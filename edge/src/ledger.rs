@@ -17,10 +17,7 @@ use cxone_scim_core::ledger::{commit, decide, Commit, Decision, Delivery, EventF
 use cxone_scim_core::UnixMillis;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue,
-    State, Stub,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State, Stub};
 
 /// Deliveries older than this are forgotten (senders stop redelivering long before).
 const KEEP_DELIVERIES_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -237,19 +234,7 @@ impl Ledger {
     }
 
     async fn call<I: Serialize, O: DeserializeOwned>(&self, path: &str, body: &I) -> Result<O> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(serde_json::to_string(body)?.into()));
-        let req = Request::new_with_init(&format!("https://ledger{path}"), &init)?;
-        let mut resp = self.stub.fetch_with_request(req).await?;
-        let text = resp.text().await?;
-        if resp.status_code() != 200 {
-            return Err(worker::Error::RustError(format!(
-                "ledger {path} answered {}: {text}",
-                resp.status_code()
-            )));
-        }
-        Ok(serde_json::from_str(&text)?)
+        crate::objects::call(&self.stub, "ledger", path, body).await
     }
 
     pub async fn begin(&self, req: &BeginRequest) -> Result<Decision> {

@@ -10,6 +10,7 @@ mod driver;
 mod kv;
 mod ledger;
 mod notices;
+mod objects;
 mod reply;
 mod routes;
 mod sync;

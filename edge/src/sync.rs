@@ -17,6 +17,7 @@
 use crate::config::{Config, SYNC_BINDING};
 use crate::driver::{now_ms, plan_first_write, run_authorized, run_authorized_then, seed, Budget, PlannedRequest};
 use crate::kv::State as Kv;
+use crate::objects::{call, meta_get, meta_put, meta_remove, Running, META_TABLE};
 use crate::routes::lifecycle::{apply_within, Answer, Delivery};
 use cxone_scim_core::audit::{iso8601, AuditRecord};
 use cxone_scim_core::digest::sha256_hex;
@@ -32,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use worker::{
-    console_log, durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage,
-    SqlStorageValue, State, Stub,
+    console_log, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State,
+    Stub,
 };
 
 /// A burst of notifications within this long starts one pass.
@@ -77,17 +78,9 @@ pub struct SyncRunner {
     running: Cell<bool>,
 }
 
-struct Running<'a>(&'a Cell<bool>);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.set(false);
-    }
-}
-
 fn tables(sql: &SqlStorage) {
     for ddl in [
-        "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+        META_TABLE,
         "CREATE TABLE IF NOT EXISTS people (graph_id TEXT PRIMARY KEY, in_scope INTEGER NOT NULL, \
          external_id TEXT NOT NULL, user_name TEXT, updated_at INTEGER NOT NULL, seen_pass TEXT)",
         "CREATE TABLE IF NOT EXISTS held (event_id TEXT PRIMARY KEY, doc TEXT NOT NULL, held_at INTEGER NOT NULL)",
@@ -168,27 +161,15 @@ impl SyncRunner {
     }
 
     fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let rows: Vec<DocRow> = self
-            .sql()
-            .exec("SELECT doc FROM meta WHERE k = ?", vec![key.into()])?
-            .to_array()?;
-        match rows.first() {
-            Some(r) => Ok(Some(serde_json::from_str(&r.doc)?)),
-            None => Ok(None),
-        }
+        meta_get(&self.sql(), key)
     }
 
     fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        self.sql().exec(
-            "INSERT INTO meta (k, doc) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc",
-            vec![key.into(), serde_json::to_string(value)?.into()],
-        )?;
-        Ok(())
+        meta_put(&self.sql(), key, value)
     }
 
     fn remove(&self, key: &str) -> Result<()> {
-        self.sql().exec("DELETE FROM meta WHERE k = ?", vec![key.into()])?;
-        Ok(())
+        meta_remove(&self.sql(), key)
     }
 
     fn count(&self, query: &str) -> Result<usize> {
@@ -447,11 +428,9 @@ impl SyncRunner {
     }
 
     async fn slice(&self) -> Result<SliceEnd> {
-        if self.running.get() {
+        let Some(_running) = Running::claim(&self.running) else {
             return Ok(SliceEnd::Busy);
-        }
-        self.running.set(true);
-        let _running = Running(&self.running);
+        };
         let config = Config::load(&self.env)
             .map_err(|p| worker::Error::RustError(format!("misconfigured: {}", p.join("; "))))?;
         let Some(graph) = config.graph.clone() else {
@@ -893,19 +872,7 @@ impl Sync {
     }
 
     pub async fn call(&self, path: &str, body: &Value) -> Result<Value> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(serde_json::to_string(body)?.into()));
-        let req = Request::new_with_init(&format!("https://sync{path}"), &init)?;
-        let mut resp = self.stub.fetch_with_request(req).await?;
-        let text = resp.text().await?;
-        if resp.status_code() != 200 {
-            return Err(worker::Error::RustError(format!(
-                "sync {path} answered {}: {text}",
-                resp.status_code()
-            )));
-        }
-        Ok(serde_json::from_str(&text)?)
+        call(&self.stub, "sync", path, body).await
     }
 
     pub async fn kick(&self, reason: &str, renew: bool) -> Result<Value> {
