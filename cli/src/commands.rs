@@ -6,6 +6,7 @@ use cxone_scim_core::audit::{verify_chain, AuditEntry};
 use cxone_scim_core::bulk::{BulkConfig, BulkUser, InMemoryRun};
 use cxone_scim_core::flows::Authorized;
 use cxone_scim_core::policy::RolePolicy;
+use cxone_scim_core::policy::RoleTarget;
 use cxone_scim_core::secret::{split_list, SecretString};
 use cxone_scim_core::settings::{defaults, endpoint_url};
 use cxone_scim_core::token::ClientCredentials;
@@ -57,9 +58,10 @@ pub fn policy(file: &str) -> Res {
     }
 }
 
-pub fn plan(users: &str, policy: &str, base_url: &str, batch_size: usize) -> Res {
+pub fn plan(users: &str, policy: &str, base_url: &str, batch_size: usize, role_target: RoleTarget) -> Res {
     let config = BulkConfig {
         batch_size,
+        role_target,
         ..BulkConfig::new(base_url)
     };
     let run = InMemoryRun::new(&load_users(users)?, &load_policy(policy)?, config, 0);
@@ -152,13 +154,19 @@ pub fn audit_verify(file: &str, prev_hash: Option<&str>) -> Res {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// How a bulk run sends.
+pub struct BulkOptions {
+    pub batch_size: usize,
+    pub precheck: bool,
+    pub role_target: RoleTarget,
+}
+
 /// Exits 1 when any user failed or conflicts with another account, so scripts notice.
 pub fn bulk(
     users: &str,
     policy: &str,
     target: &Target,
-    batch_size: usize,
-    precheck: bool,
+    options: BulkOptions,
     report_path: Option<&str>,
     quiet: bool,
 ) -> Res {
@@ -171,8 +179,9 @@ pub fn bulk(
     let token_url = endpoint_url(&target.token_url).map_err(|e| format!("--token-url (CXONE_TOKEN_URL) {e}"))?;
     let users = load_users(users)?;
     let config = BulkConfig {
-        batch_size,
-        precheck,
+        batch_size: options.batch_size,
+        precheck: options.precheck,
+        role_target: options.role_target,
         ..BulkConfig::new(&base_url)
     };
     let run_state = InMemoryRun::new(&users, &load_policy(policy)?, config, seed());
@@ -270,8 +279,11 @@ mod tests {
                 "/nonexistent/users.json",
                 "/nonexistent/policy.json",
                 t,
-                50,
-                true,
+                BulkOptions {
+                    batch_size: 50,
+                    precheck: true,
+                    role_target: RoleTarget::Roles,
+                },
                 None,
                 true,
             )

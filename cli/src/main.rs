@@ -4,6 +4,7 @@ mod commands;
 mod driver;
 
 use clap::{Parser, Subcommand};
+use cxone_scim_core::policy::RoleTarget;
 use cxone_scim_core::settings::defaults;
 use std::process::ExitCode;
 
@@ -55,6 +56,10 @@ enum Command {
         base_url: String,
         #[arg(long, default_value_t = defaults::BULK_BATCH_SIZE)]
         batch_size: usize,
+        /// Where CXone keeps roles: `roles`, or one single-valued attribute path that gets the
+        /// role the policy's priorities pick.
+        #[arg(long, env = "ROLE_TARGET", default_value = "roles")]
+        role_target: RoleTarget,
     },
     /// Sign a webhook body (standard input) and print the three Standard Webhooks headers.
     Sign {
@@ -83,6 +88,10 @@ enum Command {
         /// The default; kept for scripts written when the pre-check was on by default.
         #[arg(long, hide = true)]
         no_precheck: bool,
+        /// Where CXone keeps roles: `roles`, or one single-valued attribute path that gets the
+        /// role the policy's priorities pick.
+        #[arg(long, env = "ROLE_TARGET", default_value = "roles")]
+        role_target: RoleTarget,
         /// Where to write the JSON report (standard output when absent).
         #[arg(long)]
         report: Option<String>,
@@ -120,7 +129,8 @@ fn main() -> ExitCode {
             policy,
             base_url,
             batch_size,
-        } => commands::plan(&users, &policy, &base_url, batch_size),
+            role_target,
+        } => commands::plan(&users, &policy, &base_url, batch_size, role_target),
         Command::Sign { secret, id, timestamp } => commands::sign(&secret, id, timestamp),
         Command::Bulk {
             users,
@@ -129,11 +139,17 @@ fn main() -> ExitCode {
             batch_size,
             precheck,
             no_precheck: _,
+            role_target,
             report,
             quiet,
         } => {
             target.client_secret = std::env::var("CXONE_CLIENT_SECRET").ok();
-            commands::bulk(&users, &policy, &target, batch_size, precheck, report.as_deref(), quiet)
+            let options = commands::BulkOptions {
+                batch_size,
+                precheck,
+                role_target,
+            };
+            commands::bulk(&users, &policy, &target, options, report.as_deref(), quiet)
         }
         Command::Audit {
             command: AuditCommand::Verify { file, prev_hash },

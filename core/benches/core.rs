@@ -141,7 +141,7 @@ fn webhook(c: &mut Criterion) {
         b.iter(|| {
             verify(&secrets, headers, &body, 1_700_000_000).unwrap();
             let event = LifecycleEvent::from_json(&body).unwrap();
-            let (command, _) = event.command(&policy).unwrap();
+            let (command, _) = event.command(&policy, &Default::default()).unwrap();
             assert!(matches!(command, Command::Upsert { .. }));
             let mut flow = LifecycleFlow::new("https://cxone.example/scim/v2", command, RetryPolicy::default(), 1);
             black_box(flow.next_step(0))

@@ -23,8 +23,8 @@ mod initial;
 
 pub use initial::InitialAttributes;
 
-use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy, Verdict};
-use crate::scim::build::{looks_like_email, DesiredUser, InitialValues};
+use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy, RoleTarget, TargetWrite, Verdict};
+use crate::scim::build::{looks_like_email, DesiredUser, InitialValues, RoleAttribute};
 use crate::scim::lenient;
 use crate::time::{iso8601, parse_rfc3339};
 use crate::UnixMillis;
@@ -227,6 +227,16 @@ impl Command {
         }
         self
     }
+
+    /// The role values the account holds once this is applied; `None` when it leaves them as
+    /// they are (a leaver who is disabled, a state without groups).
+    pub fn roles_after(&self) -> Option<Vec<String>> {
+        match self {
+            Self::Upsert { desired, .. } => desired.role_values(),
+            Self::Disable { .. } => None,
+            Self::Delete { .. } => Some(Vec::new()),
+        }
+    }
 }
 
 /// How to find the user in CXone: by externalId first, then userName.
@@ -354,9 +364,14 @@ impl LifecycleEvent {
         }
     }
 
-    /// Applies the role policy and decides what CXone must do. Leavers (disable, delete) skip
-    /// the policy: a leaver is never blocked by a group that is no longer mapped.
-    pub fn command(&self, policy: &RolePolicy) -> Result<(Command, Option<Resolution>), RbacViolation> {
+    /// Applies the role policy and decides what CXone must do, the roles going where `target`
+    /// keeps them. Leavers (disable, delete) skip the policy: a leaver is never blocked by a
+    /// group that is no longer mapped.
+    pub fn command(
+        &self,
+        policy: &RolePolicy,
+        target: &RoleTarget,
+    ) -> Result<(Command, Option<Resolution>), RbacViolation> {
         let lookup = || Lookup {
             user_name: Some(self.user_name.trim().to_string()).filter(|n| !n.is_empty()),
             external_id: self.external_id.clone(),
@@ -377,6 +392,11 @@ impl LifecycleEvent {
             }),
             _ => None,
         };
+        let (roles, role_attribute) = match roles.map(|r| target.write(policy, &r)) {
+            None => (None, None),
+            Some(TargetWrite::Roles(roles)) => (Some(roles), None),
+            Some(TargetWrite::Single { path, value }) => (None, Some(RoleAttribute { path, value })),
+        };
         let desired = DesiredUser {
             user_name: self.user_name.trim().to_string(),
             external_id: self.external_id.clone(),
@@ -389,6 +409,7 @@ impl LifecycleEvent {
             employee_number: self.employee_number.clone(),
             active: self.account_enabled,
             roles,
+            role_attribute,
             initial: self.initial.as_ref().map(|i| Box::new(InitialValues::from(i))),
         };
         Ok((
@@ -447,6 +468,46 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn a_single_valued_target_gets_the_priority_pick_and_roles_are_left_alone() {
+        let policy = RolePolicy::from_json(include_str!("../tests/fixtures/role_policy_inheritance.json")).unwrap();
+        let target = RoleTarget::parse("urn:ietf:params:scim:schemas:extension:cxone:2.0:User:primaryRole").unwrap();
+        let event = |groups: &str| {
+            LifecycleEvent::from_json(
+                format!(r#"{{"operation":"update","userName":"a@x.io","groups":{groups}}}"#).as_bytes(),
+            )
+            .unwrap()
+        };
+        let desired = |e: LifecycleEvent| match e.command(&policy, &target).unwrap().0 {
+            Command::Upsert { desired, .. } => *desired,
+            other => panic!("{other:?}"),
+        };
+        let d = desired(event(
+            r#"[{"displayName":"cxone-agent"},{"displayName":"cxone-supervisor"}]"#,
+        ));
+        assert_eq!(d.roles, None, "the core roles attribute is not the target");
+        let attribute = d.role_attribute.unwrap();
+        assert_eq!(attribute.path, target.path());
+        assert_eq!(attribute.value.as_deref(), Some("Supervisor"), "the higher priority");
+        let d = desired(event("[]"));
+        assert_eq!(
+            d.role_attribute.map(|a| a.value),
+            Some(None),
+            "no groups: the attribute is cleared"
+        );
+        let d = desired(LifecycleEvent::from_json(br#"{"operation":"update","userName":"a@x.io"}"#).unwrap());
+        assert_eq!(
+            (d.roles, d.role_attribute),
+            (None, None),
+            "groups absent: roles left alone"
+        );
+        let escalation = event(r#"[{"displayName":"nobody-maps-this"}]"#);
+        assert!(
+            escalation.command(&policy, &target).is_err(),
+            "strict mode still refuses"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn the_roles_written_are_the_verdicts_inherited_ones_included_when_the_policy_expands() {
         let doc = r#"{"version":1,"mode":"strict","expandInherited":true,
             "mappings":[{"group":"leads","role":"Supervisor"}],
@@ -456,7 +517,7 @@ mod tests {
             br#"{"operation":"update","userName":"a@x.io","groups":[{"displayName":"leads"}]}"#,
         )
         .unwrap();
-        let roles = |p: &RolePolicy| match event.command(p).unwrap().0 {
+        let roles = |p: &RolePolicy| match event.command(p, &crate::policy::RoleTarget::Roles).unwrap().0 {
             Command::Upsert { desired, .. } => desired.roles.unwrap().into_iter().map(|r| r.value).collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         };
@@ -468,7 +529,7 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn create_event_becomes_an_upsert_with_roles() {
         let e = LifecycleEvent::from_json(CREATE.as_bytes()).unwrap();
-        let (cmd, res) = e.command(&policy()).unwrap();
+        let (cmd, res) = e.command(&policy(), &crate::policy::RoleTarget::Roles).unwrap();
         let Command::Upsert { desired, create_first } = cmd else {
             panic!("{cmd:?}")
         };
@@ -486,7 +547,7 @@ mod tests {
             .unwrap();
         assert_eq!(e.operation, Operation::Update);
         assert_eq!(e.account_enabled, Some(false));
-        let (cmd, _) = e.command(&policy()).unwrap();
+        let (cmd, _) = e.command(&policy(), &crate::policy::RoleTarget::Roles).unwrap();
         let Command::Upsert { desired, .. } = cmd else { panic!() };
         assert_eq!(desired.active, Some(false));
         assert_eq!(desired.roles, None, "no groups given: roles untouched");
@@ -496,7 +557,9 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn absent_attributes_stay_absent() {
         let e = LifecycleEvent::from_json(br#"{"operation":"update","userName":"a@b.co","firstName":"A"}"#).unwrap();
-        let (Command::Upsert { desired, create_first }, _) = e.command(&policy()).unwrap() else {
+        let (Command::Upsert { desired, create_first }, _) =
+            e.command(&policy(), &crate::policy::RoleTarget::Roles).unwrap()
+        else {
             panic!()
         };
         assert!(!create_first);
@@ -512,9 +575,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!((e.email.as_deref(), e.groups.as_ref()), (None, None));
-        assert!(matches!(e.command(&policy()), Ok((Command::Delete { .. }, None))));
+        assert!(matches!(
+            e.command(&policy(), &crate::policy::RoleTarget::Roles),
+            Ok((Command::Delete { .. }, None))
+        ));
         let e = LifecycleEvent::from_json(br#"{"operation":"disable","externalId":"e-9"}"#).unwrap();
-        let (Command::Disable { lookup }, None) = e.command(&policy()).unwrap() else {
+        let (Command::Disable { lookup }, None) = e.command(&policy(), &crate::policy::RoleTarget::Roles).unwrap()
+        else {
             panic!()
         };
         assert_eq!(lookup.user_name, None);
@@ -528,7 +595,10 @@ mod tests {
             }]),
             ..LifecycleEvent::default()
         };
-        assert!(unmapped.command(&policy()).is_err(), "joiners do go through the policy");
+        assert!(
+            unmapped.command(&policy(), &crate::policy::RoleTarget::Roles).is_err(),
+            "joiners do go through the policy"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -606,7 +676,8 @@ mod tests {
             (Some(""), Some(""))
         );
         assert_eq!(e.display_name, None, "absent: untouched");
-        let (Command::Upsert { desired, .. }, _) = e.command(&policy()).unwrap() else {
+        let (Command::Upsert { desired, .. }, _) = e.command(&policy(), &crate::policy::RoleTarget::Roles).unwrap()
+        else {
             panic!()
         };
         assert_eq!(desired.title.as_deref(), Some("Agent"));

@@ -411,8 +411,22 @@ impl SimServer {
                     all.extend(value.as_array().unwrap().iter().cloned());
                     user["emails"] = json!(all);
                 }
+                ("remove", p) if p.starts_with("urn:") => {
+                    let (urn, attr) = p.rsplit_once(':').unwrap();
+                    if let Some(ext) = user[urn].as_object_mut() {
+                        ext.remove(attr);
+                    }
+                }
                 ("remove", p) => {
                     user.as_object_mut().unwrap().remove(p);
+                }
+                (_, p) if p.starts_with("urn:") => {
+                    // An extension's attribute (RFC 7644 §3.10): `urn:…:User:attr`.
+                    let (urn, attr) = p.rsplit_once(':').unwrap();
+                    if !user[urn].is_object() {
+                        user[urn] = json!({});
+                    }
+                    user[urn][attr] = value;
                 }
                 (_, p) => match p.split_once('.') {
                     Some((outer, inner)) => {

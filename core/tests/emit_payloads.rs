@@ -5,17 +5,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should stop loudly
 
 use cxone_scim_core::event::{Command, LifecycleEvent};
-use cxone_scim_core::policy::RolePolicy;
+use cxone_scim_core::policy::{RolePolicy, RoleTarget};
 use cxone_scim_core::scim::build::{create_payload, disable_patch, patch_to, replace_payload, DesiredUser};
 use cxone_scim_core::scim::{ListResponse, ScimError, User};
 use serde::Serialize;
 use serde_json::Value;
 
 fn desired(event: &str) -> DesiredUser {
+    desired_at(event, &RoleTarget::Roles)
+}
+
+fn desired_at(event: &str, target: &RoleTarget) -> DesiredUser {
     let policy = RolePolicy::from_json(include_str!("fixtures/role_policy.json")).unwrap();
     match LifecycleEvent::from_json(event.as_bytes())
         .unwrap()
-        .command(&policy)
+        .command(&policy, target)
         .unwrap()
         .0
     {
@@ -56,6 +60,21 @@ fn emits_every_payload_kind() {
         "remove-roles",
         &patch_to(&current, &stripped).expect("roles removed"),
     );
+
+    // A single-valued ROLE_TARGET (the enterprise extension's division): the role goes there.
+    let division = RoleTarget::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:division").unwrap();
+    let at_division = desired_at(include_str!("fixtures/event_create.json"), &division);
+    let created_at_division = create_payload(&at_division);
+    assert!(created_at_division.roles.is_empty() && created_at_division.enterprise.is_some());
+    emit("user", "create-role-target", &created_at_division);
+    emit("user", "replace-role-target", &replace_payload(&rfc, &at_division));
+    let moved_at_division = desired_at(
+        r#"{"operation":"update","userName":"jdoe@example.com","groups":[{"displayName":"cxone-supervisor"}]}"#,
+        &division,
+    );
+    let patch = patch_to(&created_at_division, &moved_at_division).expect("the role moves");
+    assert_eq!(patch.operations.len(), 1);
+    emit("patch", "role-target", &patch);
 
     let mut homeless = current.clone();
     homeless.emails.clear();

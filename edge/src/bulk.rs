@@ -68,6 +68,7 @@ pub fn bulk_config(config: &Config) -> BulkConfig {
         precheck: config.bulk.precheck,
         fail_on_errors: config.bulk.fail_on_errors,
         retry: config.retry,
+        role_target: config.roles.target.clone(),
         ..BulkConfig::new(&config.scim_base_url)
     }
 }
@@ -238,7 +239,7 @@ impl BulkRunner {
             }
             None => {
                 let bulk = bulk_config(&config);
-                let mut intake = Intake::new(&config.policy, bulk.precheck);
+                let mut intake = Intake::new(&config.policy, &config.roles.target, bulk.precheck);
                 let sql = self.sql();
                 for (chunk_no, chunk) in body.users.chunks(INSERT_ROWS).enumerate() {
                     let first = chunk_no * INSERT_ROWS;

@@ -781,7 +781,7 @@ impl SyncRunner {
                         complete = false;
                         break;
                     }
-                    let command = match event.command(&config.policy) {
+                    let command = match event.command(&config.policy, &config.roles.target) {
                         Ok((c, _)) => c,
                         Err(v) => {
                             requests.push(json!({"externalId": event.external_id, "refused": v.to_string()}));

@@ -59,7 +59,7 @@ mod tests {
         let handle_us = per_op_us(5000, || {
             verify(&secrets, headers, &body, 1_700_000_000).unwrap();
             let event = LifecycleEvent::from_json(&body).unwrap();
-            let (command, _) = event.command(&policy).unwrap();
+            let (command, _) = event.command(&policy, &Default::default()).unwrap();
             let mut flow = LifecycleFlow::new("https://cxone.example/scim/v2", command, RetryPolicy::default(), 1);
             assert!(matches!(flow.next_step(0), cxone_scim_core::flows::Step::Send(_)));
         });

@@ -66,6 +66,9 @@ pub struct Entry {
     pub(super) detail: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) duplicate_of: Option<usize>,
+    /// The role values of the account a lookup found, for the audit trail's "before".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) roles_before: Option<Vec<String>>,
 }
 
 impl Entry {
@@ -87,6 +90,7 @@ impl Entry {
             scim_type: None,
             detail: None,
             duplicate_of: None,
+            roles_before: None,
         }
     }
 
@@ -114,7 +118,9 @@ impl Entry {
 
     /// The audit trail's record of this row, once it wrote to CXone (created, updated) or failed
     /// there; `None` otherwise (still pending, already as asked, a conflict, a repeat).
-    /// `rolesBefore` is not read by a bulk run: it is `[]`, and `rolesAfter` is what was written.
+    /// `rolesBefore` is what the account held when a lookup found it (`[]` for an account this
+    /// run created); `rolesAfter` is what was written, or the same as before when the input
+    /// said nothing about roles.
     pub fn audit_draft(&self, at: UnixMillis, latency_ms: u64) -> Option<AuditDraft> {
         let (action, outcome) = match self.outcome()? {
             Outcome::Created => (Some(Action::Created), AuditOutcome::Success),
@@ -122,9 +128,14 @@ impl Entry {
             Outcome::Failed if self.duplicate_of.is_none() => (None, AuditOutcome::Failure),
             _ => return None,
         };
-        let roles_after = match (&action, self.desired.as_ref().and_then(|d| d.roles.as_ref())) {
-            (Some(_), Some(roles)) => roles.iter().map(|r| r.value.clone()).collect(),
-            _ => Vec::new(),
+        let roles_before = match action {
+            Some(Action::Created) => Vec::new(),
+            _ => self.roles_before.clone().unwrap_or_default(),
+        };
+        let roles_after = match (&action, self.desired.as_ref().and_then(DesiredUser::role_values)) {
+            (Some(_), Some(values)) => values,
+            (Some(_), None) => roles_before.clone(),
+            (None, _) => Vec::new(),
         };
         let payload = serde_json::to_value(&self.desired).unwrap_or(serde_json::Value::Null);
         Some(AuditDraft {
@@ -135,7 +146,7 @@ impl Entry {
                 user_name: Some(self.user_name.clone()),
             },
             action,
-            roles_before: Vec::new(),
+            roles_before,
             roles_after,
             trigger: Trigger::Bulk,
             outcome,

@@ -6,11 +6,12 @@ use super::entry::{Entry, Stage};
 use super::input::BulkUser;
 use super::report::{Counts, Outcome};
 use crate::event::Command;
-use crate::policy::RolePolicy;
+use crate::policy::{RolePolicy, RoleTarget};
 use std::collections::HashMap;
 
 pub struct Intake<'a> {
     policy: &'a RolePolicy,
+    target: &'a RoleTarget,
     precheck: bool,
     first_by_name: HashMap<String, usize>,
     first_by_external_id: HashMap<String, usize>,
@@ -19,9 +20,11 @@ pub struct Intake<'a> {
 }
 
 impl<'a> Intake<'a> {
-    pub fn new(policy: &'a RolePolicy, precheck: bool) -> Self {
+    /// Rows for a run under `policy`, writing roles to `target`.
+    pub fn new(policy: &'a RolePolicy, target: &'a RoleTarget, precheck: bool) -> Self {
         Self {
             policy,
+            target,
             precheck,
             first_by_name: HashMap::new(),
             first_by_external_id: HashMap::new(),
@@ -47,7 +50,7 @@ impl<'a> Intake<'a> {
             e.fail(400, Some("invalidValue".into()), err.to_string());
             return e;
         }
-        match event.command(self.policy) {
+        match event.command(self.policy, self.target) {
             Ok((Command::Upsert { desired, .. }, _)) => e.desired = Some(*desired),
             Ok(_) => {
                 e.fail(400, Some("invalidValue".into()), "not a provisioning request");

@@ -91,6 +91,7 @@ pub(super) fn resolve(e: &mut Entry, found: &[User], run_started: u64) {
         return;
     };
     e.id = Some(id.clone());
+    e.roles_before = Some(desired.role_values_held_by(user));
     match patch_to(user, desired) {
         Some(patch) => e.stage = Stage::Patch { id, patch },
         None => {

@@ -25,9 +25,10 @@ pub struct InMemoryRun {
 impl InMemoryRun {
     /// Plans a run: validates every user, applies the role policy, folds repeats.
     pub fn new(users: &[BulkUser], policy: &RolePolicy, config: BulkConfig, seed: u64) -> Self {
-        let mut intake = Intake::new(policy, config.precheck);
+        let mut intake = Intake::new(policy, &config.role_target, config.precheck);
         let rows: Vec<Entry> = users.iter().map(|u| intake.take(u)).collect();
-        let run = BulkRun::new(config, rows.len(), intake.counts(), seed);
+        let counts = intake.counts();
+        let run = BulkRun::new(config, rows.len(), counts, seed);
         Self { run, rows }
     }
 

@@ -33,6 +33,7 @@ use super::response::{correlate, BulkResponseError, OpResult, SentOp};
 use crate::flows::exchange::Exchange;
 use crate::flows::{FlowError, Step};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
+use crate::policy::RoleTarget;
 use crate::retry::{is_retryable_status, quota_from_headers, retry_after_ms, Jitter, Pacer, RetryPolicy};
 use crate::scim::{ListResponse, ServiceProviderConfig, User};
 use crate::UnixMillis;
@@ -60,6 +61,9 @@ pub struct BulkConfig {
     /// the write-ahead marks tell this run's creations from accounts that were there.
     pub precheck: bool,
     pub retry: RetryPolicy,
+    /// Where each user's roles are written (`ROLE_TARGET`).
+    #[serde(default)]
+    pub role_target: RoleTarget,
 }
 
 impl BulkConfig {
@@ -71,6 +75,7 @@ impl BulkConfig {
             fail_on_errors: None,
             precheck: crate::settings::defaults::BULK_PRECHECK,
             retry: RetryPolicy::default(),
+            role_target: RoleTarget::default(),
         }
     }
 

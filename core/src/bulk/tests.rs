@@ -100,7 +100,12 @@ fn existing_users_are_skipped_or_patched_and_repeats_fold() {
 }
 
 fn desired_of(u: &BulkUser) -> DesiredUser {
-    match u.as_event().command(&policy()).unwrap().0 {
+    match u
+        .as_event()
+        .command(&policy(), &crate::policy::RoleTarget::Roles)
+        .unwrap()
+        .0
+    {
         crate::event::Command::Upsert { desired, .. } => *desired,
         _ => unreachable!(),
     }
@@ -608,7 +613,7 @@ fn a_bulk_request_that_kept_timing_out_is_read_not_failed() {
 #[wasm_bindgen_test(unsupported = test)]
 fn rows_that_wrote_or_failed_have_an_audit_record_and_the_others_none() {
     let policy = policy();
-    let mut intake = Intake::new(&policy, false);
+    let mut intake = Intake::new(&policy, &crate::policy::RoleTarget::Roles, false);
     let input = users(3);
     let mut created = intake.take(&input[0]);
     assert!(created.audit_draft(5, 9).is_none(), "pending: nothing written yet");
@@ -629,4 +634,29 @@ fn rows_that_wrote_or_failed_have_an_audit_record_and_the_others_none() {
     let draft = failed.audit_draft(5, 9).unwrap();
     assert_eq!((draft.action, draft.outcome), (None, crate::audit::Outcome::Failure));
     assert!(draft.roles_after.is_empty());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_updated_row_records_the_roles_the_account_held_before() {
+    let policy = policy();
+    let primary = "urn:ietf:params:scim:schemas:extension:cxone:2.0:User:primaryRole";
+    let input = users(1);
+    let account: crate::scim::User = serde_json::from_str(
+        r#"{"id":"cx-0","userName":"user0@example.com","externalId":"ext-0","roles":[{"value":"Supervisor"}],
+            "urn:ietf:params:scim:schemas:extension:cxone:2.0:User":{"primaryRole":"Admin"}}"#,
+    )
+    .unwrap();
+    for (target, before) in [
+        (crate::policy::RoleTarget::Roles, "Supervisor"),
+        (crate::policy::RoleTarget::parse(primary).unwrap(), "Admin"),
+    ] {
+        let mut intake = Intake::new(&policy, &target, true);
+        let mut row = intake.take(&input[0]);
+        super::lookup::resolve(&mut row, std::slice::from_ref(&account), 0);
+        assert!(matches!(row.stage, super::entry::Stage::Patch { .. }), "{target}");
+        row.finish(Outcome::Updated, None);
+        let draft = row.audit_draft(5, 9).unwrap();
+        assert_eq!(draft.roles_before, [before], "{target}");
+        assert_eq!(draft.roles_after, ["Agent"], "{target}");
+    }
 }

@@ -16,8 +16,9 @@ use super::lookup::{self, By, Conflict, Found};
 use super::{Flow, FlowError, Step};
 use crate::event::{Command, Lookup};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
+use crate::policy::RoleTarget;
 use crate::retry::RetryPolicy;
-use crate::scim::build::{create_payload, disable_patch, patch_to, DesiredUser};
+use crate::scim::build::{create_payload, disable_patch, patch_to, text_at, DesiredUser};
 use crate::scim::{filter, User};
 use crate::UnixMillis;
 use serde::Serialize;
@@ -103,8 +104,8 @@ pub struct LifecycleFlow {
     exchange: Exchange,
     /// 409s seen on create; a second one means CXone's data contradicts itself.
     conflicts: u8,
-    /// The role values of the account found (none before a create).
-    roles_before: Option<Vec<String>>,
+    /// The account found (none before a create), for the audit trail's roles "before".
+    found: Option<Box<User>>,
     done: Option<Result<Applied, FlowError>>,
 }
 
@@ -116,7 +117,7 @@ impl LifecycleFlow {
             phase: Phase::Create,
             exchange: Exchange::new(retry, seed),
             conflicts: 0,
-            roles_before: None,
+            found: None,
             done: None,
             command,
         };
@@ -157,10 +158,14 @@ impl LifecycleFlow {
         self.done = Some(result);
     }
 
-    /// The role values of the account the flow found (`None` when it found none), for the
-    /// audit trail's "before".
-    pub fn roles_before(&self) -> Option<Vec<String>> {
-        self.roles_before.clone()
+    /// The role values the account the flow found held where `target` keeps them (`None` when
+    /// it found none), for the audit trail's "before".
+    pub fn roles_before(&self, target: &RoleTarget) -> Option<Vec<String>> {
+        let user = self.found.as_deref()?;
+        Some(match target {
+            RoleTarget::Roles => user.roles.iter().map(|r| r.value.clone()).collect(),
+            RoleTarget::Single(path) => text_at(user, path).into_iter().collect(),
+        })
     }
 
     fn create(&mut self) {
@@ -201,7 +206,7 @@ impl LifecycleFlow {
                 }
             };
         };
-        self.roles_before = Some(user.roles.iter().map(|r| r.value.clone()).collect());
+        self.found = Some(Box::new(user.clone()));
         let Some(id) = user.id.clone() else {
             return self.finish(Err(FlowError::Ambiguous(format!(
                 "CXone listed user {:?} without an id",
@@ -318,7 +323,7 @@ mod tests {
         let policy = RolePolicy::from_json(include_str!("../../tests/fixtures/role_policy.json")).unwrap();
         LifecycleEvent::from_json(json.as_bytes())
             .unwrap()
-            .command(&policy)
+            .command(&policy, &crate::policy::RoleTarget::Roles)
             .unwrap()
             .0
     }
@@ -342,6 +347,43 @@ mod tests {
         let u = s.user(out.id.as_deref().unwrap());
         assert_eq!(u.roles[0].value, "Agent");
         assert_eq!(u.external_id.as_deref(), Some("e-1"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_single_valued_target_is_written_and_read_back_for_the_audit_trail() {
+        let primary = "urn:ietf:params:scim:schemas:extension:cxone:2.0:User:primaryRole";
+        let target = RoleTarget::parse(primary).unwrap();
+        let policy = RolePolicy::from_json(include_str!("../../tests/fixtures/role_policy.json")).unwrap();
+        let flow_for = |json: &str| {
+            let event = LifecycleEvent::from_json(json.as_bytes()).unwrap();
+            let (command, _) = event.command(&policy, &target).unwrap();
+            LifecycleFlow::new(BASE, command, RetryPolicy::default(), 7)
+        };
+        let mut s = SimServer::default();
+        let id = s.insert(
+            r#"{"userName":"jdoe@example.com","externalId":"e-1","roles":[{"value":"Legacy"}],
+                "urn:ietf:params:scim:schemas:extension:cxone:2.0:User":{"primaryRole":"Agent"}}"#,
+        );
+        let moved = CREATE
+            .replace("\"create\"", "\"update\"")
+            .replace("cxone-agent", "cxone-supervisor");
+        let mut flow = flow_for(&moved);
+        let out = drive(&mut flow, &mut s).0.unwrap();
+        assert_eq!(out.action, Action::Updated);
+        assert_eq!(flow.roles_before(&target), Some(vec!["Agent".to_string()]));
+        assert_eq!(flow.roles_before(&RoleTarget::Roles), Some(vec!["Legacy".to_string()]));
+        let user = serde_json::to_value(s.user(&id)).unwrap();
+        assert_eq!(
+            user["urn:ietf:params:scim:schemas:extension:cxone:2.0:User"]["primaryRole"],
+            "Supervisor"
+        );
+        assert_eq!(
+            user["roles"][0]["value"], "Legacy",
+            "roles is not the target: untouched"
+        );
+        let mut again = flow_for(&moved);
+        assert_eq!(drive(&mut again, &mut s).0.unwrap().action, Action::Unchanged);
+        assert_eq!(flow_for(CREATE).roles_before(&target), None, "nothing found yet");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

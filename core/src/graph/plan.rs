@@ -261,7 +261,9 @@ mod tests {
             .filter_map(|g| g.display_name.clone())
             .collect();
         assert_eq!(names, ["cxone-agent"]);
-        let (command, _) = e.command(&f.policy).expect("strict mode passes");
+        let (command, _) = e
+            .command(&f.policy, &crate::policy::RoleTarget::Roles)
+            .expect("strict mode passes");
         let crate::event::Command::Upsert { desired, .. } = command else {
             panic!()
         };

@@ -196,7 +196,7 @@ mod tests {
 
     fn desired(e: &LifecycleEvent) -> DesiredUser {
         let policy = RolePolicy::from_json(include_str!("../../tests/fixtures/role_policy.json")).unwrap();
-        match e.command(&policy).unwrap().0 {
+        match e.command(&policy, &crate::policy::RoleTarget::Roles).unwrap().0 {
             Command::Upsert { desired, .. } => *desired,
             other => panic!("{other:?}"),
         }

@@ -24,8 +24,9 @@ const MULTI_VALUED: [&str; 9] = [
 /// Core attributes that identify or control the account, or that the service provider owns.
 const RESERVED: [&str; 7] = ["id", "meta", "schemas", "username", "externalid", "active", "password"];
 
-/// The attribute that holds a user's roles.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The attribute that holds a user's roles; (de)serialized as its path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum RoleTarget {
     /// The core `roles` attribute, every written role in it (the default).
     #[default]
@@ -128,6 +129,20 @@ impl RoleTarget {
 impl fmt::Display for RoleTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.path())
+    }
+}
+
+impl From<RoleTarget> for String {
+    fn from(target: RoleTarget) -> Self {
+        target.path().to_string()
+    }
+}
+
+impl TryFrom<String> for RoleTarget {
+    type Error = RoleTargetError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
     }
 }
 

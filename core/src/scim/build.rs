@@ -6,6 +6,7 @@
 //! fully qualified extension paths (RFC 7644 §3.10), never positional indexes, which real
 //! servers reject.
 
+use super::attr_path::{get_path, set_path, AttrPath};
 use super::patch::{PatchOp, PatchOperation};
 use super::user::{Email, EnterpriseUser, Name, Role, User};
 use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
@@ -52,9 +53,73 @@ pub struct DesiredUser {
     /// `None`: leave roles alone; `Some(vec![])`: the user should hold no role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<Role>>,
+    /// The role for a single-valued `ROLE_TARGET`, in place of `roles` (which is then `None`
+    /// and `roles` on the account is left alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_attribute: Option<RoleAttribute>,
     /// Values a new account is created with, never written to an existing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial: Option<Box<InitialValues>>,
+}
+
+/// The one role a single-valued attribute should hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAttribute {
+    /// The attribute path, as `ROLE_TARGET` gives it.
+    pub path: String,
+    /// The role's value; `None` (no role granted) removes the attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl RoleAttribute {
+    fn wanted(&self) -> Option<&str> {
+        self.value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// Whether `path` names this attribute (in any case, with or without the core User URN).
+    fn is_at(&self, path: &str) -> bool {
+        let (a, b) = (AttrPath::split(&self.path), AttrPath::split(path));
+        let same = |x: Option<&str>, y: Option<&str>| match (x, y) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            (None, None) => true,
+            _ => false,
+        };
+        same(a.urn, b.urn) && a.attr.eq_ignore_ascii_case(b.attr) && same(a.sub, b.sub)
+    }
+
+    /// Sets or removes the attribute on `user`; a user the edit cannot be read back into (a
+    /// sub-attribute its schema does not define) is left as it is.
+    fn apply_to(&self, user: &mut User) {
+        let Ok(mut resource) = serde_json::to_value(&*user) else {
+            return;
+        };
+        set_path(&mut resource, &AttrPath::split(&self.path), self.wanted());
+        if let Ok(edited) = serde_json::from_value(resource) {
+            *user = edited;
+        }
+    }
+
+    /// The operation that takes `current` to this role; `None` when it already holds it.
+    fn patch_for(&self, current: &User) -> Option<PatchOperation> {
+        let have = text_at(current, &self.path);
+        match self.wanted() {
+            Some(want) if have.as_deref() != Some(want) => Some(PatchOperation::replace(&self.path, want)),
+            None if have.is_some() => Some(PatchOperation::remove(&self.path)),
+            _ => None,
+        }
+    }
+}
+
+/// The text `user` holds at the single-valued attribute `path` (blank counts as none).
+pub fn text_at(user: &User, path: &str) -> Option<String> {
+    let resource = serde_json::to_value(user).ok()?;
+    get_path(&resource, &AttrPath::split(path))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// What one optional text attribute should become.
@@ -220,6 +285,28 @@ impl DesiredUser {
         if let Some(roles) = &self.roles {
             user.roles = roles.clone();
         }
+        if let Some(attribute) = &self.role_attribute {
+            attribute.apply_to(user);
+        }
+    }
+
+    /// The role values `user` holds where this state writes them (`roles`, unless the state
+    /// names a single-valued attribute).
+    pub fn role_values_held_by(&self, user: &User) -> Vec<String> {
+        match &self.role_attribute {
+            Some(attribute) => text_at(user, &attribute.path).into_iter().collect(),
+            None => user.roles.iter().map(|r| r.value.clone()).collect(),
+        }
+    }
+
+    /// The role values this state writes, wherever the target keeps them; `None` when it
+    /// leaves roles alone.
+    pub fn role_values(&self) -> Option<Vec<String>> {
+        match (&self.roles, &self.role_attribute) {
+            (_, Some(attribute)) => Some(attribute.wanted().map(str::to_string).into_iter().collect()),
+            (Some(roles), None) => Some(roles.iter().map(|r| r.value.clone()).collect()),
+            (None, None) => None,
+        }
     }
 }
 
@@ -329,6 +416,11 @@ pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
     }
     if let Some(active) = desired.active.filter(|&a| a != current.is_active()) {
         ops.push(PatchOperation::replace("active", active));
+    }
+    if let Some(attribute) = &desired.role_attribute {
+        // The role owns its attribute: no other change of the same path goes alongside.
+        ops.retain(|op| !op.path.as_deref().is_some_and(|p| attribute.is_at(p)));
+        ops.extend(attribute.patch_for(current));
     }
     if let Some(roles) = &desired.roles {
         if !same_role_values(&current.roles, roles) {
@@ -641,5 +733,102 @@ mod tests {
         );
         assert_eq!(put.enterprise, None);
         assert_eq!(put.schemas, [USER_SCHEMA], "an emptied extension takes its URN along");
+    }
+
+    const PRIMARY: &str = "urn:ietf:params:scim:schemas:extension:cxone:2.0:User:primaryRole";
+    const CXONE: &str = "urn:ietf:params:scim:schemas:extension:cxone:2.0:User";
+
+    fn single(path: &str, value: Option<&str>) -> DesiredUser {
+        DesiredUser {
+            roles: None,
+            role_attribute: Some(RoleAttribute {
+                path: path.into(),
+                value: value.map(str::to_string),
+            }),
+            ..jane()
+        }
+    }
+
+    /// Jane as CXone holds her: already as `jane()` asks, with `Agent` in `roles` and
+    /// `primary` (when given) in the CXone extension.
+    fn held(primary: Option<&str>) -> User {
+        let mut user = create_payload(&jane());
+        user.id = Some("u-1".into());
+        if let Some(p) = primary {
+            user.schemas.push(CXONE.into());
+            user.extra
+                .insert(CXONE.into(), json!({"primaryRole": p, "skill": "fr"}));
+        }
+        user
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_single_valued_role_target_patches_only_its_attribute() {
+        let p = patch_to(&held(Some("Agent")), &single(PRIMARY, Some("Supervisor"))).unwrap();
+        assert_eq!(paths(&p), [(PRIMARY, PatchOpKind::Replace)], "roles left alone");
+        assert_eq!(p.operations[0].value, Some(json!("Supervisor")));
+        assert_eq!(patch_to(&held(Some("Agent")), &single(PRIMARY, Some("Agent"))), None);
+        // In any case, with the extension's URN as CXone spells it.
+        assert_eq!(
+            patch_to(&held(Some("Agent")), &single(&PRIMARY.to_uppercase(), Some("Agent"))),
+            None
+        );
+        let p = patch_to(&held(None), &single(PRIMARY, Some("Agent"))).unwrap();
+        assert_eq!(paths(&p), [(PRIMARY, PatchOpKind::Replace)], "added when missing");
+        let p = patch_to(&held(Some("Agent")), &single(PRIMARY, None)).unwrap();
+        assert_eq!(paths(&p), [(PRIMARY, PatchOpKind::Remove)], "no role granted: removed");
+        assert_eq!(patch_to(&held(None), &single(PRIMARY, None)), None, "nothing to remove");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_role_owns_its_attribute_over_the_same_field_in_the_event() {
+        let mut d = single("Title", Some("Supervisor"));
+        d.title = Some("Night shift".into());
+        let p = patch_to(&held(None), &d).unwrap();
+        assert_eq!(
+            paths(&p),
+            [("Title", PatchOpKind::Replace)],
+            "one operation on the path"
+        );
+        assert_eq!(p.operations[0].value, Some(json!("Supervisor")));
+        assert_eq!(create_payload(&d).title.as_deref(), Some("Supervisor"));
+        let mut current = held(None);
+        current.title = Some("Supervisor".into());
+        assert_eq!(
+            patch_to(&current, &d),
+            None,
+            "the title the event carries is not written over the role"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn create_and_replace_write_the_role_to_the_target_and_keep_the_rest() {
+        let created = serde_json::to_value(create_payload(&single(PRIMARY, Some("Agent")))).unwrap();
+        assert_eq!(created[CXONE], json!({"primaryRole": "Agent"}));
+        assert_eq!(created["schemas"], json!([USER_SCHEMA, CXONE]));
+        assert!(created.get("roles").is_none());
+        let put =
+            serde_json::to_value(replace_payload(&held(Some("Agent")), &single(PRIMARY, Some("Billing")))).unwrap();
+        assert_eq!(
+            put[CXONE],
+            json!({"primaryRole": "Billing", "skill": "fr"}),
+            "the extension's other attributes stay"
+        );
+        assert_eq!(put["roles"][0]["value"], "Agent", "roles is not the target: untouched");
+        let put = serde_json::to_value(replace_payload(&held(Some("Agent")), &single(PRIMARY, None))).unwrap();
+        assert_eq!(put[CXONE], json!({"skill": "fr"}));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn role_values_are_read_and_written_where_the_target_keeps_them() {
+        let d = single(PRIMARY, Some(" Supervisor "));
+        assert_eq!(d.role_values(), Some(vec!["Supervisor".to_string()]));
+        assert_eq!(d.role_values_held_by(&held(Some("Agent"))), ["Agent"]);
+        assert!(d.role_values_held_by(&held(None)).is_empty());
+        assert_eq!(single(PRIMARY, None).role_values(), Some(vec![]));
+        assert_eq!(jane().role_values(), Some(vec!["Agent".to_string()]));
+        assert_eq!(jane().role_values_held_by(&held(Some("Billing"))), ["Agent"]);
+        let no_roles = DesiredUser { roles: None, ..jane() };
+        assert_eq!(no_roles.role_values(), None);
     }
 }

@@ -4,6 +4,7 @@
 //! read-modify-write never drops what the server holds. Closed sub-objects (name, patch
 //! operations) are strict. Input adapters in [`lenient`] absorb common IdP quirks.
 
+pub mod attr_path;
 pub mod build;
 pub mod bulk;
 pub mod error;

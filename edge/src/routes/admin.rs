@@ -74,7 +74,7 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
         Err(e) => return reply::api_error(&e.into()),
     };
     if dry_run {
-        let command = match event.command(&config.policy) {
+        let command = match event.command(&config.policy, &config.roles.target) {
             Ok((c, _)) => c,
             Err(v) => return reply::api_error(&v.into()),
         };

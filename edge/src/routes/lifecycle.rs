@@ -11,7 +11,7 @@ use crate::reply;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::{iso8601, payload_sha256, AuditDraft, AuditRecord, Outcome, Trigger, Who};
 use cxone_scim_core::digest::{key_of, sha256_hex};
-use cxone_scim_core::event::{Command, LifecycleEvent};
+use cxone_scim_core::event::LifecycleEvent;
 use cxone_scim_core::flows::{Action, Applied, Conflict, ConflictReason, FlowError, LifecycleFlow};
 use cxone_scim_core::ledger::{Commit, Decision, Ending, EventFacts, StoredAnswer};
 use cxone_scim_core::webhook::{verify, SignatureHeaders};
@@ -141,7 +141,7 @@ pub async fn apply_within(
     let subject = event.subject_key();
     audit.operation = Some(format!("{:?}", event.operation).to_lowercase());
     audit.subject = Some(subject.clone());
-    let (command, resolution) = match event.command(&config.policy) {
+    let (command, resolution) = match event.command(&config.policy, &config.roles.target) {
         Ok(c) => c,
         Err(v) => return Ok((Answer::refused(audit, &v.into()), 0)),
     };
@@ -200,16 +200,7 @@ pub async fn apply_within(
         command
     };
     let state = State::open(env)?;
-    let roles_wanted = match &command {
-        Command::Upsert { desired, .. } => Some(
-            desired
-                .roles
-                .as_ref()
-                .map(|r| r.iter().map(|r| r.value.clone()).collect()),
-        ),
-        Command::Disable { .. } => None,
-        Command::Delete { .. } => Some(Some(Vec::new())),
-    };
+    let roles_after = command.roles_after();
     let started = now_ms();
     let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
     let given = allowance.saturating_sub(asked + RESERVED_SUBREQUESTS);
@@ -220,11 +211,11 @@ pub async fn apply_within(
         config.retry,
         &state,
         &mut budget,
-        LifecycleFlow::roles_before,
+        |flow: &LifecycleFlow| flow.roles_before(&config.roles.target),
     )
     .await;
     let before = roles_before.unwrap_or_default();
-    let after = roles_wanted.flatten().unwrap_or_else(|| before.clone());
+    let after = roles_after.unwrap_or_else(|| before.clone());
     let written = match &result {
         Ok(a) => matches!(
             a.action,
