@@ -24,7 +24,7 @@ mod initial;
 pub use initial::InitialAttributes;
 
 use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy, RoleTarget, TargetWrite, Verdict};
-use crate::scim::build::{looks_like_email, DesiredUser, InitialValues, RoleAttribute};
+use crate::scim::build::{looks_like_email, DesiredUser, InitialValues};
 use crate::scim::lenient;
 use crate::time::{iso8601, parse_rfc3339};
 use crate::UnixMillis;
@@ -395,7 +395,7 @@ impl LifecycleEvent {
         let (roles, role_attribute) = match roles.map(|r| target.write(policy, &r)) {
             None => (None, None),
             Some(TargetWrite::Roles(roles)) => (Some(roles), None),
-            Some(TargetWrite::Single { path, value }) => (None, Some(RoleAttribute { path, value })),
+            Some(TargetWrite::Single(attribute)) => (None, Some(attribute)),
         };
         let desired = DesiredUser {
             user_name: self.user_name.trim().to_string(),

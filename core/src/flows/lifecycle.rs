@@ -18,7 +18,7 @@ use crate::event::{Command, Lookup};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::policy::RoleTarget;
 use crate::retry::RetryPolicy;
-use crate::scim::build::{create_payload, disable_patch, patch_to, text_at, DesiredUser};
+use crate::scim::build::{create_payload, disable_patch, patch_to, role_values_at, DesiredUser};
 use crate::scim::{filter, User};
 use crate::UnixMillis;
 use serde::Serialize;
@@ -161,11 +161,7 @@ impl LifecycleFlow {
     /// The role values the account the flow found held where `target` keeps them (`None` when
     /// it found none), for the audit trail's "before".
     pub fn roles_before(&self, target: &RoleTarget) -> Option<Vec<String>> {
-        let user = self.found.as_deref()?;
-        Some(match target {
-            RoleTarget::Roles => user.roles.iter().map(|r| r.value.clone()).collect(),
-            RoleTarget::Single(path) => text_at(user, path).into_iter().collect(),
-        })
+        Some(role_values_at(self.found.as_deref()?, target.single_path()))
     }
 
     fn create(&mut self) {

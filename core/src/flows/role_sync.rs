@@ -27,7 +27,7 @@ use crate::event::Lookup;
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::policy::TargetWrite;
 use crate::retry::RetryPolicy;
-use crate::scim::attr_path::{get_path, set_path, AttrPath};
+use crate::scim::attr_path::{set_path, text_of, AttrPath};
 use crate::scim::build::{replace_payload, DesiredUser};
 use crate::scim::{filter, PatchOp, PatchOperation, User};
 use crate::UnixMillis;
@@ -162,13 +162,7 @@ impl RoleSyncFlow {
     fn target_values(&self) -> Vec<String> {
         match &self.target {
             TargetWrite::Roles(roles) => roles.iter().map(|r| r.value.clone()).collect(),
-            TargetWrite::Single { value, .. } => value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-                .into_iter()
-                .collect(),
+            TargetWrite::Single(attribute) => attribute.wanted().map(str::to_string).into_iter().collect(),
         }
     }
 
@@ -176,13 +170,7 @@ impl RoleSyncFlow {
     fn current_values(&self, user: &User, resource: &Value) -> Vec<String> {
         match &self.target {
             TargetWrite::Roles(_) => user.roles.iter().map(|r| r.value.clone()).collect(),
-            TargetWrite::Single { path, .. } => get_path(resource, &AttrPath::split(path))
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-                .into_iter()
-                .collect(),
+            TargetWrite::Single(attribute) => text_of(resource, &attribute.path).into_iter().collect(),
         }
     }
 
@@ -280,7 +268,7 @@ impl RoleSyncFlow {
             user_name: current.user_name.clone(),
             roles: match &self.target {
                 TargetWrite::Roles(roles) => Some(roles.clone()),
-                TargetWrite::Single { .. } => None,
+                TargetWrite::Single(_) => None,
             },
             ..DesiredUser::default()
         };
@@ -294,9 +282,8 @@ impl RoleSyncFlow {
                 }
             }
             TargetWrite::Roles(_) => {}
-            TargetWrite::Single { path, value } => {
-                let value = value.as_deref().map(str::trim).filter(|v| !v.is_empty());
-                set_path(&mut body, &AttrPath::split(path), value);
+            TargetWrite::Single(attribute) => {
+                set_path(&mut body, &AttrPath::split(&attribute.path), attribute.wanted());
             }
         }
         Ok(body)
@@ -311,10 +298,7 @@ impl RoleSyncFlow {
                 serde_json::to_value(roles)
                     .map_err(|e| FlowError::Ambiguous(format!("the PATCH body could not be built: {e}")))?,
             ),
-            TargetWrite::Single { path, value } => match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-                Some(v) => PatchOperation::replace(path, v),
-                None => PatchOperation::remove(path),
-            },
+            TargetWrite::Single(attribute) => attribute.operation(),
         };
         serde_json::to_value(PatchOp::new(vec![op]))
             .map_err(|e| FlowError::Ambiguous(format!("the PATCH body could not be built: {e}")))
@@ -399,6 +383,7 @@ impl Flow for RoleSyncFlow {
 mod tests {
     use super::*;
     use crate::flows::ConflictReason;
+    use crate::scim::build::RoleAttribute;
     use crate::scim::{Role, PATCH_OP_SCHEMA, USER_SCHEMA};
     use serde_json::json;
     use wasm_bindgen_test::wasm_bindgen_test;
@@ -802,10 +787,10 @@ mod tests {
     }
 
     fn single(path: &str, value: Option<&str>) -> TargetWrite {
-        TargetWrite::Single {
+        TargetWrite::Single(RoleAttribute {
             path: path.into(),
             value: value.map(str::to_string),
-        }
+        })
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -2,6 +2,7 @@
 //! single-valued attribute that receives the one role the policy's priorities pick.
 
 use super::document::RolePolicy;
+use crate::scim::build::RoleAttribute;
 use crate::scim::Role;
 use std::fmt;
 
@@ -54,8 +55,8 @@ pub enum RoleTargetError {
 pub enum TargetWrite {
     /// Every role, to `roles`.
     Roles(Vec<Role>),
-    /// The picked role's `value` to `path`; `None` clears the attribute (no role granted).
-    Single { path: String, value: Option<String> },
+    /// The picked role's `value` to its `path`; `None` clears the attribute (no role granted).
+    Single(RoleAttribute),
 }
 
 impl RoleTarget {
@@ -114,14 +115,22 @@ impl RoleTarget {
         }
     }
 
+    /// The single-valued attribute path; `None` for `roles`.
+    pub fn single_path(&self) -> Option<&str> {
+        match self {
+            Self::Roles => None,
+            Self::Single(path) => Some(path),
+        }
+    }
+
     /// What to write for `roles` (the [`super::Verdict::Pass`] roles) under this target.
     pub fn write(&self, policy: &RolePolicy, roles: &[Role]) -> TargetWrite {
         match self {
             Self::Roles => TargetWrite::Roles(roles.to_vec()),
-            Self::Single(path) => TargetWrite::Single {
+            Self::Single(path) => TargetWrite::Single(RoleAttribute {
                 path: path.clone(),
                 value: policy.pick_for_target(roles).map(|r| r.value.clone()),
-            },
+            }),
         }
     }
 }
@@ -252,17 +261,17 @@ mod tests {
         let single = RoleTarget::parse(PRIMARY).unwrap();
         assert_eq!(
             single.write(&policy, &roles),
-            TargetWrite::Single {
+            TargetWrite::Single(RoleAttribute {
                 path: PRIMARY.into(),
                 value: Some("Billing".into())
-            }
+            })
         );
         assert_eq!(
             single.write(&policy, &[]),
-            TargetWrite::Single {
+            TargetWrite::Single(RoleAttribute {
                 path: PRIMARY.into(),
                 value: None
-            }
+            })
         );
         assert_eq!(
             RoleTarget::Roles.write(&policy, &roles),

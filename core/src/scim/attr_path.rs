@@ -53,6 +53,15 @@ pub(crate) fn get_path<'v>(resource: &'v Value, path: &AttrPath<'_>) -> Option<&
     }
 }
 
+/// The text at `path` in `resource`, trimmed; blank or not text counts as none.
+pub(crate) fn text_of(resource: &Value, path: &str) -> Option<String> {
+    get_path(resource, &AttrPath::split(path))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// The member `name` of `node` (in any case), made an object first when it is not one, and
 /// added as `null` when missing.
 fn child<'v>(node: &'v mut Value, name: &str) -> Option<&'v mut Value> {

@@ -6,7 +6,7 @@
 //! fully qualified extension paths (RFC 7644 §3.10), never positional indexes, which real
 //! servers reject.
 
-use super::attr_path::{get_path, set_path, AttrPath};
+use super::attr_path::{set_path, text_of, AttrPath};
 use super::patch::{PatchOp, PatchOperation};
 use super::user::{Email, EnterpriseUser, Name, Role, User};
 use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
@@ -74,7 +74,8 @@ pub struct RoleAttribute {
 }
 
 impl RoleAttribute {
-    fn wanted(&self) -> Option<&str> {
+    /// The role's value, trimmed; `None` when no role is granted.
+    pub(crate) fn wanted(&self) -> Option<&str> {
         self.value.as_deref().map(str::trim).filter(|v| !v.is_empty())
     }
 
@@ -101,25 +102,33 @@ impl RoleAttribute {
         }
     }
 
-    /// The operation that takes `current` to this role; `None` when it already holds it.
-    fn patch_for(&self, current: &User) -> Option<PatchOperation> {
-        let have = text_at(current, &self.path);
+    /// The operation that writes this role: `replace` of the attribute, or `remove` when no
+    /// role is granted.
+    pub(crate) fn operation(&self) -> PatchOperation {
         match self.wanted() {
-            Some(want) if have.as_deref() != Some(want) => Some(PatchOperation::replace(&self.path, want)),
-            None if have.is_some() => Some(PatchOperation::remove(&self.path)),
-            _ => None,
+            Some(want) => PatchOperation::replace(&self.path, want),
+            None => PatchOperation::remove(&self.path),
         }
+    }
+
+    /// [`Self::operation`], unless `current` already holds this role.
+    fn patch_for(&self, current: &User) -> Option<PatchOperation> {
+        (text_at(current, &self.path).as_deref() != self.wanted()).then(|| self.operation())
     }
 }
 
 /// The text `user` holds at the single-valued attribute `path` (blank counts as none).
 pub fn text_at(user: &User, path: &str) -> Option<String> {
-    let resource = serde_json::to_value(user).ok()?;
-    get_path(&resource, &AttrPath::split(path))
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
+    text_of(&serde_json::to_value(user).ok()?, path)
+}
+
+/// The role values `user` holds in `roles` (`path` `None`) or in the single-valued attribute
+/// `path`.
+pub fn role_values_at(user: &User, path: Option<&str>) -> Vec<String> {
+    match path {
+        Some(path) => text_at(user, path).into_iter().collect(),
+        None => user.roles.iter().map(|r| r.value.clone()).collect(),
+    }
 }
 
 /// What one optional text attribute should become.
@@ -293,10 +302,7 @@ impl DesiredUser {
     /// The role values `user` holds where this state writes them (`roles`, unless the state
     /// names a single-valued attribute).
     pub fn role_values_held_by(&self, user: &User) -> Vec<String> {
-        match &self.role_attribute {
-            Some(attribute) => text_at(user, &attribute.path).into_iter().collect(),
-            None => user.roles.iter().map(|r| r.value.clone()).collect(),
-        }
+        role_values_at(user, self.role_attribute.as_ref().map(|a| a.path.as_str()))
     }
 
     /// The role values this state writes, wherever the target keeps them; `None` when it
