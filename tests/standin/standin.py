@@ -9,7 +9,8 @@
 - `/_standin/*` (test control, loopback only):
     GET    /_standin/log             requests seen, oldest first (method, path, query, status, body,
                                      userAgent, and on /scim/v2 "ifMatch": the If-Match header
-                                     as sent, null without one)
+                                     as sent, null without one, and "receivedAt"/"answeredAt":
+                                     Unix times in seconds, for timelines)
     DELETE /_standin/log             forget them (and the bulkOps of /_standin/stats)
     GET    /_standin/bodies          every SCIM request body since start, with its sender (never cleared)
     POST   /_standin/faults          {"status":503,"count":2,"method":"POST","path":"/scim/v2/Users",
@@ -380,7 +381,7 @@ def make_handler(state):
             entry = {"method": self.command, "path": url.path, "query": url.query, "status": None,
                      "body": json.loads(body) if body else None,
                      "userAgent": self.headers.get("User-Agent", ""),
-                     "ifMatch": self.headers.get("If-Match")}
+                     "ifMatch": self.headers.get("If-Match"), "receivedAt": time.time()}
             is_bulk = self.command == "POST" and url.path.rstrip("/") == "/scim/v2/Bulk"
             bulk_ids = state.bulk_received(entry["body"]) if is_bulk else []
             if not state.token_ok(self.headers.get("Authorization")):
@@ -422,6 +423,7 @@ def make_handler(state):
             if url.path == "/scim/v2/Bulk" and status == 200 and state.bulk_status:
                 status = state.bulk_status
             entry["status"] = status
+            entry["answeredAt"] = time.time()
             state.record(entry)
             front = f"http://{self.headers.get('Host', '')}"
             out = []

@@ -223,28 +223,31 @@ pub async fn apply_within(
         ),
         Err(e) => !matches!(e, FlowError::BudgetExhausted(_)),
     };
-    if written {
-        let draft = AuditDraft {
-            at: started,
-            who: Who {
-                cxone_id: result.as_ref().ok().and_then(|a| a.id.clone()),
-                external_id: event.external_id.clone(),
-                user_name: Some(event.user_name.clone()).filter(|n| !n.is_empty()),
-            },
-            action: result.as_ref().ok().map(|a| a.action),
-            roles_before: before,
-            roles_after: if result.is_ok() { after } else { Vec::new() },
-            trigger: delivery.trigger,
-            outcome: if result.is_ok() {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
-            latency_ms: now_ms().saturating_sub(started),
-            payload_sha256: payload_sha256(&delivery.event),
-        };
-        record_audit(env, config, vec![draft]).await;
-    }
+    let draft = written.then(|| AuditDraft {
+        at: started,
+        who: Who {
+            cxone_id: result.as_ref().ok().and_then(|a| a.id.clone()),
+            external_id: event.external_id.clone(),
+            user_name: Some(event.user_name.clone()).filter(|n| !n.is_empty()),
+        },
+        action: result.as_ref().ok().map(|a| a.action),
+        roles_before: before,
+        roles_after: if result.is_ok() { after } else { Vec::new() },
+        trigger: delivery.trigger,
+        outcome: if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
+        latency_ms: now_ms().saturating_sub(started),
+        payload_sha256: payload_sha256(&delivery.event),
+    });
+    // The trail's append goes beside the ledger's commit (two objects, no order between them).
+    let audit_append = async move {
+        if let Some(draft) = draft {
+            record_audit(env, config, vec![draft]).await;
+        }
+    };
     // The ledger's calls and the flow's sends, then the commit and the token cache; a failure or
     // conflict record takes more (see RESERVED_SUBREQUESTS).
     let sent = asked + given.saturating_sub(budget.remaining()) + u32::from(written);
@@ -285,7 +288,11 @@ pub async fn apply_within(
         Err(e) => {
             audit.outcome = Outcome::Failure;
             audit.detail = Some(e.to_string());
-            record_failure(&state, &delivery, event, &subject, event_time, &e).await?;
+            if let Err(unrecorded) = record_failure(&state, &delivery, event, &subject, event_time, &e).await {
+                // No commit: the lease runs out and the sender's redelivery finds the person free.
+                audit_append.await;
+                return Err(unrecorded);
+            }
             let api = ApiError::from(&e);
             if e.is_permanent() {
                 // Final: redeliveries get this answer from the ledger until a replay.
@@ -295,12 +302,12 @@ pub async fn apply_within(
                     body: serde_json::to_value(api.to_scim())?,
                 });
             }
-            finish(&ledger, &state, commit, true).await?;
+            finish(&ledger, &state, commit, true, audit_append).await?;
             return Ok((Answer::refused(audit, &api), sent + RESERVED_SUBREQUESTS));
         }
     };
     commit.answer = Some(StoredAnswer::ok(answer.clone()));
-    finish(&ledger, &state, commit, false).await?;
+    finish(&ledger, &state, commit, false, audit_append).await?;
     let used = if audit.action == Some(Action::Conflict) {
         sent + RESERVED_SUBREQUESTS
     } else {
@@ -309,15 +316,21 @@ pub async fn apply_within(
     Ok((Answer::ok(answer), used))
 }
 
-/// Commits the outcome to the ledger and drops the failure records it supersedes.
-async fn finish(ledger: &Ledger, state: &State, commit: Commit, failure_recorded: bool) -> Result<()> {
-    let committed = ledger
-        .commit(&CommitRequest {
-            commit,
-            failure_recorded,
-        })
-        .await?;
-    clear_failures(state, &committed.superseded_failures).await;
+/// Commits the outcome to the ledger and drops the failure records it supersedes, while
+/// `audit_append` runs.
+async fn finish(
+    ledger: &Ledger,
+    state: &State,
+    commit: Commit,
+    failure_recorded: bool,
+    audit_append: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let request = CommitRequest {
+        commit,
+        failure_recorded,
+    };
+    let (committed, ()) = futures_util::future::join(ledger.commit(&request), audit_append).await;
+    clear_failures(state, &committed?.superseded_failures).await;
     Ok(())
 }
 
