@@ -7,11 +7,18 @@
 //! entry's `seq` and hash as the anchor the remaining chain is verified from.
 //!
 //! Tables: `entries` (seq, at_ms, external_id, trigger, doc) indexed by time and person; `meta`
-//! (`head`: the last entry's seq and hash; `anchor`: where the kept chain starts).
+//! (`head`: the last entry's seq and hash; `anchor`: where the kept chain starts); `batches`
+//! (the ids of parked batches appended, so a replay never adds one twice).
+//!
+//! A write whose records the trail cannot take (the object unreachable, say) does not lose them:
+//! [`record`] parks them in KV ([`ParkedAudit`]), and the cron or `POST /audit/parked/replay`
+//! appends them later, oldest first ([`replay_parked`]).
 
-use crate::config::AUDIT_BINDING;
+use crate::config::{Config, AUDIT_BINDING};
+use crate::driver::now_ms;
+use crate::kv::State as Kv;
 use crate::objects::{call, meta_get, meta_put, META_TABLE};
-use cxone_scim_core::audit::{chain_from, verify_chain, AuditDraft, AuditEntry, GENESIS_HASH};
+use cxone_scim_core::audit::{chain_from, iso8601, verify_chain, AuditDraft, AuditEntry, ParkedAudit, GENESIS_HASH};
 use cxone_scim_core::time::parse_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -36,6 +43,9 @@ struct Link {
 pub struct AppendRequest {
     pub drafts: Vec<AuditDraft>,
     pub retention_days: u32,
+    /// A parked batch's id: taken once, a second append of it adds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }
 
 /// A query over the trail: `from`/`to` in ms (inclusive, exclusive), a person, a trigger, and
@@ -68,6 +78,7 @@ fn tables(sql: &SqlStorage) {
          external_id TEXT, trigger TEXT NOT NULL, doc TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS entries_at ON entries (at_ms)",
         "CREATE INDEX IF NOT EXISTS entries_person ON entries (external_id, seq)",
+        "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, appended_ms INTEGER NOT NULL)",
         META_TABLE,
     ] {
         // Idempotent; runs once per object start.
@@ -91,7 +102,12 @@ impl DurableObject for AuditTrail {
         match req.path().as_str() {
             "/append" => {
                 let append: AppendRequest = serde_json::from_str(&text)?;
-                let entries = self.append(append.drafts)?;
+                if let Some(id) = &append.batch_id {
+                    if self.has_batch(id)? {
+                        return Response::from_json(&json!({ "entries": [], "duplicate": true }));
+                    }
+                }
+                let entries = self.append(append.drafts, append.batch_id.as_deref())?;
                 let storage = self.state.storage();
                 if storage.get_alarm().await?.is_none() {
                     storage.set_alarm(DAY_MS as i64).await?;
@@ -130,8 +146,17 @@ impl AuditTrail {
         meta_put(&self.sql(), key, value)
     }
 
-    /// Chains and stores the drafts in order, all in one go (no await: one transaction).
-    fn append(&self, drafts: Vec<AuditDraft>) -> Result<Vec<AuditEntry>> {
+    fn has_batch(&self, id: &str) -> Result<bool> {
+        let rows: Vec<Value> = self
+            .sql()
+            .exec("SELECT id FROM batches WHERE id = ?", vec![id.into()])?
+            .to_array()?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Chains and stores the drafts in order, all in one go (no await: one transaction), with
+    /// the id of the parked batch they come from.
+    fn append(&self, drafts: Vec<AuditDraft>, batch_id: Option<&str>) -> Result<Vec<AuditEntry>> {
         let mut head: Link = self.get("head")?.unwrap_or(Link {
             seq: 0,
             hash: GENESIS_HASH.to_string(),
@@ -165,6 +190,12 @@ impl AuditTrail {
             out.push(entry);
         }
         self.put("head", &head)?;
+        if let Some(id) = batch_id {
+            sql.exec(
+                "INSERT INTO batches (id, appended_ms) VALUES (?, ?)",
+                vec![id.into(), (at as i64).into()],
+            )?;
+        }
         Ok(out)
     }
 
@@ -287,6 +318,11 @@ impl AuditTrail {
         let entry: AuditEntry = serde_json::from_str(&last.doc)?;
         self.sql()
             .exec("DELETE FROM entries WHERE seq <= ?", vec![(last.seq as i64).into()])?;
+        // A batch is replayed within days of its parking, never after its records are pruned.
+        self.sql().exec(
+            "DELETE FROM batches WHERE appended_ms < ?",
+            vec![(cutoff as i64).into()],
+        )?;
         self.put(
             "anchor",
             &Link {
@@ -316,7 +352,22 @@ impl Trail {
     }
 
     pub async fn append(&self, drafts: Vec<AuditDraft>, retention_days: u32) -> Result<Vec<AuditEntry>> {
-        let answer = self.call("/append", &AppendRequest { drafts, retention_days }).await?;
+        self.append_batch(drafts, retention_days, None).await
+    }
+
+    /// Appends a parked batch; `[]` when the trail had taken it already.
+    async fn append_batch(
+        &self,
+        drafts: Vec<AuditDraft>,
+        retention_days: u32,
+        batch_id: Option<String>,
+    ) -> Result<Vec<AuditEntry>> {
+        let request = AppendRequest {
+            drafts,
+            retention_days,
+            batch_id,
+        };
+        let answer = self.call("/append", &request).await?;
         Ok(serde_json::from_value(answer["entries"].clone())?)
     }
 
@@ -335,4 +386,96 @@ pub fn time_param(text: &str) -> Option<u64> {
     parse_rfc3339(t)
         .ok()
         .or_else(|| parse_rfc3339(&format!("{t}T00:00:00Z")).ok())
+}
+
+/// Records the drafts of writes that have happened: appended to the trail, or, when the trail
+/// cannot take them, parked in KV for replay. Never fails the write: `None` when the entries
+/// are not in the trail (yet), with a log line saying what became of them.
+pub async fn record(env: &Env, config: &Config, drafts: Vec<AuditDraft>) -> Option<Vec<AuditEntry>> {
+    if drafts.is_empty() {
+        return Some(Vec::new());
+    }
+    let appended = match Trail::open(env) {
+        Ok(trail) => trail.append(drafts.clone(), config.audit_retention_days).await,
+        Err(e) => Err(e),
+    };
+    let error = match appended {
+        Ok(entries) => return Some(entries),
+        Err(e) => e.to_string(),
+    };
+    let records = drafts.len();
+    let parked = ParkedAudit::new(drafts, error.clone(), now_ms());
+    let kept = match Kv::open(env) {
+        Ok(kv) => kv.park_audit(&parked).await,
+        Err(e) => Err(e),
+    };
+    let line = match kept {
+        Ok(()) => json!({"at": iso8601(now_ms()), "event": "audit_append_failed", "detail": error,
+                         "parked": parked.id, "records": records}),
+        // Both stores out of reach: the log line is all that is left of these records.
+        Err(e) => json!({"at": iso8601(now_ms()), "event": "audit_records_lost", "detail": error,
+                         "parkError": e.to_string(), "records": records,
+                         "who": parked.drafts.iter().map(|d| &d.who).collect::<Vec<_>>()}),
+    };
+    worker::console_error!("{line}");
+    None
+}
+
+/// What a replay of parked batches did (or, in a dry run, would do).
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replayed {
+    pub dry_run: bool,
+    /// Batches appended (or that would be), oldest first.
+    pub batches: Vec<String>,
+    /// Records they held.
+    pub records: usize,
+    /// More batches wait than this replay took.
+    pub more: bool,
+    /// Why the replay stopped early: the trail still cannot be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Appends up to `limit` parked batches, oldest first, and drops each once the trail has it.
+/// Stops at the first that fails (the later ones wait, so the order holds).
+pub async fn replay_parked(env: &Env, config: &Config, limit: usize, dry_run: bool) -> Result<Replayed> {
+    let kv = Kv::open(env)?;
+    let (parked, next) = kv.parked_audits(None, limit).await?;
+    let mut out = Replayed {
+        dry_run,
+        more: next.is_some(),
+        ..Replayed::default()
+    };
+    if dry_run {
+        out.records = parked.iter().map(|p| p.drafts.len()).sum();
+        out.batches = parked.into_iter().map(|p| p.id).collect();
+        return Ok(out);
+    }
+    let trail = Trail::open(env)?;
+    for batch in parked {
+        let appended = trail
+            .append_batch(
+                batch.drafts.clone(),
+                config.audit_retention_days,
+                Some(batch.id.clone()),
+            )
+            .await;
+        match appended {
+            Ok(_) => {
+                // Dropped after the trail has it; a drop that fails is replayed into a no-op.
+                let _ = kv.drop_parked_audit(&batch.id).await;
+                out.records += batch.drafts.len();
+                out.batches.push(batch.id);
+            }
+            Err(e) => {
+                let error = e.to_string();
+                let _ = kv.park_audit(&batch.failed_again(error.clone())).await;
+                out.error = Some(error);
+                out.more = true;
+                break;
+            }
+        }
+    }
+    Ok(out)
 }

@@ -9,7 +9,7 @@
 //! 512-byte key limit. Whether an event was applied lives in the per-person ledger, not here.
 
 use crate::config::KV_BINDING;
-use cxone_scim_core::audit::RoleSyncNotice;
+use cxone_scim_core::audit::{ParkedAudit, RoleSyncNotice};
 use cxone_scim_core::digest::key_of;
 use cxone_scim_core::scim::User;
 use cxone_scim_core::token::CachedToken;
@@ -208,6 +208,24 @@ impl State {
 
     pub async fn notices(&self, cursor: Option<String>, limit: usize) -> Result<(Vec<ParkedNotice>, Option<String>)> {
         self.page("notice:", cursor, limit).await
+    }
+
+    /// Kept until the trail has it: no TTL (an audit record outlives any failure record).
+    pub async fn park_audit(&self, parked: &ParkedAudit) -> Result<()> {
+        self.put(&format!("audit-parked:{}", parked.id), parked, None).await
+    }
+
+    pub async fn drop_parked_audit(&self, id: &str) -> Result<()> {
+        self.kv.delete(&format!("audit-parked:{id}")).await.map_err(kv_error)
+    }
+
+    /// Oldest first (the ids sort by parking time).
+    pub async fn parked_audits(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<ParkedAudit>, Option<String>)> {
+        self.page("audit-parked:", cursor, limit).await
     }
 
     pub async fn token(&self, key: &str) -> Result<Option<CachedToken>> {

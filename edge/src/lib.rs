@@ -23,8 +23,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     routes::handle(req, &env).await
 }
 
-/// The cron (`[triggers] crons` in wrangler.toml): parked IAM notices sent again, and, when Graph
-/// sync is configured, a pass and the change-notification subscriptions checked.
+/// The cron (`[triggers] crons` in wrangler.toml): parked audit records appended, parked IAM
+/// notices sent again, and, when Graph sync is configured, a pass and the change-notification
+/// subscriptions checked.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let Ok(config) = config::Config::load(&env) else {
@@ -34,6 +35,10 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         );
         return;
     };
+    // Audit records the trail could not take get appended (a few batches at a time).
+    if let Err(e) = audit_trail::replay_parked(&env, &config, 5, false).await {
+        console_log!("{{\"event\":\"cron\",\"detail\":{:?}}}", format!("audit replay: {e}"));
+    }
     if config.iam.is_some() {
         // Parked IAM notices get another try with every cron (a few at a time).
         if let Ok(state) = kv::State::open(&env) {

@@ -7,12 +7,14 @@
 
 pub mod chain;
 pub mod notice;
+pub mod parked;
 
 pub use chain::{
     canonical_json, chain_from, chain_next, payload_sha256, verify_chain, AuditDraft, AuditEntry, BreakReason,
     ChainBreak, Trigger, Who, GENESIS_HASH,
 };
 pub use notice::{NoticeType, RoleSyncData, RoleSyncNotice, SignedNotice};
+pub use parked::ParkedAudit;
 
 use crate::flows::Action;
 pub use crate::time::iso8601;

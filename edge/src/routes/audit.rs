@@ -1,10 +1,27 @@
 //! `GET /audit` and `GET /audit/verify` (admin): the audit trail as JSON lines, by time range,
-//! person and trigger, and the check of its hash chain.
+//! person and trigger, and the check of its hash chain. `GET /audit/parked` and
+//! `POST /audit/parked/replay` (admin): the records the trail could not take when their write
+//! happened, and appending them now.
 
-use crate::audit_trail::{time_param, Query, Trail};
+use crate::audit_trail::{replay_parked as replay, time_param, Query, Trail};
+use crate::config::Config;
+use crate::kv::{State, MAX_PAGE};
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
+use serde_json::{json, Value};
 use worker::{Env, Headers, Request, Response, Result};
+
+/// Batches one replay appends at most (the rest wait for the next one, or the cron): each costs
+/// three subrequests (read, append, drop), well inside the Free plan's 50.
+const REPLAY_BATCHES: usize = 10;
+
+/// The trail's answer, or a 503 that says it cannot be reached (it is one object; a
+/// deployment or an overload can keep it away for a moment).
+async fn from_trail(answer: impl std::future::Future<Output = Result<Value>>) -> std::result::Result<Value, ApiError> {
+    answer
+        .await
+        .map_err(|e| ApiError::new(503, None, format!("the audit trail cannot be reached: {e}")))
+}
 
 /// The query `?from=&to=&externalId=&trigger=&cursor=&limit=`, or what is wrong with it.
 fn query_of(req: &Request) -> std::result::Result<Query, ApiError> {
@@ -34,7 +51,10 @@ pub async fn list(req: &Request, env: &Env) -> Result<Response> {
         Ok(q) => q,
         Err(e) => return reply::api_error(&e),
     };
-    let page = Trail::open(env)?.query(&q).await?;
+    let page = match from_trail(Trail::open(env)?.query(&q)).await {
+        Ok(p) => p,
+        Err(e) => return reply::api_error(&e),
+    };
     let mut body = String::new();
     for entry in page["entries"].as_array().into_iter().flatten() {
         body.push_str(&entry.to_string());
@@ -56,5 +76,40 @@ pub async fn verify(req: &Request, env: &Env) -> Result<Response> {
         Ok(q) => q,
         Err(e) => return reply::api_error(&e),
     };
-    reply::json(200, &Trail::open(env)?.verify(&q).await?)
+    match from_trail(Trail::open(env)?.verify(&q)).await {
+        Ok(answer) => reply::json(200, &answer),
+        Err(e) => reply::api_error(&e),
+    }
+}
+
+/// `{"count", "parked": [{id, drafts, parkedAt, attempts, error}], "cursor"?}`, oldest first.
+pub async fn parked(req: &Request, env: &Env) -> Result<Response> {
+    let mut cursor = None;
+    let mut limit = MAX_PAGE;
+    for (k, v) in req.url()?.query_pairs() {
+        match k.as_ref() {
+            "cursor" if !v.is_empty() => cursor = Some(v.into_owned()),
+            "limit" => limit = v.parse().unwrap_or(limit),
+            _ => {}
+        }
+    }
+    let (parked, next) = State::open(env)?.parked_audits(cursor, limit).await?;
+    let mut body = json!({"count": parked.len(), "parked": parked});
+    if let Some(next) = next {
+        body["cursor"] = json!(next);
+    }
+    reply::json(200, &body)
+}
+
+/// Appends parked batches to the trail, oldest first (`dryRun`: which it would append).
+/// `{"dryRun", "batches": [ids], "records", "more", "error"?}`; 503 when the trail still
+/// cannot be reached and nothing was appended.
+pub async fn replay_parked(env: &Env, config: &Config, dry_run: bool) -> Result<Response> {
+    let replayed = replay(env, config, REPLAY_BATCHES, dry_run).await?;
+    let status = if replayed.error.is_some() && replayed.batches.is_empty() {
+        503
+    } else {
+        200
+    };
+    reply::json(status, &replayed)
 }

@@ -2,7 +2,6 @@
 //! Every decision is core's: the ledger's (`ledger::decide`), the flow's (matching), the
 //! mapping of errors to answers (`ApiError`).
 
-use crate::audit_trail::Trail;
 use crate::config::Config;
 use crate::driver::{now_ms, run_authorized_then, seed, Budget};
 use crate::kv::{ConflictRecord, FailureRecord, State};
@@ -356,24 +355,10 @@ async fn ask(ledger: &Ledger, begin: &BeginRequest, wait_ms: u64) -> Result<(Dec
     }
 }
 
-/// Appends to the audit trail. The write it records has happened: a trail that cannot be reached
-/// is logged, never turned into a failure of the write.
+/// Records the writes in the audit trail (parked for replay when it cannot be reached; the
+/// write it records has happened and never fails for it).
 pub async fn record_audit(env: &Env, config: &Config, drafts: Vec<AuditDraft>) {
-    let appended = match Trail::open(env) {
-        Ok(trail) => trail.append(drafts, config.audit_retention_days).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = appended {
-        audit_failed(&e);
-    }
-}
-
-/// The log line of an audit append that failed.
-pub fn audit_failed(e: &worker::Error) {
-    worker::console_error!(
-        "{}",
-        json!({"at": iso8601(now_ms()), "event": "audit_append_failed", "detail": e.to_string()})
-    );
+    let _ = crate::audit_trail::record(env, config, drafts).await;
 }
 
 async fn clear_failures(state: &State, event_ids: &[String]) {

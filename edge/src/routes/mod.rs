@@ -52,6 +52,8 @@ enum Route {
     SyncReject,
     Audit,
     AuditVerify,
+    AuditParked,
+    ReplayAuditParked,
     RoleSync,
     Notices,
     ReplayNotice(String),
@@ -81,6 +83,8 @@ fn parse(method: &str, path: &str) -> std::result::Result<Route, (u16, &'static 
         ["notices"] => (Route::Notices, "GET"),
         ["notices", id, "replay"] if !id.is_empty() => (Route::ReplayNotice(id.to_string()), "POST"),
         ["audit", "verify"] => (Route::AuditVerify, "GET"),
+        ["audit", "parked"] => (Route::AuditParked, "GET"),
+        ["audit", "parked", "replay"] => (Route::ReplayAuditParked, "POST"),
         _ => return Err((404, "")),
     };
     if method != allowed {
@@ -145,6 +149,11 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         Route::Notices => admin::notices(&req, env).await,
         Route::ReplayNotice(id) => admin::replay_notice(env, &config, &id).await,
         Route::AuditVerify => audit::verify(&req, env).await,
+        Route::AuditParked => audit::parked(&req, env).await,
+        Route::ReplayAuditParked => {
+            let dry_run = dry_run(&mut req).await?;
+            audit::replay_parked(env, &config, dry_run).await
+        }
         Route::SyncRun => {
             let dry_run = dry_run(&mut req).await?;
             graph::run(env, &config, dry_run).await
@@ -208,6 +217,9 @@ mod tests {
         assert_eq!(parse("GET", "/sync/status"), Ok(Route::SyncStatus));
         assert_eq!(parse("POST", "/sync/approve"), Ok(Route::SyncApprove));
         assert_eq!(parse("GET", "/sync/run"), Err((405, "POST")));
+        assert_eq!(parse("GET", "/audit/parked"), Ok(Route::AuditParked));
+        assert_eq!(parse("POST", "/audit/parked/replay"), Ok(Route::ReplayAuditParked));
+        assert_eq!(parse("GET", "/audit/parked/replay"), Err((405, "POST")));
         assert_eq!(parse("GET", "/conflicts/ab12"), Err((405, "DELETE")));
         for unknown in ["/", "/failures/", "/failures/x/y", "/provision/bulk/", "/webhooks"] {
             assert_eq!(parse("GET", unknown).map_err(|e| e.0), Err(404), "{unknown}");

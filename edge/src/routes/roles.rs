@@ -5,8 +5,6 @@
 //! The verdict is core's (`RolePolicy::verdict`); a refused one is answered 403 with the verdict
 //! and CXone is not touched. The write goes through the person's ledger like any other.
 
-use super::lifecycle::audit_failed;
-use crate::audit_trail::Trail;
 use crate::config::Config;
 use crate::driver::{now_ms, plan_first_write, run_authorized, seed, Budget};
 use crate::kv::State;
@@ -262,18 +260,8 @@ fn refuse(verdict: &Verdict) -> Result<Response> {
     reply::json(403, &body)
 }
 
-/// The audit entry of the sync (logged and `None` when the trail cannot be reached: the write
-/// has happened, and the answer says what it was).
+/// The audit entry of the sync (`None` when the trail cannot be reached: the record is parked
+/// for replay, the write has happened, and the answer says what it was).
 async fn append(env: &Env, config: &Config, draft: AuditDraft) -> Option<AuditEntry> {
-    let appended = match Trail::open(env) {
-        Ok(trail) => trail.append(vec![draft], config.audit_retention_days).await,
-        Err(e) => Err(e),
-    };
-    match appended {
-        Ok(mut entries) => entries.pop(),
-        Err(e) => {
-            audit_failed(&e);
-            None
-        }
-    }
+    crate::audit_trail::record(env, config, vec![draft]).await?.pop()
 }
