@@ -55,6 +55,10 @@ pub struct SimServer {
     hide_limits: bool,
     /// Answers filtered listings with every user, as a broken server might.
     pub ignore_filter: bool,
+    /// Answers every listing from its first page, whatever `startIndex` asks.
+    pub ignore_start_index: bool,
+    /// The `filter` of every listing asked for, decoded, in order.
+    pub filters: Vec<String>,
     /// The virtual time of the request being handled (set by [`drive`]).
     now: u64,
     /// Token bucket on /scim/v2: (requests per second, burst), level, last refill.
@@ -195,6 +199,9 @@ impl SimServer {
                 })
         };
         self.log.push(format!("{} {path}", req.method.as_str()));
+        if let Some(f) = query.split('&').find_map(|kv| kv.strip_prefix("filter=")) {
+            self.filters.push(percent_decode(f));
+        }
         match self.faults.front().copied() {
             Some(Fault::DeleteAfterLookup) if req.method == Method::Delete => {
                 self.faults.pop_front();
@@ -358,7 +365,10 @@ impl SimServer {
             None => self.users.iter().collect(),
         };
         let count: usize = param("count").map_or(100, |c| c.parse().unwrap()).min(self.page_cap());
-        let start: usize = param("startIndex").map_or(1, |c| c.parse().unwrap());
+        let start: usize = match param("startIndex") {
+            Some(c) if !self.ignore_start_index => c.parse().unwrap(),
+            _ => 1,
+        };
         let page: Vec<&Value> = matches.iter().skip(start - 1).take(count).copied().collect();
         HttpResponse::new(
             200,
@@ -389,6 +399,23 @@ impl SimServer {
     }
 
     fn patch(&mut self, id: &str, body: &Value) -> HttpResponse {
+        // userName stays unique (RFC 7643 §4.1.1), whichever way it is changed.
+        for op in body["Operations"].as_array().into_iter().flatten() {
+            let renamed = match op["path"].as_str() {
+                Some("userName") => op["value"].as_str(),
+                None => op["value"]["userName"].as_str(),
+                _ => None,
+            };
+            if let Some(name) = renamed.map(str::to_lowercase) {
+                let taken = self
+                    .users
+                    .iter()
+                    .any(|u| u["id"] != json!(id) && u["userName"].as_str().unwrap_or_default().to_lowercase() == name);
+                if taken {
+                    return scim_error(409, Some("uniqueness"), "userName taken");
+                }
+            }
+        }
         let Some(user) = self.users.iter_mut().find(|u| u["id"] == json!(id)) else {
             return scim_error(404, None, "not found");
         };

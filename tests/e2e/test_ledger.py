@@ -125,6 +125,32 @@ def test_failed_update_redelivered_after_a_later_delete_stays_deleted(worker, cl
 
 # 2. A recycled userName never takes over the previous holder's account.
 
+def test_a_create_that_meets_a_409_looks_for_the_persons_own_account_first(worker, clean):
+    """The person's account under an earlier userName, and an account without externalId holding
+    the new one: the 409 leads to the person's own account (whose rename CXone then refuses),
+    never to the holder of the userName."""
+    tag = uuid.uuid4().hex[:8]
+    ext = f"entra-own-{tag}"
+    status, own, _ = clean.scim("POST", "/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"old.{tag}@example.com",
+        "externalId": ext, "active": True})
+    assert status == 201, own
+    status, holder, _ = clean.scim("POST", "/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"new.{tag}@example.com",
+        "active": True})
+    assert status == 201, holder
+    clean.clear_log()
+    event = person(userName=f"new.{tag}@example.com", externalId=ext)
+    status, body, _ = worker.post_event(event)
+    # CXone refuses the rename (the userName is taken): a permanent failure, recorded.
+    assert status == 422, body
+    writes = [(e["method"], e["path"].rsplit("/", 1)[-1], e["status"]) for e in clean.scim_writes()]
+    assert writes == [("POST", "Users", 409), ("PATCH", own["id"], 409)], writes
+    after = clean.user(holder["id"])
+    assert after.get("externalId") is None and after["userName"] == holder["userName"], after
+    assert clean.user(own["id"])["userName"] == own["userName"]
+
+
 def test_recycled_user_name_with_a_new_external_id_is_a_conflict(worker, clean):
     leaver = person()
     status, created, _ = worker.post_event(leaver)

@@ -13,7 +13,8 @@ pub struct Intake<'a> {
     policy: &'a RolePolicy,
     target: &'a RoleTarget,
     precheck: bool,
-    first_by_name: HashMap<String, usize>,
+    /// The first row of each userName (lowercase), and whether it carries an externalId.
+    first_by_name: HashMap<String, (usize, bool)>,
     first_by_external_id: HashMap<String, usize>,
     counts: Counts,
     next_index: usize,
@@ -61,37 +62,42 @@ impl<'a> Intake<'a> {
                 return e;
             }
         }
-        // One externalId is one person: under another userName it cannot be told which is right.
-        if let Some(ext) = &e.external_id {
-            match self.first_by_external_id.get(ext) {
-                Some(&first)
-                    if self
-                        .first_by_name
-                        .get(&e.user_name.to_lowercase())
-                        .is_none_or(|&same| same != first) =>
-                {
-                    e.fail(
-                        400,
-                        Some("uniqueness".into()),
-                        format!("externalId {ext:?} is already given to input user {first} with another userName"),
-                    );
-                    return e;
-                }
-                Some(_) => {}
-                None => {
-                    self.first_by_external_id.insert(ext.clone(), index);
-                }
-            }
+        // One externalId is one person, and one userName one account: a row that pairs either
+        // with something else than its first row did cannot be told apart from another person.
+        let name = e.user_name.to_lowercase();
+        let first_named = self.first_by_name.get(&name).copied();
+        let first_with_id = e
+            .external_id
+            .as_ref()
+            .and_then(|ext| self.first_by_external_id.get(ext).copied());
+        let refused = match (first_with_id, first_named) {
+            (Some(f), Some((n, _))) if f == n => None,
+            (Some(f), _) => Some(format!(
+                "externalId {:?} is already given to input user {f} with another userName",
+                e.external_id.as_deref().unwrap_or_default()
+            )),
+            (None, Some((n, named_has_id))) if named_has_id || e.external_id.is_some() => Some(format!(
+                "userName {:?} is already given to input user {n} with another externalId",
+                e.user_name
+            )),
+            (None, _) => None,
+        };
+        if let Some(detail) = refused {
+            e.fail(400, Some("uniqueness".into()), detail);
+            return e;
         }
-        match self.first_by_name.get(&e.user_name.to_lowercase()) {
-            Some(&first) => {
+        match first_named {
+            Some((first, _)) => {
                 e.duplicate_of = Some(first);
                 e.stage = Stage::Done {
                     outcome: Outcome::Exists,
                 };
             }
             None => {
-                self.first_by_name.insert(e.user_name.to_lowercase(), index);
+                self.first_by_name.insert(name, (index, e.external_id.is_some()));
+                if let Some(ext) = &e.external_id {
+                    self.first_by_external_id.insert(ext.clone(), index);
+                }
             }
         }
         e

@@ -442,10 +442,26 @@ impl BulkRun {
             });
             return;
         }
+        // The pages ended (empty, or repeating) before the accounts the server counted: one
+        // not seen could be a row's own, or another person's under its userName.
+        let accounts_seen = found
+            .iter()
+            .map(|(_, u)| u.id.clone())
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64;
+        let incomplete = accounts_seen < list.total_results;
         for i in indexes {
             let accounts: Vec<User> = found.iter().filter(|(j, _)| *j == i).map(|(_, u)| u.clone()).collect();
             if let Some(e) = self.window.get_mut(&i) {
-                lookup::resolve(e, &accounts, self.started_at);
+                if incomplete {
+                    e.finish(Outcome::Conflict, None);
+                    e.detail = Some(format!(
+                        "CXone counted {} accounts for the lookup but its pages listed {accounts_seen}; nothing written",
+                        list.total_results
+                    ));
+                } else {
+                    lookup::resolve(e, &accounts, self.started_at);
+                }
             }
             self.touch(i);
         }

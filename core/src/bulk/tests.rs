@@ -579,6 +579,44 @@ fn one_external_id_under_two_user_names_is_refused_not_merged() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
+fn one_user_name_under_two_external_ids_is_refused_not_merged() {
+    let mut s = SimServer::default();
+    let mut input = users(4);
+    // Another person's row under user0's userName (in another case), and one with no externalId.
+    input[2].user_name = "USER0@example.com".into();
+    input[3].user_name = "user1@example.com".into();
+    input[3].external_id = None;
+    // A true repeat of user1 stays a repeat.
+    input.push(input[1].clone());
+    let r = run(&mut s, &input, config(50));
+    assert_eq!(
+        outcomes(&r),
+        [
+            Outcome::Created,
+            Outcome::Created,
+            Outcome::Failed,
+            Outcome::Failed,
+            Outcome::Exists
+        ]
+    );
+    for refused in &r.users[2..4] {
+        assert_eq!(refused.scim_type.as_deref(), Some("uniqueness"));
+        assert!(
+            refused
+                .detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("another externalId"),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(r.users[4].duplicate_of, Some(1));
+    assert_eq!(s.count(), 2);
+    let ids: Vec<Option<String>> = s.users().into_iter().map(|u| u.external_id).collect();
+    assert_eq!(ids, [Some("ext-0".to_string()), Some("ext-1".to_string())]);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
 fn a_bulk_request_that_kept_timing_out_is_read_not_failed() {
     let mut s = SimServer::default();
     let input = users(3);
@@ -658,5 +696,43 @@ fn an_updated_row_records_the_roles_the_account_held_before() {
         let draft = row.audit_draft(5, 9).unwrap();
         assert_eq!(draft.roles_before, [before], "{target}");
         assert_eq!(draft.roles_after, ["Agent"], "{target}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn lookup_pages_that_end_before_the_count_write_nothing() {
+    for precheck in [true, false] {
+        // Ten users already there, more than one page (the simulator lists 7 at most), on a
+        // server that answers every page from the first.
+        let input = users(10);
+        let mut s = SimServer::default();
+        for u in &input {
+            s.insert(&serde_json::to_string(&create_payload(&desired_of(u))).unwrap());
+        }
+        s.ignore_start_index = true;
+        let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
+        assert!(
+            outcomes(&r).iter().all(|o| *o == Outcome::Conflict),
+            "precheck {precheck}: {:?}",
+            outcomes(&r)
+        );
+        assert!(
+            r.users[0].detail.as_deref().unwrap_or_default().contains("counted 10"),
+            "{:?}",
+            r.users[0]
+        );
+        assert!(!s.log().iter().any(|l| l.starts_with("PATCH")), "{:?}", s.log());
+        assert_eq!(s.count(), 10);
+        // The same server paging properly: every user is found as it is.
+        let mut s = SimServer::default();
+        for u in &input {
+            s.insert(&serde_json::to_string(&create_payload(&desired_of(u))).unwrap());
+        }
+        let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
+        assert!(
+            outcomes(&r).iter().all(|o| *o == Outcome::Exists),
+            "precheck {precheck}: {:?}",
+            outcomes(&r)
+        );
     }
 }

@@ -244,9 +244,11 @@ impl LifecycleFlow {
                     &resp.body,
                 ))),
             },
+            // Someone holds the userName: the person's own account (externalId first), else an
+            // account the userName rule lets us claim; never the userName holder alone.
             (Phase::Create, 409) if self.conflicts == 0 => {
                 self.conflicts += 1;
-                self.find(By::UserName);
+                self.find(self.first_lookup());
             }
             (Phase::Find(by), 200) => match lookup::read_answer(&self.lookup(), by, &resp, self.exchange.describe()) {
                 Ok(Found::None) => self.on_found(by, None),
@@ -390,10 +392,33 @@ mod tests {
         assert_eq!(out, Applied::new(Action::Updated, Some(id.clone())));
         assert_eq!(
             s.log(),
-            ["POST /scim/v2/Users", "GET /scim/v2/Users", "PATCH /scim/v2/Users/u1"]
+            [
+                "POST /scim/v2/Users",
+                "GET /scim/v2/Users",
+                "GET /scim/v2/Users",
+                "PATCH /scim/v2/Users/u1"
+            ]
         );
         assert_eq!(s.user(&id).external_id.as_deref(), Some("e-1"));
         assert_eq!(s.count(), 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_create_conflict_looks_for_the_persons_own_account_before_the_user_name_holder() {
+        // The person's account under an earlier userName, and an unclaimed account holding the new one.
+        let mut s = SimServer::default();
+        let own = s.insert(r#"{"userName":"old.jdoe@example.com","externalId":"e-1","active":true}"#);
+        let holder = s.insert(r#"{"userName":"jdoe@example.com","active":true}"#);
+        let out = run(&mut s, CREATE);
+        assert_eq!(s.filters, ["externalId eq \"e-1\""], "{:?}", s.log());
+        // The rename of the person's own account collides with the holder: refused, nothing else written.
+        assert!(out.is_err(), "{out:?}");
+        assert_eq!(
+            writes(&s),
+            ["POST /scim/v2/Users", &format!("PATCH /scim/v2/Users/{own}")]
+        );
+        assert_eq!(s.user(&holder).external_id, None, "the holder is never claimed");
+        assert_eq!(s.user(&own).user_name, "old.jdoe@example.com");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

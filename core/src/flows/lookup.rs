@@ -4,7 +4,8 @@
 //! against the filter it answers (externalId exactly, userName in any case, as RFC 7643 makes
 //! it case-insensitive); a `userName` match counts only when the account has no externalId or
 //! the person's. Anything else (another externalId, several matches, an answer that ignores the
-//! filter) is a [`Conflict`]: the caller writes nothing.
+//! filter, an answer that counts more accounts than it lists) is a [`Conflict`]: the caller
+//! writes nothing.
 
 use super::FlowError;
 use crate::event::Lookup;
@@ -22,6 +23,8 @@ pub enum ConflictReason {
     SeveralMatches,
     /// The lookup answer holds accounts its filter does not match.
     FilterIgnored,
+    /// The answer counts a matching account (`totalResults`) it does not list.
+    IncompleteAnswer,
 }
 
 /// A lookup CXone answered with an account this event may not write.
@@ -91,10 +94,14 @@ pub(crate) fn read_answer(lookup: &Lookup, by: By, resp: &HttpResponse, request:
     };
     let filter = filter_for(lookup, by).unwrap_or_default();
     let mut users = list.resources;
+    // What the server counts and does not list could be another match, or this person's account.
+    let unlisted = list.total_results > users.len() as u64;
     let reason = if users.iter().any(|u| !matches(u)) {
         ConflictReason::FilterIgnored
-    } else if users.len() > 1 {
+    } else if users.len() > 1 || (unlisted && list.total_results > 1) {
         ConflictReason::SeveralMatches
+    } else if unlisted {
+        ConflictReason::IncompleteAnswer
     } else {
         return Ok(match users.pop() {
             None => Found::None,
@@ -132,7 +139,34 @@ mod tests {
     }
 
     fn answer(users: serde_json::Value) -> HttpResponse {
-        HttpResponse::new(200, json!({"totalResults": 1, "Resources": users}).to_string())
+        let total = users.as_array().map_or(0, Vec::len);
+        HttpResponse::new(200, json!({"totalResults": total, "Resources": users}).to_string())
+    }
+
+    fn read_counted(lookup: &Lookup, by: By, total: u64, users: serde_json::Value) -> Found {
+        let resp = HttpResponse::new(200, json!({"totalResults": total, "Resources": users}).to_string());
+        read_answer(lookup, by, &resp, "GET /scim/v2/Users".into()).unwrap()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_answer_that_counts_accounts_it_does_not_list_is_a_conflict() {
+        let p = person(Some("jdoe@x.io"), Some("e-1"));
+        let a = json!([{"id": "u1", "userName": "jdoe@x.io", "externalId": "e-1"}]);
+        // One listed of two counted: the other could be the person's too.
+        match read_counted(&p, By::ExternalId, 2, a.clone()) {
+            Found::Conflict(c) => assert_eq!((c.reason, c.accounts.len()), (ConflictReason::SeveralMatches, 1)),
+            other => panic!("{other:?}"),
+        }
+        // One counted, none listed: not "absent" (that would create a second account).
+        for by in [By::ExternalId, By::UserName] {
+            match read_counted(&p, by, 1, json!([])) {
+                Found::Conflict(c) => assert_eq!((c.reason, c.accounts.len()), (ConflictReason::IncompleteAnswer, 0)),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Counted and listed agree: as before.
+        assert!(matches!(read_counted(&p, By::ExternalId, 1, a), Found::One(_)));
+        assert_eq!(read_counted(&p, By::UserName, 0, json!([])), Found::None);
     }
 
     fn read(lookup: &Lookup, by: By, users: serde_json::Value) -> Found {

@@ -418,6 +418,9 @@ async fn conflict_answer(
             "the CXone account with this userName belongs to another externalId; nothing written"
         }
         ConflictReason::SeveralMatches => "several CXone accounts match this person; nothing written",
+        ConflictReason::IncompleteAnswer => {
+            "CXone counted a matching account its lookup answer did not list; nothing written"
+        }
         ConflictReason::FilterIgnored => {
             "CXone answered the lookup with accounts its filter does not match; nothing written"
         }
