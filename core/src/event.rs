@@ -356,6 +356,12 @@ impl LifecycleEvent {
         Ok(())
     }
 
+    /// The event leaves the account's `active` as it is: an update without `accountEnabled`
+    /// (what the person's ledger needs to order leavers, see [`crate::ledger`]).
+    pub fn keeps_status(&self) -> bool {
+        self.operation == Operation::Update && self.account_enabled.is_none()
+    }
+
     /// The key that orders events about one person: externalId, else the userName.
     pub fn subject_key(&self) -> String {
         match &self.external_id {

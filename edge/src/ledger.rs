@@ -4,7 +4,8 @@
 //! Tables:
 //! - `person`: one row, the [`PersonState`] (last applied event, CXone id, lease) as JSON;
 //! - `deliveries`: one row per webhook-id seen: first sight, body digest, the answer once
-//!   final, and the event time of a failure record kept for it (to clear when superseded).
+//!   final, and the event time of a failure record kept for it and whether it was a leaver (to
+//!   clear when superseded).
 //!
 //! Every handler reads, decides and writes with no `await` in between, so each runs as one
 //! transaction and requests for one person never interleave inside the object. The lease is
@@ -63,6 +64,20 @@ impl DurableObject for PersonLedger {
              digest TEXT NOT NULL, answer TEXT, failed_at INTEGER)",
             None,
         );
+        // Added after the table first shipped.
+        let has_column: Vec<serde_json::Value> = sql
+            .exec(
+                "SELECT name FROM pragma_table_info('deliveries') WHERE name = 'failed_leaver'",
+                None,
+            )
+            .and_then(|c| c.to_array())
+            .unwrap_or_default();
+        if has_column.is_empty() {
+            let _ = sql.exec(
+                "ALTER TABLE deliveries ADD COLUMN failed_leaver INTEGER NOT NULL DEFAULT 0",
+                None,
+            );
+        }
         Self { state }
     }
 
@@ -193,23 +208,32 @@ fn on_commit(sql: &SqlStorage, req: &CommitRequest, now: UnixMillis) -> Result<C
         keep_answer(sql, &c.event_id, answer)?;
     }
     let mut answer = CommitAnswer::default();
-    if let Some(up_to) = committed.supersedes_up_to {
+    for (up_to, leaver) in [
+        (committed.supersedes_up_to, 0i64),
+        (committed.supersedes_leavers_up_to, 1),
+    ] {
+        let Some(up_to) = up_to else { continue };
+        let bounds = || vec![millis(up_to), leaver.into()];
         let rows: Vec<FailedRow> = sql
             .exec(
-                "SELECT event_id FROM deliveries WHERE failed_at IS NOT NULL AND failed_at <= ?",
-                vec![millis(up_to)],
+                "SELECT event_id FROM deliveries WHERE failed_at IS NOT NULL AND failed_at <= ? AND failed_leaver = ?",
+                bounds(),
             )?
             .to_array()?;
         sql.exec(
-            "UPDATE deliveries SET failed_at = NULL WHERE failed_at IS NOT NULL AND failed_at <= ?",
-            vec![millis(up_to)],
+            "UPDATE deliveries SET failed_at = NULL WHERE failed_at IS NOT NULL AND failed_at <= ? AND failed_leaver = ?",
+            bounds(),
         )?;
-        answer.superseded_failures = rows.into_iter().map(|r| r.event_id).collect();
+        answer.superseded_failures.extend(rows.into_iter().map(|r| r.event_id));
     }
     if req.failure_recorded {
         sql.exec(
-            "UPDATE deliveries SET failed_at = ? WHERE event_id = ?",
-            vec![millis(c.event_time), c.event_id.as_str().into()],
+            "UPDATE deliveries SET failed_at = ?, failed_leaver = ? WHERE event_id = ?",
+            vec![
+                millis(c.event_time),
+                i64::from(c.operation.is_leaver()).into(),
+                c.event_id.as_str().into(),
+            ],
         )?;
     }
     sql.exec(

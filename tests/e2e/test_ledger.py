@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import (ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, INSPECTOR_PORT, LEDGER_LEASE_MS, WEBHOOK_SECRET,
-                      WORKER_PORT)
+from conftest import (ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, ENTERPRISE, INSPECTOR_PORT, LEDGER_LEASE_MS,
+                      WEBHOOK_SECRET, WORKER_PORT)
 from harness import WranglerDev, write_env_file
 from helpers import request, sign
 from test_lifecycle import person, then
@@ -121,6 +121,32 @@ def test_failed_update_redelivered_after_a_later_delete_stays_deleted(worker, cl
     assert status == 200 and body.get("action") in ("stale", "skipped"), body
     assert clean.scim_writes() == [], "the deleted user must not come back"
     assert clean.find("externalId", joiner["externalId"]) == []
+
+
+def test_failed_disable_redelivered_after_a_later_attribute_update_still_disables(worker, clean):
+    """An update that leaves `active` alone (a department change after a termination) does not
+    undo the termination that failed before it: the redelivered disable applies."""
+    joiner = person(occurredAt=at(-30))
+    applied(worker, joiner, "created")
+    disable_id = msg("leaver_outage")
+    disable = {"operation": "disable", "externalId": joiner["externalId"], "userName": joiner["userName"],
+               "occurredAt": at(-20)}
+    clean.fault(status=503, count=1000, path="/scim/v2/Users", retryAfter="0")
+    status, body, _ = worker.post_event(disable, msg_id=disable_id)
+    assert status == 502, body
+    assert len(failures_for(worker, disable_id)) == 1
+    clean.clear_faults()
+    mover = without(then(joiner, operation="update", department="Archive", occurredAt=at(-10)), "accountEnabled")
+    applied(worker, mover, "updated")
+    assert only_user(clean, joiner["externalId"])["active"] is True
+    # Still kept for replay: the update did not supersede the leaver.
+    assert len(failures_for(worker, disable_id)) == 1
+    status, body, _, _ = worker.deliver(disable, disable_id)
+    assert (status, body.get("action")) == (200, "disabled"), body
+    after = only_user(clean, joiner["externalId"])
+    assert after["active"] is False, after
+    assert after[ENTERPRISE]["department"] == "Archive", "the mover's change stays"
+    assert failures_for(worker, disable_id) == []
 
 
 # 2. A recycled userName never takes over the previous holder's account.

@@ -9,6 +9,12 @@
 //! Event time is the source's (`occurredAt`, the envelope's `timestamp`), else the time the
 //! ledger first saw the delivery's webhook-id, so a redelivery keeps its original place however
 //! fresh its `webhook-timestamp` is.
+//!
+//! Two marks order events: the newest event applied (any kind), against which a joiner or mover
+//! older than it is stale; and the newest event applied that decided whether the account is
+//! active (a create, an update carrying `accountEnabled`, a disable, a delete), against which
+//! alone a leaver is judged. An update that leaves `active` alone never makes an earlier leaver
+//! stale: a department change after a termination does not undo the termination.
 
 #[cfg(test)]
 mod tests;
@@ -35,6 +41,10 @@ pub struct EventFacts {
     /// An admin re-runs a delivery that failed for good (`POST /failures/{id}/replay`).
     #[serde(default)]
     pub replay: bool,
+    /// The event leaves the account's `active` as it is (an update without `accountEnabled`,
+    /// a role sync).
+    #[serde(default)]
+    pub keeps_status: bool,
 }
 
 /// An answer given to a delivery, kept so that redeliveries get it back.
@@ -88,6 +98,9 @@ pub struct Lease {
 pub struct PersonState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastApplied>,
+    /// The newest applied event that decided whether the account is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<LastApplied>,
     /// The CXone account last written for the person (none after a delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cxone_id: Option<String>,
@@ -96,9 +109,18 @@ pub struct PersonState {
 }
 
 impl PersonState {
+    /// The newest applied event that decided the account's status. A ledger written before that
+    /// mark was kept has only `last`: it counts unless it was an update (which may have left
+    /// `active` alone).
+    pub fn status_mark(&self) -> Option<&LastApplied> {
+        self.last_status
+            .as_ref()
+            .or_else(|| self.last.as_ref().filter(|l| l.operation != Operation::Update))
+    }
+
     /// Deleted, and not re-created since: a tombstone.
     pub fn is_tombstoned(&self) -> bool {
-        self.last.as_ref().is_some_and(|l| l.operation == Operation::Delete)
+        self.status_mark().is_some_and(|l| l.operation == Operation::Delete)
     }
 }
 
@@ -167,8 +189,17 @@ pub fn decide(
         };
     }
     let event_time = facts.occurred_at.or(delivery.map(|d| d.first_seen)).unwrap_or(now);
-    if let Some(last) = &person.last {
-        let leaver_holds = last.operation.is_leaver() && !facts.operation.is_leaver();
+    // A leaver is judged against what decided the status; anything else against the newest.
+    let mark = if facts.operation.is_leaver() {
+        person.status_mark()
+    } else {
+        person.last.as_ref()
+    };
+    if let Some(last) = mark {
+        let leaver_holds = person
+            .status_mark()
+            .is_some_and(|s| s.at == last.at && s.operation.is_leaver())
+            && !facts.operation.is_leaver();
         if event_time < last.at || (event_time == last.at && leaver_holds) {
             return Decision::Stale {
                 answer: StoredAnswer::ok(json!({
@@ -221,6 +252,9 @@ pub struct Commit {
     pub lease_token: String,
     pub event_time: UnixMillis,
     pub operation: Operation,
+    /// As in [`EventFacts`]: the event left `active` as it was.
+    #[serde(default)]
+    pub keeps_status: bool,
     pub ending: Ending,
     /// The answer to keep for the delivery (none for `Failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,8 +265,11 @@ pub struct Commit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
     pub person: PersonState,
-    /// Failed deliveries whose event time is at or before this are superseded.
+    /// Failed joiners and movers whose event time is at or before this are superseded.
     pub supersedes_up_to: Option<UnixMillis>,
+    /// Failed leavers whose event time is at or before this are superseded (only by an event
+    /// that decided the status).
+    pub supersedes_leavers_up_to: Option<UnixMillis>,
 }
 
 /// Records how a delivery ended. The last-applied mark only moves forward, so a commit that
@@ -246,23 +283,30 @@ pub fn commit(person: &PersonState, c: &Commit) -> Committed {
         return Committed {
             person: next,
             supersedes_up_to: None,
+            supersedes_leavers_up_to: None,
         };
     };
+    let applied = LastApplied {
+        at: c.event_time,
+        operation: c.operation,
+        event_id: c.event_id.clone(),
+    };
     let newer = next.last.as_ref().is_none_or(|l| c.event_time >= l.at);
+    let status_newer = !c.keeps_status && next.status_mark().is_none_or(|l| c.event_time >= l.at);
+    if status_newer {
+        next.last_status = Some(applied.clone());
+    }
     if newer {
-        next.last = Some(LastApplied {
-            at: c.event_time,
-            operation: c.operation,
-            event_id: c.event_id.clone(),
-        });
-        match action {
-            Action::Deleted => next.cxone_id = None,
-            _ if id.is_some() => next.cxone_id.clone_from(id),
-            _ => {}
-        }
+        next.last = Some(applied);
+    }
+    match action {
+        Action::Deleted if status_newer => next.cxone_id = None,
+        _ if id.is_some() && (newer || status_newer) => next.cxone_id.clone_from(id),
+        _ => {}
     }
     Committed {
         person: next,
         supersedes_up_to: newer.then_some(c.event_time),
+        supersedes_leavers_up_to: status_newer.then_some(c.event_time),
     }
 }

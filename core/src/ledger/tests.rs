@@ -13,6 +13,7 @@ fn facts(id: &str, operation: Operation, occurred_at: Option<UnixMillis>) -> Eve
         operation,
         occurred_at,
         replay: false,
+        keeps_status: false,
     }
 }
 
@@ -23,6 +24,7 @@ fn applied(at: UnixMillis, operation: Operation, id: &str) -> PersonState {
             operation,
             event_id: id.into(),
         }),
+        last_status: None,
         cxone_id: (operation != Operation::Delete).then(|| "cx-1".to_string()),
         lease: None,
     }
@@ -261,6 +263,7 @@ fn commit_of(id: &str, token: &str, at: UnixMillis, operation: Operation, ending
         lease_token: token.into(),
         event_time: at,
         operation,
+        keeps_status: false,
         ending,
         answer: None,
     }
@@ -334,4 +337,147 @@ fn a_commit_with_another_token_leaves_the_current_lease() {
         assert_eq!(c.person.lease.as_ref(), Some(&theirs));
         assert_eq!((c.person.last.clone(), c.supersedes_up_to), (None, None));
     }
+}
+
+fn keeping_status(mut f: EventFacts) -> EventFacts {
+    f.keeps_status = true;
+    f
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_update_that_leaves_active_alone_never_makes_an_earlier_leaver_stale() {
+    // Created at T0; a disable at T0+1 failed (CXone down); an update without accountEnabled at
+    // T0+2 was applied; the disable's redelivery comes last.
+    let created = commit(
+        &PersonState::default(),
+        &commit_of("m0", "t0", T0, Operation::Create, ending(Action::Created, Some("cx-1"))),
+    )
+    .person;
+    let mut moved = commit_of(
+        "m2",
+        "t2",
+        T0 + 2,
+        Operation::Update,
+        ending(Action::Updated, Some("cx-1")),
+    );
+    moved.keeps_status = true;
+    let after = commit(&created, &moved);
+    assert_eq!(after.supersedes_up_to, Some(T0 + 2), "older joiner or mover failures");
+    assert_eq!(after.supersedes_leavers_up_to, None, "the failed disable still stands");
+    let person = after.person;
+    assert_eq!(person.last.as_ref().map(|l| l.at), Some(T0 + 2));
+    assert_eq!(
+        person.status_mark().map(|l| (l.at, l.operation)),
+        Some((T0, Operation::Create))
+    );
+
+    let disable = facts("m1", Operation::Disable, Some(T0 + 1));
+    assert_eq!(
+        go_time(&decide(&person, None, &disable, T0 + 10, LEASE_MS, "t1")),
+        T0 + 1
+    );
+    let disabled = commit(
+        &person,
+        &commit_of(
+            "m1",
+            "t1",
+            T0 + 1,
+            Operation::Disable,
+            ending(Action::Disabled, Some("cx-1")),
+        ),
+    );
+    assert_eq!(disabled.supersedes_leavers_up_to, Some(T0 + 1));
+    assert_eq!(disabled.supersedes_up_to, None, "not newer than the update");
+    let person = disabled.person;
+    assert_eq!(person.last.as_ref().map(|l| l.event_id.as_str()), Some("m2"));
+    assert_eq!(person.status_mark().map(|l| l.event_id.as_str()), Some("m1"));
+    // A mover from before the disable is still stale; a rehire after it goes.
+    let old_mover = keeping_status(facts("m3", Operation::Update, Some(T0 + 1)));
+    assert_eq!(
+        action_of(&decide(&person, None, &old_mover, T0 + 11, LEASE_MS, "t3")),
+        "stale"
+    );
+    let rehire = facts("m4", Operation::Update, Some(T0 + 3));
+    assert_eq!(
+        go_time(&decide(&person, None, &rehire, T0 + 12, LEASE_MS, "t4")),
+        T0 + 3
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_later_event_that_sets_active_still_makes_an_earlier_leaver_stale() {
+    let person = applied(T0 + 2, Operation::Update, "m2");
+    let person = commit(
+        &person,
+        &commit_of(
+            "m2",
+            "t2",
+            T0 + 2,
+            Operation::Update,
+            ending(Action::Updated, Some("cx-1")),
+        ),
+    )
+    .person;
+    assert_eq!(person.status_mark().map(|l| l.at), Some(T0 + 2));
+    let late_disable = facts("m1", Operation::Disable, Some(T0 + 1));
+    assert_eq!(
+        action_of(&decide(&person, None, &late_disable, T0 + 9, LEASE_MS, "t1")),
+        "stale"
+    );
+    // At the same time the leaver wins, as before.
+    let same_time = facts("m5", Operation::Disable, Some(T0 + 2));
+    assert_eq!(
+        go_time(&decide(&person, None, &same_time, T0 + 9, LEASE_MS, "t5")),
+        T0 + 2
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_delete_applied_after_a_later_attribute_update_still_tombstones() {
+    let person = commit(
+        &applied(T0, Operation::Create, "m0"),
+        &Commit {
+            keeps_status: true,
+            ..commit_of(
+                "m2",
+                "t2",
+                T0 + 2,
+                Operation::Update,
+                ending(Action::Updated, Some("cx-1")),
+            )
+        },
+    )
+    .person;
+    let delete = facts("m1", Operation::Delete, Some(T0 + 1));
+    assert_eq!(go_time(&decide(&person, None, &delete, T0 + 5, LEASE_MS, "t1")), T0 + 1);
+    let person = commit(
+        &person,
+        &commit_of(
+            "m1",
+            "t1",
+            T0 + 1,
+            Operation::Delete,
+            ending(Action::Deleted, Some("cx-1")),
+        ),
+    )
+    .person;
+    assert!(person.is_tombstoned());
+    assert_eq!(person.cxone_id, None);
+    let update = keeping_status(facts("m3", Operation::Update, Some(T0 + 3)));
+    assert_eq!(
+        action_of(&decide(&person, None, &update, T0 + 6, LEASE_MS, "t3")),
+        "skipped"
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_ledger_kept_before_the_status_mark_reads_it_from_its_last_event() {
+    // Old state: `last` only. A create or leaver there counts; an update may not have set it.
+    assert_eq!(
+        applied(T0, Operation::Disable, "m0").status_mark().map(|l| l.operation),
+        Some(Operation::Disable)
+    );
+    assert_eq!(applied(T0, Operation::Update, "m0").status_mark(), None);
+    let old: PersonState = serde_json::from_str(r#"{"last":{"at":5,"operation":"delete","eventId":"m"}}"#).unwrap();
+    assert!(old.is_tombstoned());
 }

@@ -152,6 +152,7 @@ pub async fn apply_within(
             operation: event.operation,
             occurred_at: event.occurred_at,
             replay: delivery.replay,
+            keeps_status: event.keeps_status(),
         },
         lease_ms: config.ledger.lease_ms,
         lease_token: format!("{:016x}", seed()),
@@ -255,6 +256,7 @@ pub async fn apply_within(
         lease_token: lease.token.clone(),
         event_time,
         operation: event.operation,
+        keeps_status: event.keeps_status(),
         ending: Ending::Failed,
         answer: None,
     };

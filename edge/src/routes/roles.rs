@@ -141,6 +141,7 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
             operation: Operation::Update,
             occurred_at: Some(started),
             replay: false,
+            keeps_status: true,
         },
         lease_ms: config.ledger.lease_ms,
         lease_token: format!("{:016x}", seed()),
@@ -179,6 +180,7 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
         lease_token: lease.token,
         event_time,
         operation: Operation::Update,
+        keeps_status: true,
         ending: Ending::Answered,
         answer: None,
     };
