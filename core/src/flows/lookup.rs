@@ -125,6 +125,26 @@ pub(crate) fn read_answer(lookup: &Lookup, by: By, resp: &HttpResponse, request:
     }))
 }
 
+/// Whether `user`, read again by its id after a lookup found it, is still the person's: the same
+/// id, and an externalId that is the person's, or none and the person's userName. `None` when it
+/// is; otherwise why it no longer is (it changed hands between the lookup and the read).
+pub(crate) fn still_theirs(lookup: &Lookup, id: &str, user: &User) -> Option<ConflictReason> {
+    if user.id.as_deref() != Some(id) {
+        return Some(ConflictReason::FilterIgnored);
+    }
+    match &user.external_id {
+        Some(ext) if lookup.external_id.as_ref() == Some(ext) => None,
+        Some(_) => Some(ConflictReason::OtherExternalId),
+        None => {
+            let named = lookup
+                .user_name
+                .as_deref()
+                .is_some_and(|n| user.user_name.trim().eq_ignore_ascii_case(n));
+            (!named).then_some(ConflictReason::OtherExternalId)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,6 +228,23 @@ impl RoleSyncFlow {
                 return self.finish(Err(err));
             }
         };
+        // Read again after a 412, or answered for another id: it must still be this person's.
+        if let Some(reason) = lookup::still_theirs(&self.lookup, &id, &user) {
+            let conflict = Conflict {
+                reason,
+                filter: format!("id eq {id:?}"),
+                accounts: vec![user],
+            };
+            return self.finish(Ok(RoleSynced {
+                id: None,
+                roles_before: Vec::new(),
+                roles_after: self.target_values(),
+                action: Action::Conflict,
+                conflict: Some(conflict),
+                payload: None,
+                retried_after_412: self.retried,
+            }));
+        }
         let version = resp
             .header("etag")
             .map(str::trim)
@@ -589,6 +606,61 @@ mod tests {
         assert!(out.retried_after_412);
         assert_eq!(out.payload, Some(second));
         assert_eq!(out.action, Action::Updated);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_account_that_changed_hands_before_the_write_is_a_conflict_not_written() {
+        let v3 = current(3, &["A", "B"], "JJ");
+        let mut reassigned = current(4, &["A", "B"], "JJ");
+        reassigned["externalId"] = json!("e-someone-else");
+        let mut renamed_unclaimed = current(4, &["A", "B"], "JJ");
+        renamed_unclaimed.as_object_mut().unwrap().remove("externalId");
+        renamed_unclaimed["userName"] = json!("other@example.com");
+        let mut other_id = current(3, &["A", "B"], "JJ");
+        other_id["id"] = json!("u2");
+        for (case, changed, reason) in [
+            (
+                "another externalId after a 412",
+                &reassigned,
+                ConflictReason::OtherExternalId,
+            ),
+            (
+                "renamed, no externalId, after a 412",
+                &renamed_unclaimed,
+                ConflictReason::OtherExternalId,
+            ),
+        ] {
+            let (out, sent) = run(
+                flow(roles(&["A"]), RoleWrite::Put),
+                vec![
+                    found_by_external_id(&v3),
+                    read(&v3),
+                    HttpResponse::new(412, r#"{"status":"412","detail":"version mismatch"}"#),
+                    read(changed),
+                ],
+            );
+            let out = out.unwrap();
+            assert_eq!(
+                (out.action, out.conflict.map(|c| c.reason)),
+                (Action::Conflict, Some(reason)),
+                "{case}"
+            );
+            assert_eq!(
+                sent.iter().filter(|r| r.method == Method::Put).count(),
+                1,
+                "{case}: no second PUT"
+            );
+        }
+        // A read answered with another account: nothing written at all.
+        let (out, sent) = run(
+            flow(roles(&["A"]), RoleWrite::Put),
+            vec![found_by_external_id(&v3), read(&other_id)],
+        );
+        assert_eq!(
+            out.unwrap().conflict.map(|c| c.reason),
+            Some(ConflictReason::FilterIgnored)
+        );
+        assert!(sent.iter().all(|r| r.method == Method::Get));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
