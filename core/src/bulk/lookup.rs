@@ -33,7 +33,7 @@ pub(super) fn request<'a>(base_url: &str, rows: impl Iterator<Item = &'a Entry>,
 /// others, which are dropped here).
 pub(super) fn answers(e: &Entry, user: &User) -> bool {
     let by_ext = e.external_id.is_some() && user.external_id == e.external_id;
-    by_ext || user.user_name.eq_ignore_ascii_case(&e.user_name)
+    by_ext || crate::scim::same_user_name(&user.user_name, &e.user_name)
 }
 
 /// How much earlier than the run CXone's clock may say an account was created and still count

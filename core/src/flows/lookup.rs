@@ -90,7 +90,7 @@ pub(crate) fn read_answer(lookup: &Lookup, by: By, resp: &HttpResponse, request:
         By::UserName => lookup
             .user_name
             .as_deref()
-            .is_some_and(|n| u.user_name.trim().eq_ignore_ascii_case(n)),
+            .is_some_and(|n| crate::scim::same_user_name(&u.user_name, n)),
     };
     let filter = filter_for(lookup, by).unwrap_or_default();
     let mut users = list.resources;
@@ -139,7 +139,7 @@ pub(crate) fn still_theirs(lookup: &Lookup, id: &str, user: &User) -> Option<Con
             let named = lookup
                 .user_name
                 .as_deref()
-                .is_some_and(|n| user.user_name.trim().eq_ignore_ascii_case(n));
+                .is_some_and(|n| crate::scim::same_user_name(&user.user_name, n));
             (!named).then_some(ConflictReason::OtherExternalId)
         }
     }
@@ -166,6 +166,13 @@ mod tests {
     fn read_counted(lookup: &Lookup, by: By, total: u64, users: serde_json::Value) -> Found {
         let resp = HttpResponse::new(200, json!({"totalResults": total, "Resources": users}).to_string());
         read_answer(lookup, by, &resp, "GET /scim/v2/Users".into()).unwrap()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_user_name_answered_in_another_case_beyond_ascii_is_the_account() {
+        let p = person(Some("ünal.öz@x.io"), None);
+        let found = read(&p, By::UserName, json!([{"id": "u1", "userName": "Ünal.Öz@x.io"}]));
+        assert!(matches!(found, Found::One(_)), "{found:?}");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

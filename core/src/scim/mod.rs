@@ -22,7 +22,7 @@ pub use group::Group;
 pub use list::ListResponse;
 pub use patch::{PatchOp, PatchOpKind, PatchOperation};
 pub use provider_config::{BulkFeature, BulkLimits, Feature, FilterFeature, ServiceProviderConfig};
-pub use user::{Email, EnterpriseUser, Meta, Name, Role, User};
+pub use user::{same_user_name, Email, EnterpriseUser, Meta, Name, Role, User};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";

@@ -218,3 +218,25 @@ mod tests {
         assert!(err.is_err(), "unknown name sub-attribute must be rejected");
     }
 }
+
+/// Whether two userNames name the same account: RFC 7643 makes `userName` case-insensitive, and
+/// servers fold more than ASCII, so the comparison does too (surrounding spaces ignored).
+pub fn same_user_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
+}
+
+#[cfg(test)]
+mod same_user_name_tests {
+    use super::same_user_name;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn user_names_compare_without_case_beyond_ascii() {
+        assert!(same_user_name("JDoe@Example.com", "jdoe@example.com"));
+        assert!(same_user_name("Ünal.Öz@example.com", "ünal.öz@example.com"));
+        assert!(same_user_name(" jdoe@example.com", "jdoe@example.com "));
+        assert!(!same_user_name("jdoe@example.com", "jdoe2@example.com"));
+        assert!(!same_user_name("ünal@example.com", "unal@example.com"));
+    }
+}
