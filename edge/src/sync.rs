@@ -198,6 +198,27 @@ impl SyncRunner {
         }))
     }
 
+    /// Whether the person of a held leaver was recorded in scope again after it was held.
+    fn back_since_held(&self, leaver: &Leaver) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            in_scope: f64,
+            updated_at: f64,
+            held_at: f64,
+        }
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT p.in_scope AS in_scope, p.updated_at AS updated_at, h.held_at AS held_at \
+                 FROM held h JOIN people p ON p.graph_id = ? WHERE h.event_id = ?",
+                vec![leaver.graph_id.clone().into(), leaver.event_id.clone().into()],
+            )?
+            .to_array()?;
+        Ok(rows
+            .first()
+            .is_some_and(|r| r.in_scope != 0.0 && r.updated_at > r.held_at))
+    }
+
     /// The full round `pass_id` listed the person.
     fn mark_seen(&self, graph_id: &str, pass_id: &str) -> Result<()> {
         self.sql().exec(
@@ -241,7 +262,7 @@ impl SyncRunner {
     }
 
     /// Records what a change applied for the person `graph_id`: in scope after a joiner or
-    /// mover, out of it after a leaver.
+    /// mover, out of it after a leaver or an update that left the account disabled.
     fn record_person(&self, graph_id: &str, event: &LifecycleEvent, pass_id: &str) -> Result<()> {
         let Some(external_id) = event.external_id.clone() else {
             return Ok(());
@@ -255,7 +276,7 @@ impl SyncRunner {
              seen_pass = excluded.seen_pass",
             vec![
                 graph_id.into(),
-                i64::from(!event.operation.is_leaver()).into(),
+                i64::from(!event.operation.is_leaver() && event.account_enabled != Some(false)).into(),
                 external_id.into(),
                 user_name.map_or(SqlStorageValue::Null, SqlStorageValue::from),
                 (now_ms() as i64).into(),
@@ -384,10 +405,24 @@ impl SyncRunner {
         let pass_id = format!("pass-{:012x}", seed() >> 16);
         if let Some(ids) = self.get::<Vec<String>>("approve")? {
             self.remove("approve")?;
-            let approved: Vec<Leaver> = self.held()?.into_iter().filter(|l| ids.contains(&l.event_id)).collect();
+            let mut approved: Vec<Leaver> = self.held()?.into_iter().filter(|l| ids.contains(&l.event_id)).collect();
+            // A person back in scope since their leaver was held (rehired, re-added) is not
+            // disabled by the approval: that hold is out of date, and dropped with the rest.
+            let superseded = approved
+                .iter()
+                .filter(|l| self.back_since_held(l).unwrap_or(false))
+                .map(|l| l.event_id.clone())
+                .collect::<Vec<_>>();
             for l in &approved {
                 self.sql()
                     .exec("DELETE FROM held WHERE event_id = ?", vec![l.event_id.clone().into()])?;
+            }
+            approved.retain(|l| !superseded.contains(&l.event_id));
+            if !superseded.is_empty() {
+                console_log!(
+                    "{}",
+                    json!({"at": iso8601(now_ms()), "event": "graph_sync_holds_superseded", "eventIds": superseded})
+                );
             }
             return Ok(Some(SyncPass::approved(&pass_id, approved, now_ms())));
         }
@@ -408,7 +443,13 @@ impl SyncRunner {
         if for_groups {
             self.remove("fullWanted")?;
         }
-        let full_due = periodic || for_groups;
+        // A full round that ended before its cursor could move is owed (by the next pass that
+        // comes, not at once: what stopped it may last).
+        let owed = self.get::<bool>("fullOwed")?.is_some();
+        if owed {
+            self.remove("fullOwed")?;
+        }
+        let full_due = periodic || for_groups || owed;
         let cursor = match stored {
             Some(c) if !full_due || last_full.is_none() => Position::Round(c.delta_link),
             _ => Position::Start,
@@ -485,9 +526,22 @@ impl SyncRunner {
                         )
                         .await?
                     {
-                        Planned::Plan(plan, requests) => pass.on_plan(index, plan, requests),
+                        Planned::Plan(plan, requests) => {
+                            if self
+                                .get::<PlanRetry>("planRetry")?
+                                .is_some_and(|r| r.graph_id == graph_id(&change))
+                            {
+                                self.remove("planRetry")?;
+                            }
+                            pass.on_plan(index, plan, requests)
+                        }
                         Planned::Paused => break SliceEnd::Paused,
-                        Planned::Failed(detail, requests) => {
+                        Planned::Failed(detail, _, true) if self.retry_plan_later(&graph_id(&change))? => {
+                            // Graph could not answer for now: the pass stops short of this change
+                            // and the cursor stays, so the next pass plans it again.
+                            pass.abandon(format!("{}: {detail}", graph_id(&change)), now_ms());
+                        }
+                        Planned::Failed(detail, requests, _) => {
                             // Not guessed at: the change is parked and the pass goes on; a leaver
                             // pending for the person is withdrawn (in doubt, nothing is written).
                             self.park(&pass, index, &change, &detail)?;
@@ -596,7 +650,7 @@ impl SyncRunner {
                     Ok(Some(full)) => **user = full,
                     Ok(None) => return Ok(Planned::Plan(Plan::Ignore(Skip::Gone), requests)),
                     Err(FlowError::BudgetExhausted(_)) => return Ok(Planned::Paused),
-                    Err(e) => return Ok(Planned::Failed(e.to_string(), requests)),
+                    Err(e) => return Ok(Planned::Failed(e.to_string(), requests, !e.is_permanent())),
                 }
             }
         }
@@ -616,7 +670,7 @@ impl SyncRunner {
                 match out {
                     Ok(m) => Some(m),
                     Err(FlowError::BudgetExhausted(_)) => return Ok(Planned::Paused),
-                    Err(e) => return Ok(Planned::Failed(e.to_string(), requests)),
+                    Err(e) => return Ok(Planned::Failed(e.to_string(), requests, !e.is_permanent())),
                 }
             }
             _ => None,
@@ -625,7 +679,7 @@ impl SyncRunner {
         Ok(
             match planner.plan(&change, membership.as_ref(), known.as_ref(), read_at) {
                 Ok(plan) => Planned::Plan(plan, requests),
-                Err(e) => Planned::Failed(e.to_string(), requests),
+                Err(e) => Planned::Failed(e.to_string(), requests, false),
             },
         )
     }
@@ -648,10 +702,35 @@ impl SyncRunner {
         );
         if summary.full_round && summary.cursor_advanced {
             self.put("fullRoundAt", &summary.started_at)?;
+        } else if summary.full_round {
+            // Membership changes show only in full rounds: one that failed is owed.
+            self.put("fullOwed", &true)?;
         }
         self.put("last", summary)?;
         self.remove("pass")?;
         Ok(())
+    }
+
+    /// Whether a pass should stop short of `graph_id`'s change (counted), rather than park it:
+    /// at most [`PLAN_RETRIES`] passes in a row, so that one person Graph never answers for
+    /// cannot hold the cursor for ever.
+    fn retry_plan_later(&self, graph_id: &str) -> Result<bool> {
+        let passes = match self.get::<PlanRetry>("planRetry")? {
+            Some(r) if r.graph_id == graph_id => r.passes,
+            _ => 0,
+        };
+        if passes >= PLAN_RETRIES {
+            self.remove("planRetry")?;
+            return Ok(false);
+        }
+        self.put(
+            "planRetry",
+            &PlanRetry {
+                graph_id: graph_id.to_string(),
+                passes: passes + 1,
+            },
+        )?;
+        Ok(true)
     }
 
     fn park(&self, pass: &SyncPass, index: usize, change: &Change, detail: &str) -> Result<()> {
@@ -769,7 +848,7 @@ impl SyncRunner {
                             complete = false;
                             break;
                         }
-                        Planned::Failed(detail, n) => {
+                        Planned::Failed(detail, n, _) => {
                             requests.push(json!({"graphId": graph_id(&change), "error": detail}));
                             pass.on_plan(index, Plan::Ignore(Skip::Gone), n);
                         }
@@ -829,8 +908,20 @@ enum Planned {
     Plan(Plan, u32),
     /// The budget ran out first.
     Paused,
-    /// Graph could not tell enough (or the entry cannot be mapped): parked.
-    Failed(String, u32),
+    /// Graph could not tell enough (or the entry cannot be mapped): parked. `true`: Graph's
+    /// failure may pass (5xx, 429, no answer), worth another pass before parking.
+    Failed(String, u32, bool),
+}
+
+/// Passes that stopped short of a change Graph could not answer for, before it is parked.
+const PLAN_RETRIES: u32 = 3;
+
+/// The change the last passes stopped at, and how many did.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanRetry {
+    graph_id: String,
+    passes: u32,
 }
 
 fn graph_id(change: &Change) -> String {

@@ -639,6 +639,29 @@ def test_mass_leavers_are_held_until_approved(worker, clean, directory, fix):
     assert sorted(w["path"] for w in patched) == sorted(f"/scim/v2/Users/{a['id']}" for a in accs.values())
 
 
+def test_mass_disabling_in_entra_is_held_like_mass_removal(worker, clean, directory, fix):
+    """A script that disables many accounts in Entra (accountEnabled false, still in the mapped
+    group) meets the deletion guard too: nothing is disabled in CXone until approved."""
+    n = DELETION_THRESHOLD + 2
+    people = directory.people(n)
+    run_pass(worker)
+    accs = {u["id"]: account(clean, u) for u in people}
+    for user in people:
+        fix.patch_user(user["id"], accountEnabled=False)
+    clean.clear_log()
+    st = run_pass(worker)
+    last = st["lastPass"]
+    assert (last["held"], count(last, "disabled")) == (n, 0), last
+    assert set(accs) <= {h["graphId"] for h in st["held"]["leavers"]}, st["held"]
+    assert clean.scim_writes() == []
+    assert all(clean.user(a["id"])["active"] is True for a in accs.values())
+    before = last_pass_id(worker)
+    status, body, _ = worker.admin_post("/sync/approve")
+    assert status in (200, 202) and body.get("approved") == n, body
+    wait_settled(worker, before)
+    assert all(clean.user(a["id"])["active"] is False for a in accs.values())
+
+
 def test_held_leavers_can_be_rejected(worker, clean, directory, fix):
     accs = hold_leavers(worker, clean, directory, fix, DELETION_THRESHOLD + 1)
     # What approving would apply: the held leavers, and nothing is done yet.

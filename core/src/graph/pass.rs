@@ -556,6 +556,20 @@ impl SyncPass {
 
     /// A change for `graph_id` could not be planned: a leaver pending for the same person is
     /// withdrawn (whether they are still out is in doubt, and in doubt nothing is written).
+    /// Ends the pass where it is, without moving the cursor: a change could not be planned for a
+    /// reason that may pass (Graph busy or down), and going on would move the cursor past it.
+    /// What the pass applied stays applied; the next pass reads the round again from the stored
+    /// cursor, and its changes come back with the same delivery ids (answered as duplicates).
+    /// Leavers waiting for the end of the round are dropped with the pass and found again.
+    pub fn abandon(&mut self, reason: impl Into<String>, now: UnixMillis) {
+        if self.phase == Phase::Finished {
+            return;
+        }
+        self.leavers.clear();
+        self.summary.error = Some(reason.into());
+        self.finish(now);
+    }
+
     pub fn withdraw_leaver(&mut self, graph_id: &str) {
         self.leavers.retain(|l| l.graph_id != graph_id);
     }
@@ -785,6 +799,32 @@ mod tests {
         let Work::Done(summary) = pass.next(3) else { panic!() };
         assert!(!summary.cursor_advanced);
         assert!(summary.error.unwrap().contains("bad page"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_pass_abandoned_mid_page_moves_no_cursor_and_applies_no_waiting_leaver() {
+        let mut pass = SyncPass::delta("p1", Position::Round("old".into()), DeletionThreshold::Count(25), 10, 0);
+        let _ = pass.next(0);
+        let removed = Change::Removed {
+            id: "gone".into(),
+            removal: super::super::reader::Removal::Changed,
+        };
+        pass.on_page(Ok(page(vec![removed, upsert("a")], Position::Round("new".into()))), 0);
+        let Work::Plan { index, change } = pass.next(0) else {
+            panic!()
+        };
+        pass.on_plan(index, plan_of(&change), 0);
+        // The second change's groups could not be read: the pass stops there.
+        let Work::Plan { .. } = pass.next(0) else { panic!() };
+        pass.abandon("groups of a: Graph answered 503", 4);
+        let Work::Done(summary) = pass.next(4) else { panic!() };
+        assert!(!summary.cursor_advanced);
+        assert_eq!(summary.error.as_deref(), Some("groups of a: Graph answered 503"));
+        assert!(pass.take_held().is_empty());
+        // Abandoning a finished pass changes nothing.
+        pass.abandon("again", 5);
+        let Work::Done(again) = pass.next(5) else { panic!() };
+        assert_eq!(again.error, summary.error);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

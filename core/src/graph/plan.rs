@@ -152,6 +152,19 @@ impl Planner<'_> {
                 id: user.id.clone(),
                 detail: e.to_string(),
             })?;
+        if event.account_enabled == Some(false) && known.is_some_and(|k| k.in_scope) {
+            // Disabled in Entra while its account is live: a leaver like any other, so the
+            // deletion guard counts it (a script that disables 500 accounts is held like one
+            // that removes them). Once disabled the person is out of scope, and later rounds
+            // that still read it disabled are upserts that change nothing.
+            return Ok(Plan::Leaver(Box::new(LifecycleEvent {
+                operation: Operation::Disable,
+                user_name: event.user_name,
+                external_id: event.external_id,
+                occurred_at: event.occurred_at,
+                ..LifecycleEvent::default()
+            })));
+        }
         Ok(Plan::Upsert(Box::new(event)))
     }
 }
@@ -271,6 +284,55 @@ mod tests {
         assert_eq!(roles, ["Agent"]);
         assert_eq!(desired.title.as_deref(), Some("Agent"));
         assert_eq!(e.external_id.as_deref(), Some("u1"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_user_disabled_in_entra_is_a_leaver_the_guard_counts() {
+        let f = fixture(AttributeMap::default());
+        let p = f.planner(DeleteMode::default());
+        let agents = Membership::Groups(vec![group("cxone-agent", "g-a")]);
+        let disabled =
+            user(r#"{"id":"u1","userPrincipalName":"jane@contoso.com","accountEnabled":false,"jobTitle":"Gone"}"#);
+        let live = KnownPerson {
+            in_scope: true,
+            external_id: "u1".into(),
+            user_name: None,
+        };
+        let plan = p.plan(&disabled, Some(&agents), Some(&live), 5).unwrap();
+        assert!(matches!(plan, Plan::Leaver(_)), "{plan:?}");
+        let e = event(plan);
+        assert_eq!(
+            (
+                e.operation,
+                e.user_name.as_str(),
+                e.external_id.as_deref(),
+                e.occurred_at
+            ),
+            (Operation::Disable, "jane@contoso.com", Some("u1"), Some(5))
+        );
+        // Not (or no longer) an account of ours: an upsert with active=false, as before, which
+        // disables an account made elsewhere and changes nothing on one disabled already.
+        let gone = KnownPerson {
+            in_scope: false,
+            ..live.clone()
+        };
+        for known in [None, Some(&gone)] {
+            let plan = p.plan(&disabled, Some(&agents), known, 5).unwrap();
+            assert!(
+                matches!(&plan, Plan::Upsert(e) if e.account_enabled == Some(false)),
+                "{plan:?}"
+            );
+        }
+        // Enabled, or not said: an upsert as before.
+        let enabled = user(r#"{"id":"u1","userPrincipalName":"jane@contoso.com","accountEnabled":true}"#);
+        assert!(matches!(
+            p.plan(&enabled, Some(&agents), None, 5).unwrap(),
+            Plan::Upsert(_)
+        ));
+        assert!(matches!(
+            p.plan(&jane(), Some(&agents), None, 5).unwrap(),
+            Plan::Upsert(_)
+        ));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
