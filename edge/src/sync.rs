@@ -24,7 +24,7 @@ use cxone_scim_core::digest::sha256_hex;
 use cxone_scim_core::event::LifecycleEvent;
 use cxone_scim_core::flows::{FlowError, LifecycleFlow};
 use cxone_scim_core::graph::{
-    Change, DeltaReader, KnownPerson, Leaver, MemberOfFlow, Outcome, Plan, Planner, Position, Skip, Slot, Subscription,
+    Change, DeltaReader, KnownPerson, Leaver, MemberOfFlow, Outcome, Plan, Planner, Position, Skip, Subscription,
     SubscriptionFlow, Summary, SyncPass, UserReadFlow, Work,
 };
 use cxone_scim_core::settings::GraphSettings;
@@ -511,10 +511,7 @@ impl SyncRunner {
                     }
                 }
                 Work::Plan { index, change } => {
-                    if pass.summary().full_round {
-                        self.mark_seen(&graph_id(&change), &pass.summary().pass_id)?;
-                    }
-                    match self
+                    let planned = self
                         .plan_change(
                             &planner,
                             &graph,
@@ -524,8 +521,14 @@ impl SyncRunner {
                             &change,
                             pass.page_read_at(),
                         )
-                        .await?
-                    {
+                        .await?;
+                    // Listed by a full round, unless Graph then said the user is gone: the
+                    // round's end disables, through the guard, whom it did not see.
+                    let gone = matches!(planned, Planned::Plan(Plan::Ignore(Skip::Gone), _));
+                    if pass.summary().full_round && !gone && !matches!(planned, Planned::Paused) {
+                        self.mark_seen(&graph_id(&change), &pass.summary().pass_id)?;
+                    }
+                    match planned {
                         Planned::Plan(plan, requests) => {
                             if self
                                 .get::<PlanRetry>("planRetry")?
@@ -545,9 +548,7 @@ impl SyncRunner {
                             // Not guessed at: the change is parked and the pass goes on; a leaver
                             // pending for the person is withdrawn (in doubt, nothing is written).
                             self.park(&pass, index, &change, &detail)?;
-                            pass.withdraw_leaver(&graph_id(&change));
-                            pass.on_plan(index, Plan::Ignore(Skip::Gone), requests);
-                            pass.on_applied(Slot::Change(index), Outcome::Failed);
+                            pass.on_plan_failed(index, &graph_id(&change), requests);
                         }
                     }
                 }

@@ -533,6 +533,18 @@ impl SyncPass {
         }
     }
 
+    /// The change at `index` could not be planned and is parked: counted `failed`, and a leaver
+    /// pending for the person is withdrawn (see [`SyncPass::withdraw_leaver`]).
+    pub fn on_plan_failed(&mut self, index: usize, graph_id: &str, membership_requests: u32) {
+        self.summary.membership_requests += u64::from(membership_requests);
+        let Some(slot) = self.page.get_mut(index).filter(|s| s.state == SlotState::New) else {
+            return;
+        };
+        slot.state = SlotState::Done(Outcome::Failed);
+        self.count(Outcome::Failed);
+        self.withdraw_leaver(graph_id);
+    }
+
     /// After [`Work::Unseen`]: people in scope before the round whom the full round did not
     /// list (each a disable, by what earlier passes recorded), to go through the guard with
     /// the round's other leavers.
@@ -554,8 +566,6 @@ impl SyncPass {
         }
     }
 
-    /// A change for `graph_id` could not be planned: a leaver pending for the same person is
-    /// withdrawn (whether they are still out is in doubt, and in doubt nothing is written).
     /// Ends the pass where it is, without moving the cursor: a change could not be planned for a
     /// reason that may pass (Graph busy or down), and going on would move the cursor past it.
     /// What the pass applied stays applied; the next pass reads the round again from the stored
@@ -570,6 +580,8 @@ impl SyncPass {
         self.finish(now);
     }
 
+    /// A change for `graph_id` could not be planned: a leaver pending for the same person is
+    /// withdrawn (whether they are still out is in doubt, and in doubt nothing is written).
     pub fn withdraw_leaver(&mut self, graph_id: &str) {
         self.leavers.retain(|l| l.graph_id != graph_id);
     }
@@ -799,6 +811,32 @@ mod tests {
         let Work::Done(summary) = pass.next(3) else { panic!() };
         assert!(!summary.cursor_advanced);
         assert!(summary.error.unwrap().contains("bad page"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_change_that_could_not_be_planned_counts_failed_and_withdraws_its_leaver() {
+        let mut pass = SyncPass::delta("p1", Position::Round("old".into()), DeletionThreshold::Count(25), 10, 0);
+        let _ = pass.next(0);
+        let removed = Change::Removed {
+            id: "a".into(),
+            removal: super::super::reader::Removal::Changed,
+        };
+        pass.on_page(Ok(page(vec![removed, upsert("a")], Position::Round("new".into()))), 0);
+        let Work::Plan { index, change } = pass.next(0) else {
+            panic!()
+        };
+        pass.on_plan(index, plan_of(&change), 0);
+        let Work::Plan { index, .. } = pass.next(0) else {
+            panic!()
+        };
+        pass.on_plan_failed(index, "a", 2);
+        // Nothing left to apply: the withdrawn leaver is not applied, the cursor moves.
+        assert_eq!(pass.next(0), Work::StoreCursor("new".into()));
+        pass.on_cursor_stored(1);
+        let Work::Done(summary) = pass.next(1) else { panic!() };
+        assert_eq!(summary.counts.get(&Outcome::Failed), Some(&1), "{:?}", summary.counts);
+        assert_eq!(summary.counts.get(&Outcome::Gone), None);
+        assert_eq!(summary.membership_requests, 2);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
