@@ -351,11 +351,8 @@ impl Trail {
         call(&self.stub, "audit", path, body).await
     }
 
-    pub async fn append(&self, drafts: Vec<AuditDraft>, retention_days: u32) -> Result<Vec<AuditEntry>> {
-        self.append_batch(drafts, retention_days, None).await
-    }
-
-    /// Appends a parked batch; `[]` when the trail had taken it already.
+    /// Appends drafts, under a batch id when they may come again (a parked batch, a bulk run's
+    /// kept drafts); `[]` when the trail had taken that batch already.
     async fn append_batch(
         &self,
         drafts: Vec<AuditDraft>,
@@ -392,11 +389,26 @@ pub fn time_param(text: &str) -> Option<u64> {
 /// cannot take them, parked in KV for replay. Never fails the write: `None` when the entries
 /// are not in the trail (yet), with a log line saying what became of them.
 pub async fn record(env: &Env, config: &Config, drafts: Vec<AuditDraft>) -> Option<Vec<AuditEntry>> {
+    record_batch(env, config, drafts, None).await
+}
+
+/// [`record`] under a batch id the trail takes once (a caller that may hand the same drafts
+/// over again after a lost answer names them).
+pub async fn record_batch(
+    env: &Env,
+    config: &Config,
+    drafts: Vec<AuditDraft>,
+    batch_id: Option<String>,
+) -> Option<Vec<AuditEntry>> {
     if drafts.is_empty() {
         return Some(Vec::new());
     }
     let appended = match Trail::open(env) {
-        Ok(trail) => trail.append(drafts.clone(), config.audit_retention_days).await,
+        Ok(trail) => {
+            trail
+                .append_batch(drafts.clone(), config.audit_retention_days, batch_id)
+                .await
+        }
         Err(e) => Err(e),
     };
     let error = match appended {

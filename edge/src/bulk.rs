@@ -3,7 +3,9 @@
 //! Tables:
 //! - `meta`: one row, the run's small state ([`BulkRun`]: limits, counts, pacing) and its
 //!   identity (runId, input digest, times, last error);
-//! - `rows`: one row per input user ([`Entry`]), with a `pending` flag indexed for the window.
+//! - `rows`: one row per input user ([`Entry`]), with a `pending` flag indexed for the window;
+//! - `drafts`: the audit records of rows written, kept with the rows until the trail has them
+//!   (appended at the end of each slice, and at the start of the next if a slice died first).
 //!
 //! The object stores and drives; `cxone_scim_core::bulk` decides. A slice runs the core run
 //! within one invocation's subrequest budget (SQLite costs none), writing each row before
@@ -313,13 +315,18 @@ impl BulkRunner {
         let kv = Kv::open(&self.env)?;
         // The token read from KV is one subrequest, the slice's audit records one more.
         let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
-        let mut drafts: Vec<AuditDraft> = Vec::new();
-        let audit_of = |writes: &[(usize, Entry)], at: u64, drafts: &mut Vec<AuditDraft>| {
+        let sql = self.sql();
+        // Records a slice that died left behind go first (one more call to the trail).
+        if self.flush_drafts(&config, &meta.run_id).await? {
+            budget.spend(1);
+        }
+        // Stored beside the rows they describe, in the same transaction.
+        let audit_of = |writes: &[(usize, Entry)], at: u64| -> Result<()> {
             let latency = now_ms().saturating_sub(at);
-            drafts.extend(writes.iter().filter_map(|(_, e)| e.audit_draft(at, latency)));
+            let drafts: Vec<AuditDraft> = writes.iter().filter_map(|(_, e)| e.audit_draft(at, latency)).collect();
+            keep_drafts(&sql, &drafts)
         };
         let mut flow = authorized(meta.run.clone(), &config.credentials, config.retry, &kv).await;
-        let sql = self.sql();
         let end = loop {
             feed(&sql, flow.inner_mut())?;
             match flow.next_step(now_ms()) {
@@ -337,7 +344,7 @@ impl BulkRunner {
                         run.sending().to_vec()
                     };
                     let writes = run.take_writes();
-                    audit_of(&writes, now_ms(), &mut drafts);
+                    audit_of(&writes, now_ms())?;
                     mark_sent(&sql, &sending)?;
                     store(&sql, writes.into_iter().filter(|(i, _)| !sending.contains(i)).collect())?;
                     // The counts go with the rows, so they never disagree after a restart.
@@ -348,7 +355,7 @@ impl BulkRunner {
                         Err(e) => flow.on_transport_error(e, now_ms()),
                     }
                     let writes = flow.inner_mut().take_writes();
-                    audit_of(&writes, sent_at, &mut drafts);
+                    audit_of(&writes, sent_at)?;
                     store(&sql, writes)?;
                     meta.updated_at = iso8601(now_ms());
                     self.save_run(&meta, flow.inner())?;
@@ -366,12 +373,10 @@ impl BulkRunner {
         };
         keep_token(&flow, &config.credentials, &kv).await;
         let writes = flow.inner_mut().take_writes();
-        audit_of(&writes, now_ms(), &mut drafts);
+        audit_of(&writes, now_ms())?;
         store(&sql, writes)?;
-        if !drafts.is_empty() {
-            // One record per user the slice wrote (or failed to), in one call to the trail.
-            crate::routes::lifecycle::record_audit(&self.env, &config, drafts).await;
-        }
+        // One record per user the slice wrote (or failed to), in one call to the trail.
+        self.flush_drafts(&config, &meta.run_id).await?;
         meta.updated_at = iso8601(now_ms());
         if let SliceEnd::Failed(e) = &end {
             meta.last_error = Some(e.clone());
@@ -389,6 +394,34 @@ impl BulkRunner {
             SliceEnd::Busy => {}
         }
         Ok(end)
+    }
+
+    /// Hands the kept audit drafts to the trail (or, when it cannot be reached, to its parked
+    /// records) and drops them. The batch is named by the run and its drafts' seqs, so a flush
+    /// repeated after a lost answer is taken once. `true` when there were any.
+    async fn flush_drafts(&self, config: &Config, run_id: &str) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct DraftRow {
+            seq: f64,
+            doc: String,
+        }
+        let rows: Vec<DraftRow> = self
+            .sql()
+            .exec("SELECT seq, doc FROM drafts ORDER BY seq", None)?
+            .to_array()?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(false);
+        };
+        let (first, last) = (first.seq as i64, last.seq as i64);
+        let drafts = rows
+            .iter()
+            .map(|r| serde_json::from_str::<AuditDraft>(&r.doc))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let batch = format!("bulk-{run_id}-{first}-{last}");
+        crate::audit_trail::record_batch(&self.env, config, drafts, Some(batch)).await;
+        self.sql()
+            .exec("DELETE FROM drafts WHERE seq <= ?", vec![last.into()])?;
+        Ok(true)
     }
 
     /// The run's state and one page of its users' outcomes (`limit` 0: the state alone).
@@ -507,6 +540,19 @@ fn store(sql: &SqlStorage, rows: Vec<(usize, Entry)>) -> Result<()> {
     Ok(())
 }
 
+/// Keeps audit drafts until the trail has them.
+fn keep_drafts(sql: &SqlStorage, drafts: &[AuditDraft]) -> Result<()> {
+    for chunk in drafts.chunks(INSERT_ROWS * 3) {
+        let marks = vec!["(?)"; chunk.len()].join(", ");
+        let values = chunk
+            .iter()
+            .map(|d| serde_json::to_string(d).map(SqlStorageValue::from))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        sql.exec(&format!("INSERT INTO drafts (doc) VALUES {marks}"), values)?;
+    }
+    Ok(())
+}
+
 /// Creates the tables (a new object, or one whose finished run was deleted). `sent` is added
 /// to tables made before it existed.
 fn tables(sql: &SqlStorage) {
@@ -527,6 +573,10 @@ fn tables(sql: &SqlStorage) {
         let _ = sql.exec("ALTER TABLE rows ADD COLUMN sent INTEGER NOT NULL DEFAULT 0", None);
     }
     let _ = sql.exec("CREATE INDEX IF NOT EXISTS rows_pending ON rows (pending, idx)", None);
+    let _ = sql.exec(
+        "CREATE TABLE IF NOT EXISTS drafts (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL)",
+        None,
+    );
 }
 
 /// The Worker's side: the Durable Object of one run.
