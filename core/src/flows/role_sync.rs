@@ -196,15 +196,7 @@ impl RoleSyncFlow {
                 By::ExternalId if self.lookup.user_name.is_some() => self.find(By::UserName),
                 _ => self.finish(Err(self.not_found(status))),
             },
-            Found::Conflict(conflict) => self.finish(Ok(RoleSynced {
-                id: None,
-                roles_before: Vec::new(),
-                roles_after: self.target_values(),
-                action: Action::Conflict,
-                conflict: Some(conflict),
-                payload: None,
-                retried_after_412: false,
-            })),
+            Found::Conflict(conflict) => self.conflicted(conflict),
             Found::One(user) => match user.id {
                 Some(id) => self.read(id),
                 None => self.finish(Err(FlowError::Ambiguous(format!(
@@ -213,6 +205,19 @@ impl RoleSyncFlow {
                 )))),
             },
         }
+    }
+
+    /// Nothing written: the account found (or read) may not be this person's.
+    fn conflicted(&mut self, conflict: Conflict) {
+        self.finish(Ok(RoleSynced {
+            id: None,
+            roles_before: Vec::new(),
+            roles_after: self.target_values(),
+            action: Action::Conflict,
+            conflict: Some(conflict),
+            payload: None,
+            retried_after_412: self.retried,
+        }))
     }
 
     /// The current resource is read: done when it already holds the target, else write.
@@ -230,20 +235,11 @@ impl RoleSyncFlow {
         };
         // Read again after a 412, or answered for another id: it must still be this person's.
         if let Some(reason) = lookup::still_theirs(&self.lookup, &id, &user) {
-            let conflict = Conflict {
+            return self.conflicted(Conflict {
                 reason,
                 filter: format!("id eq {id:?}"),
                 accounts: vec![user],
-            };
-            return self.finish(Ok(RoleSynced {
-                id: None,
-                roles_before: Vec::new(),
-                roles_after: self.target_values(),
-                action: Action::Conflict,
-                conflict: Some(conflict),
-                payload: None,
-                retried_after_412: self.retried,
-            }));
+            });
         }
         let version = resp
             .header("etag")

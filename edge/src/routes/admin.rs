@@ -102,6 +102,14 @@ pub async fn notices(req: &Request, env: &Env) -> Result<Response> {
     page("notices", &notices, next)
 }
 
+/// `{"count", "parked": [{id, drafts, parkedAt, attempts, error}], "cursor"?}`: the audit
+/// records waiting for the trail, oldest first.
+pub async fn parked_audits(req: &Request, env: &Env) -> Result<Response> {
+    let (cursor, limit) = paging(req);
+    let (parked, next) = State::open(env)?.parked_audits(cursor, limit).await?;
+    page("parked", &parked, next)
+}
+
 /// Sends a parked IAM notice again (signed anew); delivered, it is no longer kept.
 pub async fn replay_notice(env: &Env, config: &Config, id: &str) -> Result<Response> {
     let state = State::open(env)?;

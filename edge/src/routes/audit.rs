@@ -1,14 +1,13 @@
 //! `GET /audit` and `GET /audit/verify` (admin): the audit trail as JSON lines, by time range,
-//! person and trigger, and the check of its hash chain. `GET /audit/parked` and
-//! `POST /audit/parked/replay` (admin): the records the trail could not take when their write
-//! happened, and appending them now.
+//! person and trigger, and the check of its hash chain. `POST /audit/parked/replay` (admin):
+//! appending the records the trail could not take when their write happened (listed by
+//! `GET /audit/parked`, beside the other parked things in `super::admin`).
 
 use crate::audit_trail::{replay_parked as replay, time_param, Query, Trail};
 use crate::config::Config;
-use crate::kv::{State, MAX_PAGE};
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
-use serde_json::{json, Value};
+use serde_json::Value;
 use worker::{Env, Headers, Request, Response, Result};
 
 /// Batches one replay appends at most (the rest wait for the next one, or the cron): each costs
@@ -80,25 +79,6 @@ pub async fn verify(req: &Request, env: &Env) -> Result<Response> {
         Ok(answer) => reply::json(200, &answer),
         Err(e) => reply::api_error(&e),
     }
-}
-
-/// `{"count", "parked": [{id, drafts, parkedAt, attempts, error}], "cursor"?}`, oldest first.
-pub async fn parked(req: &Request, env: &Env) -> Result<Response> {
-    let mut cursor = None;
-    let mut limit = MAX_PAGE;
-    for (k, v) in req.url()?.query_pairs() {
-        match k.as_ref() {
-            "cursor" if !v.is_empty() => cursor = Some(v.into_owned()),
-            "limit" => limit = v.parse().unwrap_or(limit),
-            _ => {}
-        }
-    }
-    let (parked, next) = State::open(env)?.parked_audits(cursor, limit).await?;
-    let mut body = json!({"count": parked.len(), "parked": parked});
-    if let Some(next) = next {
-        body["cursor"] = json!(next);
-    }
-    reply::json(200, &body)
 }
 
 /// Appends parked batches to the trail, oldest first (`dryRun`: which it would append).

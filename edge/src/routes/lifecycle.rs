@@ -245,7 +245,8 @@ pub async fn apply_within(
     // The trail's append goes beside the ledger's commit (two objects, no order between them).
     let audit_append = async move {
         if let Some(draft) = draft {
-            record_audit(env, config, vec![draft]).await;
+            // Parked for replay when the trail cannot be reached; never fails the write.
+            let _ = crate::audit_trail::record(env, config, vec![draft]).await;
         }
     };
     // The ledger's calls and the flow's sends, then the commit and the token cache; a failure or
@@ -355,12 +356,6 @@ async fn ask(ledger: &Ledger, begin: &BeginRequest, wait_ms: u64) -> Result<(Dec
         Delay::from(Duration::from_millis(next)).await;
         pause = (pause * 2).min(POLL_MAX_MS);
     }
-}
-
-/// Records the writes in the audit trail (parked for replay when it cannot be reached; the
-/// write it records has happened and never fails for it).
-pub async fn record_audit(env: &Env, config: &Config, drafts: Vec<AuditDraft>) {
-    let _ = crate::audit_trail::record(env, config, drafts).await;
 }
 
 async fn clear_failures(state: &State, event_ids: &[String]) {

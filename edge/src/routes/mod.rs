@@ -149,7 +149,7 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         Route::Notices => admin::notices(&req, env).await,
         Route::ReplayNotice(id) => admin::replay_notice(env, &config, &id).await,
         Route::AuditVerify => audit::verify(&req, env).await,
-        Route::AuditParked => audit::parked(&req, env).await,
+        Route::AuditParked => admin::parked_audits(&req, env).await,
         Route::ReplayAuditParked => {
             let dry_run = dry_run(&mut req).await?;
             audit::replay_parked(env, &config, dry_run).await
