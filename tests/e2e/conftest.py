@@ -5,6 +5,7 @@ their own so `make dev` can run beside them. All are started once per session, i
 process groups, and stopped by group whatever the outcome."""
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -114,12 +115,39 @@ def graph_vars(graphfix_url, worker_port):
             f"ATTRIBUTE_MAP='{json.dumps(ATTRIBUTE_MAP)}'"]
 
 
+# Retries short enough for tests that wait on them.
+FAST_RETRIES = ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3"]
+
+
+@contextlib.contextmanager
+def own_worker(workdir, name, offset, scim_url, extra, dev_class=WranglerDev, ready=(200,)):
+    """A Worker of its own beside the session's, for a configuration that one cannot have: its
+    state under `workdir/name`, its ports `offset` above the session Worker's (and inspector's),
+    the test secrets, `extra` settings. Yields the started `wrangler dev`; stopped, by process
+    group, however the test ends."""
+    home = workdir / name
+    home.mkdir(exist_ok=True)
+    env_file = home / "e2e.vars"
+    write_env_file(env_file, scim_url, CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, ADMIN_TOKEN, extra)
+    dev = dev_class(home, env_file, WORKER_PORT + offset, INSPECTOR_PORT + offset, ready=ready)
+    try:
+        dev.start()
+        yield dev
+    finally:
+        dev.stop()
+
+
+def client_of(dev):
+    """The test client of a Worker started by `own_worker`."""
+    return Client(f"http://127.0.0.1:{dev.port}", WEBHOOK_SECRET, ADMIN_TOKEN, dev.log_path, dev.restart)
+
+
 @pytest.fixture(scope="session")
 def worker(standin, graphfix, iamfix, workdir):
     env_file = workdir / "e2e.vars"
     write_env_file(env_file, standin.url, CLIENT_ID, CLIENT_SECRET, f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
                    f"old-admin-token {ADMIN_TOKEN}",
-                   ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3",
+                   [*FAST_RETRIES,
                     f"LEDGER_LEASE_MS={LEDGER_LEASE_MS}", f"LEDGER_WAIT_MS={LEDGER_WAIT_MS}",
                     *graph_vars(graphfix.url, WORKER_PORT),
                     f"IAM_WEBHOOK_URL={iamfix.url}/notices", f"IAM_WEBHOOK_SECRET={IAM_WEBHOOK_SECRET}"])

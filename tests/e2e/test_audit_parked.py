@@ -4,26 +4,28 @@ object cannot be reached), then the same Worker, with its local state, bound to 
 again. The writes go through either way; the parked records reach the trail by the cron, in the
 order of their writes, and the chain verifies."""
 
+import functools
 import urllib.request
 
 import pytest
 
-from conftest import ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, INSPECTOR_PORT, WEBHOOK_SECRET, WORKER_PORT
-from harness import WranglerDev, write_env_file
-from helpers import Client
+from conftest import FAST_RETRIES, client_of, own_worker
+from harness import WranglerDev
 from test_lifecycle import only_user, person, then
 from test_roles_audit import audit_get
 
 # Its own ports: the session Worker, the misconfigured one (+2), the stand-in and its scim2-server
 # (+3, +4), the role-target Worker (+6) and the Graph and IAM fixtures (+8, +9) hold theirs.
-PORT = WORKER_PORT + 10
+OFFSET = 10
 TRAIL = 'name = "AUDIT"\nclass_name = "AuditTrail"'
 
 
 class TrailSwitch(WranglerDev):
     """`wrangler dev` whose AUDIT binding is this Worker's own trail, or (`reachable = False`)
     one of a Worker that is not running locally."""
-    reachable = True
+    def __init__(self, *args, reachable=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reachable = reachable
 
     def config(self):
         path = super().config()
@@ -37,18 +39,9 @@ class TrailSwitch(WranglerDev):
 
 @pytest.fixture(scope="module")
 def switch(standin, workdir):
-    home = workdir / "audit-parked"
-    home.mkdir(exist_ok=True)
-    env_file = home / "e2e.vars"
-    write_env_file(env_file, standin.url, CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, ADMIN_TOKEN,
-                   ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3"])
-    dev = TrailSwitch(home, env_file, PORT, INSPECTOR_PORT + 10)
-    dev.reachable = False
-    try:
-        dev.start()
-        yield dev, Client(f"http://127.0.0.1:{PORT}", WEBHOOK_SECRET, ADMIN_TOKEN, dev.log_path, dev.restart)
-    finally:
-        dev.stop()
+    unreachable_first = functools.partial(TrailSwitch, reachable=False)
+    with own_worker(workdir, "audit-parked", OFFSET, standin.url, FAST_RETRIES, dev_class=unreachable_first) as dev:
+        yield dev, client_of(dev)
 
 
 def applied(worker, event, action):

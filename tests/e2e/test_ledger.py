@@ -12,9 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import (ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, ENTERPRISE, INSPECTOR_PORT, LEDGER_LEASE_MS,
-                      WEBHOOK_SECRET, WORKER_PORT)
-from harness import WranglerDev, write_env_file
+from conftest import ADMIN_TOKEN, ENTERPRISE, LEDGER_LEASE_MS, WEBHOOK_SECRET, own_worker
 from helpers import request, sign
 from test_lifecycle import person, then
 
@@ -531,17 +529,9 @@ def test_conflicts_are_paged_and_can_be_dismissed(worker, clean):
 @pytest.fixture(scope="module")
 def misconfigured(workdir):
     """A second Worker whose config has a problem (and the admin token still set)."""
-    home = workdir / "misconfigured"
-    home.mkdir(exist_ok=True)
-    env_file = home / "e2e.vars"
-    write_env_file(env_file, "http://127.0.0.1:9", CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, ADMIN_TOKEN,
-                   ["RETRY_BASE_MS=soon"])
-    dev = WranglerDev(home, env_file, WORKER_PORT + 2, INSPECTOR_PORT + 2, ready=(200, 503))
-    try:
-        dev.start()
-        yield f"http://127.0.0.1:{WORKER_PORT + 2}"
-    finally:
-        dev.stop()
+    with own_worker(workdir, "misconfigured", 2, "http://127.0.0.1:9", ["RETRY_BASE_MS=soon"],
+                    ready=(200, 503)) as dev:
+        yield f"http://127.0.0.1:{dev.port}"
 
 
 def test_healthz_lists_problems_only_to_the_admin(worker, clean, misconfigured):

@@ -8,9 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, ENTERPRISE, INSPECTOR_PORT, WEBHOOK_SECRET, WORKER_PORT
-from harness import WranglerDev, write_env_file
-from helpers import Client
+from conftest import ENTERPRISE, FAST_RETRIES, client_of, own_worker
 from test_lifecycle import only_user, person, then
 from test_roles_audit import audit_get, role_sync
 
@@ -29,19 +27,10 @@ POLICY = {
 
 @pytest.fixture(scope="module")
 def division_worker(standin, workdir):
-    home = workdir / "role-target"
-    home.mkdir(exist_ok=True)
-    env_file = home / "e2e.vars"
-    write_env_file(env_file, standin.url, CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, ADMIN_TOKEN,
-                   ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3",
-                    f"ROLE_TARGET={DIVISION}", f"ROLE_POLICY='{json.dumps(POLICY)}'"])
     # Its own ports: the session Worker, the misconfigured one (+2), the stand-in and its scim2-server (+3, +4) hold theirs.
-    dev = WranglerDev(home, env_file, WORKER_PORT + 6, INSPECTOR_PORT + 6)
-    try:
-        dev.start()
-        yield Client(f"http://127.0.0.1:{WORKER_PORT + 6}", WEBHOOK_SECRET, ADMIN_TOKEN, dev.log_path, dev.restart)
-    finally:
-        dev.stop()
+    extra = [*FAST_RETRIES, f"ROLE_TARGET={DIVISION}", f"ROLE_POLICY='{json.dumps(POLICY)}'"]
+    with own_worker(workdir, "role-target", 6, standin.url, extra) as dev:
+        yield client_of(dev)
 
 
 def division_of(user):
