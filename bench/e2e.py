@@ -33,7 +33,7 @@ CLIENT_ID, CLIENT_SECRET = "cxone-scim-bench", "bench-client-secret"
 GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET = "cxone-scim-bench-graph", "bench-graph-client-secret"
 GRAPH_CLIENT_STATE = "bench-graph-client-state"
 SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXM="
-ADMIN = "bench-admin-token"
+ADMIN = "bench-admin-token-0123456789abcdefg"
 CLI = ROOT / "target/release/cxone-scim"
 POLICY = ROOT / "core/tests/fixtures/role_policy.json"
 QUICK = "--quick" in sys.argv

@@ -1,6 +1,7 @@
 //! The one mapping from what went wrong to the HTTP answer the Worker gives: status, SCIM
 //! `scimType` and detail (RFC 7644 §3.12). Routes never choose a status inline.
 
+use crate::dry_run::DryRunError;
 use crate::event::EventError;
 use crate::flows::FlowError;
 use crate::graph::NotifyError;
@@ -60,6 +61,18 @@ impl From<EventError> for ApiError {
             EventError::Invalid { .. } => "invalidValue",
         };
         Self::bad_request(kind, e.to_string())
+    }
+}
+
+impl From<DryRunError> for ApiError {
+    fn from(e: DryRunError) -> Self {
+        Self::bad_request(e.scim_type(), e.to_string())
+    }
+}
+
+impl From<crate::ledger::FutureEvent> for ApiError {
+    fn from(e: crate::ledger::FutureEvent) -> Self {
+        Self::bad_request("invalidValue", e.to_string())
     }
 }
 

@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 const MAX_USER_NAME: usize = 256;
+/// Groups one event may name: far more than anyone belongs to, few enough to resolve cheaply.
+pub const MAX_GROUPS: usize = 1_000;
 /// Characters at most in `title`, `department`, `employeeNumber`, `displayName` and in the
 /// texts of `initial`.
 const MAX_TEXT: usize = 256;
@@ -346,6 +348,9 @@ impl LifecycleEvent {
                 return Err(invalid("initial.email", format!("{email:?} is not an email address")));
             }
         }
+        if self.groups.as_ref().is_some_and(|g| g.len() > MAX_GROUPS) {
+            return Err(invalid("groups", format!("holds more than {MAX_GROUPS} entries")));
+        }
         for (i, g) in self.groups.iter().flatten().enumerate() {
             if g.display_name.as_deref().unwrap_or("").trim().is_empty()
                 && g.id.as_deref().unwrap_or("").trim().is_empty()
@@ -364,10 +369,7 @@ impl LifecycleEvent {
 
     /// The key that orders events about one person: externalId, else the userName.
     pub fn subject_key(&self) -> String {
-        match &self.external_id {
-            Some(ext) => format!("ext:{ext}"),
-            None => format!("user:{}", self.user_name.trim().to_lowercase()),
-        }
+        crate::ledger::person_key(self.external_id.as_deref(), &self.user_name)
     }
 
     /// Applies the role policy and decides what CXone must do, the roles going where `target`
@@ -625,6 +627,24 @@ mod tests {
             LifecycleEvent::from_json(br#"{"type":"user.created","data":{"userName":"a@b.co","firstName":"A"}}"#)
                 .unwrap();
         assert_eq!((created.operation, created.occurred_at), (Operation::Create, None));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_event_with_too_many_groups_is_refused() {
+        let groups: Vec<String> = (0..=MAX_GROUPS)
+            .map(|i| format!(r#"{{"displayName":"g{i}"}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"operation":"update","userName":"a@b.co","groups":[{}]}}"#,
+            groups.join(",")
+        );
+        let err = LifecycleEvent::from_json(body.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("groups"), "{err}");
+        let fewer = format!(
+            r#"{{"operation":"update","userName":"a@b.co","groups":[{}]}}"#,
+            groups[1..].join(",")
+        );
+        assert!(LifecycleEvent::from_json(fewer.as_bytes()).is_ok());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -1,6 +1,7 @@
 //! Plain HTTP values exchanged between a flow and its host.
 
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -27,8 +28,9 @@ impl Method {
 pub const SCIM_JSON: &str = "application/scim+json";
 pub const FORM: &str = "application/x-www-form-urlencoded";
 
-/// A request a flow wants sent. The body is text: SCIM JSON or a form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A request a flow wants sent. The body is text: SCIM JSON or a form. `Debug` shows the
+/// method, the URL and the headers, credentials redacted, and only the body's length.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {
     pub method: Method,
     pub url: String,
@@ -85,8 +87,9 @@ impl HttpRequest {
     }
 }
 
-/// A response handed back to a flow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A response handed back to a flow. `Debug` shows the status, the headers, credentials
+/// redacted, and only the body's length.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -132,6 +135,56 @@ impl HttpResponse {
             }
             None => "redirect without a Location; redirects are not followed".to_string(),
         })
+    }
+}
+
+/// Headers whose values are credentials.
+const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+
+/// Headers as `name: value`, credentials as `name: [redacted]`.
+struct HeadersDebug<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for HeadersDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for (name, value) in self.0 {
+            if CREDENTIAL_HEADERS.iter().any(|c| name.eq_ignore_ascii_case(c)) {
+                list.entry(&format_args!("{name}: [redacted]"));
+            } else {
+                list.entry(&format_args!("{name}: {value:?}"));
+            }
+        }
+        list.finish()
+    }
+}
+
+/// A body as its length: bodies carry secrets (a token request) and personal data.
+struct BodyDebug(usize);
+
+impl fmt::Debug for BodyDebug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} bytes]", self.0)
+    }
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &HeadersDebug(&self.headers))
+            .field("body", &self.body.as_ref().map(|b| BodyDebug(b.len())))
+            .finish()
+    }
+}
+
+impl fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("headers", &HeadersDebug(&self.headers))
+            .field("body", &BodyDebug(self.body.len()))
+            .finish()
     }
 }
 
@@ -235,5 +288,24 @@ mod tests {
             None
         );
         assert_eq!(HttpResponse::new(400, "").redirect_detail(), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn debug_shows_neither_credentials_nor_bodies() {
+        let req = HttpRequest::scim_json(
+            Method::Post,
+            "http://h/scim/v2/Users",
+            &serde_json::json!({"userName": "jdoe@x.io"}),
+        )
+        .header("Authorization", "Bearer sk-live-123");
+        let text = format!("{req:?}");
+        assert_eq!(
+            text,
+            r#"HttpRequest { method: Post, url: "http://h/scim/v2/Users", headers: [Accept: "application/scim+json", Content-Type: "application/scim+json", Authorization: [redacted]], body: Some([24 bytes]) }"#
+        );
+        let resp = HttpResponse::new(200, r#"{"access_token":"at-secret"}"#).with_header("Set-Cookie", "s=1");
+        let text = format!("{resp:?}");
+        assert!(!text.contains("at-secret") && !text.contains("s=1"), "{text}");
+        assert!(text.contains("[28 bytes]"), "{text}");
     }
 }

@@ -38,6 +38,7 @@ pub mod api_error;
 pub mod audit;
 pub mod bulk;
 pub mod digest;
+pub mod dry_run;
 pub mod event;
 pub mod flows;
 pub mod graph;

@@ -4,7 +4,7 @@
 //! [`Settings::from_vars`] lists every problem it finds, naming the variable and never showing a
 //! value (most of them are secrets). Blank values count as unset.
 
-use crate::admin::AdminTokens;
+use crate::admin::{AdminTokenError, AdminTokens};
 use crate::flows::RoleWrite;
 use crate::graph::{AttributeMap, DeleteMode, DeletionThreshold, MapError, Scope, ScopeError, ThresholdError};
 use crate::policy::{PolicyError, RolePolicy, RoleTarget, RoleTargetError};
@@ -12,7 +12,7 @@ use crate::retry::RetryPolicy;
 use crate::secret::SecretString;
 use crate::token::ClientCredentials;
 use crate::webhook::{SecretError, WebhookSecret, WebhookSecrets};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use url::{Host, Url};
 
 /// The defaults, for the Worker and the command line alike.
 pub mod defaults {
@@ -42,6 +42,13 @@ pub mod defaults {
     pub const MIN_LEDGER_LEASE_MS: u64 = 1_000;
     /// `LEDGER_WAIT_MS`: how long a request waits for a lease held by another.
     pub const LEDGER_WAIT_MS: u64 = 3_000;
+    /// `CXONE_REQUEST_TIMEOUT_MS`: a CXone request unanswered this long counts as lost.
+    pub const CXONE_REQUEST_TIMEOUT_MS: u64 = 15_000;
+    /// The shortest `CXONE_REQUEST_TIMEOUT_MS` accepted.
+    pub const MIN_CXONE_REQUEST_TIMEOUT_MS: u64 = 1_000;
+    /// `EVENT_MAX_FUTURE_MS`: how far in the future an event's time may be (senders' clocks
+    /// drift); later ones are refused.
+    pub const EVENT_MAX_FUTURE_MS: u64 = 5 * 60 * 1000;
     /// `GRAPH_BASE_URL`.
     pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
     /// `GRAPH_SCOPE`: every application permission granted to the app registration.
@@ -153,6 +160,10 @@ pub struct LedgerSettings {
     pub lease_ms: u64,
     /// `LEDGER_WAIT_MS`.
     pub wait_ms: u64,
+    /// `CXONE_REQUEST_TIMEOUT_MS`; a lease must outlive it (see `ledger::request_deadline`).
+    pub request_timeout_ms: u64,
+    /// `EVENT_MAX_FUTURE_MS`.
+    pub max_future_ms: u64,
 }
 
 impl Default for LedgerSettings {
@@ -160,17 +171,23 @@ impl Default for LedgerSettings {
         Self {
             lease_ms: defaults::LEDGER_LEASE_MS,
             wait_ms: defaults::LEDGER_WAIT_MS,
+            request_timeout_ms: defaults::CXONE_REQUEST_TIMEOUT_MS,
+            max_future_ms: defaults::EVENT_MAX_FUTURE_MS,
         }
     }
 }
 
-/// Why a CXone URL was refused.
+/// Why a configured URL was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     #[error("must be https (plain http only on loopback)")]
     NotHttps,
     #[error("has no host")]
     NoHost,
+    #[error("must not hold a user name or password")]
+    UserInfo,
+    #[error("is not a valid absolute URL")]
+    Malformed,
 }
 
 /// One problem with the settings. Names the variable, never its value.
@@ -192,8 +209,8 @@ pub enum SettingsProblem {
     Policy(PolicyError),
     #[error("WEBHOOK_SECRETS: {0}")]
     WebhookSecrets(SecretError),
-    #[error("ADMIN_TOKEN holds no token")]
-    NoAdminToken,
+    #[error("{0}")]
+    AdminToken(AdminTokenError),
     #[error("GRAPH_USER_SCOPE / GRAPH_GROUP_SCOPE: {0}")]
     GraphScope(ScopeError),
     #[error("{0}")]
@@ -212,36 +229,49 @@ pub enum SettingsProblem {
     IamSecret(SecretError),
 }
 
-/// A CXone endpoint URL, trimmed and without a trailing slash: `https://`, or `http://` to a
-/// loopback host (127.0.0.0/8, `localhost`, `[::1]`) for local stand-ins.
+/// A configured endpoint URL, trimmed and without a trailing slash: `https://`, or `http://` to
+/// a loopback host (127.0.0.0/8, `localhost`, `[::1]`) for local stand-ins. Read as a WHATWG
+/// fetch reads it, and returned as that reading serialises it, so the host checked is the host
+/// contacted. Whitespace, control characters and backslashes inside, and user info, are refused.
 pub fn endpoint_url(raw: &str) -> Result<String, UrlError> {
-    let url = raw.trim();
-    let (scheme, rest) = url.split_once("://").ok_or(UrlError::NotHttps)?;
-    let host = host_of(rest).ok_or(UrlError::NoHost)?;
-    if scheme.eq_ignore_ascii_case("https") || (scheme.eq_ignore_ascii_case("http") && is_loopback(host)) {
-        Ok(url.trim_end_matches('/').to_string())
-    } else {
-        Err(UrlError::NotHttps)
+    let text = raw.trim();
+    if text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\') {
+        return Err(UrlError::Malformed);
     }
+    let url = Url::parse(text).map_err(|e| match e {
+        url::ParseError::EmptyHost => UrlError::NoHost,
+        _ => UrlError::Malformed,
+    })?;
+    // WHATWG skips missing or extra slashes after a special scheme: `https:///x` goes to `x`.
+    let authority = text.get(url.scheme().len()..).and_then(|rest| rest.strip_prefix("://"));
+    match authority {
+        None => return Err(UrlError::Malformed),
+        Some(rest) if rest.starts_with('/') => return Err(UrlError::NoHost),
+        Some(_) => {}
+    }
+    let host = url.host().ok_or(UrlError::NoHost)?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        _ => return Err(UrlError::NotHttps),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlError::UserInfo);
+    }
+    let serialised = url.as_str();
+    Ok(if url.query().is_none() && url.fragment().is_none() {
+        serialised.trim_end_matches('/').to_string()
+    } else {
+        serialised.to_string()
+    })
 }
 
-/// The host of `host[:port]/...` after the scheme, user info dropped; IPv6 keeps its brackets.
-fn host_of(rest: &str) -> Option<&str> {
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let host = if host_port.starts_with('[') {
-        host_port.find(']').map(|end| &host_port[..=end])?
-    } else {
-        host_port.split(':').next().unwrap_or_default()
-    };
-    (!host.is_empty()).then_some(host)
-}
-
-fn is_loopback(host: &str) -> bool {
-    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return v6.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
     }
-    host.eq_ignore_ascii_case("localhost") || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Reads named values and collects what is wrong with them.
@@ -341,11 +371,9 @@ impl Settings {
                 .ok()
         });
         let admin_tokens = r.required("ADMIN_TOKEN").and_then(|text| {
-            let tokens = AdminTokens::parse_list(&text);
-            if tokens.is_none() {
-                r.problems.push(SettingsProblem::NoAdminToken);
-            }
-            tokens
+            AdminTokens::parse_list(&text)
+                .map_err(|e| r.problems.push(SettingsProblem::AdminToken(e)))
+                .ok()
         });
         let d = defaults::RETRY;
         let retry = RetryPolicy {
@@ -361,10 +389,21 @@ impl Settings {
             precheck: r.boolean("BULK_PRECHECK", defaults::BULK_PRECHECK),
             fail_on_errors: r.optional_whole("BULK_FAIL_ON_ERRORS"),
         };
+        let timeout = r.whole("CXONE_REQUEST_TIMEOUT_MS", defaults::CXONE_REQUEST_TIMEOUT_MS);
+        let request_timeout_ms = r.at_least(
+            "CXONE_REQUEST_TIMEOUT_MS",
+            timeout,
+            defaults::MIN_CXONE_REQUEST_TIMEOUT_MS,
+        );
         let lease_ms = r.whole("LEDGER_LEASE_MS", defaults::LEDGER_LEASE_MS);
+        // A lease no request fits in would hold every person and write nothing.
+        let shortest = crate::ledger::shortest_lease(request_timeout_ms).max(defaults::MIN_LEDGER_LEASE_MS);
+        let lease_ms = r.at_least("LEDGER_LEASE_MS", lease_ms, shortest);
         let ledger = LedgerSettings {
-            lease_ms: r.at_least("LEDGER_LEASE_MS", lease_ms, defaults::MIN_LEDGER_LEASE_MS),
+            lease_ms,
             wait_ms: r.whole("LEDGER_WAIT_MS", defaults::LEDGER_WAIT_MS),
+            request_timeout_ms,
+            max_future_ms: r.whole("EVENT_MAX_FUTURE_MS", defaults::EVENT_MAX_FUTURE_MS),
         };
         let attribute_map = match r.text("ATTRIBUTE_MAP") {
             None => AttributeMap::default(),
@@ -534,7 +573,10 @@ mod tests {
             ("CXONE_CLIENT_SECRET", "csecret"),
             ("ROLE_POLICY", POLICY),
             ("WEBHOOK_SECRETS", SECRET),
-            ("ADMIN_TOKEN", "a1, a2"),
+            (
+                "ADMIN_TOKEN",
+                "admin-token-one-0123456789abcdefgh, admin-token-two-0123456789abcdefgh",
+            ),
         ])
     }
 
@@ -595,7 +637,9 @@ mod tests {
         assert_eq!(s.credentials.client_id, "cid");
         assert_eq!(s.credentials.client_secret.expose(), "csecret");
         assert_eq!(s.credentials.scope, None);
-        assert!(s.admin_tokens.authorizes(Some("Bearer a2")));
+        assert!(s
+            .admin_tokens
+            .authorizes(Some("Bearer admin-token-two-0123456789abcdefgh")));
         assert_eq!(s.retry, defaults::RETRY);
         assert_eq!(s.retry, RetryPolicy::default());
         assert_eq!(s.subrequest_budget, 50);
@@ -649,8 +693,10 @@ mod tests {
             ("BULK_BATCH_SIZE", "0"),
             ("BULK_PRECHECK", "False"),
             ("BULK_FAIL_ON_ERRORS", "3"),
-            ("LEDGER_LEASE_MS", "1000"),
+            ("LEDGER_LEASE_MS", "2000"),
             ("LEDGER_WAIT_MS", "0"),
+            ("CXONE_REQUEST_TIMEOUT_MS", "1000"),
+            ("EVENT_MAX_FUTURE_MS", "0"),
         ]);
         let s = read(&vars).unwrap();
         assert_eq!(s.credentials.scope.as_deref(), Some("scim"));
@@ -675,8 +721,10 @@ mod tests {
         assert_eq!(
             s.ledger,
             LedgerSettings {
-                lease_ms: 1000,
-                wait_ms: 0
+                lease_ms: 2000,
+                wait_ms: 0,
+                request_timeout_ms: 1000,
+                max_future_ms: 0,
             }
         );
     }
@@ -733,7 +781,7 @@ mod tests {
                 "BULK_BATCH_SIZE must be a whole number",
                 "BULK_PRECHECK must be true or false",
                 "BULK_FAIL_ON_ERRORS must be a whole number",
-                "LEDGER_LEASE_MS must be at least 1000",
+                "LEDGER_LEASE_MS must be at least 16000",
                 "LEDGER_WAIT_MS must be a whole number",
                 "ATTRIBUTE_MAP must map a Graph property to userName",
             ]
@@ -860,7 +908,6 @@ mod tests {
             "http://localhost:8790/scim/v2",
             "http://LocalHost/",
             "http://[::1]:8790/scim/v2",
-            "http://user:pw@127.0.0.1/x",
         ] {
             assert!(endpoint_url(ok).is_ok(), "{ok}");
         }
@@ -887,6 +934,7 @@ mod tests {
         }
         assert_eq!(endpoint_url("https:///scim/v2"), Err(UrlError::NoHost));
         assert_eq!(endpoint_url("http://:80/"), Err(UrlError::NoHost));
+        assert_eq!(endpoint_url("http://user:pw@127.0.0.1/x"), Err(UrlError::UserInfo));
 
         let mut vars = full();
         vars.insert("CXONE_SCIM_BASE_URL", "http://cxone.example/scim/v2");
@@ -897,5 +945,102 @@ mod tests {
         );
         vars.insert("CXONE_SCIM_BASE_URL", "https://");
         assert_eq!(read(&vars).unwrap_err(), ["CXONE_SCIM_BASE_URL has no host"]);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn urls_are_checked_as_a_whatwg_fetch_reads_them() {
+        // A fetch of these goes to evil.example in clear text, whatever the text after it says.
+        for (raw, want) in [
+            ("http://evil.example\\@127.0.0.1/scim/v2", UrlError::Malformed),
+            ("http://evil.example\\.127.0.0.1/", UrlError::Malformed),
+            ("http://127.0.0.1.evil.example/scim/v2", UrlError::NotHttps),
+            ("http://127.0.0.1@evil.example/", UrlError::NotHttps),
+            ("http://evil.example?@127.0.0.1/", UrlError::NotHttps),
+            ("http://localhost.:8790/", UrlError::NotHttps),
+            ("http://[::ffff:127.0.0.1]/", UrlError::NotHttps),
+            ("http://127.0.0.1\t.evil.example/", UrlError::Malformed),
+            ("http://127.0.0.1\n.evil.example/", UrlError::Malformed),
+            ("https://cxone.example/scim\r\n/v2", UrlError::Malformed),
+            ("https://cxone .example/", UrlError::Malformed),
+            ("https://user@cxone.example/scim/v2", UrlError::UserInfo),
+            ("https://user:pw@cxone.example/", UrlError::UserInfo),
+            ("https://:pw@cxone.example/", UrlError::UserInfo),
+            ("http://admin:admin@localhost:8790/", UrlError::UserInfo),
+            ("https:cxone.example/scim/v2", UrlError::Malformed),
+            ("https:/cxone.example/scim/v2", UrlError::Malformed),
+            ("https:////cxone.example/", UrlError::NoHost),
+            ("mailto:ops@cxone.example", UrlError::Malformed),
+            ("file:///etc/passwd", UrlError::NoHost),
+            ("javascript://127.0.0.1/", UrlError::NotHttps),
+        ] {
+            assert_eq!(endpoint_url(raw), Err(want), "{raw:?}");
+        }
+        for (raw, want) in [
+            ("http://[::1]:8790/x", "http://[::1]:8790/x"),
+            ("http://[0:0:0:0:0:0:0:1]/x/", "http://[::1]/x"),
+            ("http://localhost:8790", "http://localhost:8790"),
+            ("HTTP://LOCALHOST:8790/scim/v2/", "http://localhost:8790/scim/v2"),
+            ("HTTPS://CXONE.example/scim/v2", "https://cxone.example/scim/v2"),
+            ("https://cxone.example:443/scim/v2/", "https://cxone.example/scim/v2"),
+            ("http://127.1:8790/scim/v2", "http://127.0.0.1:8790/scim/v2"),
+            (
+                "https://login.example/token?tenant=t1/",
+                "https://login.example/token?tenant=t1/",
+            ),
+            ("\thttps://cxone.example/scim/v2/\n", "https://cxone.example/scim/v2"),
+        ] {
+            assert_eq!(endpoint_url(raw).as_deref(), Ok(want), "{raw:?}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_configured_url_is_checked() {
+        let bad = "http://evil.example\\@127.0.0.1/x";
+        for name in [
+            "CXONE_SCIM_BASE_URL",
+            "CXONE_TOKEN_URL",
+            "GRAPH_BASE_URL",
+            "GRAPH_TOKEN_URL",
+            "GRAPH_NOTIFICATION_URL",
+            "IAM_WEBHOOK_URL",
+        ] {
+            let mut vars = full();
+            vars.extend([
+                ("GRAPH_CLIENT_ID", "gid"),
+                ("GRAPH_TOKEN_URL", "https://login.example/t/oauth2/v2.0/token"),
+                ("GRAPH_CLIENT_SECRET", "gsecret"),
+                ("GRAPH_CLIENT_STATE", "a-client-state-long-enough"),
+                ("GRAPH_NOTIFICATION_URL", "https://worker.example/graph/notifications"),
+                ("IAM_WEBHOOK_URL", "https://iam.example/notices"),
+                ("IAM_WEBHOOK_SECRET", SECRET),
+            ]);
+            assert!(read(&vars).is_ok(), "{name}");
+            vars.insert(name, bad);
+            assert_eq!(
+                read(&vars).unwrap_err(),
+                [format!("{name} is not a valid absolute URL")],
+                "{name}"
+            );
+            vars.insert(name, "https://user:pw@cxone.example/x");
+            let problems = read(&vars).unwrap_err().join("\n");
+            assert_eq!(problems, format!("{name} must not hold a user name or password"));
+            assert!(!problems.contains("pw"));
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn admin_tokens_are_comma_separated_and_long() {
+        let mut vars = full();
+        vars.insert("ADMIN_TOKEN", "admin-token-one-0123456789abcdefgh,topsecret");
+        let problems = read(&vars).unwrap_err();
+        assert_eq!(problems, ["ADMIN_TOKEN token #2 is shorter than 32 characters"]);
+        vars.insert(
+            "ADMIN_TOKEN",
+            "admin-token-one-0123456789abcdefgh admin-token-two-0123456789abcdefgh",
+        );
+        assert_eq!(
+            read(&vars).unwrap_err(),
+            ["ADMIN_TOKEN token #1 holds whitespace (tokens are separated by commas)"]
+        );
     }
 }

@@ -140,6 +140,13 @@ impl SimServer {
         id
     }
 
+    /// A user under an id of the test's choosing (a broken or hostile server's).
+    pub fn insert_as(&mut self, id: &str, json: &str) {
+        let mut v: Value = serde_json::from_str(json).unwrap();
+        v["id"] = json!(id);
+        self.users.push(v);
+    }
+
     pub fn fail_next(&mut self, fault: Fault) {
         self.faults.push_back(fault);
     }

@@ -44,10 +44,20 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[error("{0:?} is not an RFC 3339 date-time (e.g. 2026-11-30T09:15:00Z)")]
 pub struct TimeError(pub String);
 
+/// The last instant written with a four-digit year: 9999-12-31T23:59:59.999Z.
+pub const LAST_WRITABLE_MS: UnixMillis = 253_402_300_799_999;
+
 /// Parses an RFC 3339 `date-time` (`2026-11-30T09:15:00.250+01:00`, `…Z`) to Unix milliseconds.
-/// Fractions beyond milliseconds are truncated; times before 1970 are refused.
+/// Fractions beyond milliseconds are truncated; times before 1970, and times an offset takes
+/// past the end of year 9999 in UTC (they could not be written back), are refused.
 pub fn parse_rfc3339(text: &str) -> Result<UnixMillis, TimeError> {
     parse(text.trim()).ok_or_else(|| TimeError(text.chars().take(64).collect()))
+}
+
+/// Parses a calendar date, `YYYY-MM-DD`, to the first millisecond of that day (UTC).
+pub fn parse_date(text: &str) -> Option<UnixMillis> {
+    let t = text.trim();
+    (t.len() == 10).then(|| parse(&format!("{t}T00:00:00Z")))?
 }
 
 fn parse(s: &str) -> Option<UnixMillis> {
@@ -106,7 +116,7 @@ fn parse(s: &str) -> Option<UnixMillis> {
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60;
     let ms = secs.checked_mul(1000)?.checked_add(millis)?;
-    UnixMillis::try_from(ms).ok()
+    UnixMillis::try_from(ms).ok().filter(|&ms| ms <= LAST_WRITABLE_MS)
 }
 
 fn num_of(part: &str) -> Option<i64> {
@@ -117,6 +127,14 @@ fn num_of(part: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn times_past_year_9999_in_utc_are_refused() {
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59.999Z"), Ok(LAST_WRITABLE_MS));
+        assert_eq!(iso8601(LAST_WRITABLE_MS), "9999-12-31T23:59:59.999Z");
+        assert!(parse_rfc3339("9999-12-31T23:59:59.999-23:59").is_err());
+        assert!(parse_rfc3339("9999-12-31T12:00:00-12:01").is_err());
+    }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn formats_times() {
@@ -151,6 +169,24 @@ mod tests {
             "２０２６-11-22T09:49:17Z",
         ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn parses_dates_to_the_start_of_their_day() {
+        assert_eq!(parse_date("2026-11-22"), Some(1_795_305_600_000));
+        assert_eq!(parse_date(" 2000-02-29 "), Some(951_782_400_000));
+        for bad in [
+            "",
+            "2026-11-2",
+            "2026-02-30",
+            "2026-13-01",
+            "2026/11/22",
+            "2026-11-22T00:00:00Z",
+            "2026-11-22Z",
+            "1969-12-31",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
         }
     }
 }

@@ -177,6 +177,19 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn a_pending_token_request_does_not_show_the_secret() {
+        let req = creds().token_request();
+        let text = format!("{req:?}");
+        assert!(!text.contains("s3cr") && !text.contains("client_secret"), "{text}");
+        assert!(
+            text.contains("http://idp/oauth/token") && text.contains("bytes]"),
+            "{text}"
+        );
+        let pending = crate::flows::Step::<()>::Send(req);
+        assert!(!format!("{pending:?}").contains("s3cr"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn refreshes_sixty_seconds_early() {
         let resp = HttpResponse::new(200, r#"{"access_token":"tok","token_type":"Bearer","expires_in":120}"#);
         let t = creds().read_token_response(&resp, 1_000_000).unwrap();

@@ -15,10 +15,14 @@
 use crate::config::{Config, BULK_BINDING};
 use crate::driver::{authorized, keep_token, now_ms, seed, send_within, Budget};
 use crate::kv::State as Kv;
+use crate::ledger::{begin_for, BeginRequest, CommitRequest, Ledger};
 use crate::objects::Running;
 use cxone_scim_core::audit::{iso8601, AuditDraft};
-use cxone_scim_core::bulk::{input_digest, BulkConfig, BulkRun, BulkUser, Entry, Intake, RowRequest};
+use cxone_scim_core::bulk::{
+    input_digest, BulkConfig, BulkRun, BulkUser, Entry, HoldAnswer, HoldAsk, Intake, RowRequest,
+};
 use cxone_scim_core::flows::{Flow, Step};
+use cxone_scim_core::ledger::Decision;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -38,8 +42,9 @@ const ANSWER_INLINE_UP_TO: usize = 100;
 const MAX_INLINE_WAIT_MS: u64 = 2_000;
 /// A slice that has not finished by then is taken to have died, and the alarm resumes the run.
 const WATCHDOG_MS: i64 = 120_000;
-/// A Bulk request (or a lookup of many users) may take this long before it counts as lost.
-const BULK_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Ledger calls one row's hold may take: the begin, and either the userName's link (a row with
+/// an externalId) or a forward's begin (a row without), and the commit that gives it back.
+const HOLD_CALLS: u32 = 3;
 /// A finished run is kept this long, then deleted.
 const KEEP_FINISHED_MS: i64 = 30 * 24 * 3600 * 1000;
 
@@ -54,7 +59,7 @@ pub struct BulkBody {
     run_id: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
-    dry_run: Option<bool>,
+    dry_run: Option<cxone_scim_core::dry_run::DryRunField>,
 }
 
 /// Reads a bulk request body (the whole of it, or the part a caller needs); the error names the
@@ -71,6 +76,7 @@ pub fn bulk_config(config: &Config) -> BulkConfig {
         fail_on_errors: config.bulk.fail_on_errors,
         retry: config.retry,
         role_target: config.roles.target.clone(),
+        hold_rows: true,
         ..BulkConfig::new(&config.scim_base_url)
     }
 }
@@ -327,12 +333,29 @@ impl BulkRunner {
             keep_drafts(&sql, &drafts)
         };
         let mut flow = authorized(meta.run.clone(), &config.credentials, config.retry, &kv).await;
+        let timeout = Duration::from_millis(flow.inner().config().request_timeout_ms);
+        let prefix = format!("bulk:{}", meta.run_id);
         let end = loop {
             feed(&sql, flow.inner_mut())?;
+            // Every row's person is held in their ledger before a request that writes to them.
+            let asks = flow.inner_mut().holds_wanted(now_ms(), &prefix, seed());
+            if !asks.is_empty() {
+                let answers = self.hold(&asks, &mut budget).await?;
+                if answers.is_empty() {
+                    break SliceEnd::Paused;
+                }
+                flow.inner_mut().on_holds(answers, &asks, now_ms());
+                // Kept with the rows: a hold is renewed under its token after a restart.
+                let writes = flow.inner_mut().take_writes();
+                audit_of(&writes, now_ms())?;
+                store(&sql, writes)?;
+                self.save_run(&meta, flow.inner())?;
+            }
             match flow.next_step(now_ms()) {
                 Step::Send(req) => {
                     if !budget.take_step() {
                         flow.inner_mut().unsend();
+                        self.release(flow.inner_mut()).await;
                         break SliceEnd::Paused;
                     }
                     // Write-ahead: the rows of this request are marked sent before it goes.
@@ -350,10 +373,11 @@ impl BulkRunner {
                     // The counts go with the rows, so they never disagree after a restart.
                     self.save_run(&meta, flow.inner())?;
                     let sent_at = now_ms();
-                    match send_within(&req, BULK_REQUEST_TIMEOUT).await {
+                    match send_within(&req, timeout).await {
                         Ok(resp) => flow.on_response(resp, now_ms()),
                         Err(e) => flow.on_transport_error(e, now_ms()),
                     }
+                    self.release(flow.inner_mut()).await;
                     let writes = flow.inner_mut().take_writes();
                     audit_of(&writes, sent_at)?;
                     store(&sql, writes)?;
@@ -372,6 +396,7 @@ impl BulkRunner {
             }
         };
         keep_token(&flow, &config.credentials, &kv).await;
+        self.release(flow.inner_mut()).await;
         let writes = flow.inner_mut().take_writes();
         audit_of(&writes, now_ms())?;
         store(&sql, writes)?;
@@ -394,6 +419,64 @@ impl BulkRunner {
             SliceEnd::Busy => {}
         }
         Ok(end)
+    }
+
+    /// Asks the ledgers of the rows' people for holds, all at once, as far as the budget goes
+    /// (each hold's commit is counted now). Empty when the budget allows none.
+    async fn hold(&self, asks: &[HoldAsk], budget: &mut Budget) -> Result<Vec<HoldAnswer>> {
+        // One step is left for the request the holds are for.
+        let affordable = (budget.remaining().saturating_sub(1) / HOLD_CALLS) as usize;
+        let asking = &asks[..asks.len().min(affordable)];
+        budget.spend(HOLD_CALLS * asking.len() as u32);
+        let answers = asking.iter().map(|ask| async move {
+            let mut begin = BeginRequest {
+                facts: ask.facts.clone(),
+                lease_ms: ask.lease_ms,
+                lease_token: ask.lease_token.clone(),
+                carried: None,
+            };
+            match begin_for(&self.env, ask.external_id.as_deref(), &ask.user_name, &mut begin).await {
+                Ok((ledger, decision, _)) => HoldAnswer {
+                    index: ask.index,
+                    ledger: ledger.key().to_string(),
+                    decision,
+                },
+                // A ledger out of reach holds nothing: the row asks again shortly.
+                Err(e) => {
+                    worker::console_log!("bulk: a ledger did not answer: {e}");
+                    HoldAnswer {
+                        index: ask.index,
+                        ledger: ask.key.clone(),
+                        decision: Decision::Busy { retry_after_ms: 1_000 },
+                    }
+                }
+            }
+        });
+        Ok(futures_util::future::join_all(answers).await)
+    }
+
+    /// Gives back the holds the run is done with, before the rows are stored: a row stored with
+    /// its hold after a lost commit is read again and meets its own answer in the ledger. A
+    /// commit that fails leaves the lease to run out.
+    async fn release(&self, run: &mut BulkRun) {
+        let releases = run.take_releases();
+        let commits = releases.into_iter().map(|r| async move {
+            let request = CommitRequest {
+                commit: r.commit,
+                failure_recorded: false,
+            };
+            match Ledger::of(&self.env, &r.ledger) {
+                Ok(ledger) => ledger.commit(&request).await.map(|_| ()),
+                Err(e) => Err(e),
+            }
+        });
+        for failed in futures_util::future::join_all(commits)
+            .await
+            .into_iter()
+            .filter_map(|r| r.err())
+        {
+            worker::console_log!("bulk: a hold was not given back (its lease runs out): {failed}");
+        }
     }
 
     /// Hands the kept audit drafts to the trail (or, when it cannot be reached, to its parked

@@ -30,7 +30,7 @@ fn var(env: &Env, name: &str) -> Option<String> {
 
 /// The admin tokens alone, readable when the rest of the configuration is broken.
 pub fn admin_tokens(env: &Env) -> Option<AdminTokens> {
-    var(env, "ADMIN_TOKEN").and_then(|raw| AdminTokens::parse_list(&raw))
+    var(env, "ADMIN_TOKEN").and_then(|raw| AdminTokens::parse_list(&raw).ok())
 }
 
 impl Config {
@@ -96,7 +96,10 @@ pub(crate) mod tests {
             ("CXONE_CLIENT_SECRET", "csecret"),
             ("ROLE_POLICY", POLICY),
             ("WEBHOOK_SECRETS", SECRET),
-            ("ADMIN_TOKEN", "a1, a2"),
+            (
+                "ADMIN_TOKEN",
+                "edge-admin-token-one-0123456789abcdef, edge-admin-token-two-0123456789abcdef",
+            ),
         ]
     }
 

@@ -3,6 +3,7 @@
 use crate::kv::State;
 use cxone_scim_core::flows::{Authorized, Flow, FlowError, Step};
 use cxone_scim_core::http::{HttpRequest, HttpResponse, Method, TransportError};
+use cxone_scim_core::ledger::request_deadline;
 use cxone_scim_core::retry::RetryPolicy;
 use cxone_scim_core::token::{CachedToken, ClientCredentials};
 use cxone_scim_core::UnixMillis;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use wasm_bindgen::JsValue;
 use worker::{Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect};
 
-/// A CXone request that takes longer than this counts as a transport error (and is retried).
+/// A request that takes longer than this counts as a transport error (and is retried), unless
+/// the budget it is sent under says otherwise (`CXONE_REQUEST_TIMEOUT_MS` under a lease).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 thread_local! {
@@ -41,8 +43,10 @@ pub struct Budget {
     remaining: u32,
     /// Subrequests one step costs: the fetch, plus the checkpoint written after it.
     per_send: u32,
-    /// No request starts at or after this time (the end of a ledger lease).
+    /// No request starts at or after this time (set from a ledger lease).
     deadline: Option<UnixMillis>,
+    /// How long one request may take before it counts as lost.
+    timeout: Duration,
 }
 
 impl Budget {
@@ -51,15 +55,23 @@ impl Budget {
             remaining,
             per_send: per_send.max(1),
             deadline: None,
+            timeout: REQUEST_TIMEOUT,
         }
     }
 
-    /// The same budget, spent by `deadline` at the latest.
-    pub fn until(self, deadline: UnixMillis) -> Self {
+    /// The same budget for the holder of a ledger lease that ends at `lease_until`: each request
+    /// may take `timeout_ms`, and none starts unless the lease outlives it.
+    pub fn within_lease(self, lease_until: UnixMillis, timeout_ms: u64) -> Self {
         Self {
-            deadline: Some(deadline),
+            deadline: Some(request_deadline(lease_until, timeout_ms)),
+            timeout: Duration::from_millis(timeout_ms),
             ..self
         }
+    }
+
+    /// How long one request may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Takes what one more step needs, if it is there.
@@ -95,7 +107,7 @@ pub async fn drive<F: Flow>(
                 if !budget.take_step() {
                     return None;
                 }
-                match send(&req).await {
+                match send_within(&req, budget.timeout()).await {
                     Ok(resp) => flow.on_response(resp, now_ms()),
                     Err(e) => flow.on_transport_error(e, now_ms()),
                 }
@@ -209,7 +221,7 @@ where
                 if !budget.take_step() {
                     break None;
                 }
-                match send(&req).await {
+                match send_within(&req, budget.timeout()).await {
                     Ok(resp) => flow.on_response(resp, now_ms()),
                     Err(e) => flow.on_transport_error(e, now_ms()),
                 }

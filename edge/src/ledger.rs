@@ -13,8 +13,12 @@
 //! across the Worker's fetches).
 
 use crate::config::LEDGER_BINDING;
+use cxone_scim_core::audit::iso8601;
 use cxone_scim_core::digest::key_of;
-use cxone_scim_core::ledger::{commit, decide, Commit, Decision, Delivery, EventFacts, PersonState, StoredAnswer};
+use cxone_scim_core::ledger::{
+    absorb, commit, decide, link, person_key, reset_marks, user_key, Commit, Decision, Delivery, EventFacts, Link,
+    PersonState, StoredAnswer,
+};
 use cxone_scim_core::UnixMillis;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -29,7 +33,54 @@ pub struct BeginRequest {
     pub facts: EventFacts,
     pub lease_ms: u64,
     pub lease_token: String,
+    /// What the person's userName ledger had ordered before it was linked here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<PersonState>,
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkRequest {
+    /// The ledger key of the person's externalId.
+    pub target: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetRequest {
+    pub dry_run: bool,
+}
+
+/// One person's ledger as an admin sees it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inspection {
+    pub person: PersonState,
+    /// The newest deliveries first.
+    pub deliveries: Vec<DeliverySeen>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliverySeen {
+    pub event_id: String,
+    pub first_seen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<StoredAnswer>,
+    /// The event time of a failure record kept for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetAnswer {
+    pub before: PersonState,
+    pub after: PersonState,
+}
+
+/// Deliveries an inspection lists.
+const INSPECT_DELIVERIES: i64 = 20;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +143,22 @@ impl DurableObject for PersonLedger {
             "/commit" => {
                 let c: CommitRequest = read(&mut req).await?;
                 Response::from_json(&on_commit(&sql, &c, now)?)
+            }
+            "/link" => {
+                let l: LinkRequest = read(&mut req).await?;
+                let (person, answer) = link(&load_person(&sql)?, &l.target, now);
+                save_person(&sql, &person)?;
+                Response::from_json(&answer)
+            }
+            "/inspect" => Response::from_json(&inspect(&sql)?),
+            "/reset-marks" => {
+                let r: ResetRequest = read(&mut req).await?;
+                let before = load_person(&sql)?;
+                let after = reset_marks(&before);
+                if !r.dry_run {
+                    save_person(&sql, &after)?;
+                }
+                Response::from_json(&ResetAnswer { before, after })
             }
             other => Response::error(format!("no ledger route {other}"), 404),
         }
@@ -168,9 +235,44 @@ fn millis(ms: UnixMillis) -> SqlStorageValue {
     SqlStorageValue::from(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
+fn inspect(sql: &SqlStorage) -> Result<Inspection> {
+    #[derive(Deserialize)]
+    struct Row {
+        event_id: String,
+        first_seen: f64,
+        answer: Option<String>,
+        failed_at: Option<f64>,
+    }
+    let rows: Vec<Row> = sql
+        .exec(
+            "SELECT event_id, first_seen, answer, failed_at FROM deliveries ORDER BY first_seen DESC LIMIT ?",
+            vec![INSPECT_DELIVERIES.into()],
+        )?
+        .to_array()?;
+    let deliveries = rows
+        .into_iter()
+        .map(|r| {
+            Ok(DeliverySeen {
+                event_id: r.event_id,
+                first_seen: iso8601(r.first_seen as UnixMillis),
+                answer: r.answer.as_deref().map(serde_json::from_str).transpose()?,
+                failed_at: r.failed_at.map(|t| iso8601(t as UnixMillis)),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Inspection {
+        person: load_person(sql)?,
+        deliveries,
+    })
+}
+
 fn on_begin(sql: &SqlStorage, begin: &BeginRequest, now: UnixMillis) -> Result<Decision> {
     let facts = &begin.facts;
     let mut person = load_person(sql)?;
+    if let Some(carried) = &begin.carried {
+        person = absorb(&person, carried);
+        save_person(sql, &person)?;
+    }
     let delivery = load_delivery(sql, &facts.event_id)?;
     let decision = decide(
         &person,
@@ -243,8 +345,48 @@ fn on_commit(sql: &SqlStorage, req: &CommitRequest, now: UnixMillis) -> Result<C
     Ok(answer)
 }
 
+/// Asks the person's ledger about a delivery, the one ledger whatever the event names: when it
+/// names an externalId and a userName, the userName's ledger is linked to the externalId's first
+/// (what it ordered is carried over); when it names only a userName whose ledger was linked,
+/// the delivery follows the forward. Returns the ledger that answered, its decision and the
+/// calls it took.
+pub async fn begin_for(
+    env: &Env,
+    external_id: Option<&str>,
+    user_name: &str,
+    begin: &mut BeginRequest,
+) -> Result<(Ledger, Decision, u32)> {
+    let key = person_key(external_id, user_name);
+    let mut calls = 0;
+    if external_id.is_some() && !user_name.trim().is_empty() {
+        calls += 1;
+        match Ledger::of(env, &user_key(user_name))?.link(&key).await? {
+            Link::Busy { retry_after_ms } => {
+                return Ok((Ledger::of(env, &key)?, Decision::Busy { retry_after_ms }, calls));
+            }
+            Link::Linked { carried } => begin.carried = carried,
+        }
+    }
+    let ledger = Ledger::of(env, &key)?;
+    let decision = ledger.begin(begin).await?;
+    calls += 1;
+    let Decision::Forward { to } = decision else {
+        return Ok((ledger, decision, calls));
+    };
+    let ledger = Ledger::of(env, &to)?;
+    let decision = ledger.begin(begin).await?;
+    calls += 1;
+    if let Decision::Forward { to } = decision {
+        return Err(worker::Error::RustError(format!(
+            "the ledger {key} forwards to a ledger that forwards again ({to})"
+        )));
+    }
+    Ok((ledger, decision, calls))
+}
+
 /// The Worker's side: the ledger of one person.
 pub struct Ledger {
+    key: String,
     stub: Stub,
 }
 
@@ -254,7 +396,15 @@ impl Ledger {
     pub fn of(env: &Env, subject_key: &str) -> Result<Self> {
         let namespace = env.durable_object(LEDGER_BINDING)?;
         let stub = namespace.id_from_name(&key_of(subject_key))?.get_stub()?;
-        Ok(Self { stub })
+        Ok(Self {
+            key: subject_key.to_string(),
+            stub,
+        })
+    }
+
+    /// The person key the ledger is named by.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     async fn call<I: Serialize, O: DeserializeOwned>(&self, path: &str, body: &I) -> Result<O> {
@@ -267,5 +417,23 @@ impl Ledger {
 
     pub async fn commit(&self, req: &CommitRequest) -> Result<CommitAnswer> {
         self.call("/commit", req).await
+    }
+
+    pub async fn link(&self, target: &str) -> Result<Link> {
+        self.call(
+            "/link",
+            &LinkRequest {
+                target: target.to_string(),
+            },
+        )
+        .await
+    }
+
+    pub async fn inspect(&self) -> Result<Inspection> {
+        self.call("/inspect", &()).await
+    }
+
+    pub async fn reset_marks(&self, dry_run: bool) -> Result<ResetAnswer> {
+        self.call("/reset-marks", &ResetRequest { dry_run }).await
     }
 }

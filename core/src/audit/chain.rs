@@ -5,7 +5,7 @@
 //! of the [canonical JSON](canonical_json) of the entry without `hash`. Changing any field breaks
 //! that entry's hash; recomputing it breaks the next entry's `prevHash`; removing or reordering
 //! entries breaks the `seq` run. Removing entries at the *end* leaves a valid, shorter chain: keep
-//! the count or the last hash somewhere else to detect that.
+//! the last record's [`Link`] (the head) somewhere else and check it with [`check_end`].
 
 use super::Outcome;
 use crate::digest::sha256_hex;
@@ -260,6 +260,80 @@ pub fn verify_chain(
     Ok(index)
 }
 
+/// A record's place in the chain: its `seq` and `hash` (the trail's head, or the anchor the
+/// kept chain continues after pruning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl From<&AuditEntry> for Link {
+    fn from(e: &AuditEntry) -> Self {
+        Self {
+            seq: e.seq,
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+/// Why the kept entries do not end where the head says the trail ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EndBreak {
+    /// The head names a record, and nothing is kept after the anchor (or ever written).
+    #[error("the trail holds no records but its head is record {head}: records were removed")]
+    Emptied { head: u64 },
+    /// The last kept entry comes before the head.
+    #[error("the trail ends at record {last} but its head is record {head}: records were cut from the end")]
+    Truncated { last: u64, head: u64 },
+    /// The last kept entry comes after the head.
+    #[error("the trail holds record {last} past its head, record {head}")]
+    PastHead { last: u64, head: u64 },
+    /// The last kept entry has the head's seq and another hash.
+    #[error("record {seq} is not the record the head names (another hash)")]
+    Replaced { seq: u64 },
+    /// The last kept entry does not hash to its `hash`.
+    #[error("record {seq}: its hash does not match its content (changed after it was written)")]
+    Altered { seq: u64 },
+    /// Records are kept, or were pruned, but no head says where the trail ends.
+    #[error("the trail holds records but has no head")]
+    NoHead,
+}
+
+/// Checks the end of the kept trail against its head, whatever range is being verified: the
+/// last kept entry (`last`) must be the record the head names, unaltered; with no entry kept,
+/// the head must be where pruning left the chain (`anchor`), or nothing was ever written.
+pub fn check_end(head: Option<&Link>, anchor: Option<&Link>, last: Option<&AuditEntry>) -> Result<(), EndBreak> {
+    let Some(head) = head else {
+        return match (last, anchor) {
+            (None, None) => Ok(()),
+            _ => Err(EndBreak::NoHead),
+        };
+    };
+    let Some(last) = last else {
+        return match anchor {
+            Some(anchor) if anchor == head => Ok(()),
+            _ => Err(EndBreak::Emptied { head: head.seq }),
+        };
+    };
+    if last.compute_hash() != last.hash {
+        return Err(EndBreak::Altered { seq: last.seq });
+    }
+    match last.seq.cmp(&head.seq) {
+        std::cmp::Ordering::Less => Err(EndBreak::Truncated {
+            last: last.seq,
+            head: head.seq,
+        }),
+        std::cmp::Ordering::Greater => Err(EndBreak::PastHead {
+            last: last.seq,
+            head: head.seq,
+        }),
+        std::cmp::Ordering::Equal if last.hash != head.hash => Err(EndBreak::Replaced { seq: last.seq }),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,5 +545,49 @@ mod tests {
         assert_ne!(extra, line);
         assert!(serde_json::from_str::<AuditEntry>(&extra).is_err());
         assert_eq!(serde_json::from_str::<AuditEntry>(&line).unwrap(), chain(1)[0]);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_kept_end_must_be_the_head() {
+        let c = chain(5);
+        let head = Link::from(&c[4]);
+        assert_eq!(check_end(Some(&head), None, c.last()), Ok(()));
+        assert_eq!(check_end(None, None, None), Ok(()), "nothing written yet");
+        // Every entry gone while the head says 5: not an empty, valid trail.
+        assert_eq!(check_end(Some(&head), None, None), Err(EndBreak::Emptied { head: 5 }));
+        assert_eq!(
+            check_end(Some(&head), Some(&Link::from(&c[1])), None),
+            Err(EndBreak::Emptied { head: 5 })
+        );
+        // Everything pruned up to the head: the anchor is the head.
+        assert_eq!(check_end(Some(&head), Some(&head), None), Ok(()));
+        // Cut from the end.
+        let err = check_end(Some(&head), None, Some(&c[2])).unwrap_err();
+        assert_eq!(err, EndBreak::Truncated { last: 3, head: 5 });
+        assert_eq!(
+            err.to_string(),
+            "the trail ends at record 3 but its head is record 5: records were cut from the end"
+        );
+        assert_eq!(
+            check_end(Some(&Link::from(&c[2])), None, Some(&c[4])),
+            Err(EndBreak::PastHead { last: 5, head: 3 })
+        );
+        // The last entry replaced by another with a valid hash, or changed in place.
+        let other = chain_from(&c[3].hash, 5, draft(9));
+        assert_eq!(
+            check_end(Some(&head), None, Some(&other)),
+            Err(EndBreak::Replaced { seq: 5 })
+        );
+        let mut changed = c[4].clone();
+        changed.roles_after = vec!["Admin".into()];
+        assert_eq!(
+            check_end(Some(&head), None, Some(&changed)),
+            Err(EndBreak::Altered { seq: 5 })
+        );
+        // Records without a head.
+        assert_eq!(check_end(None, None, Some(&c[0])), Err(EndBreak::NoHead));
+        assert_eq!(check_end(None, Some(&head), None), Err(EndBreak::NoHead));
+        let v = serde_json::to_value(EndBreak::Truncated { last: 3, head: 5 }).unwrap();
+        assert_eq!(v, json!({"kind": "truncated", "last": 3, "head": 5}));
     }
 }

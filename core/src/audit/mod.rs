@@ -8,13 +8,15 @@
 pub mod chain;
 pub mod notice;
 pub mod parked;
+pub mod range;
 
 pub use chain::{
-    canonical_json, chain_from, chain_next, payload_sha256, verify_chain, AuditDraft, AuditEntry, BreakReason,
-    ChainBreak, Trigger, Who, GENESIS_HASH,
+    canonical_json, chain_from, chain_next, check_end, payload_sha256, verify_chain, AuditDraft, AuditEntry,
+    BreakReason, ChainBreak, EndBreak, Link, Trigger, Who, GENESIS_HASH,
 };
 pub use notice::{NoticeType, RoleSyncData, RoleSyncNotice, SignedNotice};
 pub use parked::ParkedAudit;
+pub use range::{RangeError, TimeRange};
 
 use crate::flows::Action;
 pub use crate::time::iso8601;

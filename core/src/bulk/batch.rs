@@ -55,8 +55,8 @@ fn operation(index: usize, e: &Entry) -> Option<BulkOperation> {
     })
 }
 
-/// The next batch of ready rows (those to create or patch, not waiting for a retry), in index
-/// order. A row whose operation cannot be built, or alone exceeds the payload limit, fails (the
+/// The next batch of ready rows (those to create or patch, not waiting for a retry, and
+/// `held` as the run requires), in index order. A row whose operation cannot be built, or alone exceeds the payload limit, fails (the
 /// caller notes the rows it changed through `failed`).
 pub(super) fn next(
     window: &mut BTreeMap<usize, Entry>,
@@ -64,6 +64,7 @@ pub(super) fn next(
     limits: Limits,
     now: UnixMillis,
     failed: &mut Vec<usize>,
+    held: impl Fn(&Entry) -> bool,
 ) -> Option<Batch> {
     let budget = limits.payload_bytes.saturating_sub(ENVELOPE_BYTES);
     let mut ops = Vec::new();
@@ -73,7 +74,7 @@ pub(super) fn next(
         if ops.len() >= limits.operations.max(1) {
             break;
         }
-        if !matches!(e.stage, Stage::Create | Stage::Patch { .. }) || e.not_before > now {
+        if !matches!(e.stage, Stage::Create | Stage::Patch { .. }) || e.not_before > now || !held(e) {
             continue;
         }
         let Some(op) = operation(i, e) else {

@@ -69,6 +69,9 @@ pub struct Entry {
     /// The role values of the account a lookup found, for the audit trail's "before".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) roles_before: Option<Vec<String>>,
+    /// The row's person is held in their ledger for it (see `bulk::hold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) hold: Option<super::hold::Hold>,
 }
 
 impl Entry {
@@ -91,6 +94,7 @@ impl Entry {
             detail: None,
             duplicate_of: None,
             roles_before: None,
+            hold: None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 use super::entry::{Entry, Stage};
 use super::report::Outcome;
+use crate::flows::FlowError;
 use crate::http::{HttpRequest, Method};
 use crate::scim::build::patch_to;
 use crate::scim::{filter, User};
@@ -90,6 +91,10 @@ pub(super) fn resolve(e: &mut Entry, found: &[User], run_started: u64) {
         e.fail(502, None, "CXone listed the user without an id");
         return;
     };
+    if !crate::scim::is_usable_id(&id) {
+        e.fail(502, None, FlowError::unusable_id(&id).to_string());
+        return;
+    }
     e.id = Some(id.clone());
     e.roles_before = Some(desired.role_values_held_by(user));
     match patch_to(user, desired) {

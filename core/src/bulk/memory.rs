@@ -124,7 +124,7 @@ impl InMemoryRun {
                 return;
             }
             let mut too_large = Vec::new();
-            let Some(b) = batch::next(window, &config.base_url, limits, 0, &mut too_large) else {
+            let Some(b) = batch::next(window, &config.base_url, limits, 0, &mut too_large, |_| true) else {
                 return;
             };
             for i in b.indexes.iter().chain(&too_large) {

@@ -9,6 +9,7 @@
 
 mod batch;
 mod entry;
+mod hold;
 mod input;
 mod intake;
 mod lookup;
@@ -18,12 +19,13 @@ mod response;
 mod run;
 
 pub use entry::Entry;
+pub use hold::{Hold, HoldAnswer, HoldAsk, Release};
 pub use input::{input_digest, BulkUser};
 pub use intake::Intake;
 pub use memory::{DryRun, InMemoryRun, PlannedRequest};
 pub use report::{BulkReport, Counts, Outcome, Progress, UserReport};
 pub use response::{correlate, BulkResponseError, OpResult, SentOp};
-pub use run::{BulkConfig, BulkRun, RowRequest, DEFAULT_BATCH_SIZE};
+pub use run::{BulkConfig, BulkRun, RowRequest, DEFAULT_BATCH_SIZE, DEFAULT_REQUEST_TIMEOUT_MS};
 
 #[cfg(test)]
 mod tests;

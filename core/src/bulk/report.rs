@@ -12,6 +12,10 @@ pub enum Outcome {
     Failed,
     /// CXone holds an account with this userName for another externalId: nothing written.
     Conflict,
+    /// An event applied for the person since the run began comes first: nothing written.
+    Stale,
+    /// The person was deleted (by an event newer than the run): nothing written.
+    Skipped,
     /// Not finished yet (only in the progress of a running run).
     Pending,
 }
@@ -46,6 +50,10 @@ pub struct Counts {
     pub failed: usize,
     #[serde(default)]
     pub conflict: usize,
+    #[serde(default)]
+    pub stale: usize,
+    #[serde(default)]
+    pub skipped: usize,
     pub pending: usize,
 }
 
@@ -57,12 +65,21 @@ impl Counts {
             Some(Outcome::Exists) => self.exists += 1,
             Some(Outcome::Failed) => self.failed += 1,
             Some(Outcome::Conflict) => self.conflict += 1,
+            Some(Outcome::Stale) => self.stale += 1,
+            Some(Outcome::Skipped) => self.skipped += 1,
             Some(Outcome::Pending) | None => self.pending += 1,
         }
     }
 
     pub fn total(&self) -> usize {
-        self.created + self.updated + self.exists + self.failed + self.conflict + self.pending
+        self.created
+            + self.updated
+            + self.exists
+            + self.failed
+            + self.conflict
+            + self.stale
+            + self.skipped
+            + self.pending
     }
 }
 

@@ -42,6 +42,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub const DEFAULT_BATCH_SIZE: usize = crate::settings::defaults::BULK_BATCH_SIZE;
 const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+/// A Bulk request does the work of many: it may take this long before it counts as lost.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 60_000;
 const MAX_ERRORS_KEPT: usize = 20;
 /// Rows held in memory at most, in batches (the window is refilled below half of it).
 const WINDOW_BATCHES: usize = 4;
@@ -64,6 +66,17 @@ pub struct BulkConfig {
     /// Where each user's roles are written (`ROLE_TARGET`).
     #[serde(default)]
     pub role_target: RoleTarget,
+    /// Hold each row's person in their ledger while a request that writes to them is in flight
+    /// (the Worker keeps one ledger per person; see [`BulkRun::holds_wanted`]).
+    #[serde(default)]
+    pub hold_rows: bool,
+    /// How long one Bulk request may take before it counts as lost.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_request_timeout() -> u64 {
+    DEFAULT_REQUEST_TIMEOUT_MS
 }
 
 impl BulkConfig {
@@ -76,6 +89,8 @@ impl BulkConfig {
             precheck: crate::settings::defaults::BULK_PRECHECK,
             retry: RetryPolicy::default(),
             role_target: RoleTarget::default(),
+            hold_rows: false,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
         }
     }
 
@@ -96,7 +111,7 @@ pub struct RowRequest {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum InFlight {
+pub(super) enum InFlight {
     Discover,
     Lookup {
         indexes: Vec<usize>,
@@ -112,11 +127,11 @@ enum InFlight {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkRun {
-    config: BulkConfig,
+    pub(super) config: BulkConfig,
     total: usize,
     counts: Counts,
-    discovered: bool,
-    exchange: Exchange,
+    pub(super) discovered: bool,
+    pub(super) exchange: Exchange,
     jitter: Jitter,
     bulk_requests: u32,
     lookups: u32,
@@ -125,21 +140,24 @@ pub struct BulkRun {
     pacer: Pacer,
     /// When the first request was sent (Unix ms).
     #[serde(default)]
-    started_at: UnixMillis,
+    pub(super) started_at: UnixMillis,
     // What follows lives in memory only: after a restart the window is loaded again from the
     // rows, and whatever was in flight is resolved through the write-ahead marks.
     #[serde(skip)]
-    window: BTreeMap<usize, Entry>,
+    pub(super) window: BTreeMap<usize, Entry>,
     #[serde(skip)]
-    dirty: BTreeSet<usize>,
+    pub(super) dirty: BTreeSet<usize>,
     #[serde(skip)]
-    settled: Vec<(usize, Entry)>,
+    pub(super) settled: Vec<(usize, Entry)>,
     #[serde(skip)]
-    in_flight: Option<InFlight>,
+    pub(super) in_flight: Option<InFlight>,
     #[serde(skip)]
     next_row: usize,
     #[serde(skip)]
     rows_exhausted: bool,
+    /// Rows whose hold on their person's ledger is to be given back ([`Self::take_releases`]).
+    #[serde(skip)]
+    pub(super) releasing: BTreeSet<usize>,
 }
 
 impl BulkRun {
@@ -164,6 +182,7 @@ impl BulkRun {
             in_flight: None,
             next_row: 0,
             rows_exhausted: false,
+            releasing: BTreeSet::new(),
         }
     }
 
@@ -249,6 +268,7 @@ impl BulkRun {
     /// them without reading them first.
     pub fn unsend(&mut self) {
         let tried = self.exchange.attempts() > 0;
+        self.release_in_flight();
         match self.in_flight.take() {
             // An earlier try of this request went out: what it did is not known.
             Some(InFlight::Bulk { indexes, .. }) if tried => {
@@ -285,12 +305,12 @@ impl BulkRun {
         }
     }
 
-    fn touch(&mut self, i: usize) {
+    pub(super) fn touch(&mut self, i: usize) {
         self.dirty.insert(i);
     }
 
     /// Moves rows that just finished out of the window, counting their outcomes.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         let done: Vec<usize> = self
             .dirty
             .iter()
@@ -302,6 +322,9 @@ impl BulkRun {
             if let Some(e) = self.window.remove(&i) {
                 self.counts.pending = self.counts.pending.saturating_sub(1);
                 self.counts.add(e.outcome());
+                if e.hold.is_some() {
+                    self.releasing.insert(i);
+                }
                 self.settled.push((i, e));
             }
         }
@@ -549,6 +572,7 @@ impl BulkRun {
 
     fn give_up_in_flight(&mut self, err: &FlowError) {
         let tried = self.exchange.attempts() > 0;
+        self.release_in_flight();
         match self.in_flight.take() {
             // Every try may have been applied (timeouts, 5xx after the work): read the users
             // before deciding; only a request every try of which was refused unprocessed fails.
@@ -641,7 +665,9 @@ impl crate::flows::Flow for BulkRun {
             self.started_at = now;
         }
         if self.in_flight.is_some() {
-            if let Some(step) = self.send_step(now) {
+            if !self.holds_outlive_the_request(now) {
+                self.abandon_in_flight();
+            } else if let Some(step) = self.send_step(now) {
                 return step;
             }
         } else {
@@ -687,12 +713,15 @@ impl crate::flows::Flow for BulkRun {
             );
         }
         let mut too_large = Vec::new();
+        let span = self.hold_span();
+        let hold_rows = self.config.hold_rows;
         let batch = batch::next(
             &mut self.window,
             &self.config.base_url,
             self.config.limits(),
             now,
             &mut too_large,
+            |e| !hold_rows || e.hold.as_ref().is_some_and(|h| h.until >= now.saturating_add(span)),
         );
         for i in too_large {
             self.touch(i);
@@ -753,6 +782,7 @@ impl crate::flows::Flow for BulkRun {
                 }
             }
             Ok(Some(resp)) => {
+                self.release_in_flight();
                 let in_flight = self.in_flight.take();
                 self.exchange.finish();
                 match in_flight {

@@ -411,6 +411,43 @@ fn an_account_of_another_external_id_is_a_conflict_never_patched() {
     }
 }
 
+#[wasm_bindgen_test(unsupported = test)]
+fn an_account_with_an_unusable_id_fails_its_row_and_is_never_patched() {
+    for precheck in [true, false] {
+        for id in ["", ".", "..", "a/b", "a?b", "%2e", "a\tb"] {
+            let mut s = SimServer::default();
+            let input = users(3);
+            let mut stale = desired_of(&input[1]);
+            stale.family_name = Some("Old".into());
+            s.insert_as(id, &serde_json::to_string(&create_payload(&stale)).unwrap());
+            let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
+            assert_eq!(
+                outcomes(&r),
+                [Outcome::Created, Outcome::Failed, Outcome::Created],
+                "precheck {precheck} {id:?}"
+            );
+            let row = &r.users[1];
+            assert_eq!(row.status, Some(502));
+            assert!(
+                row.detail
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with("CXone answered an unusable id"),
+                "{row:?}"
+            );
+            // Its create only (without the pre-check, answered 409), never a PATCH.
+            let sent = s.bulk_batches.concat().iter().filter(|b| *b == "u-1").count();
+            assert_eq!(sent, usize::from(!precheck), "precheck {precheck} {id:?}");
+            let kept = s
+                .users()
+                .into_iter()
+                .find(|u| u.user_name == "user1@example.com")
+                .unwrap();
+            assert_eq!(kept.name.unwrap().family_name.as_deref(), Some("Old"));
+        }
+    }
+}
+
 /// What RFC 7644 §3.7.3 allows: bulkId on POST results only. The PATCH results carry the
 /// location of the user they updated, and the whole answer comes back in reverse order.
 fn without_patch_bulk_ids(req: &HttpRequest, resp: HttpResponse) -> HttpResponse {
@@ -734,5 +771,270 @@ fn lookup_pages_that_end_before_the_count_write_nothing() {
             "precheck {precheck}: {:?}",
             outcomes(&r)
         );
+    }
+}
+
+// ---- rows through their people's ledgers ------------------------------------------------
+
+use crate::ledger::{self, Decision as LedgerDecision, Delivery as LedgerDelivery, PersonState};
+use std::collections::HashMap;
+
+/// The people's ledgers, under the ledger's own rules (`ledger::decide`, `ledger::commit`).
+#[derive(Default)]
+struct Ledgers {
+    people: HashMap<String, PersonState>,
+    deliveries: HashMap<(String, String), LedgerDelivery>,
+    asked: Vec<String>,
+}
+
+impl Ledgers {
+    fn begin(&mut self, ask: &HoldAsk, now: u64) -> HoldAnswer {
+        self.asked.push(ask.key.clone());
+        let key = ask.key.clone();
+        let person = self.people.entry(key.clone()).or_default();
+        let seen_key = (key.clone(), ask.facts.event_id.clone());
+        let delivery = self.deliveries.get(&seen_key).cloned();
+        let decision = ledger::decide(
+            person,
+            delivery.as_ref(),
+            &ask.facts,
+            now,
+            ask.lease_ms,
+            &ask.lease_token,
+        );
+        if let LedgerDecision::Go { lease, .. } = &decision {
+            person.lease = Some(lease.clone());
+        }
+        let kept = self.deliveries.entry(seen_key).or_insert(LedgerDelivery {
+            first_seen: now,
+            body_digest: ask.facts.body_digest.clone(),
+            answer: None,
+        });
+        if let Some(answer) = decision.answer_to_keep() {
+            kept.answer = Some(answer.clone());
+        }
+        HoldAnswer {
+            index: ask.index,
+            ledger: key,
+            decision,
+        }
+    }
+
+    fn commit(&mut self, r: &Release) {
+        let person = self.people.entry(r.ledger.clone()).or_default();
+        *person = ledger::commit(person, &r.commit).person;
+        if let Some(answer) = &r.commit.answer {
+            if let Some(d) = self.deliveries.get_mut(&(r.ledger.clone(), r.commit.event_id.clone())) {
+                d.answer = Some(answer.clone());
+            }
+        }
+    }
+
+    fn person(&self, ext: &str) -> PersonState {
+        self.people.get(&format!("ext:{ext}")).cloned().unwrap_or_default()
+    }
+}
+
+/// Runs `input` as the Worker does: rows stored apart, holds asked before each step, released
+/// after each answer. Returns the rows and the Bulk operations each step sent.
+fn run_held(s: &mut SimServer, ledgers: &mut Ledgers, input: &[BulkUser], mut now: u64) -> Vec<Entry> {
+    let policy = policy();
+    let mut intake = Intake::new(&policy, &crate::policy::RoleTarget::Roles, false);
+    let mut rows: Vec<Entry> = input.iter().map(|u| intake.take(u)).collect();
+    let cfg = BulkConfig {
+        hold_rows: true,
+        ..config(10)
+    };
+    let mut run = BulkRun::new(cfg, rows.len(), intake.counts(), 7);
+    for step in 0..10_000 {
+        if let Some(want) = run.rows_wanted() {
+            let batch: Vec<(usize, Entry)> = rows
+                .iter()
+                .enumerate()
+                .filter(|(i, e)| *i >= want.from && e.is_pending())
+                .take(want.limit)
+                .map(|(i, e)| (i, e.clone()))
+                .collect();
+            run.load(batch, want);
+        }
+        let asks = run.holds_wanted(now, "bulk:r1", step);
+        if !asks.is_empty() {
+            let answers = asks.iter().map(|a| ledgers.begin(a, now)).collect();
+            run.on_holds(answers, &asks, now);
+        }
+        match run.next_step(now) {
+            Step::Send(req) => {
+                match s.handle(&req) {
+                    Ok(resp) => run.on_response(resp, now + 5),
+                    Err(e) => run.on_transport_error(e, now + 5),
+                }
+                for r in run.take_releases() {
+                    ledgers.commit(&r);
+                }
+            }
+            Step::Wait { until } => now = until.max(now),
+            Step::Done(_) => {
+                for (i, e) in run.take_writes() {
+                    rows[i] = e;
+                }
+                return rows;
+            }
+        }
+        for (i, e) in run.take_writes() {
+            rows[i] = e;
+        }
+        now += 10;
+    }
+    panic!("the run never finished");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn every_row_goes_through_its_persons_ledger_and_gives_it_back() {
+    let mut s = SimServer::default();
+    let mut ledgers = Ledgers::default();
+    let rows = run_held(&mut s, &mut ledgers, &users(23), T0_BULK);
+    assert!(rows.iter().all(|e| e.outcome() == Some(Outcome::Created)), "{rows:?}");
+    assert_eq!(s.count(), 23);
+    for (i, e) in rows.iter().enumerate() {
+        let person = ledgers.person(&format!("ext-{i}"));
+        assert_eq!(person.lease, None, "row {i} still holds its person");
+        assert_eq!(person.cxone_id.as_deref(), e.id(), "row {i}");
+        let last = person.last.expect("the row's create is the person's mark");
+        assert_eq!(
+            (last.operation, last.event_id),
+            (crate::event::Operation::Create, format!("bulk:r1:{i}"))
+        );
+        assert!(e.hold.is_none());
+    }
+    assert_eq!(ledgers.asked.len(), 23, "one hold per row: {:?}", ledgers.asked);
+}
+
+const T0_BULK: u64 = 1_800_000_000_000;
+
+fn mark(at: u64, operation: crate::event::Operation, id: &str) -> PersonState {
+    let last = ledger::LastApplied {
+        at,
+        operation,
+        event_id: id.into(),
+    };
+    PersonState {
+        last: Some(last.clone()),
+        last_status: Some(last),
+        cxone_id: None,
+        lease: None,
+        alias_of: None,
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_event_applied_since_the_run_began_comes_first_and_a_deleted_person_can_be_disabled_again() {
+    use crate::event::Operation;
+    let mut s = SimServer::default();
+    let mut ledgers = Ledgers::default();
+    // ext-1 was disabled by a webhook after the run began; ext-2 was deleted before it.
+    ledgers.people.insert(
+        "ext:ext-1".into(),
+        mark(T0_BULK + 60_000, Operation::Disable, "m-disable"),
+    );
+    ledgers.people.insert(
+        "ext:ext-2".into(),
+        mark(T0_BULK - 60_000, Operation::Delete, "m-delete"),
+    );
+    let rows = run_held(&mut s, &mut ledgers, &users(3), T0_BULK);
+    assert_eq!(rows[0].outcome(), Some(Outcome::Created));
+    assert_eq!(rows[1].outcome(), Some(Outcome::Stale));
+    assert!(
+        rows[1].detail.as_deref().unwrap_or_default().contains("m-disable"),
+        "{:?}",
+        rows[1]
+    );
+    assert!(
+        s.users().iter().all(|u| u.user_name != "user1@example.com"),
+        "a stale row is never sent"
+    );
+    // The deleted person is created again, and the run's create lifts the tombstone.
+    assert_eq!(rows[2].outcome(), Some(Outcome::Created));
+    let person = ledgers.person("ext-2");
+    assert!(!person.is_tombstoned());
+    assert_eq!(person.cxone_id.as_deref(), rows[2].id());
+    let disable = ledger::EventFacts {
+        event_id: "m-later-disable".into(),
+        body_digest: "d".into(),
+        operation: Operation::Disable,
+        occurred_at: Some(T0_BULK + 120_000),
+        replay: false,
+        keeps_status: false,
+    };
+    let d = ledger::decide(&person, None, &disable, T0_BULK + 120_000, 30_000, "t");
+    assert!(matches!(d, LedgerDecision::Go { known_id: Some(_), .. }), "{d:?}");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_row_waits_while_its_person_is_held_by_another_delivery() {
+    let mut s = SimServer::default();
+    let mut ledgers = Ledgers::default();
+    let held_until = T0_BULK + 20_000;
+    ledgers.people.insert(
+        "ext:ext-0".into(),
+        PersonState {
+            lease: Some(ledger::Lease {
+                holder: "m-webhook".into(),
+                token: "other".into(),
+                until: held_until,
+            }),
+            ..PersonState::default()
+        },
+    );
+    let rows = run_held(&mut s, &mut ledgers, &users(2), T0_BULK);
+    assert_eq!(rows.iter().filter(|e| e.outcome() == Some(Outcome::Created)).count(), 2);
+    let first = ledgers.asked.iter().filter(|k| *k == "ext:ext-0").count();
+    assert!(first >= 2, "asked again after the busy answer: {:?}", ledgers.asked);
+    // Sent in a later request than the free row, after the other delivery's lease ran out.
+    assert_eq!(s.bulk_batches.len(), 2, "{:?}", s.bulk_batches);
+    assert_eq!(s.bulk_batches[1], ["u-0"]);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn no_try_of_a_bulk_request_starts_once_a_hold_would_run_out_during_it() {
+    let policy = policy();
+    let mut intake = Intake::new(&policy, &crate::policy::RoleTarget::Roles, false);
+    let input = users(2);
+    let rows: Vec<(usize, Entry)> = input.iter().map(|u| intake.take(u)).enumerate().collect();
+    let cfg = BulkConfig {
+        hold_rows: true,
+        ..config(10)
+    };
+    let mut run = BulkRun::new(cfg, 2, intake.counts(), 3);
+    let want = run.rows_wanted().unwrap();
+    run.load(rows, want);
+    let mut ledgers = Ledgers::default();
+    let mut now = T0_BULK;
+    let Step::Send(discover) = run.next_step(now) else {
+        panic!()
+    };
+    run.on_response(SimServer::default().handle(&discover).unwrap(), now);
+    // Nothing is sent before the rows are held.
+    assert!(matches!(run.next_step(now), Step::Wait { .. } | Step::Done(_)));
+    let asks = run.holds_wanted(now, "bulk:r2", 1);
+    assert_eq!(asks.len(), 2);
+    assert_eq!(asks[0].lease_ms, run.hold_span() + super::hold::HOLD_SLACK_MS);
+    let answers = asks.iter().map(|a| ledgers.begin(a, now)).collect();
+    run.on_holds(answers, &asks, now);
+    let Step::Send(bulk) = run.next_step(now) else {
+        panic!("the held rows go")
+    };
+    assert!(bulk.url.ends_with("/Bulk"));
+    run.on_response(HttpResponse::new(503, ""), now + 10);
+    // The retry would start past the holds: the request is dropped, the rows read first.
+    now += run.hold_span();
+    if let Step::Send(req) = run.next_step(now) {
+        assert!(!req.url.ends_with("/Bulk"), "a try past the holds: {}", req.url);
+    }
+    let releases = run.take_releases();
+    assert_eq!(releases.len(), 2);
+    assert!(releases.iter().all(|r| r.commit.ending == ledger::Ending::Failed));
+    for r in &releases {
+        ledgers.commit(r);
+        assert_eq!(ledgers.people[&r.ledger].lease, None);
     }
 }

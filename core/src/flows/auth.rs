@@ -165,6 +165,24 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn the_pending_token_request_does_not_show_the_secret() {
+        let creds = ClientCredentials {
+            client_secret: SecretString::new("cs-4f9e2b7d"),
+            ..creds()
+        };
+        let inner = FirstPageFlow::new("http://cxone.test/scim/v2", 10, RetryPolicy::default(), 3);
+        let mut f = Authorized::new(inner, creds, None, RetryPolicy::default(), 3);
+        let step = f.next_step(0);
+        assert!(
+            matches!(step, Step::Send(ref req) if req.url == SIM_TOKEN_URL),
+            "{step:?}"
+        );
+        for text in [format!("{step:?}"), format!("{f:?}")] {
+            assert!(!text.contains("cs-4f9e2b7d"), "{text}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn fetches_a_token_first_and_reports_it_for_caching() {
         let mut s = SimServer::with_auth();
         let mut f = flow(None);

@@ -2,6 +2,8 @@ use serde::Serialize;
 
 /// Longest piece of a raw response body kept in an error.
 const RAW_BODY_LIMIT: usize = 2048;
+/// Characters of an unusable id kept in an error.
+const UNUSABLE_ID_SHOWN: usize = 64;
 
 /// Why a flow could not reach its goal. Serialised as `{"kind": "<variant>", …fields}` (the
 /// one-value variants put their value under `detail`, or `budget`).
@@ -40,6 +42,10 @@ pub enum FlowError {
     /// CXone's data contradicts itself (e.g. two users with one externalId).
     #[error("{0}")]
     Ambiguous(String),
+    /// CXone answered an id that cannot address a resource (`..`, one holding `/`...): nothing
+    /// is sent to a URL built from it. The id is kept escaped and shortened.
+    #[error("CXone answered an unusable id {0}")]
+    UnusableId(String),
 }
 
 /// The serialised shape: an internally tagged enum of struct variants (serde cannot tag a
@@ -75,6 +81,9 @@ enum Wire<'a> {
     },
     Ambiguous {
         detail: &'a str,
+    },
+    UnusableId {
+        id: &'a str,
     },
 }
 
@@ -117,6 +126,7 @@ impl Serialize for FlowError {
             Self::Auth(detail) => Wire::Auth { detail },
             Self::BudgetExhausted(budget) => Wire::BudgetExhausted { budget: *budget },
             Self::Ambiguous(detail) => Wire::Ambiguous { detail },
+            Self::UnusableId(id) => Wire::UnusableId { id },
         }
         .serialize(s)
     }
@@ -134,6 +144,13 @@ impl FlowError {
             reason: reason.to_string(),
             body: crate::http::truncated(body, RAW_BODY_LIMIT),
         }
+    }
+
+    /// An id CXone answered that [`crate::scim::is_usable_id`] refuses, as text safe to show.
+    pub(crate) fn unusable_id(id: &str) -> Self {
+        let shown: String = id.chars().take(UNUSABLE_ID_SHOWN).collect();
+        let more = if shown.len() < id.len() { "…" } else { "" };
+        Self::UnusableId(format!("{shown:?}{more}"))
     }
 
     /// CXone refused the request itself (400, 404, 409, 412, 422, a redirect ...): sending it
@@ -177,6 +194,7 @@ mod tests {
             FlowError::Auth("401".into()),
             FlowError::BudgetExhausted(50),
             FlowError::Ambiguous("two users".into()),
+            FlowError::unusable_id(".."),
         ];
         let kinds: Vec<String> = all
             .iter()
@@ -190,11 +208,26 @@ mod tests {
                 "unreadable",
                 "auth",
                 "budgetExhausted",
-                "ambiguous"
+                "ambiguous",
+                "unusableId"
             ]
         );
         assert_eq!(serde_json::to_value(&all[4]).unwrap()["budget"], 50);
         assert_eq!(serde_json::to_value(&all[0]).unwrap()["scimType"], "invalidValue");
         assert_eq!(serde_json::to_value(&all[3]).unwrap()["detail"], "401");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unusable_id_is_shown_escaped_and_short() {
+        assert_eq!(
+            FlowError::unusable_id("..").to_string(),
+            r#"CXone answered an unusable id "..""#
+        );
+        let e = FlowError::unusable_id("a\r\nb");
+        assert_eq!(e.to_string(), r#"CXone answered an unusable id "a\r\nb""#);
+        let long = FlowError::unusable_id(&"/".repeat(1000)).to_string();
+        assert!(long.len() < 120 && long.ends_with('…'), "{long}");
+        assert_eq!(serde_json::to_value(FlowError::unusable_id("")).unwrap()["id"], r#""""#);
+        assert!(!FlowError::unusable_id(".").is_permanent());
     }
 }

@@ -37,6 +37,8 @@ pub enum Action {
     Skipped,
     /// The account CXone has is not provably this person's: nothing written, kept for review.
     Conflict,
+    /// An admin cleared the person's ledger marks (nothing written to CXone).
+    MarksReset,
 }
 
 /// Why an action needed no change, or why it was already done.
@@ -203,11 +205,9 @@ impl LifecycleFlow {
             };
         };
         self.found = Some(Box::new(user.clone()));
-        let Some(id) = user.id.clone() else {
-            return self.finish(Err(FlowError::Ambiguous(format!(
-                "CXone listed user {:?} without an id",
-                user.user_name
-            ))));
+        let id = match lookup::id_of(&user) {
+            Ok(id) => id,
+            Err(e) => return self.finish(Err(e)),
         };
         match &self.command {
             Command::Upsert { desired, .. } => match patch_to(&user, desired) {
@@ -551,6 +551,58 @@ mod tests {
     fn writes(s: &SimServer) -> Vec<String> {
         s.log().into_iter().filter(|l| !l.starts_with("GET ")).collect()
     }
+
+    /// A lookup answer listing the person's account under `id`.
+    fn listed_as(id: &str) -> &'static str {
+        let user = serde_json::json!({"id": id, "userName": "jdoe@example.com", "externalId": "e-1",
+            "name": {"givenName": "Old"}, "active": true});
+        let body = serde_json::json!({"totalResults": 1, "Resources": [user]}).to_string();
+        Box::leak(body.into_boxed_str())
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unusable_id_in_a_lookup_answer_writes_nothing() {
+        let long = "a".repeat(300);
+        let bad = [
+            "",
+            ".",
+            "..",
+            "../../admin",
+            "a/b",
+            "a?b",
+            "a#b",
+            "%2e%2e",
+            "a\nb",
+            long.as_str(),
+        ];
+        for op in ["create", "update", "disable", "delete"] {
+            for id in bad {
+                let mut s = SimServer::default();
+                if op == "create" {
+                    s.fail_next(Fault::Status(409, None));
+                }
+                s.fail_next(Fault::Body(200, listed_as(id)));
+                let out = run(&mut s, &CREATE.replace("\"create\"", &format!("\"{op}\"")));
+                assert!(matches!(out, Err(FlowError::UnusableId(_))), "{op} {id:?}: {out:?}");
+                assert!(
+                    out.unwrap_err()
+                        .to_string()
+                        .starts_with("CXone answered an unusable id"),
+                    "{op}"
+                );
+                let sent: Vec<String> = writes(&s).into_iter().filter(|w| w != "POST /scim/v2/Users").collect();
+                assert!(sent.is_empty(), "{op} {id:?}: {sent:?}");
+            }
+        }
+        // The same answer with a usable id is written.
+        let mut s = SimServer::default();
+        s.insert(r#"{"userName":"jdoe@example.com","externalId":"e-1","active":true}"#);
+        s.fail_next(Fault::Body(200, listed_as("u1")));
+        let out = run(&mut s, DISABLE_E1).unwrap();
+        assert_eq!(out, Applied::new(Action::Disabled, Some("u1".into())));
+    }
+
+    const DISABLE_E1: &str = r#"{"operation":"disable","userName":"jdoe@example.com","externalId":"e-1"}"#;
 
     #[wasm_bindgen_test(unsupported = test)]
     fn several_matches_are_a_conflict_not_a_guess() {

@@ -125,6 +125,19 @@ pub(crate) fn read_answer(lookup: &Lookup, by: By, resp: &HttpResponse, request:
     }))
 }
 
+/// The id of an account a lookup found, for the URL of the request that reads or writes it:
+/// an account listed without an id, or with one that cannot address it, ends the flow.
+pub(crate) fn id_of(user: &User) -> Result<String, FlowError> {
+    match user.id.as_deref() {
+        None => Err(FlowError::Ambiguous(format!(
+            "CXone listed user {:?} without an id",
+            user.user_name
+        ))),
+        Some(id) if !crate::scim::is_usable_id(id) => Err(FlowError::unusable_id(id)),
+        Some(id) => Ok(id.to_string()),
+    }
+}
+
 /// Whether `user`, read again by its id after a lookup found it, is still the person's: the same
 /// id, and an externalId that is the person's, or none and the person's userName. `None` when it
 /// is; otherwise why it no longer is (it changed hands between the lookup and the read).

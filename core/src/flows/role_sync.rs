@@ -197,12 +197,9 @@ impl RoleSyncFlow {
                 _ => self.finish(Err(self.not_found(status))),
             },
             Found::Conflict(conflict) => self.conflicted(conflict),
-            Found::One(user) => match user.id {
-                Some(id) => self.read(id),
-                None => self.finish(Err(FlowError::Ambiguous(format!(
-                    "CXone listed user {:?} without an id",
-                    user.user_name
-                )))),
+            Found::One(user) => match lookup::id_of(&user) {
+                Ok(id) => self.read(id),
+                Err(e) => self.finish(Err(e)),
             },
         }
     }
@@ -821,6 +818,23 @@ mod tests {
             1,
         );
         assert!(matches!(nothing.next_step(0), Step::Done(Err(FlowError::Ambiguous(_)))));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unusable_id_in_the_lookup_answer_is_neither_read_nor_written() {
+        for id in ["", ".", "..", "../Groups", "a/b", "a?x=1", "a#f", "%2e%2e", "a\u{0}b"] {
+            for write in [RoleWrite::Put, RoleWrite::Patch] {
+                let mut user = current(1, &["A"], "JJ");
+                user["id"] = json!(id);
+                let (out, sent) = run(flow(roles(&["B"]), write), vec![found_by_external_id(&user)]);
+                assert_eq!(described(&sent), ["GET /scim/v2/Users"], "{id:?}");
+                assert!(matches!(out, Err(FlowError::UnusableId(_))), "{id:?}: {out:?}");
+            }
+        }
+        let mut user = current(1, &["A"], "JJ");
+        user["id"] = json!("x".repeat(257));
+        let (out, _) = run(flow(roles(&["B"]), RoleWrite::Put), vec![found_by_external_id(&user)]);
+        assert!(matches!(out, Err(FlowError::UnusableId(_))), "{out:?}");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

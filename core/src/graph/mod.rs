@@ -22,8 +22,8 @@ pub use guard::{DeletionThreshold, ThresholdError};
 pub use map::{AttributeMap, MapError, Mapping};
 pub use members::{MemberOfFlow, Membership};
 pub use notify::{
-    read_notifications, validation_token, Lifecycle, LifecycleEvent, Notifications, NotifyError, ResourceChange,
-    MAX_VALIDATION_TOKEN,
+    notification_post, read_notifications, sync_off, validation_token, Lifecycle, LifecycleEvent, NotificationPost,
+    Notifications, NotifyError, ResourceChange, MAX_VALIDATION_TOKEN, VALIDATION_HEADERS,
 };
 pub use pass::{delivery_id, Leaver, Outcome, Plan, Skip, Slot, Summary, SyncPass, Work};
 pub use plan::{DeleteMode, KnownPerson, PlanError, Planner};

@@ -13,6 +13,7 @@
 //! within 10 s ([`validation_token`]).
 
 use super::subscribe::Watched;
+use crate::api_error::ApiError;
 use crate::secret::SecretString;
 use crate::time::parse_rfc3339;
 use crate::UnixMillis;
@@ -272,6 +273,43 @@ pub fn validation_token(query_value: &str) -> Option<String> {
     ok.then(|| query_value.to_string())
 }
 
+/// The headers of the answer to Graph's validation request: the echoed token is plain text,
+/// never sniffed into anything a browser would run, and never cached.
+pub const VALIDATION_HEADERS: [(&str, &str); 3] = [
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+];
+
+/// What a `POST` to the notification URL asks for, before its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationPost {
+    /// Graph's validation handshake: answer 200 with this text and [`VALIDATION_HEADERS`].
+    Validation(String),
+    /// A batch of notifications, for [`read_notifications`].
+    Batch,
+}
+
+/// The answer while Graph sync is not configured: the endpoint does not exist.
+pub fn sync_off() -> ApiError {
+    ApiError::not_found("Graph sync is not configured: no change notifications are taken")
+}
+
+/// Sorts a `POST` to the notification URL, given whether Graph sync is configured and the
+/// decoded `validationToken` query parameter, if any. Without Graph sync nothing is answered,
+/// not even the handshake (404); an unusable token is a 400.
+pub fn notification_post(sync_configured: bool, validation: Option<&str>) -> Result<NotificationPost, ApiError> {
+    if !sync_configured {
+        return Err(sync_off());
+    }
+    match validation {
+        None => Ok(NotificationPost::Batch),
+        Some(raw) => validation_token(raw)
+            .map(NotificationPost::Validation)
+            .ok_or_else(|| ApiError::bad_request("invalidValue", "validationToken is not usable")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,5 +488,24 @@ mod tests {
             Some(4096)
         );
         assert_eq!(validation_token(&"x".repeat(MAX_VALIDATION_TOKEN + 1)), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn nothing_is_echoed_while_graph_sync_is_off() {
+        for validation in [Some("<script>alert(1)</script>"), Some(""), None] {
+            let e = notification_post(false, validation).unwrap_err();
+            assert_eq!((e.status, e.scim_type.as_deref()), (404, None), "{validation:?}");
+        }
+        assert_eq!(
+            notification_post(true, Some("token 1")),
+            Ok(NotificationPost::Validation("token 1".into()))
+        );
+        assert_eq!(notification_post(true, None), Ok(NotificationPost::Batch));
+        let e = notification_post(true, Some("a\r\nb")).unwrap_err();
+        assert_eq!((e.status, e.scim_type.as_deref()), (400, Some("invalidValue")));
+        assert!(VALIDATION_HEADERS.contains(&("X-Content-Type-Options", "nosniff")));
+        assert!(VALIDATION_HEADERS
+            .iter()
+            .any(|(name, value)| *name == "Content-Type" && value.starts_with("text/plain")));
     }
 }

@@ -81,7 +81,8 @@ impl From<Action> for Outcome {
             Action::Deleted => Self::Deleted,
             Action::Unchanged => Self::Unchanged,
             Action::Stale => Self::Stale,
-            Action::Skipped => Self::Skipped,
+            // A Graph change never resets marks; were one reported so, nothing was applied.
+            Action::Skipped | Action::MarksReset => Self::Skipped,
             Action::Conflict => Self::Conflict,
         }
     }

@@ -140,7 +140,8 @@ fn apply(
         return Ok(());
     }
     match m.target {
-        Target::UserName => event.user_name = text.unwrap_or_default(),
+        // Trimmed as a webhook's is: the same person under the same key.
+        Target::UserName => event.user_name = text.unwrap_or_default().trim().to_string(),
         Target::ExternalId => event.external_id = text,
         // CXone needs names and a work email: a cleared one is left as it is.
         Target::GivenName => event.first_name = text,

@@ -27,6 +27,46 @@ use serde_json::{json, Value};
 
 /// The longest a busy person makes a delivery wait before it is told to come back.
 pub const MAX_RETRY_AFTER_MS: u64 = 60_000;
+/// What a lease keeps beyond the last request's timeout: the time to commit the outcome.
+pub const LEASE_MARGIN_MS: u64 = 1_000;
+
+/// The shortest lease a request that may take `request_timeout_ms` fits in.
+pub fn shortest_lease(request_timeout_ms: u64) -> u64 {
+    request_timeout_ms.saturating_add(LEASE_MARGIN_MS)
+}
+
+/// No request to CXone may start at or after this time under a lease that ends at
+/// `lease_until`: one that did could still be in flight when the lease ran out, and a later
+/// delivery's write could land before it.
+pub fn request_deadline(lease_until: UnixMillis, request_timeout_ms: u64) -> UnixMillis {
+    lease_until.saturating_sub(shortest_lease(request_timeout_ms))
+}
+
+/// An event dated further ahead of `now` than `max_future_ms`, refused before the ledger sees
+/// it: as the newest mark it would make every real event after it stale.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("occurredAt {at} is more than {max_future_s} s ahead of this service's clock ({now}); fix the sender's clock or time zone")]
+pub struct FutureEvent {
+    pub at: String,
+    pub now: String,
+    pub max_future_s: u64,
+}
+
+/// Whether an event's own time may be used to order it.
+pub fn check_event_time(
+    occurred_at: Option<UnixMillis>,
+    now: UnixMillis,
+    max_future_ms: u64,
+) -> Result<(), FutureEvent> {
+    match occurred_at {
+        Some(at) if at > now.saturating_add(max_future_ms) => Err(FutureEvent {
+            at: crate::time::iso8601(at),
+            now: crate::time::iso8601(now),
+            max_future_s: max_future_ms / 1000,
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// What the host knows about one delivery before asking the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +146,10 @@ pub struct PersonState {
     pub cxone_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// This ledger is a userName's, and the person has an externalId whose ledger keeps their
+    /// events: everything for the userName is ordered there (see [`link`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_of: Option<String>,
 }
 
 impl PersonState {
@@ -138,6 +182,9 @@ pub enum Decision {
     Skipped { answer: StoredAnswer },
     /// This webhook-id was seen with another body: refused, nothing applied.
     Conflict { detail: String },
+    /// The person's events are ordered in another ledger (this one is their userName's, and
+    /// they have an externalId): ask that one.
+    Forward { to: String },
     /// Apply it, holding `lease`. `known_id`: the person's CXone account as last written.
     Go {
         event_time: UnixMillis,
@@ -183,7 +230,15 @@ pub fn decide(
             }
         }
     }
-    if let Some(lease) = person.lease.as_ref().filter(|l| l.until > now) {
+    if let Some(to) = &person.alias_of {
+        return Decision::Forward { to: to.clone() };
+    }
+    // The holder of a lease may ask again (a bulk run renewing its hold); anyone else waits.
+    if let Some(lease) = person
+        .lease
+        .as_ref()
+        .filter(|l| l.until > now && l.token != lease_token)
+    {
         return Decision::Busy {
             retry_after_ms: (lease.until - now).min(MAX_RETRY_AFTER_MS),
         };
@@ -225,6 +280,126 @@ pub fn decide(
             until: now.saturating_add(lease_ms),
         },
         known_id: person.cxone_id.clone().filter(|_| !person.is_tombstoned()),
+    }
+}
+
+/// The ledger key of a person: their externalId, else their userName (without case).
+pub fn person_key(external_id: Option<&str>, user_name: &str) -> String {
+    match external_id {
+        Some(ext) => format!("ext:{ext}"),
+        None => user_key(user_name),
+    }
+}
+
+/// The ledger key of a userName.
+pub fn user_key(user_name: &str) -> String {
+    format!("user:{}", user_name.trim().to_lowercase())
+}
+
+/// A ledger key as an admin writes it (`ext:<externalId>` or `user:<userName>`), in the form
+/// the ledgers are named by; `None` when it is neither.
+pub fn parse_person_key(text: &str) -> Option<String> {
+    if let Some(ext) = text.strip_prefix("ext:").filter(|e| !e.is_empty()) {
+        return Some(person_key(Some(ext), ""));
+    }
+    text.strip_prefix("user:")
+        .filter(|u| !u.trim().is_empty())
+        .map(user_key)
+}
+
+/// What a userName's ledger answers when an event names the person's externalId too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "link")]
+pub enum Link {
+    /// The userName's ledger now forwards to `target`; `carried` is what it had ordered before
+    /// (events that named only the userName), for the target to take in.
+    Linked {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carried: Option<PersonState>,
+    },
+    /// An event that named only the userName is being applied; come back after this long.
+    Busy { retry_after_ms: u64 },
+}
+
+/// Makes the userName's ledger `person` forward to `target` (the person's externalId ledger),
+/// so that events naming only the userName and events naming the externalId are ordered in one
+/// place. Returns the new state of the userName's ledger and the answer.
+pub fn link(person: &PersonState, target: &str, now: UnixMillis) -> (PersonState, Link) {
+    if person.alias_of.as_deref() == Some(target) {
+        return (person.clone(), Link::Linked { carried: None });
+    }
+    if let Some(lease) = person.lease.as_ref().filter(|l| l.until > now) {
+        let busy = Link::Busy {
+            retry_after_ms: (lease.until - now).min(MAX_RETRY_AFTER_MS),
+        };
+        return (person.clone(), busy);
+    }
+    // A userName another externalId had before (reassigned, or a rename): that person's marks
+    // stay in their own ledger; only what the userName ordered itself moves.
+    let own = person.alias_of.is_none() && (person.last.is_some() || person.cxone_id.is_some());
+    let carried = own.then(|| PersonState {
+        lease: None,
+        alias_of: None,
+        ..person.clone()
+    });
+    // Its marks stay for an admin to read; the forward makes them unused.
+    let forwarding = PersonState {
+        alias_of: Some(target.to_string()),
+        lease: None,
+        ..person.clone()
+    };
+    (forwarding, Link::Linked { carried })
+}
+
+/// Takes in what a userName's ledger had ordered before it was linked: each mark is the newer
+/// of the two, and the account last written is kept when this ledger knows none.
+pub fn absorb(person: &PersonState, carried: &PersonState) -> PersonState {
+    fn newer(a: &Option<LastApplied>, b: &Option<LastApplied>) -> Option<LastApplied> {
+        match (a, b) {
+            (Some(x), Some(y)) => Some(if y.at > x.at { y.clone() } else { x.clone() }),
+            (x, y) => x.clone().or_else(|| y.clone()),
+        }
+    }
+    let carried_status = carried.status_mark().cloned();
+    PersonState {
+        last: newer(&person.last, &carried.last),
+        last_status: newer(&person.status_mark().cloned(), &carried_status),
+        cxone_id: person.cxone_id.clone().or_else(|| carried.cxone_id.clone()),
+        ..person.clone()
+    }
+}
+
+/// An admin's repair of a ledger whose marks hold events back (one dated in the future by a
+/// sender's clock, say): the marks go, so the next event for the person is ordered afresh. The
+/// account last written stays known and a lease in force stays. A tombstone is a mark too:
+/// after a reset the person is no longer taken for deleted.
+pub fn reset_marks(person: &PersonState) -> PersonState {
+    PersonState {
+        last: None,
+        last_status: None,
+        ..person.clone()
+    }
+}
+
+/// The audit trail's record of a reset of the ledger `key` (as [`parse_person_key`] gives it):
+/// who, and a digest of the marks before and after.
+pub fn reset_record(key: &str, before: &PersonState, after: &PersonState, at: UnixMillis) -> crate::audit::AuditDraft {
+    use crate::audit::{payload_sha256, AuditDraft, Outcome, Trigger, Who};
+    let who = Who {
+        cxone_id: before.cxone_id.clone(),
+        external_id: key.strip_prefix("ext:").map(str::to_string),
+        user_name: key.strip_prefix("user:").map(str::to_string),
+    };
+    AuditDraft {
+        at,
+        who,
+        action: Some(Action::MarksReset),
+        roles_before: Vec::new(),
+        roles_after: Vec::new(),
+        trigger: Trigger::Admin,
+        outcome: Outcome::Success,
+        latency_ms: 0,
+        payload_sha256: payload_sha256(&json!({"key": key, "before": before, "after": after})),
     }
 }
 

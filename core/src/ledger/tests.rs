@@ -27,6 +27,7 @@ fn applied(at: UnixMillis, operation: Operation, id: &str) -> PersonState {
         last_status: None,
         cxone_id: (operation != Operation::Delete).then(|| "cx-1".to_string()),
         lease: None,
+        alias_of: None,
     }
 }
 
@@ -480,4 +481,227 @@ fn a_ledger_kept_before_the_status_mark_reads_it_from_its_last_event() {
     assert_eq!(applied(T0, Operation::Update, "m0").status_mark(), None);
     let old: PersonState = serde_json::from_str(r#"{"last":{"at":5,"operation":"delete","eventId":"m"}}"#).unwrap();
     assert!(old.is_tombstoned());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_event_dated_past_the_allowed_skew_is_refused() {
+    let skew = 300_000;
+    assert_eq!(check_event_time(None, T0, skew), Ok(()));
+    assert_eq!(check_event_time(Some(T0 + skew), T0, skew), Ok(()));
+    assert_eq!(
+        check_event_time(Some(1), T0, skew),
+        Ok(()),
+        "the far past is only stale"
+    );
+    let err = check_event_time(Some(T0 + skew + 1), T0, skew).unwrap_err();
+    assert_eq!(err.max_future_s, 300);
+    let far = check_event_time(Some(32_503_680_000_000), T0, skew).unwrap_err();
+    assert!(far.to_string().starts_with("occurredAt 3000-01-01T00:00:00"), "{far}");
+    assert_eq!(check_event_time(Some(u64::MAX), u64::MAX - 1, skew), Ok(()));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn no_request_starts_unless_the_lease_outlives_it() {
+    assert_eq!(shortest_lease(15_000), 16_000);
+    let until = T0 + LEASE_MS;
+    // Started at the deadline, a request that times out ends just as the margin begins.
+    assert_eq!(request_deadline(until, 15_000), T0 + 14_000);
+    assert_eq!(request_deadline(until, 15_000) + 15_000 + LEASE_MARGIN_MS, until);
+    assert_eq!(request_deadline(5, 15_000), 0);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn the_lease_holder_may_renew_its_lease_and_no_one_else() {
+    let first = decide(
+        &PersonState::default(),
+        None,
+        &facts("b1", Operation::Create, Some(T0)),
+        T0,
+        LEASE_MS,
+        "tok-a",
+    );
+    let Decision::Go { lease, .. } = first else {
+        panic!("{first:?}")
+    };
+    let held = PersonState {
+        lease: Some(lease),
+        ..PersonState::default()
+    };
+    let other = decide(
+        &held,
+        None,
+        &facts("m2", Operation::Update, Some(T0)),
+        T0 + 10,
+        LEASE_MS,
+        "tok-b",
+    );
+    assert!(matches!(other, Decision::Busy { .. }), "{other:?}");
+    let again = decide(
+        &held,
+        None,
+        &facts("b1", Operation::Create, Some(T0)),
+        T0 + 10,
+        LEASE_MS,
+        "tok-a",
+    );
+    let Decision::Go { lease, .. } = again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(lease.until, T0 + 10 + LEASE_MS);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_future_mark_holds_every_event_back_until_an_admin_resets_it() {
+    // An update dated 3000 that carried accountEnabled: the mark of both kinds of event.
+    let mut frozen = applied(32_503_680_000_000, Operation::Update, "m-future");
+    frozen.last_status = frozen.last.clone();
+    let leaver = facts("m-leave", Operation::Disable, Some(T0));
+    assert_eq!(
+        action_of(&decide(&frozen, None, &leaver, T0, LEASE_MS, "tok")),
+        json!("stale")
+    );
+    let mover = facts("m-move", Operation::Update, Some(T0));
+    assert_eq!(
+        action_of(&decide(&frozen, None, &mover, T0, LEASE_MS, "tok")),
+        json!("stale")
+    );
+    let reset = reset_marks(&frozen);
+    assert_eq!((reset.last.as_ref(), reset.last_status.as_ref()), (None, None));
+    assert_eq!(reset.cxone_id.as_deref(), Some("cx-1"));
+    assert!(matches!(
+        decide(&reset, None, &mover, T0, LEASE_MS, "tok"),
+        Decision::Go { .. }
+    ));
+    assert!(matches!(
+        decide(&reset, None, &leaver, T0, LEASE_MS, "tok"),
+        Decision::Go { .. }
+    ));
+    let deleted = applied(T0, Operation::Delete, "m-del");
+    assert!(deleted.is_tombstoned());
+    assert!(!reset_marks(&deleted).is_tombstoned());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn one_person_one_ledger_keys() {
+    assert_eq!(person_key(Some("e-1"), "Jane@X.io"), "ext:e-1");
+    assert_eq!(person_key(None, " Jane@X.io "), "user:jane@x.io");
+    assert_eq!(user_key("JANE@x.io"), "user:jane@x.io");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_linked_user_name_forwards_every_delivery_to_the_external_id_ledger() {
+    let by_name = applied(T0, Operation::Create, "m-name-only");
+    let (forwarding, answer) = link(&by_name, "ext:e-1", T0 + 5);
+    let Link::Linked { carried: Some(carried) } = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(carried.last.as_ref().map(|l| l.event_id.as_str()), Some("m-name-only"));
+    assert_eq!(forwarding.alias_of.as_deref(), Some("ext:e-1"));
+    let d = decide(
+        &forwarding,
+        None,
+        &facts("m2", Operation::Disable, Some(T0 + 9)),
+        T0 + 9,
+        LEASE_MS,
+        "tok",
+    );
+    assert_eq!(d, Decision::Forward { to: "ext:e-1".into() });
+    // An answer the userName's ledger gave before the link is still a duplicate's answer.
+    let answered = seen(T0, "m-name-only", Some(StoredAnswer::ok(json!({"action": "created"}))));
+    let again = decide(
+        &forwarding,
+        Some(&answered),
+        &facts("m-name-only", Operation::Create, Some(T0)),
+        T0 + 9,
+        LEASE_MS,
+        "tok",
+    );
+    assert!(matches!(again, Decision::Duplicate { .. }), "{again:?}");
+    // Linking again carries nothing: the marks moved once.
+    assert_eq!(link(&forwarding, "ext:e-1", T0 + 10).1, Link::Linked { carried: None });
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_user_name_in_use_is_linked_only_once_its_delivery_is_done() {
+    let mut busy = applied(T0, Operation::Create, "m1");
+    busy.lease = Some(Lease {
+        holder: "m2".into(),
+        token: "t".into(),
+        until: T0 + 1_000,
+    });
+    let (same, answer) = link(&busy, "ext:e-1", T0 + 400);
+    assert_eq!(answer, Link::Busy { retry_after_ms: 600 });
+    assert_eq!(same, busy);
+    let (_, answer) = link(&busy, "ext:e-1", T0 + 1_000);
+    assert!(matches!(answer, Link::Linked { carried: Some(_) }), "{answer:?}");
+    // A userName another externalId had: re-pointed, and that person's marks are not carried.
+    let other = PersonState {
+        alias_of: Some("ext:e-0".into()),
+        ..PersonState::default()
+    };
+    let (moved, answer) = link(&other, "ext:e-1", T0);
+    assert_eq!(
+        (moved.alias_of.as_deref(), answer),
+        (Some("ext:e-1"), Link::Linked { carried: None })
+    );
+    // A userName's ledger that never ordered anything carries nothing.
+    assert_eq!(
+        link(&PersonState::default(), "ext:e-1", T0).1,
+        Link::Linked { carried: None }
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn carried_marks_order_the_external_id_ledger() {
+    // A disable that named only the userName, at T0 + 50; then an update by externalId dated T0.
+    let mut carried = applied(T0 + 50, Operation::Disable, "m-name-disable");
+    carried.cxone_id = Some("cx-9".into());
+    let own = applied(T0 - 100, Operation::Create, "m-create");
+    let merged = absorb(&own, &carried);
+    assert_eq!(
+        merged.last.as_ref().map(|l| l.event_id.as_str()),
+        Some("m-name-disable")
+    );
+    assert_eq!(merged.status_mark().map(|l| l.at), Some(T0 + 50));
+    assert_eq!(
+        merged.cxone_id.as_deref(),
+        Some("cx-1"),
+        "the externalId ledger's account wins"
+    );
+    let older = facts("m-update", Operation::Update, Some(T0));
+    assert_eq!(
+        action_of(&decide(&merged, None, &older, T0 + 60, LEASE_MS, "tok")),
+        json!("stale")
+    );
+    let fresh = absorb(&PersonState::default(), &carried);
+    assert_eq!(fresh.cxone_id.as_deref(), Some("cx-9"));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn admins_name_a_ledger_by_its_key() {
+    assert_eq!(parse_person_key("ext:e-1").as_deref(), Some("ext:e-1"));
+    assert_eq!(parse_person_key("user:Jane@X.io").as_deref(), Some("user:jane@x.io"));
+    for bad in ["", "ext:", "user: ", "jane@x.io", "EXT:e-1", "id:1"] {
+        assert_eq!(parse_person_key(bad), None, "{bad:?}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_reset_is_recorded_for_the_person_it_was_done_to() {
+    let before = applied(T0, Operation::Update, "m1");
+    let after = reset_marks(&before);
+    let record = reset_record("ext:e-1", &before, &after, T0);
+    assert_eq!(record.action, Some(Action::MarksReset));
+    assert_eq!(record.trigger, crate::audit::Trigger::Admin);
+    assert_eq!(
+        (record.who.external_id.as_deref(), record.who.user_name.as_deref()),
+        (Some("e-1"), None)
+    );
+    assert_eq!(record.who.cxone_id.as_deref(), Some("cx-1"));
+    let by_name = reset_record("user:jane@x.io", &before, &after, T0);
+    assert_eq!(by_name.who.user_name.as_deref(), Some("jane@x.io"));
+    assert_ne!(
+        record.payload_sha256,
+        reset_record("ext:e-1", &before, &before, T0).payload_sha256
+    );
 }

@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod group;
+pub mod id;
 pub mod initial;
 pub mod lenient;
 pub mod list;
@@ -19,6 +20,7 @@ pub mod user;
 
 pub use error::ScimError;
 pub use group::Group;
+pub use id::is_usable_id;
 pub use list::ListResponse;
 pub use patch::{PatchOp, PatchOpKind, PatchOperation};
 pub use provider_config::{BulkFeature, BulkLimits, Feature, FilterFeature, ServiceProviderConfig};

@@ -110,14 +110,18 @@ pub async fn parked_audits(req: &Request, env: &Env) -> Result<Response> {
     page("parked", &parked, next)
 }
 
-/// Sends a parked IAM notice again (signed anew); delivered, it is no longer kept.
-pub async fn replay_notice(env: &Env, config: &Config, id: &str) -> Result<Response> {
+/// Sends a parked IAM notice again (signed anew); delivered, it is no longer kept. `dryRun`:
+/// the notice it would send, nothing sent.
+pub async fn replay_notice(env: &Env, config: &Config, id: &str, dry_run: bool) -> Result<Response> {
     let state = State::open(env)?;
     let Some(parked) = state.notice(id).await? else {
         return reply::api_error(&ApiError::not_found(format!("no parked notice {id}")));
     };
     if config.iam.is_none() {
         return reply::api_error(&ApiError::new(503, None, "IAM_WEBHOOK_URL is not set"));
+    }
+    if dry_run {
+        return reply::json(200, &json!({"dryRun": true, "notice": parked}));
     }
     let delivered = crate::notices::replay(config, &state, parked).await;
     reply::json(200, &delivered)

@@ -3,10 +3,11 @@
 //! appending the records the trail could not take when their write happened (listed by
 //! `GET /audit/parked`, beside the other parked things in `super::admin`).
 
-use crate::audit_trail::{replay_parked as replay, time_param, Query, Trail};
+use crate::audit_trail::{replay_parked as replay, Query, Trail};
 use crate::config::Config;
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
+use cxone_scim_core::audit::TimeRange;
 use serde_json::Value;
 use worker::{Env, Headers, Request, Response, Result};
 
@@ -22,17 +23,19 @@ async fn from_trail(answer: impl std::future::Future<Output = Result<Value>>) ->
         .map_err(|e| ApiError::new(503, None, format!("the audit trail cannot be reached: {e}")))
 }
 
-/// The query `?from=&to=&externalId=&trigger=&cursor=&limit=`, or what is wrong with it.
+/// The query `?from=&to=&externalId=&trigger=&cursor=&limit=`, or what is wrong with it. A
+/// date in `from`/`to` covers its whole day ([`TimeRange`]).
 fn query_of(req: &Request) -> std::result::Result<Query, ApiError> {
     let mut q = Query::default();
     let url = req
         .url()
         .map_err(|e| ApiError::bad_request("invalidSyntax", e.to_string()))?;
+    let (mut from, mut to) = (None, None);
     for (k, v) in url.query_pairs() {
         let bad = |what: &str| ApiError::bad_request("invalidValue", format!("{k}: {what}, not {v:?}"));
         match k.as_ref() {
-            "from" => q.from = Some(time_param(&v).ok_or_else(|| bad("an RFC 3339 time or a date"))?),
-            "to" => q.to = Some(time_param(&v).ok_or_else(|| bad("an RFC 3339 time or a date"))?),
+            "from" => from = Some(v.into_owned()),
+            "to" => to = Some(v.into_owned()),
             "externalId" if !v.is_empty() => q.external_id = Some(v.into_owned()),
             "trigger" if !v.is_empty() => q.trigger = Some(v.into_owned()),
             "cursor" if !v.is_empty() => q.after = Some(v.parse().map_err(|_| bad("a cursor from a previous page"))?),
@@ -40,6 +43,9 @@ fn query_of(req: &Request) -> std::result::Result<Query, ApiError> {
             _ => {}
         }
     }
+    let range = TimeRange::parse(from.as_deref(), to.as_deref())
+        .map_err(|e| ApiError::bad_request("invalidValue", e.to_string()))?;
+    (q.from, q.to) = (range.from, range.to);
     Ok(q)
 }
 

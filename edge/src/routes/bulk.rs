@@ -8,6 +8,7 @@ use crate::reply;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::AuditRecord;
 use cxone_scim_core::bulk::InMemoryRun;
+use cxone_scim_core::dry_run::{self, DryRunField};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::json;
@@ -25,18 +26,11 @@ struct Head {
     #[serde(default)]
     run_id: Option<String>,
     #[serde(default)]
-    dry_run: Option<bool>,
+    dry_run: Option<DryRunField>,
 }
 
 fn valid_run_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-/// `?dryRun=true` (or `1`), as the conventions allow it on every admin POST.
-pub fn dry_run_query(req: &Request) -> bool {
-    req.url()
-        .map(|u| u.query_pairs().any(|(k, v)| k == "dryRun" && (v == "true" || v == "1")))
-        .unwrap_or(false)
 }
 
 fn invalid(detail: String) -> Result<Response> {
@@ -44,7 +38,10 @@ fn invalid(detail: String) -> Result<Response> {
 }
 
 pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
-    let query_dry_run = dry_run_query(&req);
+    let query_dry_run = match super::dry_run_query(&req)? {
+        Ok(d) => d,
+        Err(e) => return reply::api_error(&e),
+    };
     let Some(bytes) = reply::body_within(&mut req, MAX_BODY).await? else {
         return reply::api_error(&ApiError::too_large(MAX_BODY));
     };
@@ -62,7 +59,11 @@ pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
     }
     audit.subject = Some(format!("run:{run_id}"));
     audit.operation = Some("bulk".into());
-    if query_dry_run || head.dry_run == Some(true) {
+    let dry_run = match dry_run::agree(query_dry_run, head.dry_run.map(|f| f.0)) {
+        Ok(d) => d.unwrap_or(false),
+        Err(e) => return reply::api_error(&e.into()),
+    };
+    if dry_run {
         let body: BulkBody = match parse_body(&bytes) {
             Ok(b) => b,
             Err(e) => return invalid(e),

@@ -7,7 +7,9 @@ use crate::reply;
 use crate::sync::Sync;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::AuditRecord;
-use cxone_scim_core::graph::{read_notifications, validation_token, Notifications, Watched};
+use cxone_scim_core::graph::{
+    notification_post, read_notifications, sync_off, NotificationPost, Notifications, Watched, VALIDATION_HEADERS,
+};
 use serde_json::{json, Value};
 use worker::{Env, Headers, Request, Response, Result};
 
@@ -24,27 +26,26 @@ fn not_configured() -> Result<Response> {
 
 /// The validation handshake (`?validationToken=`: answered with the token as plain text), or a
 /// batch of notifications: every item's clientState checked, then a pass asked for (coalesced),
-/// and 202 within Graph's 3 s.
+/// and 202 within Graph's 3 s. Without Graph sync, 404 ([`notification_post`]).
 pub async fn notifications(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
     let token = req.url().ok().and_then(|u| {
         u.query_pairs()
             .find(|(k, _)| k == "validationToken")
             .map(|(_, v)| v.into_owned())
     });
-    if let Some(raw) = token {
-        let Some(token) = validation_token(&raw) else {
-            return reply::api_error(&ApiError::new(
-                400,
-                Some("invalidValue"),
-                "validationToken is not usable",
-            ));
-        };
-        let headers = Headers::new();
-        headers.set("Content-Type", "text/plain; charset=utf-8")?;
-        return Ok(Response::ok(token)?.with_headers(headers));
+    match notification_post(config.graph.is_some(), token.as_deref()) {
+        Err(e) => return reply::api_error(&e),
+        Ok(NotificationPost::Validation(token)) => {
+            let headers = Headers::new();
+            for (name, value) in VALIDATION_HEADERS {
+                headers.set(name, value)?;
+            }
+            return Ok(Response::ok(token)?.with_headers(headers));
+        }
+        Ok(NotificationPost::Batch) => {}
     }
     let Some(graph) = &config.graph else {
-        return not_configured();
+        return reply::api_error(&sync_off());
     };
     let Some(client_state) = &graph.client_state else {
         return reply::api_error(&ApiError::new(503, None, "GRAPH_CLIENT_STATE is not set"));

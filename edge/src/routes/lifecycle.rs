@@ -5,14 +5,14 @@
 use crate::config::Config;
 use crate::driver::{now_ms, run_authorized_then, seed, Budget};
 use crate::kv::{ConflictRecord, FailureRecord, State};
-use crate::ledger::{BeginRequest, CommitRequest, Ledger};
+use crate::ledger::{begin_for, BeginRequest, CommitRequest, Ledger};
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::{iso8601, payload_sha256, AuditDraft, AuditRecord, Outcome, Trigger, Who};
 use cxone_scim_core::digest::{key_of, sha256_hex};
 use cxone_scim_core::event::LifecycleEvent;
 use cxone_scim_core::flows::{Action, Applied, Conflict, ConflictReason, FlowError, LifecycleFlow};
-use cxone_scim_core::ledger::{Commit, Decision, Ending, EventFacts, StoredAnswer};
+use cxone_scim_core::ledger::{check_event_time, Commit, Decision, Ending, EventFacts, StoredAnswer};
 use cxone_scim_core::webhook::{verify, SignatureHeaders};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -144,8 +144,11 @@ pub async fn apply_within(
         Ok(c) => c,
         Err(v) => return Ok((Answer::refused(audit, &v.into()), 0)),
     };
-    let ledger = Ledger::of(env, &subject)?;
-    let begin = BeginRequest {
+    // A time far ahead would become the person's mark and make every real event after it stale.
+    if let Err(e) = check_event_time(event.occurred_at, now_ms(), config.ledger.max_future_ms) {
+        return Ok((Answer::refused(audit, &e.into()), 0));
+    }
+    let mut begin = BeginRequest {
         facts: EventFacts {
             event_id: delivery.event_id.clone(),
             body_digest: delivery.body_digest.clone(),
@@ -156,6 +159,7 @@ pub async fn apply_within(
         },
         lease_ms: config.ledger.lease_ms,
         lease_token: format!("{:016x}", seed()),
+        carried: None,
     };
     // A Graph pass does not wait for a busy person: it comes back to the change later.
     let wait_ms = if delivery.trigger == Trigger::Delta {
@@ -163,7 +167,7 @@ pub async fn apply_within(
     } else {
         config.ledger.wait_ms
     };
-    let (decision, asked) = ask(&ledger, &begin, wait_ms).await?;
+    let (ledger, decision, asked) = ask(env, event, &mut begin, wait_ms).await?;
     let (event_time, lease, known_id) = match decision {
         Decision::Go {
             event_time,
@@ -193,6 +197,9 @@ pub async fn apply_within(
             let refused = ApiError::new(409, Some("uniqueness"), detail);
             return Ok((Answer::refused(audit, &refused), asked));
         }
+        Decision::Forward { to } => {
+            return Err(worker::Error::RustError(format!("the ledger forwarded to {to} twice")));
+        }
     };
     let command = if known_id.is_some() {
         command.find_first()
@@ -204,7 +211,7 @@ pub async fn apply_within(
     let started = now_ms();
     let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
     let given = allowance.saturating_sub(asked + RESERVED_SUBREQUESTS);
-    let mut budget = Budget::new(given, 1).until(lease.until.saturating_sub(config.ledger.lease_ms / 4));
+    let mut budget = Budget::new(given, 1).within_lease(lease.until, config.ledger.request_timeout_ms);
     let (result, roles_before) = run_authorized_then(
         flow,
         &config.credentials,
@@ -336,22 +343,27 @@ async fn finish(
     Ok(())
 }
 
-/// `begin`, waiting a little while the person is busy (the lease ends soon, or the holder
-/// commits). Returns the decision and how many ledger calls it took.
-async fn ask(ledger: &Ledger, begin: &BeginRequest, wait_ms: u64) -> Result<(Decision, u32)> {
+/// `begin` on the person's ledger, waiting a little while the person is busy (the lease ends
+/// soon, or the holder commits). Returns the ledger, its decision and how many calls it took.
+async fn ask(
+    env: &Env,
+    event: &LifecycleEvent,
+    begin: &mut BeginRequest,
+    wait_ms: u64,
+) -> Result<(Ledger, Decision, u32)> {
     let started = now_ms();
     let mut pause = POLL_FIRST_MS;
     let mut calls = 0;
     loop {
-        let decision = ledger.begin(begin).await?;
-        calls += 1;
+        let (ledger, decision, took) = begin_for(env, event.external_id.as_deref(), &event.user_name, begin).await?;
+        calls += took;
         let Decision::Busy { retry_after_ms } = decision else {
-            return Ok((decision, calls));
+            return Ok((ledger, decision, calls));
         };
         let waited = now_ms().saturating_sub(started);
         let next = pause.min(retry_after_ms.max(1));
         if waited + next > wait_ms {
-            return Ok((decision, calls));
+            return Ok((ledger, decision, calls));
         }
         Delay::from(Duration::from_millis(next)).await;
         pause = (pause * 2).min(POLL_MAX_MS);

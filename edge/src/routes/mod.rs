@@ -6,6 +6,7 @@ mod bulk;
 mod graph;
 mod health;
 pub(crate) mod lifecycle;
+mod people;
 mod roles;
 
 use crate::config::Config;
@@ -13,6 +14,7 @@ use crate::driver::now_ms;
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::{AuditRecord, Outcome};
+use cxone_scim_core::dry_run;
 use worker::{console_log, Env, Request, Response, Result};
 
 pub async fn handle(req: Request, env: &Env) -> Result<Response> {
@@ -57,6 +59,8 @@ enum Route {
     RoleSync,
     Notices,
     ReplayNotice(String),
+    Person(String),
+    ResetMarks(String),
 }
 
 /// The route for `method path`: 404 for an unknown path, 405 (with `Allow`) for another method.
@@ -85,6 +89,8 @@ fn parse(method: &str, path: &str) -> std::result::Result<Route, (u16, &'static 
         ["audit", "verify"] => (Route::AuditVerify, "GET"),
         ["audit", "parked"] => (Route::AuditParked, "GET"),
         ["audit", "parked", "replay"] => (Route::ReplayAuditParked, "POST"),
+        ["people", key] if !key.is_empty() => (Route::Person(key.to_string()), "GET"),
+        ["people", key, "reset-marks"] if !key.is_empty() => (Route::ResetMarks(key.to_string()), "POST"),
         _ => return Err((404, "")),
     };
     if method != allowed {
@@ -140,26 +146,52 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         Route::Conflicts => admin::conflicts(&req, env).await,
         Route::DismissConflict(id) => admin::dismiss_conflict(env, &id).await,
         Route::ReplayFailure(id) => {
-            let dry_run = dry_run(&mut req).await?;
+            let dry_run = match dry_run(&mut req).await? {
+                Ok(d) => d,
+                Err(e) => return reply::api_error(&e),
+            };
             admin::replay(env, &config, &id, dry_run, audit).await
         }
         Route::SyncStatus => graph::status(env, &config).await,
         Route::Audit => audit::list(&req, env).await,
         Route::RoleSync => roles::sync(req, env, &config, audit).await,
         Route::Notices => admin::notices(&req, env).await,
-        Route::ReplayNotice(id) => admin::replay_notice(env, &config, &id).await,
+        Route::ReplayNotice(id) => {
+            let dry_run = match dry_run(&mut req).await? {
+                Ok(d) => d,
+                Err(e) => return reply::api_error(&e),
+            };
+            admin::replay_notice(env, &config, &id, dry_run).await
+        }
         Route::AuditVerify => audit::verify(&req, env).await,
         Route::AuditParked => admin::parked_audits(&req, env).await,
         Route::ReplayAuditParked => {
-            let dry_run = dry_run(&mut req).await?;
+            let dry_run = match dry_run(&mut req).await? {
+                Ok(d) => d,
+                Err(e) => return reply::api_error(&e),
+            };
             audit::replay_parked(env, &config, dry_run).await
         }
+        Route::Person(key) => people::show(env, &key).await,
+        Route::ResetMarks(key) => {
+            let dry_run = match dry_run(&mut req).await? {
+                Ok(d) => d,
+                Err(e) => return reply::api_error(&e),
+            };
+            people::reset_marks(env, &config, &key, dry_run, audit).await
+        }
         Route::SyncRun => {
-            let dry_run = dry_run(&mut req).await?;
+            let dry_run = match dry_run(&mut req).await? {
+                Ok(d) => d,
+                Err(e) => return reply::api_error(&e),
+            };
             graph::run(env, &config, dry_run).await
         }
         Route::SyncApprove | Route::SyncReject => {
-            let dry_run = dry_run(&mut req).await?;
+            let dry_run = match dry_run(&mut req).await? {
+                Ok(d) => d,
+                Err(e) => return reply::api_error(&e),
+            };
             graph::decide(env, &config, route == Route::SyncApprove, dry_run).await
         }
         Route::Healthz | Route::Lifecycle | Route::GraphNotifications => {
@@ -168,14 +200,28 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
     }
 }
 
-/// `dryRun` of an admin POST: `?dryRun=true`, or `"dryRun": true` in a small JSON body.
-async fn dry_run(req: &mut Request) -> Result<bool> {
-    let body = reply::body_within(req, 4096).await?.unwrap_or_default();
-    let in_body = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("dryRun").and_then(serde_json::Value::as_bool))
-        .unwrap_or(false);
-    Ok(in_body || bulk::dry_run_query(req))
+/// `dryRun` of an admin POST whose body holds nothing else: read strictly by core
+/// (`true|false`, any case, query or body), else the 400 or 413 to answer with.
+async fn dry_run(req: &mut Request) -> Result<std::result::Result<bool, ApiError>> {
+    let Some(body) = reply::body_within(req, dry_run::MAX_FLAG_BODY).await? else {
+        return Ok(Err(ApiError::too_large(dry_run::MAX_FLAG_BODY)));
+    };
+    let url = req.url()?;
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Ok(dry_run::read(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), &body).map_err(ApiError::from))
+}
+
+/// What the query says of `dryRun`, for the admin POSTs whose typed body carries it too.
+pub(crate) fn dry_run_query(req: &Request) -> Result<std::result::Result<Option<bool>, ApiError>> {
+    let url = req.url()?;
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Ok(dry_run::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(ApiError::from))
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]
@@ -220,6 +266,12 @@ mod tests {
         assert_eq!(parse("GET", "/audit/parked"), Ok(Route::AuditParked));
         assert_eq!(parse("POST", "/audit/parked/replay"), Ok(Route::ReplayAuditParked));
         assert_eq!(parse("GET", "/audit/parked/replay"), Err((405, "POST")));
+        assert_eq!(parse("GET", "/people/ext:e-1"), Ok(Route::Person("ext:e-1".into())));
+        assert_eq!(
+            parse("POST", "/people/user:a%40b.co/reset-marks"),
+            Ok(Route::ResetMarks("user:a%40b.co".into()))
+        );
+        assert_eq!(parse("GET", "/people/ext:e-1/reset-marks"), Err((405, "POST")));
         assert_eq!(parse("GET", "/conflicts/ab12"), Err((405, "DELETE")));
         for unknown in ["/", "/failures/", "/failures/x/y", "/provision/bulk/", "/webhooks"] {
             assert_eq!(parse("GET", unknown).map_err(|e| e.0), Err(404), "{unknown}");
@@ -242,13 +294,28 @@ mod tests {
         assert_eq!((status, body), (503, serde_json::json!({"status": "misconfigured"})));
         let (status, body) = call_as(Some("wrong"), Method::Get, "/healthz", &env).await;
         assert_eq!((status, body), (503, serde_json::json!({"status": "misconfigured"})));
-        let (status, body) = call_as(Some("a2"), Method::Get, "/healthz", &env).await;
+        let (status, body) = call_as(
+            Some("edge-admin-token-two-0123456789abcdef"),
+            Method::Get,
+            "/healthz",
+            &env,
+        )
+        .await;
         assert_eq!(status, 503);
         assert_eq!(body["status"], "misconfigured");
         assert_eq!(body["problems"], serde_json::json!(BINDING_PROBLEMS));
         // The admin token still counts when everything else is broken.
-        let broken = env_of(&[("ADMIN_TOKEN", "a1"), ("ROLE_POLICY", "{")]);
-        let (_, body) = call_as(Some("a1"), Method::Get, "/healthz", &broken).await;
+        let broken = env_of(&[
+            ("ADMIN_TOKEN", "edge-admin-token-one-0123456789abcdef"),
+            ("ROLE_POLICY", "{"),
+        ]);
+        let (_, body) = call_as(
+            Some("edge-admin-token-one-0123456789abcdef"),
+            Method::Get,
+            "/healthz",
+            &broken,
+        )
+        .await;
         assert!(body["problems"].as_array().unwrap().len() > 2, "{body}");
         let (status, body) = call(Method::Get, "/failures", &env).await;
         assert_eq!(status, 503);
@@ -257,7 +324,13 @@ mod tests {
             detail.starts_with("misconfigured") && !detail.contains("binding"),
             "{detail}"
         );
-        let (_, body) = call_as(Some("a1"), Method::Get, "/failures", &env).await;
+        let (_, body) = call_as(
+            Some("edge-admin-token-one-0123456789abcdef"),
+            Method::Get,
+            "/failures",
+            &env,
+        )
+        .await;
         assert!(body["detail"]
             .as_str()
             .unwrap()

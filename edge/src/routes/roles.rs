@@ -8,14 +8,15 @@
 use crate::config::Config;
 use crate::driver::{now_ms, plan_first_write, run_authorized, seed, Budget};
 use crate::kv::State;
-use crate::ledger::{BeginRequest, CommitRequest, Ledger};
+use crate::ledger::{begin_for, BeginRequest, CommitRequest};
 use crate::notices::{notify, Notice};
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::{payload_sha256, AuditDraft, AuditEntry, AuditRecord, Outcome, Trigger, Who};
+use cxone_scim_core::dry_run::{self, DryRunField};
 use cxone_scim_core::event::{Lookup, Operation};
 use cxone_scim_core::flows::{Action, RoleSyncFlow, RoleSynced};
-use cxone_scim_core::ledger::{Commit, Decision, Ending, EventFacts};
+use cxone_scim_core::ledger::{person_key, Commit, Decision, Ending, EventFacts};
 use cxone_scim_core::policy::{GroupInput, Verdict};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,7 +38,7 @@ struct Body {
     #[serde(default)]
     roles: Option<Vec<String>>,
     #[serde(default)]
-    dry_run: Option<bool>,
+    dry_run: Option<DryRunField>,
 }
 
 fn invalid(detail: impl Into<String>) -> Result<Response> {
@@ -45,7 +46,10 @@ fn invalid(detail: impl Into<String>) -> Result<Response> {
 }
 
 pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
-    let query_dry_run = super::bulk::dry_run_query(&req);
+    let query_dry_run = match super::dry_run_query(&req)? {
+        Ok(d) => d,
+        Err(e) => return reply::api_error(&e),
+    };
     let Some(bytes) = reply::body_within(&mut req, MAX_BODY).await? else {
         return reply::api_error(&ApiError::too_large(MAX_BODY));
     };
@@ -57,6 +61,10 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
                 format!("invalid role sync request at {}: {}", e.path(), e.inner()),
             ))
         }
+    };
+    let dry_run = match dry_run::agree(query_dry_run, body.dry_run.map(|f| f.0)) {
+        Ok(d) => d.unwrap_or(false),
+        Err(e) => return reply::api_error(&e.into()),
     };
     let lookup = Lookup {
         external_id: body.external_id.clone().filter(|s| !s.trim().is_empty()),
@@ -74,10 +82,10 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
         // set would take every role away. Both are refused as a request that says too little.
         return invalid("groups is required: roles are granted by the person's groups");
     };
-    let subject = match &lookup.external_id {
-        Some(ext) => format!("ext:{ext}"),
-        None => format!("user:{}", lookup.user_name.clone().unwrap_or_default().to_lowercase()),
-    };
+    let subject = person_key(
+        lookup.external_id.as_deref(),
+        lookup.user_name.as_deref().unwrap_or_default(),
+    );
     audit.operation = Some("role_sync".into());
     audit.subject = Some(subject.clone());
     let started = now_ms();
@@ -92,7 +100,7 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
         Verdict::Pass { roles } => roles.clone(),
         refused => {
             audit.detail = Some("role sync refused by the policy".into());
-            if body.dry_run.unwrap_or(false) || query_dry_run {
+            if dry_run {
                 return refuse(refused);
             }
             let draft = AuditDraft {
@@ -123,7 +131,7 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
         seed(),
     );
     let state = State::open(env)?;
-    if body.dry_run.unwrap_or(false) || query_dry_run {
+    if dry_run {
         let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
         let planned = plan_first_write(flow, &config.credentials, config.retry, &state, &mut budget).await;
         return reply::json(
@@ -132,9 +140,8 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
         );
     }
     // The write is one of the person's events: serialised with webhooks and Graph changes.
-    let ledger = Ledger::of(env, &subject)?;
     let event_id = format!("roles-{:016x}", seed());
-    let begin = BeginRequest {
+    let mut begin = BeginRequest {
         facts: EventFacts {
             event_id: event_id.clone(),
             body_digest: request_digest.clone(),
@@ -145,8 +152,11 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
         },
         lease_ms: config.ledger.lease_ms,
         lease_token: format!("{:016x}", seed()),
+        carried: None,
     };
-    let (event_time, lease) = match ledger.begin(&begin).await? {
+    let user_name = lookup.user_name.clone().unwrap_or_default();
+    let (ledger, decision, _) = begin_for(env, lookup.external_id.as_deref(), &user_name, &mut begin).await?;
+    let (event_time, lease) = match decision {
         Decision::Go { event_time, lease, .. } => (event_time, lease),
         Decision::Busy { retry_after_ms } => {
             return reply::api_error(&ApiError::busy(
@@ -166,7 +176,7 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
         }
     };
     let mut budget = Budget::new(config.subrequest_budget.saturating_sub(8), 1)
-        .until(lease.until.saturating_sub(config.ledger.lease_ms / 4));
+        .within_lease(lease.until, config.ledger.request_timeout_ms);
     let result = run_authorized(flow, &config.credentials, config.retry, &state, &mut budget).await;
     let (outcome, synced): (Outcome, Option<RoleSynced>) = match &result {
         Ok(s) if s.action == Action::Conflict => (Outcome::Rejected, Some(s.clone())),
