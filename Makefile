@@ -17,7 +17,7 @@ DEV_STANDIN_PORT ?= 8790
 RUST_SOURCES := $(shell find core/src edge/src -name '*.rs') Cargo.toml Cargo.lock core/Cargo.toml edge/Cargo.toml
 WORKER := edge/build/worker/shim.mjs
 
-.PHONY: help setup dev test lint test-core test-wasm test-payloads test-e2e edge-build bench clean
+.PHONY: help setup dev test lint test-core test-wasm test-payloads test-e2e edge-build bench fuzz clean
 
 help:
 	@echo "make dev   - CXone stand-in on 127.0.0.1:$(DEV_STANDIN_PORT) + Worker (wrangler dev) on 127.0.0.1:$(DEV_WORKER_PORT)"
@@ -69,6 +69,10 @@ test-e2e: edge-build
 	"$(PY_VENV)/bin/python" tests/iamfix/selftest.py
 	"$(PY_VENV)/bin/python" tests/standin/selftest.py
 	SCIM_VALIDATE="$(SCIM_VALIDATE)" "$(PY_VENV)/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
+
+# Hostile inputs (core/tests/hostile_inputs.rs) at a million cases per target; `cargo test` runs 2,000.
+fuzz:
+	PROPTEST_CASES=1000000 cargo test -p cxone-scim-core --release --test hostile_inputs
 
 bench: setup edge-build
 	mkdir -p target/bench
