@@ -26,6 +26,8 @@ pub enum DryRunError {
     NotObject,
     #[error("unknown field {0:?}: this endpoint reads only dryRun")]
     UnknownField(String),
+    #[error("dryRun is given more than once in the body")]
+    Repeated,
 }
 
 impl DryRunError {
@@ -121,6 +123,14 @@ pub fn read<'a>(query: impl IntoIterator<Item = (&'a str, &'a str)>, body: &[u8]
             }
             said = Some(from_json(value)?);
         }
+        // A map keeps the last of repeated keys: `{"dryRun":true,"dryRun":false}` must not pass.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Once {
+            #[serde(rename = "dryRun", default)]
+            _dry_run: Option<Value>,
+        }
+        serde_json::from_slice::<Once>(body).map_err(|_| DryRunError::Repeated)?;
         said
     };
     Ok(agree(query, body)?.unwrap_or(false))
@@ -217,6 +227,14 @@ mod tests {
         assert_eq!(
             read(none.clone(), br#"{"dryRun":true,"force":true}"#),
             Err(DryRunError::UnknownField("force".into()))
+        );
+        assert_eq!(
+            read(none.clone(), br#"{"dryRun":true,"dryRun":false}"#),
+            Err(DryRunError::Repeated)
+        );
+        assert_eq!(
+            read(none.clone(), br#"{"dryRun":false,"dryRun":false}"#),
+            Err(DryRunError::Repeated)
         );
     }
 

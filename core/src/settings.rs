@@ -397,7 +397,7 @@ impl Settings {
         );
         let lease_ms = r.whole("LEDGER_LEASE_MS", defaults::LEDGER_LEASE_MS);
         // A lease no request fits in would hold every person and write nothing.
-        let shortest = crate::ledger::shortest_lease(request_timeout_ms).max(defaults::MIN_LEDGER_LEASE_MS);
+        let shortest = crate::ledger::shortest_accepted_lease(request_timeout_ms).max(defaults::MIN_LEDGER_LEASE_MS);
         let lease_ms = r.at_least("LEDGER_LEASE_MS", lease_ms, shortest);
         let ledger = LedgerSettings {
             lease_ms,
@@ -781,7 +781,7 @@ mod tests {
                 "BULK_BATCH_SIZE must be a whole number",
                 "BULK_PRECHECK must be true or false",
                 "BULK_FAIL_ON_ERRORS must be a whole number",
-                "LEDGER_LEASE_MS must be at least 16000",
+                "LEDGER_LEASE_MS must be at least 30000",
                 "LEDGER_WAIT_MS must be a whole number",
                 "ATTRIBUTE_MAP must map a Graph property to userName",
             ]

@@ -338,7 +338,7 @@ impl BulkRunner {
         let end = loop {
             feed(&sql, flow.inner_mut())?;
             // Every row's person is held in their ledger before a request that writes to them.
-            let asks = flow.inner_mut().holds_wanted(now_ms(), &prefix, seed());
+            let asks = flow.inner_mut().holds_wanted(now_ms(), &prefix);
             if !asks.is_empty() {
                 let answers = self.hold(&asks, &mut budget).await?;
                 if answers.is_empty() {
@@ -396,6 +396,8 @@ impl BulkRunner {
             }
         };
         keep_token(&flow, &config.credentials, &kv).await;
+        // Nobody stays held while the run waits for its next slice.
+        flow.inner_mut().release_held();
         self.release(flow.inner_mut()).await;
         let writes = flow.inner_mut().take_writes();
         audit_of(&writes, now_ms())?;

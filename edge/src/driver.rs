@@ -11,7 +11,7 @@ use futures_util::future::{select, Either};
 use std::cell::RefCell;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
-use worker::{Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect};
+use worker::{AbortController, Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect};
 
 /// A request that takes longer than this counts as a transport error (and is retried), unless
 /// the budget it is sent under says otherwise (`CXONE_REQUEST_TIMEOUT_MS` under a lease).
@@ -266,11 +266,18 @@ pub async fn send_within(req: &HttpRequest, timeout: Duration) -> Result<HttpRes
     }
     let request = Request::new_with_init(&req.url, &init).map_err(fail)?;
     let fetch = Fetch::Request(request);
-    let sending = Box::pin(fetch.send());
+    // A request given up on is aborted, not left to land later under someone else's lease.
+    let abort = AbortController::default();
+    let signal = abort.signal();
+    let sending = Box::pin(fetch.send_with_signal(&signal));
     let timer = Box::pin(Delay::from(timeout));
     let mut resp = match select(sending, timer).await {
         Either::Left((resp, _)) => resp.map_err(fail)?,
-        Either::Right(_) => return Err(TransportError(format!("no answer within {} s", timeout.as_secs()))),
+        Either::Right((_, sending)) => {
+            abort.abort();
+            drop(sending);
+            return Err(TransportError(format!("no answer within {} ms", timeout.as_millis())));
+        }
     };
     let status = resp.status_code();
     let headers = resp.headers().entries().collect();

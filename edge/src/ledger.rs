@@ -370,13 +370,21 @@ pub async fn begin_for(
     let ledger = Ledger::of(env, &key)?;
     let decision = ledger.begin(begin).await?;
     calls += 1;
-    let Decision::Forward { to } = decision else {
+    let Decision::Forward {
+        to,
+        carried,
+        first_seen,
+    } = decision
+    else {
         return Ok((ledger, decision, calls));
     };
+    begin.carried = carried;
+    // Ordered where the userName's ledger first saw it, whenever it is redelivered.
+    begin.facts.occurred_at = begin.facts.occurred_at.or(first_seen);
     let ledger = Ledger::of(env, &to)?;
     let decision = ledger.begin(begin).await?;
     calls += 1;
-    if let Decision::Forward { to } = decision {
+    if let Decision::Forward { to, .. } = decision {
         return Err(worker::Error::RustError(format!(
             "the ledger {key} forwards to a ledger that forwards again ({to})"
         )));

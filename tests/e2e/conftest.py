@@ -30,12 +30,16 @@ CLIENT_ID = "cxone-scim-e2e"
 CLIENT_SECRET = "e2e-client-secret"
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cw=="
 OLD_WEBHOOK_SECRET = "whsec_b2xkLXJvdGF0ZWQtd2ViaG9vay1zZWNyZXQ="
-ADMIN_TOKEN = "e2e-admin-token"
+ADMIN_TOKEN = "e2e-admin-token-0123456789abcdefgh"
+# The token being rotated out, accepted beside ADMIN_TOKEN by the session Worker.
+OLD_ADMIN_TOKEN = "e2e-old-admin-token-0123456789abcd"
 # The key the Worker signs its role sync notices to the IAM system with (new each session).
 IAM_WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 # How long a delivery holds a person's ledger, and how long another waits for it before a 503.
 LEDGER_LEASE_MS = 5000
 LEDGER_WAIT_MS = 1000
+# A CXone request may take this long; a lease must outlive it by a second to start one.
+CXONE_REQUEST_TIMEOUT_MS = 2000
 # Microsoft Graph sync against the Graph fixture.
 GRAPH_TENANT = "2f4a9a0e-7f3c-4f2b-9d3e-3c1d5b6a7e80"
 GRAPH_CLIENT_ID = "cxone-scim-e2e-graph"
@@ -146,9 +150,10 @@ def client_of(dev):
 def worker(standin, graphfix, iamfix, workdir):
     env_file = workdir / "e2e.vars"
     write_env_file(env_file, standin.url, CLIENT_ID, CLIENT_SECRET, f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
-                   f"old-admin-token {ADMIN_TOKEN}",
+                   f"{OLD_ADMIN_TOKEN},{ADMIN_TOKEN}",
                    [*FAST_RETRIES,
                     f"LEDGER_LEASE_MS={LEDGER_LEASE_MS}", f"LEDGER_WAIT_MS={LEDGER_WAIT_MS}",
+                    f"CXONE_REQUEST_TIMEOUT_MS={CXONE_REQUEST_TIMEOUT_MS}",
                     *graph_vars(graphfix.url, WORKER_PORT),
                     f"IAM_WEBHOOK_URL={iamfix.url}/notices", f"IAM_WEBHOOK_SECRET={IAM_WEBHOOK_SECRET}"])
     dev = WranglerDev(workdir, env_file, WORKER_PORT, INSPECTOR_PORT)

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN_TOKEN, CLIENT_SECRET, OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
+from conftest import ADMIN_TOKEN, CLIENT_SECRET, OLD_ADMIN_TOKEN, OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from helpers import request, sign
 
 
@@ -38,7 +38,7 @@ def test_healthz_and_validate(worker, clean):
     assert status == 200 and body["status"] == "healthy", body
     assert isinstance(body["usersFetched"], int) and body["latencyMs"] >= 0
     # Both configured admin tokens work (rotation); anything else is refused.
-    assert worker.admin_get("/test/validate", token="old-admin-token")[0] == 200
+    assert worker.admin_get("/test/validate", token=OLD_ADMIN_TOKEN)[0] == 200
     status, body, headers = worker.admin_get("/test/validate", token="wrong")
     assert status == 401 and body["status"] == "401" and headers.get("WWW-Authenticate") == "Bearer"
     assert request("GET", worker.url + "/failures")[0] == 401

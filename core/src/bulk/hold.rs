@@ -6,11 +6,13 @@
 //! The host's part, when [`BulkConfig::hold_rows`](super::BulkConfig) is set:
 //! 1. before each step, ask the ledgers [`BulkRun::holds_wanted`] names and hand their decisions
 //!    to [`BulkRun::on_holds`];
-//! 2. after each answer (and after [`BulkRun::unsend`]), commit what
+//! 2. after each answer, and with [`BulkRun::release_held`] when it stops for now, commit what
 //!    [`BulkRun::take_releases`] returns to the ledgers it names, before storing the rows.
 //!
-//! A hold lasts as long as the Bulk request's every try may take ([`BulkRun::hold_span`]);
-//! no try starts unless every hold in it outlives that try.
+//! A hold lasts as long as the Bulk request's every try may take ([`BulkRun::hold_span`]) and
+//! is kept while its row is pending (a row read after a 409 or a lost answer is still held when
+//! it is written again); no try starts unless every hold in it outlives that try. A row's lease
+//! token is its delivery id, so asking again after a lost answer renews its own lease.
 
 use super::entry::{Entry, Stage};
 use super::report::Outcome;
@@ -70,18 +72,14 @@ pub struct Release {
     pub commit: Commit,
 }
 
-/// The ledger operation a row amounts to: a leaver when it deactivates, a joiner when it
-/// creates, else a mover.
+/// The ledger operation a row amounts to: a row is an upsert that creates the person when
+/// missing (a joiner, which also brings back a person deleted before the run), or a leaver when
+/// it deactivates. Whether CXone had the account does not change what the row asks for.
 fn operation(e: &Entry) -> Operation {
-    match (&e.stage, e.desired.as_ref().and_then(|d| d.active)) {
-        (_, Some(false)) => Operation::Disable,
-        (Stage::Create, _) => Operation::Create,
-        _ => Operation::Update,
+    match e.desired.as_ref().and_then(|d| d.active) {
+        Some(false) => Operation::Disable,
+        _ => Operation::Create,
     }
-}
-
-fn keeps_status(e: &Entry) -> bool {
-    operation(e) == Operation::Update && e.desired.as_ref().is_none_or(|d| d.active.is_none())
 }
 
 /// What a hold is asked for beyond [`BulkRun::hold_span`]: the time between asking the ledgers
@@ -109,11 +107,12 @@ impl BulkRun {
     }
 
     /// The rows ready to be sent whose people are not held (or not for long enough), at most a
-    /// batch of them. Each ask carries its row's delivery (`{prefix}:{index}`, the same every
-    /// time, so a renewal is the same delivery) and its lease token (`seed` makes new ones).
-    pub fn holds_wanted(&mut self, now: UnixMillis, prefix: &str, seed: u64) -> Vec<HoldAsk> {
-        // Held only when a batch is next: not while discovering or another request is out.
-        if !self.config.hold_rows || !self.discovered || self.in_flight.is_some() {
+    /// batch of them. Each ask carries its row's delivery, `{prefix}:{index}`, the same every
+    /// time and its lease token too, so that asking again renews the row's own lease.
+    pub fn holds_wanted(&mut self, now: UnixMillis, prefix: &str) -> Vec<HoldAsk> {
+        // Held only when a batch is next: not while discovering, while another request is out,
+        // or while the server's pace makes the run wait.
+        if !self.config.hold_rows || !self.discovered || self.in_flight.is_some() || self.pacer.next_start(now) > now {
             return Vec::new();
         }
         if self.started_at == 0 {
@@ -140,13 +139,10 @@ impl BulkRun {
                     operation: operation(e),
                     occurred_at: Some(e.hold.as_ref().map_or(event_time, |h| h.event_time)),
                     replay: false,
-                    keeps_status: keeps_status(e),
+                    keeps_status: false,
                 },
                 lease_ms: span.saturating_add(HOLD_SLACK_MS),
-                lease_token: e
-                    .hold
-                    .as_ref()
-                    .map_or_else(|| format!("{seed:016x}-{index}"), |h| h.token.clone()),
+                lease_token: format!("{prefix}:{index}"),
             })
             .collect()
     }
@@ -235,6 +231,13 @@ impl BulkRun {
         out
     }
 
+    /// Every row still holding its person gives the hold back (the run stops for now: a slice
+    /// ends); it is held again before it is sent.
+    pub fn release_held(&mut self) {
+        let held = self.window.iter().filter(|(_, e)| e.hold.is_some()).map(|(&i, _)| i);
+        self.releasing.extend(held);
+    }
+
     /// Whether every row of the Bulk request in flight is held beyond one more try of it.
     pub(super) fn holds_outlive_the_request(&self, now: UnixMillis) -> bool {
         let Some(InFlight::Bulk { indexes, .. }) = &self.in_flight else {
@@ -258,7 +261,6 @@ impl BulkRun {
     /// an earlier try did is not known, so its rows are read before anything is sent again.
     pub(super) fn abandon_in_flight(&mut self) {
         let tried = self.exchange.attempts() > 0;
-        self.release_in_flight();
         if let Some(InFlight::Bulk { indexes, .. }) = self.in_flight.take() {
             for i in indexes {
                 if let Some(e) = self.window.get_mut(&i) {
@@ -269,17 +271,11 @@ impl BulkRun {
                         e.sent = false;
                     }
                 }
+                self.releasing.insert(i);
                 self.touch(i);
             }
         }
         self.exchange.finish();
-    }
-
-    /// The rows of the Bulk request in flight give their holds back once it ends.
-    pub(super) fn release_in_flight(&mut self) {
-        if let Some(InFlight::Bulk { indexes, .. }) = &self.in_flight {
-            self.releasing.extend(indexes.iter().copied());
-        }
     }
 }
 

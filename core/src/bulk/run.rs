@@ -137,7 +137,7 @@ pub struct BulkRun {
     lookups: u32,
     errors: Vec<String>,
     #[serde(default)]
-    pacer: Pacer,
+    pub(super) pacer: Pacer,
     /// When the first request was sent (Unix ms).
     #[serde(default)]
     pub(super) started_at: UnixMillis,
@@ -243,6 +243,10 @@ impl BulkRun {
                 e.resume();
                 self.dirty.insert(i);
             }
+            // A hold stored with the row may have been given back since: renewed before use.
+            if let Some(hold) = e.hold.as_mut() {
+                hold.until = 0;
+            }
             self.window.insert(i, e);
         }
         if self.rows_exhausted && self.window.is_empty() && self.counts.pending > 0 {
@@ -268,7 +272,6 @@ impl BulkRun {
     /// them without reading them first.
     pub fn unsend(&mut self) {
         let tried = self.exchange.attempts() > 0;
-        self.release_in_flight();
         match self.in_flight.take() {
             // An earlier try of this request went out: what it did is not known.
             Some(InFlight::Bulk { indexes, .. }) if tried => {
@@ -572,7 +575,6 @@ impl BulkRun {
 
     fn give_up_in_flight(&mut self, err: &FlowError) {
         let tried = self.exchange.attempts() > 0;
-        self.release_in_flight();
         match self.in_flight.take() {
             // Every try may have been applied (timeouts, 5xx after the work): read the users
             // before deciding; only a request every try of which was refused unprocessed fails.
@@ -782,7 +784,6 @@ impl crate::flows::Flow for BulkRun {
                 }
             }
             Ok(Some(resp)) => {
-                self.release_in_flight();
                 let in_flight = self.in_flight.take();
                 self.exchange.finish();
                 match in_flight {

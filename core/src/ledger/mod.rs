@@ -30,9 +30,16 @@ pub const MAX_RETRY_AFTER_MS: u64 = 60_000;
 /// What a lease keeps beyond the last request's timeout: the time to commit the outcome.
 pub const LEASE_MARGIN_MS: u64 = 1_000;
 
-/// The shortest lease a request that may take `request_timeout_ms` fits in.
+/// What a request that may take `request_timeout_ms` needs left of its lease to start.
 pub fn shortest_lease(request_timeout_ms: u64) -> u64 {
     request_timeout_ms.saturating_add(LEASE_MARGIN_MS)
+}
+
+/// The shortest lease accepted for requests that may take `request_timeout_ms`: twice that, so
+/// that a flow has as long again to start its requests (one that fits no request at all would
+/// hold every person and write nothing).
+pub fn shortest_accepted_lease(request_timeout_ms: u64) -> u64 {
+    request_timeout_ms.saturating_mul(2)
 }
 
 /// No request to CXone may start at or after this time under a lease that ends at
@@ -162,6 +169,16 @@ impl PersonState {
             .or_else(|| self.last.as_ref().filter(|l| l.operation != Operation::Update))
     }
 
+    /// What this ledger ordered (marks and the account last written), for another to take in.
+    pub fn marks(&self) -> Option<PersonState> {
+        (self.last.is_some() || self.last_status.is_some() || self.cxone_id.is_some()).then(|| PersonState {
+            last: self.last.clone(),
+            last_status: self.last_status.clone(),
+            cxone_id: self.cxone_id.clone(),
+            ..PersonState::default()
+        })
+    }
+
     /// Deleted, and not re-created since: a tombstone.
     pub fn is_tombstoned(&self) -> bool {
         self.status_mark().is_some_and(|l| l.operation == Operation::Delete)
@@ -183,8 +200,16 @@ pub enum Decision {
     /// This webhook-id was seen with another body: refused, nothing applied.
     Conflict { detail: String },
     /// The person's events are ordered in another ledger (this one is their userName's, and
-    /// they have an externalId): ask that one.
-    Forward { to: String },
+    /// they have an externalId): ask that one, handing it `carried` (what this ledger ordered
+    /// before the link) and, for an event without a time of its own, `first_seen` (when this
+    /// ledger first saw the delivery, so a redelivery keeps its place).
+    Forward {
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carried: Option<PersonState>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_seen: Option<UnixMillis>,
+    },
     /// Apply it, holding `lease`. `known_id`: the person's CXone account as last written.
     Go {
         event_time: UnixMillis,
@@ -231,7 +256,11 @@ pub fn decide(
         }
     }
     if let Some(to) = &person.alias_of {
-        return Decision::Forward { to: to.clone() };
+        return Decision::Forward {
+            to: to.clone(),
+            carried: person.marks(),
+            first_seen: Some(delivery.map_or(now, |d| d.first_seen)),
+        };
     }
     // The holder of a lease may ask again (a bulk run renewing its hold); anyone else waits.
     if let Some(lease) = person
@@ -326,7 +355,14 @@ pub enum Link {
 /// place. Returns the new state of the userName's ledger and the answer.
 pub fn link(person: &PersonState, target: &str, now: UnixMillis) -> (PersonState, Link) {
     if person.alias_of.as_deref() == Some(target) {
-        return (person.clone(), Link::Linked { carried: None });
+        // Handed over every time (taking them in is idempotent): an earlier hand-over may have
+        // been lost with the invocation that carried it.
+        return (
+            person.clone(),
+            Link::Linked {
+                carried: person.marks(),
+            },
+        );
     }
     if let Some(lease) = person.lease.as_ref().filter(|l| l.until > now) {
         let busy = Link::Busy {
@@ -334,21 +370,27 @@ pub fn link(person: &PersonState, target: &str, now: UnixMillis) -> (PersonState
         };
         return (person.clone(), busy);
     }
-    // A userName another externalId had before (reassigned, or a rename): that person's marks
-    // stay in their own ledger; only what the userName ordered itself moves.
-    let own = person.alias_of.is_none() && (person.last.is_some() || person.cxone_id.is_some());
-    let carried = own.then(|| PersonState {
-        lease: None,
-        alias_of: None,
-        ..person.clone()
-    });
-    // Its marks stay for an admin to read; the forward makes them unused.
+    if person.alias_of.is_some() {
+        // A userName another externalId had (reassigned, or a rename): its marks were that
+        // person's and went to their ledger; none go to this one.
+        let forwarding = PersonState {
+            alias_of: Some(target.to_string()),
+            ..PersonState::default()
+        };
+        return (forwarding, Link::Linked { carried: None });
+    }
+    // Its marks stay (handed over with every forward); the forward makes them unused here.
     let forwarding = PersonState {
         alias_of: Some(target.to_string()),
         lease: None,
         ..person.clone()
     };
-    (forwarding, Link::Linked { carried })
+    (
+        forwarding,
+        Link::Linked {
+            carried: person.marks(),
+        },
+    )
 }
 
 /// Takes in what a userName's ledger had ordered before it was linked: each mark is the newer

@@ -503,6 +503,9 @@ fn an_event_dated_past_the_allowed_skew_is_refused() {
 #[wasm_bindgen_test(unsupported = test)]
 fn no_request_starts_unless_the_lease_outlives_it() {
     assert_eq!(shortest_lease(15_000), 16_000);
+    // The default lease (30 s) is the shortest accepted for the default timeout (15 s).
+    assert_eq!(shortest_accepted_lease(15_000), 30_000);
+    assert!(request_deadline(T0 + shortest_accepted_lease(15_000), 15_000) >= T0 + 14_000);
     let until = T0 + LEASE_MS;
     // Started at the deadline, a request that times out ends just as the margin begins.
     assert_eq!(request_deadline(until, 15_000), T0 + 14_000);
@@ -605,7 +608,33 @@ fn a_linked_user_name_forwards_every_delivery_to_the_external_id_ledger() {
         LEASE_MS,
         "tok",
     );
-    assert_eq!(d, Decision::Forward { to: "ext:e-1".into() });
+    let Decision::Forward {
+        to,
+        carried,
+        first_seen,
+    } = d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!((to.as_str(), first_seen), ("ext:e-1", Some(T0 + 9)));
+    assert_eq!(
+        carried.and_then(|c| c.last).map(|l| l.event_id),
+        Some("m-name-only".to_string())
+    );
+    // A redelivery keeps the time the userName's ledger first saw it.
+    let first = seen(T0 + 2, "m2", None);
+    let again = decide(
+        &forwarding,
+        Some(&first),
+        &facts("m2", Operation::Disable, None),
+        T0 + 90,
+        LEASE_MS,
+        "tok",
+    );
+    assert!(
+        matches!(again, Decision::Forward { first_seen: Some(t), .. } if t == T0 + 2),
+        "{again:?}"
+    );
     // An answer the userName's ledger gave before the link is still a duplicate's answer.
     let answered = seen(T0, "m-name-only", Some(StoredAnswer::ok(json!({"action": "created"}))));
     let again = decide(
@@ -617,8 +646,14 @@ fn a_linked_user_name_forwards_every_delivery_to_the_external_id_ledger() {
         "tok",
     );
     assert!(matches!(again, Decision::Duplicate { .. }), "{again:?}");
-    // Linking again carries nothing: the marks moved once.
-    assert_eq!(link(&forwarding, "ext:e-1", T0 + 10).1, Link::Linked { carried: None });
+    // Linking again hands the same marks over (an earlier hand-over may have been lost).
+    assert_eq!(
+        link(&forwarding, "ext:e-1", T0 + 10).1,
+        Link::Linked {
+            carried: forwarding.marks()
+        }
+    );
+    assert!(forwarding.marks().is_some());
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -637,12 +672,17 @@ fn a_user_name_in_use_is_linked_only_once_its_delivery_is_done() {
     // A userName another externalId had: re-pointed, and that person's marks are not carried.
     let other = PersonState {
         alias_of: Some("ext:e-0".into()),
-        ..PersonState::default()
+        ..applied(T0, Operation::Create, "m-e0")
     };
     let (moved, answer) = link(&other, "ext:e-1", T0);
     assert_eq!(
         (moved.alias_of.as_deref(), answer),
         (Some("ext:e-1"), Link::Linked { carried: None })
+    );
+    assert_eq!(
+        moved.marks(),
+        None,
+        "the other person's marks do not stay to be handed over"
     );
     // A userName's ledger that never ordered anything carries nothing.
     assert_eq!(

@@ -197,7 +197,7 @@ pub async fn apply_within(
             let refused = ApiError::new(409, Some("uniqueness"), detail);
             return Ok((Answer::refused(audit, &refused), asked));
         }
-        Decision::Forward { to } => {
+        Decision::Forward { to, .. } => {
             return Err(worker::Error::RustError(format!("the ledger forwarded to {to} twice")));
         }
     };
