@@ -32,7 +32,8 @@ def test_bulk_from_a_file(standin, clean, tmp_path):
               "--report", str(tmp_path / "report.json"), env=env)
     assert out.returncode == 1, out.stderr.decode()  # one user failed
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["counts"] == {"created": 119, "updated": 0, "exists": 1, "failed": 1, "conflict": 0, "pending": 0}
+    assert report["counts"] == {"created": 119, "updated": 0, "exists": 1, "failed": 1, "conflict": 0, "stale": 0,
+                                "skipped": 0, "pending": 0}
     assert b"created 119" in out.stderr
     assert len([n for n in clean.all_user_names() if f".{tag}." in n.lower()]) == 120
     assert CLIENT_SECRET.encode() not in out.stdout + out.stderr
