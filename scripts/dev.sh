@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 worker_port=${1:-8787}
 standin_port=${2:-8790}
 
+# A .dev.vars from before admin tokens had to be 32 characters long leaves every admin route shut.
+admin_token=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)
+if [ "${#admin_token}" -lt 32 ]; then
+  echo "note: ADMIN_TOKEN in .dev.vars is shorter than 32 characters, which the Worker refuses;" >&2
+  echo "      copy the one in .dev.vars.example (or remove .dev.vars to start from the example)." >&2
+fi
+
 # The stand-in must accept the client the Worker is configured with.
 client_id=$(sed -n 's/^CXONE_CLIENT_ID *= *"\(.*\)"/\1/p' wrangler.toml)
 client_secret=$(sed -n 's/^CXONE_CLIENT_SECRET=//p' .dev.vars)
