@@ -9,7 +9,7 @@ use cxone_scim_core::policy::RolePolicy;
 use cxone_scim_core::policy::RoleTarget;
 use cxone_scim_core::secret::{split_list, SecretString};
 use cxone_scim_core::settings::{defaults, endpoint_url};
-use cxone_scim_core::token::ClientCredentials;
+use cxone_scim_core::token::{ClientCredentials, Grant};
 use cxone_scim_core::webhook::{sign as sign_body, WebhookSecret};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
@@ -191,6 +191,7 @@ pub fn bulk(
         client_id: target.client_id.clone(),
         client_secret: SecretString::new(secret),
         scope: target.scope.clone().filter(|s| !s.is_empty()),
+        grant: Grant::ClientCredentials,
     };
     let total = run_state.progress().total as u64;
     let mut flow = Authorized::new(run_state, creds, None, defaults::RETRY, seed());

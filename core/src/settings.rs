@@ -10,7 +10,7 @@ use crate::graph::{AttributeMap, DeleteMode, DeletionThreshold, MapError, Scope,
 use crate::policy::{PolicyError, RolePolicy, RoleTarget, RoleTargetError};
 use crate::retry::RetryPolicy;
 use crate::secret::SecretString;
-use crate::token::ClientCredentials;
+use crate::token::{ClientCredentials, Grant};
 use crate::webhook::{SecretError, WebhookSecret, WebhookSecrets};
 use url::{Host, Url};
 
@@ -227,6 +227,8 @@ pub enum SettingsProblem {
     RoleWrite,
     #[error("IAM_WEBHOOK_SECRET: {0}")]
     IamSecret(SecretError),
+    #[error("CXONE_AUTH must be access_key or client_credentials")]
+    Auth,
 }
 
 /// A configured endpoint URL, trimmed and without a trailing slash: `https://`, or `http://` to
@@ -357,9 +359,22 @@ impl Settings {
         };
         let scim_base_url = r.url("CXONE_SCIM_BASE_URL");
         let token_url = r.url("CXONE_TOKEN_URL");
-        let client_id = r.required("CXONE_CLIENT_ID");
-        let client_secret = r.required("CXONE_CLIENT_SECRET");
-        let scope = r.text("CXONE_SCOPE");
+        // CXONE_AUTH: client_credentials (the default) or CXone's access key.
+        let grant = match r.text("CXONE_AUTH") {
+            None => Some(Grant::ClientCredentials),
+            Some(text) => Grant::parse(&text),
+        };
+        // Which secrets are needed depends on the grant: none are asked for when it is unknown.
+        let (client_id, client_secret) = match grant {
+            Some(Grant::ClientCredentials) => (r.required("CXONE_CLIENT_ID"), r.required("CXONE_CLIENT_SECRET")),
+            Some(Grant::AccessKey) => (r.required("CXONE_ACCESS_KEY_ID"), r.required("CXONE_ACCESS_KEY_SECRET")),
+            None => {
+                r.problems.push(SettingsProblem::Auth);
+                (None, None)
+            }
+        };
+        let grant = grant.unwrap_or_default();
+        let scope = r.text("CXONE_SCOPE").filter(|_| grant == Grant::ClientCredentials);
         let policy = r.required("ROLE_POLICY").and_then(|text| {
             RolePolicy::from_json(&text)
                 .map_err(|e| r.problems.push(SettingsProblem::Policy(e)))
@@ -430,6 +445,7 @@ impl Settings {
                         client_id,
                         client_secret: SecretString::new(client_secret),
                         scope,
+                        grant,
                     },
                     policy,
                     webhook_secrets,
@@ -544,6 +560,7 @@ fn read_graph<G: Fn(&str) -> Option<String>>(
                 r.text("GRAPH_SCOPE")
                     .unwrap_or_else(|| defaults::GRAPH_SCOPE.to_string()),
             ),
+            grant: Grant::ClientCredentials,
         },
         select: map.select(),
         scope: scope?,
@@ -726,6 +743,40 @@ mod tests {
                 request_timeout_ms: 1000,
                 max_future_ms: 0,
             }
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn cxone_tokens_by_client_credentials_or_access_key() {
+        let s = read(&full()).unwrap();
+        assert_eq!(s.credentials.grant, Grant::ClientCredentials);
+        let mut vars = full();
+        vars.remove("CXONE_CLIENT_ID");
+        vars.remove("CXONE_CLIENT_SECRET");
+        vars.extend([
+            ("CXONE_AUTH", "access_key"),
+            (
+                "CXONE_TOKEN_URL",
+                "https://na1.nice-incontact.com/authentication/v1/token/access-key",
+            ),
+            ("CXONE_SCOPE", "scim"),
+        ]);
+        assert_eq!(
+            read(&vars).unwrap_err(),
+            ["CXONE_ACCESS_KEY_ID is not set", "CXONE_ACCESS_KEY_SECRET is not set"]
+        );
+        vars.extend([("CXONE_ACCESS_KEY_ID", "AKID"), ("CXONE_ACCESS_KEY_SECRET", "aksecret")]);
+        let s = read(&vars).unwrap();
+        assert_eq!(s.credentials.grant, Grant::AccessKey);
+        assert_eq!(
+            (s.credentials.client_id.as_str(), s.credentials.client_secret.expose()),
+            ("AKID", "aksecret")
+        );
+        assert_eq!(s.credentials.scope, None, "an access key has no scope");
+        vars.insert("CXONE_AUTH", "password");
+        assert_eq!(
+            read(&vars).unwrap_err(),
+            ["CXONE_AUTH must be access_key or client_credentials"]
         );
     }
 

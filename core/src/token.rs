@@ -1,4 +1,7 @@
-//! OAuth 2.0 client-credentials tokens for CXone: the request, the response, and when to refresh.
+//! Tokens for CXone (and Graph): the request, the response, and when to refresh. Two grants:
+//! OAuth 2.0 client credentials (a form, `client_secret_post`), and CXone's access key (a JSON
+//! body `{"accessKeyId","accessKeySecret"}` to `/authentication/v1/token/access-key`, as NICE
+//! documents for back-end integrations). Both answer `access_token`, `token_type`, `expires_in`.
 
 use crate::http::{form_body, HttpRequest, HttpResponse, Method, FORM};
 use crate::secret::SecretString;
@@ -10,18 +13,56 @@ use serde::{Deserialize, Serialize};
 pub const REFRESH_MARGIN_MS: u64 = 60_000;
 const DEFAULT_EXPIRES_IN_SECS: u64 = 3600;
 
-/// Client-credentials settings. `Debug` redacts the secret.
+/// How a token is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grant {
+    /// OAuth 2.0 client credentials, form-encoded.
+    #[default]
+    ClientCredentials,
+    /// CXone's access key: the id and secret in a JSON body.
+    AccessKey,
+}
+
+impl Grant {
+    /// `client_credentials` or `access_key` (`CXONE_AUTH`, `--auth`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "client_credentials" => Some(Self::ClientCredentials),
+            "access_key" => Some(Self::AccessKey),
+            _ => None,
+        }
+    }
+}
+
+/// Token credentials: a client id and secret, or an access key id and secret (`grant`). `Debug`
+/// redacts the secret.
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
     pub token_url: String,
+    /// The client id, or the access key id.
     pub client_id: String,
+    /// The client secret, or the access key secret.
     pub client_secret: SecretString,
+    /// Client credentials only.
     pub scope: Option<String>,
+    pub grant: Grant,
 }
 
 impl ClientCredentials {
-    /// `POST token_url` with `grant_type=client_credentials` (client_secret_post).
+    /// `POST token_url`: `grant_type=client_credentials` (client_secret_post), or CXone's access
+    /// key as JSON.
     pub fn token_request(&self) -> HttpRequest {
+        if self.grant == Grant::AccessKey {
+            let mut req = HttpRequest::new(Method::Post, self.token_url.clone())
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json");
+            let body = serde_json::json!({
+                "accessKeyId": self.client_id,
+                "accessKeySecret": self.client_secret.expose(),
+            });
+            req.body = Some(body.to_string());
+            return req;
+        }
         let mut pairs = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
@@ -161,7 +202,47 @@ mod tests {
             client_id: "cid".into(),
             client_secret: SecretString::new("s3cr&t"),
             scope: Some("scim:read scim:write".into()),
+            grant: Grant::ClientCredentials,
         }
+    }
+
+    fn access_key() -> ClientCredentials {
+        ClientCredentials {
+            token_url: "https://na1.nice-incontact.com/authentication/v1/token/access-key".into(),
+            client_id: "AKID-1".into(),
+            client_secret: SecretString::new("ak\"secret"),
+            scope: Some("ignored".into()),
+            grant: Grant::AccessKey,
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_access_key_is_sent_as_json_and_its_answer_read_as_a_token() {
+        let req = access_key().token_request();
+        assert_eq!(req.method, Method::Post);
+        assert_eq!(req.header_value("content-type"), Some("application/json"));
+        let body: serde_json::Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"accessKeyId": "AKID-1", "accessKeySecret": "ak\"secret"})
+        );
+        assert!(!format!("{req:?}").contains("secret\""), "{req:?}");
+        // The answer as NICE documents it (the refresh and id tokens are not kept).
+        let answer = HttpResponse::new(
+            200,
+            r#"{"access_token":"eyJ.a.b","token_type":"bearer","expires_in":3600,"refresh_token":"r",
+               "id_token":"i","resource_server_base_uri":"https://api-na1.niceincontact.com/"}"#,
+        );
+        let t = access_key().read_token_response(&answer, 1_000).unwrap();
+        assert_eq!(
+            (t.authorization().as_str(), t.expires_at),
+            ("Bearer eyJ.a.b", 3_601_000)
+        );
+        let refused = HttpResponse::new(401, r#"{"error":"invalid_client"}"#);
+        assert!(access_key().read_token_response(&refused, 0).is_err());
+        assert_eq!(Grant::parse("access_key"), Some(Grant::AccessKey));
+        assert_eq!(Grant::parse(" client_credentials "), Some(Grant::ClientCredentials));
+        assert_eq!(Grant::parse("password"), None);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

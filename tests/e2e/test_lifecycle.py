@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN_TOKEN, CLIENT_SECRET, OLD_ADMIN_TOKEN, OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
+from conftest import (ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, FAST_RETRIES, OLD_ADMIN_TOKEN, OLD_WEBHOOK_SECRET,
+                      WEBHOOK_SECRET, client_of, own_worker)
 from helpers import request, sign
 
 
@@ -251,3 +252,22 @@ def test_log_lines_are_structured_and_secret_free(worker, clean):
     text = "\n".join(lines)
     for secret in (WEBHOOK_SECRET, WEBHOOK_SECRET[6:], ADMIN_TOKEN, CLIENT_SECRET, OLD_WEBHOOK_SECRET[6:]):
         assert secret not in text
+
+
+def test_a_worker_with_a_cxone_access_key_gets_its_token_as_nice_documents(standin, clean, workdir):
+    """CXONE_AUTH=access_key: the JSON exchange at /authentication/v1/token/access-key, then the
+    same writes as with client credentials."""
+    extra = [*FAST_RETRIES, "CXONE_AUTH=access_key", f"CXONE_ACCESS_KEY_ID={CLIENT_ID}",
+             f"CXONE_ACCESS_KEY_SECRET={CLIENT_SECRET}",
+             f"CXONE_TOKEN_URL={standin.url}/authentication/v1/token/access-key"]
+    with own_worker(workdir, "access-key", 14, standin.url, extra) as dev:
+        worker = client_of(dev)
+        joiner = person()
+        status, body, _ = worker.post_event(joiner)
+        assert (status, body.get("action")) == (200, "created"), body
+        # The Worker's requests only (the test's own lookups fetch a token of their own).
+        log = clean.log()
+        paths = [e["path"] for e in log if e["method"] == "POST"]
+        assert paths == ["/authentication/v1/token/access-key", "/scim/v2/Users"], paths
+        assert [e["status"] for e in log if e["path"].startswith("/authentication")] == [200]
+        assert only_user(clean, joiner)["id"] == body["id"]

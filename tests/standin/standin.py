@@ -2,6 +2,10 @@
 
 - `POST /oauth/token`: OAuth 2.0 client credentials (client_secret_post); issues bearer tokens
   that the front accepts on `/scim/v2/*` (the internal scim2-server token is never handed out).
+- `POST /authentication/v1/token/access-key`: CXone's access-key exchange as NICE documents it,
+  JSON `{"accessKeyId","accessKeySecret"}` (the stand-in's client id and secret) →
+  `access_token`, `token_type`, `expires_in`, `refresh_token`, `id_token`,
+  `resource_server_base_uri`; the same tokens as above.
 - `/scim/v2/*`: checked for a live issued token, optionally faulted, then forwarded unchanged
   to scim2-server (which does all the SCIM work: filters, PATCH, ETags, Bulk). `If-Match` and
   `If-None-Match` go through, and scim2-server's `ETag` comes back: a PUT, PATCH or DELETE
@@ -285,6 +289,8 @@ def make_handler(state):
                 return self._control(url.path, body)
             if url.path == "/oauth/token" and self.command == "POST":
                 return self._token(body)
+            if url.path == "/authentication/v1/token/access-key" and self.command == "POST":
+                return self._access_key_token(body)
             if url.path.startswith("/scim/v2"):
                 return self._scim(url, body)
             self._send(404, {"error": "not_found"})
@@ -376,6 +382,26 @@ def make_handler(state):
                 return self._send(401, {"error": "invalid_client"})
             self._send(200, {"access_token": state.issue_token(), "token_type": "Bearer",
                              "expires_in": state.token_ttl})
+
+        def _access_key_token(self, body):
+            # CXone's access-key exchange as NICE documents it: a JSON body in, the token and
+            # the API host out. The stand-in's one key is its client id and secret.
+            try:
+                doc = json.loads(body or b"{}")
+            except ValueError:
+                doc = None
+            doc = doc if isinstance(doc, dict) else {}
+            ok = (self.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
+                  and doc.get("accessKeyId") == state.client_id
+                  and secrets.compare_digest(str(doc.get("accessKeySecret", "")), state.client_secret))
+            state.record({"method": "POST", "path": "/authentication/v1/token/access-key", "query": "",
+                          "status": 200 if ok else 401, "body": None})
+            if not ok:
+                return self._send(401, {"error": "invalid_client"})
+            host = f"http://{self.headers.get('Host', '127.0.0.1')}/"
+            self._send(200, {"access_token": state.issue_token(), "token_type": "bearer",
+                             "expires_in": state.token_ttl, "refresh_token": secrets.token_urlsafe(24),
+                             "id_token": secrets.token_urlsafe(24), "resource_server_base_uri": host})
 
         def _scim(self, url, body):
             entry = {"method": self.command, "path": url.path, "query": url.query, "status": None,

@@ -156,6 +156,7 @@ mod tests {
             client_id: "cid".into(),
             client_secret: SecretString::new("sec"),
             scope: None,
+            grant: crate::token::Grant::ClientCredentials,
         }
     }
 
