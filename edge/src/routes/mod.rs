@@ -63,6 +63,23 @@ enum Route {
     ResetMarks(String),
 }
 
+impl Route {
+    /// An admin POST whose body holds `dryRun` alone (bulk runs and role sync read it inside
+    /// their own bodies).
+    fn reads_dry_run(&self) -> bool {
+        matches!(
+            self,
+            Self::ReplayFailure(_)
+                | Self::ReplayNotice(_)
+                | Self::ReplayAuditParked
+                | Self::ResetMarks(_)
+                | Self::SyncRun
+                | Self::SyncApprove
+                | Self::SyncReject
+        )
+    }
+}
+
 /// The route for `method path`: 404 for an unknown path, 405 (with `Allow`) for another method.
 fn parse(method: &str, path: &str) -> std::result::Result<Route, (u16, &'static str)> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -137,6 +154,15 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
     if !admin {
         return reply::unauthorized("admin bearer token missing or wrong");
     }
+    // Read before anything runs: a request whose dryRun cannot be read does nothing.
+    let dry_run = if route.reads_dry_run() {
+        match dry_run(&mut req).await? {
+            Ok(d) => d,
+            Err(e) => return reply::api_error(&e),
+        }
+    } else {
+        false
+    };
     match route {
         Route::BulkStart => bulk::post(req, env, &config, audit).await,
         Route::BulkRun(id) => bulk::get(&req, env, &id).await,
@@ -145,53 +171,19 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         Route::Failures => admin::failures(&req, env).await,
         Route::Conflicts => admin::conflicts(&req, env).await,
         Route::DismissConflict(id) => admin::dismiss_conflict(env, &id).await,
-        Route::ReplayFailure(id) => {
-            let dry_run = match dry_run(&mut req).await? {
-                Ok(d) => d,
-                Err(e) => return reply::api_error(&e),
-            };
-            admin::replay(env, &config, &id, dry_run, audit).await
-        }
+        Route::ReplayFailure(id) => admin::replay(env, &config, &id, dry_run, audit).await,
         Route::SyncStatus => graph::status(env, &config).await,
         Route::Audit => audit::list(&req, env).await,
         Route::RoleSync => roles::sync(req, env, &config, audit).await,
         Route::Notices => admin::notices(&req, env).await,
-        Route::ReplayNotice(id) => {
-            let dry_run = match dry_run(&mut req).await? {
-                Ok(d) => d,
-                Err(e) => return reply::api_error(&e),
-            };
-            admin::replay_notice(env, &config, &id, dry_run).await
-        }
+        Route::ReplayNotice(id) => admin::replay_notice(env, &config, &id, dry_run).await,
         Route::AuditVerify => audit::verify(&req, env).await,
         Route::AuditParked => admin::parked_audits(&req, env).await,
-        Route::ReplayAuditParked => {
-            let dry_run = match dry_run(&mut req).await? {
-                Ok(d) => d,
-                Err(e) => return reply::api_error(&e),
-            };
-            audit::replay_parked(env, &config, dry_run).await
-        }
+        Route::ReplayAuditParked => audit::replay_parked(env, &config, dry_run).await,
         Route::Person(key) => people::show(env, &key).await,
-        Route::ResetMarks(key) => {
-            let dry_run = match dry_run(&mut req).await? {
-                Ok(d) => d,
-                Err(e) => return reply::api_error(&e),
-            };
-            people::reset_marks(env, &config, &key, dry_run, audit).await
-        }
-        Route::SyncRun => {
-            let dry_run = match dry_run(&mut req).await? {
-                Ok(d) => d,
-                Err(e) => return reply::api_error(&e),
-            };
-            graph::run(env, &config, dry_run).await
-        }
+        Route::ResetMarks(key) => people::reset_marks(env, &config, &key, dry_run, audit).await,
+        Route::SyncRun => graph::run(env, &config, dry_run).await,
         Route::SyncApprove | Route::SyncReject => {
-            let dry_run = match dry_run(&mut req).await? {
-                Ok(d) => d,
-                Err(e) => return reply::api_error(&e),
-            };
             graph::decide(env, &config, route == Route::SyncApprove, dry_run).await
         }
         Route::Healthz | Route::Lifecycle | Route::GraphNotifications => {
@@ -272,6 +264,20 @@ mod tests {
             Ok(Route::ResetMarks("user:a%40b.co".into()))
         );
         assert_eq!(parse("GET", "/people/ext:e-1/reset-marks"), Err((405, "POST")));
+        // Every POST reads dryRun: in a body of its own, or inside its typed body.
+        for (path, own) in [
+            ("/failures/x/replay", true),
+            ("/notices/x/replay", true),
+            ("/audit/parked/replay", true),
+            ("/people/ext:e/reset-marks", true),
+            ("/sync/run", true),
+            ("/sync/approve", true),
+            ("/sync/reject", true),
+            ("/provision/bulk", false),
+            ("/roles/sync", false),
+        ] {
+            assert_eq!(parse("POST", path).map(|r| r.reads_dry_run()), Ok(own), "{path}");
+        }
         assert_eq!(parse("GET", "/conflicts/ab12"), Err((405, "DELETE")));
         for unknown in ["/", "/failures/", "/failures/x/y", "/provision/bulk/", "/webhooks"] {
             assert_eq!(parse("GET", unknown).map_err(|e| e.0), Err(404), "{unknown}");
