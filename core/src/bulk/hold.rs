@@ -90,9 +90,13 @@ pub const HOLD_SLACK_MS: u64 = 10_000;
 pub const BUSY_RECHECK_MS: u64 = 1_000;
 
 fn wants_hold(e: &Entry, now: UnixMillis, span: u64) -> bool {
-    matches!(e.stage, Stage::Create | Stage::Patch { .. })
-        && e.not_before <= now
-        && e.hold.as_ref().is_none_or(|h| h.until < now.saturating_add(span))
+    matches!(e.stage, Stage::Create | Stage::Patch { .. }) && e.not_before <= now && !held_for(e, now, span)
+}
+
+/// Whether the row's person is held at least `span` beyond `now`: what a Bulk request needs
+/// before it is built with the row.
+pub(super) fn held_for(e: &Entry, now: UnixMillis, span: u64) -> bool {
+    e.hold.as_ref().is_some_and(|h| h.until >= now.saturating_add(span))
 }
 
 impl BulkRun {
@@ -257,25 +261,13 @@ impl BulkRun {
         })
     }
 
-    /// The Bulk request in flight is not tried again: a hold would run out during the try. What
-    /// an earlier try did is not known, so its rows are read before anything is sent again.
+    /// The Bulk request in flight is not tried again: a hold would run out during the try. Its
+    /// rows go back as for a request the host could not send ([`BulkRun::unsend`]: read first
+    /// when an earlier try went out), and give their holds back.
     pub(super) fn abandon_in_flight(&mut self) {
-        let tried = self.exchange.attempts() > 0;
-        if let Some(InFlight::Bulk { indexes, .. }) = self.in_flight.take() {
-            for i in indexes {
-                if let Some(e) = self.window.get_mut(&i) {
-                    if tried {
-                        e.sent = true;
-                        e.outcome_unknown();
-                    } else {
-                        e.sent = false;
-                    }
-                }
-                self.releasing.insert(i);
-                self.touch(i);
-            }
-        }
-        self.exchange.finish();
+        let sending = self.sending().to_vec();
+        self.releasing.extend(sending);
+        self.unsend();
     }
 }
 

@@ -723,7 +723,7 @@ impl crate::flows::Flow for BulkRun {
             self.config.limits(),
             now,
             &mut too_large,
-            |e| !hold_rows || e.hold.as_ref().is_some_and(|h| h.until >= now.saturating_add(span)),
+            |e| !hold_rows || super::hold::held_for(e, now, span),
         );
         for i in too_large {
             self.touch(i);
