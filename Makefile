@@ -20,7 +20,7 @@ WORKER := edge/build/worker/shim.mjs
 .PHONY: help setup dev test lint test-core test-wasm test-payloads test-e2e edge-build bench fuzz clean
 
 help:
-	@echo "make dev   - CXone stand-in on 127.0.0.1:$(DEV_STANDIN_PORT) + Worker (wrangler dev) on 127.0.0.1:$(DEV_WORKER_PORT)"
+	@echo "make dev   - CXone stand-in on 127.0.0.1:$(DEV_STANDIN_PORT) + Worker (wrangler dev) on 127.0.0.1:$(DEV_WORKER_PORT); PROFILE=rfc7644 for an RFC 7644 server"
 	@echo "make test  - lint, core tests (native + wasm32), edge wasm tests, payload validation, end-to-end"
 	@echo "make bench - measure (release builds) and rewrite BENCHMARKS.md; BENCH_QUICK=1 for smaller sizes"
 
@@ -36,8 +36,11 @@ $(WORKER): $(RUST_SOURCES)
 	cd edge && WASM_BINDGEN_BIN=wasm-bindgen ESBUILD_BIN=$(ROOT)/node_modules/.bin/esbuild worker-build --release
 	@touch $@
 
+# PROFILE=cxone (default): the stand-in as NICE publishes CXone; PROFILE=rfc7644: with Bulk and DELETE.
+PROFILE ?= cxone
+
 dev: setup .dev.vars edge-build
-	@scripts/dev.sh $(DEV_WORKER_PORT) $(DEV_STANDIN_PORT)
+	@PROFILE=$(PROFILE) scripts/dev.sh $(DEV_WORKER_PORT) $(DEV_STANDIN_PORT)
 
 test: setup lint test-core test-wasm test-payloads edge-build test-e2e
 

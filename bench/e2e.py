@@ -2,7 +2,7 @@
 stand-in (scim2-server), on loopback. Writes one JSON file of figures; bench/report.py turns it
 into BENCHMARKS.md. Not a test: it asserts nothing about speed (only that the work measured was
 done, e.g. that a Graph pass created every user).
-Usage: e2e.py OUT.json [--quick] [--latency-only | --bulk-only | --graph-only]"""
+Usage: e2e.py OUT.json [--quick] [--latency-only | --bulk-only | --graph-only | --cxone-only]"""
 
 import concurrent.futures as futures
 import datetime
@@ -40,6 +40,9 @@ QUICK = "--quick" in sys.argv
 LATENCY_ONLY = "--latency-only" in sys.argv
 BULK_ONLY = "--bulk-only" in sys.argv
 GRAPH_ONLY = "--graph-only" in sys.argv
+CXONE_ONLY = "--cxone-only" in sys.argv
+# Single-user requests a bulk run sends at once where the server has no Bulk (BulkConfig::lanes).
+CXONE_LANES = 6
 
 
 def users(n, tag):
@@ -69,11 +72,12 @@ class Stack:
         self.graphfix_proc = None
         self.graph_url = f"http://127.0.0.1:{GRAPH_PORT}"
 
-    def fresh_standin(self):
-        """A new, empty scim2-server (its store lives in memory)."""
+    def fresh_standin(self, profile="rfc7644"):
+        """A new, empty scim2-server (its store lives in memory), the front in `profile`."""
         stop_group(self.standin_proc)
-        self.standin_proc = start_standin(STANDIN_PORT, CLIENT_ID, CLIENT_SECRET, self.workdir / "standin.log")
-        self.standin._token = None
+        self.standin_proc = start_standin(STANDIN_PORT, CLIENT_ID, CLIENT_SECRET, self.workdir / "standin.log",
+                                          profile=profile)
+        self.standin = Standin(f"http://127.0.0.1:{STANDIN_PORT}", CLIENT_ID, CLIENT_SECRET, profile=profile)
 
     def fresh_graphfix(self):
         """A new, empty Microsoft Graph fixture (tests/graphfix, in memory, default config)."""
@@ -81,20 +85,21 @@ class Stack:
         self.graphfix_proc = start_graphfix(GRAPH_PORT, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET,
                                             self.workdir / "graphfix.log")
 
-    def fresh_worker(self, **env):
+    def fresh_worker(self, profile="rfc7644", **env):
         """The Worker with none of its local state (KV, Durable Objects) kept from before."""
         if self.dev:
             self.dev.stop()
             self.dev = None
         shutil.rmtree(self.workdir / "state", ignore_errors=True)
-        return self.worker(**env)
+        return self.worker(profile, **env)
 
-    def worker(self, **env):
+    def worker(self, profile="rfc7644", **env):
+        """The Worker set up for a stand-in in `profile`."""
         if self.dev:
             self.dev.stop()
         env_file = self.workdir / "bench.vars"
         write_env_file(env_file, self.standin.url, CLIENT_ID, CLIENT_SECRET, SECRET, ADMIN,
-                       [f"{k}={v}" for k, v in env.items()])
+                       [f"{k}={v}" for k, v in env.items()], profile=profile)
         self.dev = WranglerDev(self.workdir, env_file, WORKER_PORT, INSPECTOR_PORT)
         self.dev.start()
         return Client(f"http://127.0.0.1:{WORKER_PORT}", SECRET, ADMIN, self.dev.log_path)
@@ -203,6 +208,29 @@ def direct_bulk(standin, batch):
         status, body, _ = standin.scim("POST", "/Bulk", {
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})
         assert status == 200, body
+    return time.perf_counter() - started
+
+
+def create_body(u):
+    """The POST /Users body the Worker sends for input user `u` (the policy's Agent role)."""
+    return {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": u["userName"],
+            "externalId": u["externalId"], "name": {"givenName": u["firstName"], "familyName": u["lastName"]},
+            "displayName": f"{u['firstName']} {u['lastName']}",
+            "emails": [{"value": u["userName"], "type": "work", "primary": True}], "active": True,
+            "roles": [{"value": "Agent", "display": "Agent"}]}
+
+
+def direct_posts(standin, batch, concurrency):
+    """The stand-in's own ceiling without Bulk: one POST /Users per user, `concurrency` in flight,
+    sent straight to it from Python with the Worker's bodies."""
+    standin.token()
+
+    def post(u):
+        status, body, _ = standin.scim("POST", "/Users", create_body(u))
+        assert status == 201, body
+    started = time.perf_counter()
+    with futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(post, batch))
     return time.perf_counter() - started
 
 
@@ -376,10 +404,10 @@ def pass_log(client, offset):
     return {"workerErrors": errors, "workerErrorCause": cause, "longestPauseS": gap}
 
 
-def graph_worker(stack):
+def graph_worker(stack, profile="rfc7644"):
     """A fresh Worker (no local state) syncing from the Graph fixture on the Free-plan budget."""
     return stack.fresh_worker(
-        SUBREQUEST_BUDGET="50", GRAPH_BASE_URL=f"{stack.graph_url}/v1.0",
+        profile, SUBREQUEST_BUDGET="50", GRAPH_BASE_URL=f"{stack.graph_url}/v1.0",
         GRAPH_TOKEN_URL=f"{stack.graph_url}/{DEFAULT_TENANT}/oauth2/v2.0/token",
         GRAPH_CLIENT_ID=GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET=GRAPH_CLIENT_SECRET,
         GRAPH_CLIENT_STATE=GRAPH_CLIENT_STATE,
@@ -502,6 +530,9 @@ def run(stack, results):
     if GRAPH_ONLY:
         run_graph(stack, results)
         return
+    if CXONE_ONLY:
+        run_cxone(stack, results)
+        return
 
     # 2. Webhook round trip vs a direct SCIM POST, one at a time and at concurrency 4, and the
     #    isolate's memory over the webhooks.
@@ -531,7 +562,7 @@ def run(stack, results):
     size = 2000 if QUICK else 10000
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(users(size, "cli"), f)
-    env = dict(os.environ, CXONE_SCIM_BASE_URL=f"{stack.standin.url}/scim/v2",
+    env = dict(os.environ, CXONE_SCIM_BASE_URL=f"{stack.standin.url}/scim/v2", CXONE_PROFILE="rfc7644",
                CXONE_TOKEN_URL=f"{stack.standin.url}/oauth/token", CXONE_CLIENT_ID=CLIENT_ID,
                CXONE_CLIENT_SECRET=CLIENT_SECRET)
     started = time.perf_counter()
@@ -545,6 +576,52 @@ def run(stack, results):
                       "inputBytes": Path(f.name).stat().st_size}
 
     run_graph(stack, results)
+    run_cxone(stack, results)
+
+
+def run_cxone(stack, results):
+    # 9. CXone as NICE publishes it (the stand-in's cxone profile, the Worker with an access key):
+    #    no Bulk, so a bulk run sends one POST /Users per user, CXONE_LANES at once. Its ceiling is
+    #    the stand-in answering the same POSTs sent straight from Python, as many in flight; each
+    #    measured on a fresh store, the Worker on the Paid budget (1,000 subrequests: every user
+    #    also holds its person's ledger). Then a Graph first pass on the Free-plan budget.
+    cx = {"lanes": CXONE_LANES, "subrequestBudget": 1000, "bulk": []}
+    results["cxone"] = cx
+    stack.fresh_standin("cxone")
+    client = stack.fresh_worker("cxone", SUBREQUEST_BUDGET="1000")
+    worker_bulk(client, users(60, "cxwarm"))  # not counted: the objects' start-up
+    for size in ((1000, 5000) if QUICK else (1000, 10000)):
+        stack.fresh_standin("cxone")
+        ceiling = size / direct_posts(stack.standin, users(size, "cxd"), CXONE_LANES)
+        stack.fresh_standin("cxone")
+        posted_at = time.time()
+        seen, report = worker_bulk(client, users(size, "cxw"))
+        assert report["counts"]["created"] == size, report["counts"]
+        assert report["bulkRequests"] == 0, report
+        log = stack.standin.log()
+        posts = [e for e in log if e["method"] == "POST" and e["path"] == "/scim/v2/Users"]
+        assert len([n for n in stack.standin.all_user_names() if ".cxw." in n]) == size
+        worker_per_s = size / run_seconds(report, posted_at)
+        cx["bulk"].append({"users": size, "standinDirectPerS": ceiling, "workerPerS": worker_per_s,
+                           "share": worker_per_s / ceiling, "workerSeenPerS": size / seen,
+                           "userWrites": report["userWrites"], "lookups": report["lookups"],
+                           "postsReceived": len(posts),
+                           "bulkRequestsReceived": len([e for e in log if e["path"].endswith("/Bulk")])})
+    size = 2000 if QUICK else 10000
+    stack.fresh_standin("cxone")
+    stack.fresh_graphfix()
+    graph_directory(stack.graph_url, size, f"cx{size}")
+    client = graph_worker(stack, "cxone")
+    wall, first = sync_pass(client, max(600, size * 0.5))
+    counts = first["counts"]
+    assert counts.get("created", 0) + counts.get("unchanged", 0) == size, first
+    assert stack.standin.user_count() == size, first
+    log = stack.standin.log()
+    cx["graphFirstPass"] = {
+        "users": size, "subrequestBudget": 50, "wallS": wall, "passMs": first["durationMs"],
+        "usersPerS": size / wall, "slices": first["slices"], "counts": counts,
+        "posts": len([e for e in log if e["method"] == "POST" and e["path"] == "/scim/v2/Users"]),
+        "bulkRequests": len([e for e in log if e["path"].endswith("/Bulk")])}
 
 
 if __name__ == "__main__":

@@ -246,6 +246,26 @@ if graph:
         w("| p50 | p95 | max | failed slices |")
         w("|---:|---:|---:|---:|")
         w(f"| {note['p50Ms']:,.0f} ms | {note['p95Ms']:,.0f} ms | {note['maxMs']:,.0f} ms | {num(note.get('workerErrors'))} |")
+cxone = e2e.get("cxone") or figures("cxone.json").get("cxone")
+if cxone:
+    section("CXone as NICE publishes it (no Bulk)")
+    w(f"The stand-in's `cxone` profile (access-key tokens, `userName eq` the only search, no `/Bulk`) and the "
+      f"Worker with `CXONE_PROFILE=cxone`. A bulk run sends one `POST /Users` per user, {cxone['lanes']} at once, "
+      f"every user holding their person's ledger, on the Paid budget ({cxone['subrequestBudget']:,} subrequests "
+      f"per invocation). Ceiling: the stand-in answering the same POST bodies sent straight to it from Python, "
+      f"{cxone['lanes']} in flight. Each size on a fresh store.")
+    w("")
+    w("| users | stand-in direct | Worker | share (target ≥ 0.9) | POSTs received | Bulk requests | lookups |")
+    w("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in cxone["bulk"]:
+        w(f"| {r['users']:,} | {r['standinDirectPerS']:,.1f} | {r['workerPerS']:,.1f} | {r['share']:.2f} | "
+          f"{r['postsReceived']:,} | {r['bulkRequestsReceived']} | {r['lookups']} |")
+    g = cxone.get("graphFirstPass")
+    if g:
+        w("")
+        w(f"Graph first pass on `cxone`, {g['users']:,} users on the Free-plan budget ({g['subrequestBudget']} "
+          f"subrequests per invocation): {g['wallS']:,.1f} s wall ({g['usersPerS']:,.1f} users/s), "
+          f"{g['slices']:,} slices, {g['posts']:,} POSTs and {g['bulkRequests']} Bulk requests received.")
 w("")
 w("## Commands")
 w("")
@@ -256,7 +276,7 @@ w("$PY_VENV/bin/python bench/python_baseline.py core/tests/fixtures")
 w("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \\")
 w("  cargo test -p cxone-scim-edge --target wasm32-unknown-unknown --release --lib -- --include-ignored --nocapture webhook_cost")
 w("cargo build --profile bench -p cxone-scim-cli")
-w("$PY_VENV/bin/python bench/e2e.py target/bench/e2e.json   # --quick, --latency-only, --bulk-only, --graph-only")
+w("$PY_VENV/bin/python bench/e2e.py target/bench/e2e.json   # --quick, --latency-only, --bulk-only, --graph-only, --cxone-only")
 w("$PY_VENV/bin/python bench/report.py target/bench > BENCHMARKS.md")
 w("```")
 w("")

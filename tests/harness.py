@@ -60,15 +60,17 @@ def stop_group(proc):
             continue
 
 
-def start_standin(port, client_id, client_secret, log_path):
-    """scim2-server behind tests/standin/standin.py on `port` (scim2-server on port + 1)."""
+def start_standin(port, client_id, client_secret, log_path, profile=None):
+    """scim2-server behind tests/standin/standin.py on `port` (scim2-server on port + 1), in the
+    stand-in's `profile` ("rfc7644" or "cxone"; its default, rfc7644, unless given)."""
     wait_port_free(port)
     wait_port_free(port + 1)
     log = open(log_path, "a")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/standin/standin.py"), "--port", str(port), "--scim-port", str(port + 1),
-         "--client-id", client_id, "--client-secret", client_secret],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    args = [sys.executable, str(ROOT / "tests/standin/standin.py"), "--port", str(port), "--scim-port", str(port + 1),
+            "--client-id", client_id, "--client-secret", client_secret]
+    if profile:
+        args += ["--profile", profile]
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     try:
         wait_http(f"http://127.0.0.1:{port}/_standin/health", 30, proc, "stand-in")
@@ -172,13 +174,22 @@ class WranglerDev:
         self.start()
 
 
-def write_env_file(path, standin_url, client_id, client_secret, webhook_secrets, admin_tokens, extra=()):
-    path.write_text("\n".join([
-        f"CXONE_SCIM_BASE_URL={standin_url}/scim/v2",
-        f"CXONE_TOKEN_URL={standin_url}/oauth/token",
-        f"CXONE_CLIENT_ID={client_id}",
-        f"CXONE_CLIENT_SECRET={client_secret}",
-        f"WEBHOOK_SECRETS={webhook_secrets}",
-        f"ADMIN_TOKEN={admin_tokens}",
-        *extra,
-    ]) + "\n")
+def write_env_file(path, standin_url, client_id, client_secret, webhook_secrets, admin_tokens, extra=(),
+                   profile="rfc7644"):
+    """The Worker's settings for a stand-in in `profile`: rfc7644 (client credentials at
+    /oauth/token) or cxone (NICE's access-key exchange, the stand-in's client as the key)."""
+    if profile == "cxone":
+        auth = [f"CXONE_TOKEN_URL={standin_url}/authentication/v1/token/access-key",
+                "CXONE_AUTH=access_key",
+                f"CXONE_ACCESS_KEY_ID={client_id}",
+                f"CXONE_ACCESS_KEY_SECRET={client_secret}"]
+    else:
+        auth = [f"CXONE_TOKEN_URL={standin_url}/oauth/token",
+                "CXONE_AUTH=client_credentials",
+                f"CXONE_CLIENT_ID={client_id}",
+                f"CXONE_CLIENT_SECRET={client_secret}"]
+    base = [f"CXONE_SCIM_BASE_URL={standin_url}/scim/v2", f"CXONE_PROFILE={profile}", *auth,
+            f"WEBHOOK_SECRETS={webhook_secrets}", f"ADMIN_TOKEN={admin_tokens}"]
+    # A setting in `extra` replaces the one above (one line per name).
+    named = {line.split("=", 1)[0] for line in extra}
+    path.write_text("\n".join([*(line for line in base if line.split("=", 1)[0] not in named), *extra]) + "\n")

@@ -7,6 +7,7 @@ use cxone_scim_core::bulk::{BulkConfig, BulkUser, InMemoryRun};
 use cxone_scim_core::flows::Authorized;
 use cxone_scim_core::policy::RolePolicy;
 use cxone_scim_core::policy::RoleTarget;
+use cxone_scim_core::profile::Profile;
 use cxone_scim_core::secret::{split_list, SecretString};
 use cxone_scim_core::settings::{defaults, endpoint_url};
 use cxone_scim_core::token::{ClientCredentials, Grant};
@@ -58,10 +59,18 @@ pub fn policy(file: &str) -> Res {
     }
 }
 
-pub fn plan(users: &str, policy: &str, base_url: &str, batch_size: usize, role_target: RoleTarget) -> Res {
+pub fn plan(
+    users: &str,
+    policy: &str,
+    base_url: &str,
+    batch_size: usize,
+    role_target: RoleTarget,
+    profile: Profile,
+) -> Res {
     let config = BulkConfig {
         batch_size,
         role_target,
+        caps: profile.capabilities(),
         ..BulkConfig::new(base_url)
     };
     let run = InMemoryRun::new(&load_users(users)?, &load_policy(policy)?, config, 0);
@@ -170,10 +179,26 @@ pub fn bulk(
     report_path: Option<&str>,
     quiet: bool,
 ) -> Res {
-    let secret = target
-        .client_secret
+    let (id, id_var, secret_var) = match target.auth {
+        Grant::ClientCredentials => (
+            &target.client_id,
+            "CXONE_CLIENT_ID (--client-id)",
+            "CXONE_CLIENT_SECRET",
+        ),
+        Grant::AccessKey => (
+            &target.access_key_id,
+            "CXONE_ACCESS_KEY_ID (--access-key-id)",
+            "CXONE_ACCESS_KEY_SECRET",
+        ),
+    };
+    let client_id = id
         .clone()
-        .ok_or("CXONE_CLIENT_SECRET is not set in the environment")?;
+        .filter(|i| !i.is_empty())
+        .ok_or(format!("{id_var} is not set"))?;
+    let secret = target
+        .secret
+        .clone()
+        .ok_or(format!("{secret_var} is not set in the environment"))?;
     // Where the client secret and the bearer token go: https, plain http only on loopback.
     let base_url = endpoint_url(&target.base_url).map_err(|e| format!("--base-url (CXONE_SCIM_BASE_URL) {e}"))?;
     let token_url = endpoint_url(&target.token_url).map_err(|e| format!("--token-url (CXONE_TOKEN_URL) {e}"))?;
@@ -182,16 +207,20 @@ pub fn bulk(
         batch_size: options.batch_size,
         precheck: options.precheck,
         role_target: options.role_target,
+        caps: target.profile.capabilities(),
         ..BulkConfig::new(&base_url)
     };
     let run_state = InMemoryRun::new(&users, &load_policy(policy)?, config, seed());
     drop(users);
     let creds = ClientCredentials {
         token_url,
-        client_id: target.client_id.clone(),
+        client_id,
         client_secret: SecretString::new(secret),
-        scope: target.scope.clone().filter(|s| !s.is_empty()),
-        grant: Grant::ClientCredentials,
+        scope: target
+            .scope
+            .clone()
+            .filter(|s| !s.is_empty() && target.auth == Grant::ClientCredentials),
+        grant: target.auth,
     };
     let total = run_state.progress().total as u64;
     let mut flow = Authorized::new(run_state, creds, None, defaults::RETRY, seed());
@@ -221,7 +250,7 @@ pub fn bulk(
     }
     let c = report.progress.counts;
     eprintln!(
-        "{} users: created {} updated {} exists {} failed {} conflict {} ({} Bulk requests, {} lookups)",
+        "{} users: created {} updated {} exists {} failed {} conflict {} ({} Bulk requests, {} single-user writes, {} lookups)",
         report.progress.total,
         c.created,
         c.updated,
@@ -229,6 +258,7 @@ pub fn bulk(
         c.failed,
         c.conflict,
         report.progress.bulk_requests,
+        report.progress.user_writes,
         report.progress.lookups
     );
     Ok(if c.failed + c.conflict > 0 {
@@ -271,8 +301,11 @@ mod tests {
         let target = |base_url: &str, token_url: &str| Target {
             base_url: base_url.into(),
             token_url: token_url.into(),
-            client_id: "cid".into(),
-            client_secret: Some("secret".into()),
+            profile: Profile::Rfc7644,
+            auth: Grant::ClientCredentials,
+            client_id: Some("cid".into()),
+            access_key_id: None,
+            secret: Some("secret".into()),
             scope: None,
         };
         let run = |t: &Target| {
@@ -310,6 +343,15 @@ mod tests {
         // Loopback passes the check (and then fails on the missing users file).
         let err = run(&target("http://127.0.0.1:9/scim/v2", "http://localhost:9/oauth/token")).unwrap_err();
         assert!(err.contains("/nonexistent/users.json"), "{err}");
+        // An access key needs its id (and its own secret), not the client's.
+        let mut keyed = target("https://cxone.example/scim/v2", "https://cxone.example/token");
+        keyed.auth = Grant::AccessKey;
+        assert_eq!(
+            run(&keyed).unwrap_err(),
+            "CXONE_ACCESS_KEY_ID (--access-key-id) is not set"
+        );
+        keyed.access_key_id = Some("key-1".into());
+        assert!(run(&keyed).unwrap_err().contains("/nonexistent/users.json"));
     }
 
     fn trail(len: u64) -> Vec<AuditEntry> {

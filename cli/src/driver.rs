@@ -30,6 +30,20 @@ impl Http {
         }
     }
 
+    /// Sends every request at once, one thread each; the answers in the requests' order.
+    pub fn send_all(&self, reqs: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        std::thread::scope(|scope| {
+            let sending: Vec<_> = reqs.iter().map(|req| scope.spawn(move || self.send(req))).collect();
+            sending
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err(TransportError("the sending thread stopped".into())))
+                })
+                .collect()
+        })
+    }
+
     pub fn send(&self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let mut call = self.agent.request(req.method.as_str(), &req.url);
         for (name, value) in &req.headers {
@@ -63,6 +77,11 @@ pub fn run<F: Flow>(flow: &mut F, http: &Http, mut after_response: impl FnMut(&F
                     Ok(resp) => flow.on_response(resp, now_ms()),
                     Err(e) => flow.on_transport_error(e, now_ms()),
                 }
+                after_response(flow);
+            }
+            Step::SendAll(reqs) => {
+                let answers = http.send_all(&reqs);
+                flow.on_answers(answers, now_ms());
                 after_response(flow);
             }
             Step::Wait { until } => std::thread::sleep(Duration::from_millis(until.saturating_sub(now_ms()))),

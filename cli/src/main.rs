@@ -2,10 +2,13 @@
 
 mod commands;
 mod driver;
+mod provider_config;
 
 use clap::{Parser, Subcommand};
 use cxone_scim_core::policy::RoleTarget;
+use cxone_scim_core::profile::Profile;
 use cxone_scim_core::settings::defaults;
+use cxone_scim_core::token::Grant;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -22,15 +25,33 @@ pub struct Target {
     /// CXone SCIM root, /scim/v2 included.
     #[arg(long, env = "CXONE_SCIM_BASE_URL", hide_env_values = true)]
     pub base_url: String,
+    /// What the server offers: cxone (userName-only search, no Bulk, no DELETE) or rfc7644.
+    #[arg(long, env = "CXONE_PROFILE", hide_env_values = true, default_value = "cxone", value_parser = parse_profile)]
+    pub profile: Profile,
+    /// access_key (CXONE_ACCESS_KEY_ID, CXONE_ACCESS_KEY_SECRET) or client_credentials
+    /// (CXONE_CLIENT_ID, CXONE_CLIENT_SECRET).
+    #[arg(long, env = "CXONE_AUTH", hide_env_values = true, default_value = "client_credentials", value_parser = parse_grant)]
+    pub auth: Grant,
     #[arg(long, env = "CXONE_TOKEN_URL", hide_env_values = true)]
     pub token_url: String,
     #[arg(long, env = "CXONE_CLIENT_ID", hide_env_values = true)]
-    pub client_id: String,
-    /// Read from the environment only, so it never shows in the process list.
+    pub client_id: Option<String>,
+    #[arg(long, env = "CXONE_ACCESS_KEY_ID", hide_env_values = true)]
+    pub access_key_id: Option<String>,
+    /// CXONE_CLIENT_SECRET or CXONE_ACCESS_KEY_SECRET (as `auth` says), read from the
+    /// environment only, so it never shows in the process list.
     #[arg(skip)]
-    pub client_secret: Option<String>,
+    pub secret: Option<String>,
     #[arg(long, env = "CXONE_SCOPE", hide_env_values = true)]
     pub scope: Option<String>,
+}
+
+fn parse_profile(text: &str) -> Result<Profile, String> {
+    Profile::parse(text).ok_or_else(|| "must be cxone or rfc7644".to_string())
+}
+
+fn parse_grant(text: &str) -> Result<Grant, String> {
+    Grant::parse(text).ok_or_else(|| "must be access_key or client_credentials".to_string())
 }
 
 #[derive(Subcommand)]
@@ -40,7 +61,8 @@ enum Command {
         /// Path to the policy JSON (ROLE_POLICY).
         file: String,
     },
-    /// Print the Bulk requests a bulk run would send, without sending anything.
+    /// Print the requests a bulk run would send (Bulk requests, or one per user where the
+    /// profile has no Bulk), without sending anything.
     Plan {
         /// JSON file: an array of users or {"users":[...]}.
         #[arg(long)]
@@ -60,6 +82,9 @@ enum Command {
         /// role the policy's priorities pick.
         #[arg(long, env = "ROLE_TARGET", default_value = "roles")]
         role_target: RoleTarget,
+        /// What the server offers: cxone or rfc7644.
+        #[arg(long, env = "CXONE_PROFILE", hide_env_values = true, default_value = "cxone", value_parser = parse_profile)]
+        profile: Profile,
     },
     /// Sign a webhook body (standard input) and print the three Standard Webhooks headers.
     Sign {
@@ -71,7 +96,8 @@ enum Command {
         #[arg(long)]
         timestamp: Option<i64>,
     },
-    /// Provision users from a file through SCIM Bulk, with a progress bar; writes the report.
+    /// Provision users from a file (through SCIM Bulk, or one request per user where the profile
+    /// has no Bulk), with a progress bar; writes the report.
     Bulk {
         #[arg(long)]
         users: String,
@@ -99,6 +125,8 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Print what a Microsoft Entra ID enterprise application needs to provision CXone over SCIM.
+    ProviderConfig(provider_config::Args),
     /// Work with the hash-chained audit trail of role changes.
     Audit {
         #[command(subcommand)]
@@ -130,7 +158,8 @@ fn main() -> ExitCode {
             base_url,
             batch_size,
             role_target,
-        } => commands::plan(&users, &policy, &base_url, batch_size, role_target),
+            profile,
+        } => commands::plan(&users, &policy, &base_url, batch_size, role_target, profile),
         Command::Sign { secret, id, timestamp } => commands::sign(&secret, id, timestamp),
         Command::Bulk {
             users,
@@ -143,7 +172,11 @@ fn main() -> ExitCode {
             report,
             quiet,
         } => {
-            target.client_secret = std::env::var("CXONE_CLIENT_SECRET").ok();
+            let secret_var = match target.auth {
+                Grant::ClientCredentials => "CXONE_CLIENT_SECRET",
+                Grant::AccessKey => "CXONE_ACCESS_KEY_SECRET",
+            };
+            target.secret = std::env::var(secret_var).ok().filter(|s| !s.is_empty());
             let options = commands::BulkOptions {
                 batch_size,
                 precheck,
@@ -151,6 +184,7 @@ fn main() -> ExitCode {
             };
             commands::bulk(&users, &policy, &target, options, report.as_deref(), quiet)
         }
+        Command::ProviderConfig(args) => provider_config::run(&args),
         Command::Audit {
             command: AuditCommand::Verify { file, prev_hash },
         } => commands::audit_verify(&file, prev_hash.as_deref()),

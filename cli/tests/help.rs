@@ -7,11 +7,15 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_cxone-scim");
 
 /// Every variable the CLI (or the Worker, whose names it shares) reads.
-const VARS: [&str; 9] = [
+const VARS: [&str; 13] = [
     "CXONE_SCIM_BASE_URL",
     "CXONE_TOKEN_URL",
+    "CXONE_PROFILE",
+    "CXONE_AUTH",
     "CXONE_CLIENT_ID",
     "CXONE_CLIENT_SECRET",
+    "CXONE_ACCESS_KEY_ID",
+    "CXONE_ACCESS_KEY_SECRET",
     "CXONE_SCOPE",
     "ROLE_POLICY_FILE",
     "ROLE_POLICY",
@@ -56,7 +60,7 @@ fn subcommands() -> Vec<String> {
 #[test]
 fn help_never_shows_environment_values() {
     let commands = subcommands();
-    assert_eq!(commands, ["policy", "plan", "sign", "bulk", "audit"]);
+    assert_eq!(commands, ["policy", "plan", "sign", "bulk", "provider-config", "audit"]);
     let mut invocations: Vec<Vec<&str>> = vec![vec!["--help"], vec!["-h"], vec!["help"]];
     for c in &commands {
         invocations.push(vec![c.as_str(), "--help"]);

@@ -143,7 +143,13 @@ fn webhook(c: &mut Criterion) {
             let event = LifecycleEvent::from_json(&body).unwrap();
             let (command, _) = event.command(&policy, &Default::default()).unwrap();
             assert!(matches!(command, Command::Upsert { .. }));
-            let mut flow = LifecycleFlow::new("https://cxone.example/scim/v2", command, RetryPolicy::default(), 1);
+            let mut flow = LifecycleFlow::new(
+                "https://cxone.example/scim/v2",
+                Default::default(),
+                command,
+                RetryPolicy::default(),
+                1,
+            );
             black_box(flow.next_step(0))
         })
     });

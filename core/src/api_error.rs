@@ -109,6 +109,7 @@ impl From<&FlowError> for ApiError {
                 scim_type: scim_type.clone(),
                 ..Self::new(422, None, format!("CXone refused the change; recorded for replay: {e}"))
             },
+            FlowError::Incomplete(_) => Self::new(422, Some("invalidValue"), format!("{e}; recorded for replay")),
             FlowError::BudgetExhausted(_) => Self::busy(format!("{e}; recorded for replay"), 1_000),
             _ => Self::new(
                 502,
@@ -136,6 +137,18 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn statuses_follow_the_cause() {
         assert_eq!(ApiError::from(&rejected(400)).status, 422);
+        let incomplete = ApiError::from(&FlowError::Incomplete(crate::profile::MissingForCreate(vec![
+            "givenName",
+        ])));
+        assert_eq!(
+            (incomplete.status, incomplete.scim_type.as_deref()),
+            (422, Some("invalidValue"))
+        );
+        assert!(
+            incomplete.detail.starts_with("CXone needs givenName to create a user"),
+            "{}",
+            incomplete.detail
+        );
         assert_eq!(
             ApiError::from(&rejected(400)).scim_type.as_deref(),
             Some("invalidValue")

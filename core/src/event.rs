@@ -211,6 +211,8 @@ pub enum Command {
     Upsert {
         desired: Box<DesiredUser>,
         create_first: bool,
+        /// The person's CXone account as their ledger last wrote it: read first, by its id.
+        known_id: Option<String>,
     },
     Disable {
         lookup: Lookup,
@@ -221,11 +223,18 @@ pub enum Command {
 }
 
 impl Command {
-    /// Looks the person up before creating: the ledger knows CXone already has them, so a
-    /// repeated joiner is an update, not a second `POST /Users`.
-    pub fn find_first(mut self) -> Self {
-        if let Self::Upsert { create_first, .. } = &mut self {
-            *create_first = false;
+    /// The person's ledger knows their CXone account (`id`): it is read first, by its id, and a
+    /// repeated joiner is an update, not a second `POST /Users`. `None` changes nothing.
+    pub fn known_as(mut self, id: Option<String>) -> Self {
+        let Some(id) = id else { return self };
+        match &mut self {
+            Self::Upsert {
+                create_first, known_id, ..
+            } => {
+                *create_first = false;
+                *known_id = Some(id);
+            }
+            Self::Disable { lookup } | Self::Delete { lookup } => lookup.cxone_id = Some(id),
         }
         self
     }
@@ -241,14 +250,18 @@ impl Command {
     }
 }
 
-/// How to find the user in CXone: by externalId first, then userName.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// How to find the user in CXone: by the id their ledger knows, then externalId (where the
+/// server can filter by it), then userName.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lookup {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// The person's CXone account as their ledger last wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cxone_id: Option<String>,
 }
 
 impl LifecycleEvent {
@@ -373,8 +386,9 @@ impl LifecycleEvent {
     }
 
     /// Applies the role policy and decides what CXone must do, the roles going where `target`
-    /// keeps them. Leavers (disable, delete) skip the policy: a leaver is never blocked by a
-    /// group that is no longer mapped.
+    /// keeps them and the team ([`RolePolicy::team_for`]) set when the groups map one. Leavers
+    /// (disable, delete) skip the policy: a leaver is never blocked by a group that is no longer
+    /// mapped.
     pub fn command(
         &self,
         policy: &RolePolicy,
@@ -383,6 +397,7 @@ impl LifecycleEvent {
         let lookup = || Lookup {
             user_name: Some(self.user_name.trim().to_string()).filter(|n| !n.is_empty()),
             external_id: self.external_id.clone(),
+            cxone_id: None,
         };
         match self.operation {
             Operation::Disable => return Ok((Command::Disable { lookup: lookup() }, None)),
@@ -418,12 +433,15 @@ impl LifecycleEvent {
             active: self.account_enabled,
             roles,
             role_attribute,
+            // The team follows the groups too; no groups, or no team mapped: left as it is.
+            team: self.groups.as_deref().and_then(|g| policy.team_for(g)),
             initial: self.initial.as_ref().map(|i| Box::new(InitialValues::from(i))),
         };
         Ok((
             Command::Upsert {
                 desired: Box::new(desired),
                 create_first: self.operation == Operation::Create,
+                known_id: None,
             },
             resolution,
         ))
@@ -538,7 +556,10 @@ mod tests {
     fn create_event_becomes_an_upsert_with_roles() {
         let e = LifecycleEvent::from_json(CREATE.as_bytes()).unwrap();
         let (cmd, res) = e.command(&policy(), &crate::policy::RoleTarget::Roles).unwrap();
-        let Command::Upsert { desired, create_first } = cmd else {
+        let Command::Upsert {
+            desired, create_first, ..
+        } = cmd
+        else {
             panic!("{cmd:?}")
         };
         assert!(create_first);
@@ -565,8 +586,12 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn absent_attributes_stay_absent() {
         let e = LifecycleEvent::from_json(br#"{"operation":"update","userName":"a@b.co","firstName":"A"}"#).unwrap();
-        let (Command::Upsert { desired, create_first }, _) =
-            e.command(&policy(), &crate::policy::RoleTarget::Roles).unwrap()
+        let (
+            Command::Upsert {
+                desired, create_first, ..
+            },
+            _,
+        ) = e.command(&policy(), &crate::policy::RoleTarget::Roles).unwrap()
         else {
             panic!()
         };

@@ -6,7 +6,8 @@
 //! ## The flow contract
 //! A multi-step exchange with CXone (upsert a user, fetch a token, page a listing) is a small
 //! state machine implementing [`flows::Flow`]. The host asks it for the next [`flows::Step`],
-//! performs that step with its own HTTP client and timer, and hands back what happened:
+//! performs that step with its own HTTP client and timer, and hands back what happened (a
+//! `SendAll` is several independent requests, which the host may send at once):
 //!
 //! ```
 //! use cxone_scim_core::flows::{Flow, Step};
@@ -24,6 +25,11 @@
 //!                 Ok(resp) => flow.on_response(resp, now()),
 //!                 Err(err) => flow.on_transport_error(err, now()),
 //!             },
+//!             // Independent requests: a host may send them at once.
+//!             Step::SendAll(reqs) => {
+//!                 let answers = reqs.iter().map(&mut send).collect();
+//!                 flow.on_answers(answers, now());
+//!             }
 //!             Step::Wait { until } => sleep_until(until),
 //!             Step::Done(out) => return out,
 //!         }
@@ -45,6 +51,8 @@ pub mod graph;
 pub mod http;
 pub mod ledger;
 pub mod policy;
+pub mod profile;
+pub mod provider_config;
 pub mod retry;
 pub mod scim;
 pub mod secret;

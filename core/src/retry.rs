@@ -405,12 +405,22 @@ impl Pacer {
         self.passed_in_a_row += 1;
         if self.passed_in_a_row >= 10 {
             self.passed_in_a_row = 0;
-            self.interval_ms -= self.interval_ms / 16;
+            self.interval_ms -= (self.interval_ms / 16).max(1).min(self.interval_ms);
+            // Below the floor the spacing is gone: the server has kept up for a while.
+            if self.interval_ms < PACE_FLOOR_MS {
+                self.interval_ms = 0;
+            }
         }
     }
 
     pub fn interval_ms(&self) -> u64 {
         self.interval_ms
+    }
+
+    /// Whether starts are spaced (after a 429, or by the server's announced policy): then they
+    /// go one at a time.
+    pub fn spaced(&self) -> bool {
+        self.interval_ms.max(self.policy_spacing_ms) > 0
     }
 }
 
@@ -557,6 +567,14 @@ mod tests {
             q.throttled();
         }
         assert_eq!(q.interval_ms(), 60_000, "capped");
+        // A server that keeps up long enough loses its spacing altogether.
+        let mut r = Pacer::default();
+        r.throttled();
+        assert!(r.spaced());
+        for _ in 0..100 {
+            r.passed();
+        }
+        assert_eq!((r.interval_ms(), r.spaced()), (0, false));
     }
 
     fn answer(headers: &[(&str, &str)]) -> HttpResponse {

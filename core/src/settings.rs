@@ -8,6 +8,7 @@ use crate::admin::{AdminTokenError, AdminTokens};
 use crate::flows::RoleWrite;
 use crate::graph::{AttributeMap, DeleteMode, DeletionThreshold, MapError, Scope, ScopeError, ThresholdError};
 use crate::policy::{PolicyError, RolePolicy, RoleTarget, RoleTargetError};
+use crate::profile::Profile;
 use crate::retry::RetryPolicy;
 use crate::secret::SecretString;
 use crate::token::{ClientCredentials, Grant};
@@ -67,6 +68,8 @@ pub mod defaults {
 pub struct Settings {
     /// CXone's SCIM root, `/scim/v2` included, without a trailing slash.
     pub scim_base_url: String,
+    /// `CXONE_PROFILE`: what the SCIM server offers (`cxone`, the default, or `rfc7644`).
+    pub profile: Profile,
     pub credentials: ClientCredentials,
     pub policy: RolePolicy,
     pub webhook_secrets: WebhookSecrets,
@@ -229,6 +232,8 @@ pub enum SettingsProblem {
     IamSecret(SecretError),
     #[error("CXONE_AUTH must be access_key or client_credentials")]
     Auth,
+    #[error("CXONE_PROFILE must be cxone or rfc7644")]
+    Profile,
 }
 
 /// A configured endpoint URL, trimmed and without a trailing slash: `https://`, or `http://` to
@@ -359,6 +364,13 @@ impl Settings {
         };
         let scim_base_url = r.url("CXONE_SCIM_BASE_URL");
         let token_url = r.url("CXONE_TOKEN_URL");
+        let profile = match r.text("CXONE_PROFILE") {
+            None => Profile::default(),
+            Some(text) => Profile::parse(&text).unwrap_or_else(|| {
+                r.problems.push(SettingsProblem::Profile);
+                Profile::default()
+            }),
+        };
         // CXONE_AUTH: client_credentials (the default) or CXone's access key.
         let grant = match r.text("CXONE_AUTH") {
             None => Some(Grant::ClientCredentials),
@@ -440,6 +452,7 @@ impl Settings {
             {
                 Ok(Settings {
                     scim_base_url,
+                    profile,
                     credentials: ClientCredentials {
                         token_url,
                         client_id,
@@ -650,6 +663,7 @@ mod tests {
     fn defaults_apply_when_only_the_required_values_are_set() {
         let s = read(&full()).unwrap();
         assert_eq!(s.scim_base_url, "https://cxone.example/scim/v2");
+        assert_eq!(s.profile, Profile::Cxone);
         assert_eq!(s.credentials.token_url, "https://cxone.example/oauth/token");
         assert_eq!(s.credentials.client_id, "cid");
         assert_eq!(s.credentials.client_secret.expose(), "csecret");
@@ -744,6 +758,15 @@ mod tests {
                 max_future_ms: 0,
             }
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_profile_is_cxone_or_rfc7644() {
+        let mut vars = full();
+        vars.insert("CXONE_PROFILE", "RFC7644");
+        assert_eq!(read(&vars).unwrap().profile, Profile::Rfc7644);
+        vars.insert("CXONE_PROFILE", "scim");
+        assert_eq!(read(&vars).unwrap_err(), ["CXONE_PROFILE must be cxone or rfc7644"]);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -74,6 +74,9 @@ pub struct SimServer {
     pub service_ms: u64,
     /// `expires_in` of the tokens issued (3600 when `None`).
     pub token_expires_in: Option<u64>,
+    /// Behave as NICE publishes CXone: no `/Bulk` or `/ServiceProviderConfig`, `DELETE` answers
+    /// 404 and deletes nothing, listings need a `userName eq` filter and nothing else.
+    pub cxone: bool,
 }
 
 fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpResponse {
@@ -84,6 +87,19 @@ fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpRespons
 }
 
 impl SimServer {
+    /// Sets the virtual time of the next requests (what [`drive`] does before each send).
+    pub fn now_for_tests(&mut self, now: u64) {
+        self.now = now;
+    }
+
+    /// A simulated CXone as NICE publishes it (see [`SimServer::cxone`]).
+    pub fn cxone() -> Self {
+        Self {
+            cxone: true,
+            ..Self::default()
+        }
+    }
+
     pub fn with_auth() -> Self {
         Self {
             require_token: true,
@@ -261,6 +277,11 @@ impl SimServer {
             .map(|b| serde_json::from_str(b).unwrap())
             .unwrap_or(Value::Null);
         let id = path.strip_prefix("/scim/v2/Users/").map(str::to_string);
+        if self.cxone {
+            if let Some(refused) = self.cxone_refuses(req.method, &path, &query) {
+                return Ok(refused);
+            }
+        }
         if path == "/scim/v2/ServiceProviderConfig" {
             let mut bulk = json!({"supported": true});
             if self.max_operations > 0 && !self.hide_limits {
@@ -274,8 +295,15 @@ impl SimServer {
         if path == "/scim/v2/Bulk" {
             return Ok(self.bulk(&body, req.body.as_deref().map_or(0, str::len)));
         }
+        if id.is_none() && path != "/scim/v2/Users" {
+            return Ok(scim_error(404, None, "no such endpoint"));
+        }
         Ok(match (req.method, id) {
             (Method::Get, None) => self.list(&query),
+            (Method::Get, Some(id)) => match self.users.iter().find(|u| u["id"] == json!(id)) {
+                Some(u) => HttpResponse::new(200, u.to_string()),
+                None => scim_error(404, None, "not found"),
+            },
             (Method::Post, None) => self.create(body),
             (Method::Patch, Some(id)) => self.patch(&id, &body),
             (Method::Delete, Some(id)) => {
@@ -338,6 +366,24 @@ impl SimServer {
             status,
             json!({"schemas": [crate::scim::bulk::BULK_RESPONSE_SCHEMA], "Operations": results}).to_string(),
         )
+    }
+
+    /// What CXone does not offer, answered as it answers it.
+    fn cxone_refuses(&self, method: Method, path: &str, query: &str) -> Option<HttpResponse> {
+        let users = path == "/scim/v2/Users";
+        if !users && !path.starts_with("/scim/v2/Users/") || method == Method::Delete {
+            return Some(scim_error(404, None, "not found"));
+        }
+        let filter = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("filter="))
+            .map(percent_decode);
+        let by_user_name = filter.as_deref().is_some_and(|f| {
+            f.strip_prefix("userName eq ")
+                .is_some_and(|v| serde_json::from_str::<String>(v).is_ok())
+        });
+        (users && method == Method::Get && !by_user_name)
+            .then(|| scim_error(400, Some("invalidFilter"), "search by userName only"))
     }
 
     fn list(&self, query: &str) -> HttpResponse {
@@ -506,6 +552,13 @@ pub fn drive<F: Flow>(flow: &mut F, server: &mut SimServer) -> (F::Output, u64) 
                     Ok(resp) => flow.on_response(resp, now),
                     Err(e) => flow.on_transport_error(e, now),
                 }
+            }
+            // Sent at once: together they take as long as one.
+            Step::SendAll(reqs) => {
+                server.now = now;
+                now += server.service_ms.max(5);
+                let answers = reqs.iter().map(|r| server.handle(r)).collect();
+                flow.on_answers(answers, now);
             }
             Step::Wait { until } => {
                 assert!(until > now, "a wait must move time forward");

@@ -6,8 +6,8 @@
 
 use cxone_scim_core::event::{Command, LifecycleEvent};
 use cxone_scim_core::policy::{RolePolicy, RoleTarget};
-use cxone_scim_core::scim::build::{create_payload, disable_patch, patch_to, replace_payload, DesiredUser};
-use cxone_scim_core::scim::{ListResponse, ScimError, User};
+use cxone_scim_core::scim::build::{create_payload, disable_patch, patch_to, replace_payload, DesiredUser, TEAM_PATH};
+use cxone_scim_core::scim::{ListResponse, ScimError, User, USER_SCHEMA};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -75,6 +75,42 @@ fn emits_every_payload_kind() {
     let patch = patch_to(&created_at_division, &moved_at_division).expect("the role moves");
     assert_eq!(patch.operations.len(), 1);
     emit("patch", "role-target", &patch);
+
+    // A team mapped by the policy: the create carries NICE's extension, a mover's PATCH its team.
+    // Written as `nice-user-*` and `nice-patch-*`, outside the `user` and `patch` kinds checked
+    // today: the checker's User model holds the enterprise extension only and refuses any other
+    // (NICE's included) as an unknown attribute.
+    let teams = RolePolicy::from_json(include_str!("fixtures/role_policy_teams.json")).unwrap();
+    let in_team = |event: &str| match LifecycleEvent::from_json(event.as_bytes())
+        .unwrap()
+        .command(&teams, &RoleTarget::Roles)
+        .unwrap()
+        .0
+    {
+        Command::Upsert { desired, .. } => *desired,
+        other => panic!("{other:?}"),
+    };
+    let teamed = in_team(
+        r#"{"operation":"create","userName":"jdoe@example.com","externalId":"e-jdoe-1","firstName":"Jane",
+            "lastName":"Doe","groups":[{"displayName":"cxone-agent"},{"displayName":"support-emea"}]}"#,
+    );
+    let created_in_team = create_payload(&teamed);
+    let nice = "urn:ietf:params:scim:schemas:extension:nice:2.0:User";
+    let v = serde_json::to_value(&created_in_team).unwrap();
+    assert_eq!(v["schemas"], serde_json::json!([USER_SCHEMA, nice]));
+    assert_eq!(
+        v[nice],
+        serde_json::json!({"team": {"value": "5f0c7e2a-1d2b-4c3d-8e4f-a1b2c3d4e5f6", "display": "Support EMEA"}})
+    );
+    emit("nice-user", "create-team", &created_in_team);
+    let moved_team = in_team(
+        r#"{"operation":"update","userName":"jdoe@example.com","groups":[{"displayName":"cxone-agent"},
+            {"id":"6f1c2d3e-0000-4000-8000-00000000a002"}]}"#,
+    );
+    let patch = patch_to(&created_in_team, &moved_team).expect("the team moves");
+    assert_eq!(patch.operations.len(), 1);
+    assert_eq!(patch.operations[0].path.as_deref(), Some(TEAM_PATH));
+    emit("nice-patch", "team", &patch);
 
     let mut homeless = current.clone();
     homeless.emails.clear();

@@ -237,9 +237,14 @@ fn accepted_event(event: &LifecycleEvent) {
         match event.command(policy, target) {
             Ok((command, resolution)) => {
                 match &command {
-                    Command::Upsert { desired, create_first } => {
+                    Command::Upsert {
+                        desired,
+                        create_first,
+                        known_id,
+                    } => {
                         assert!(!event.operation.is_leaver());
                         assert_eq!(*create_first, event.operation == Operation::Create);
+                        assert_eq!(*known_id, None, "only a ledger knows the CXone id");
                         assert_eq!(desired.user_name, event.user_name.trim());
                         assert_eq!(resolution.is_some(), event.groups.is_some());
                     }
@@ -632,6 +637,7 @@ fn read_page(first: HttpResponse) -> Result<PageRead, FlowError> {
                 let answer = answers.next().unwrap_or_else(|| HttpResponse::new(200, LAST_PAGE));
                 reader.on_response(answer, now);
             }
+            Step::SendAll(_) => panic!("the reader sends one request at a time"),
             Step::Wait { until } => now = until.max(now + 1),
             Step::Done(out) => return out,
         }

@@ -13,7 +13,7 @@
 //! budget. Only one slice runs at a time; a watchdog alarm resumes a slice that died.
 
 use crate::config::{Config, BULK_BINDING};
-use crate::driver::{authorized, keep_token, now_ms, seed, send_within, Budget};
+use crate::driver::{authorized, keep_token, now_ms, seed, send_all, send_within, Budget};
 use crate::kv::State as Kv;
 use crate::ledger::{begin_for, BeginRequest, CommitRequest, Ledger};
 use crate::objects::Running;
@@ -77,6 +77,7 @@ pub fn bulk_config(config: &Config) -> BulkConfig {
         retry: config.retry,
         role_target: config.roles.target.clone(),
         hold_rows: true,
+        caps: config.profile.capabilities(),
         ..BulkConfig::new(&config.scim_base_url)
     }
 }
@@ -351,7 +352,33 @@ impl BulkRunner {
                 store(&sql, writes)?;
                 self.save_run(&meta, flow.inner())?;
             }
+            // As many single-user requests at once as the budget still pays for.
+            flow.inner_mut().allow_lanes(budget.steps_left() as usize);
             match flow.next_step(now_ms()) {
+                Step::SendAll(reqs) => {
+                    if !budget.take_steps(reqs.len() as u32) {
+                        flow.inner_mut().unsend();
+                        self.release(flow.inner_mut()).await;
+                        break SliceEnd::Paused;
+                    }
+                    // Write-ahead, as for one request: the rows of the writes are marked sent first.
+                    let run = flow.inner_mut();
+                    let sending = run.sending().to_vec();
+                    let writes = run.take_writes();
+                    audit_of(&writes, now_ms())?;
+                    mark_sent(&sql, &sending)?;
+                    store(&sql, writes.into_iter().filter(|(i, _)| !sending.contains(i)).collect())?;
+                    self.save_run(&meta, flow.inner())?;
+                    let sent_at = now_ms();
+                    let answers = send_all(&reqs, timeout).await;
+                    flow.on_answers(answers, now_ms());
+                    self.release(flow.inner_mut()).await;
+                    let writes = flow.inner_mut().take_writes();
+                    audit_of(&writes, sent_at)?;
+                    store(&sql, writes)?;
+                    meta.updated_at = iso8601(now_ms());
+                    self.save_run(&meta, flow.inner())?;
+                }
                 Step::Send(req) => {
                     if !budget.take_step() {
                         flow.inner_mut().unsend();

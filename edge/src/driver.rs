@@ -7,7 +7,7 @@ use cxone_scim_core::ledger::request_deadline;
 use cxone_scim_core::retry::RetryPolicy;
 use cxone_scim_core::token::{CachedToken, ClientCredentials};
 use cxone_scim_core::UnixMillis;
-use futures_util::future::{select, Either};
+use futures_util::future::{join_all, select, Either};
 use std::cell::RefCell;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
@@ -76,11 +76,22 @@ impl Budget {
 
     /// Takes what one more step needs, if it is there.
     pub fn take_step(&mut self) -> bool {
-        if self.remaining < self.per_send || self.deadline.is_some_and(|d| now_ms() >= d) {
+        self.take_steps(1)
+    }
+
+    /// Takes what `n` steps sent at once need, if it is all there.
+    pub fn take_steps(&mut self, n: u32) -> bool {
+        let needed = self.per_send.saturating_mul(n);
+        if self.remaining < needed || self.deadline.is_some_and(|d| now_ms() >= d) {
             return false;
         }
-        self.remaining -= self.per_send;
+        self.remaining -= needed;
         true
+    }
+
+    /// How many steps the budget still has room for.
+    pub fn steps_left(&self) -> u32 {
+        self.remaining / self.per_send
     }
 
     /// Counts `n` subrequests made outside the budget's own steps.
@@ -111,6 +122,14 @@ pub async fn drive<F: Flow>(
                     Ok(resp) => flow.on_response(resp, now_ms()),
                     Err(e) => flow.on_transport_error(e, now_ms()),
                 }
+                after_response(flow).await;
+            }
+            Step::SendAll(reqs) => {
+                if !budget.take_steps(reqs.len() as u32) {
+                    return None;
+                }
+                let answers = send_all(&reqs, budget.timeout()).await;
+                flow.on_answers(answers, now_ms());
                 after_response(flow).await;
             }
             Step::Wait { until } => Delay::from(Duration::from_millis(until.saturating_sub(now_ms()))).await,
@@ -226,6 +245,8 @@ where
                     Err(e) => flow.on_transport_error(e, now_ms()),
                 }
             }
+            // Several at once are a bulk run's single-user writes: planned elsewhere.
+            Step::SendAll(_) => break None,
             Step::Wait { until } => Delay::from(Duration::from_millis(until.saturating_sub(now_ms()))).await,
             Step::Done(_) => break None,
         }
@@ -242,6 +263,11 @@ fn method(m: Method) -> worker::Method {
         Method::Patch => worker::Method::Patch,
         Method::Delete => worker::Method::Delete,
     }
+}
+
+/// Sends every request at once, each within `timeout`; the answers in the requests' order.
+pub async fn send_all(reqs: &[HttpRequest], timeout: Duration) -> Vec<Result<HttpResponse, TransportError>> {
+    join_all(reqs.iter().map(|req| send_within(req, timeout))).await
 }
 
 pub async fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {

@@ -869,7 +869,13 @@ impl SyncRunner {
                             continue;
                         }
                     };
-                    let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
+                    let flow = LifecycleFlow::new(
+                        &config.scim_base_url,
+                        config.profile.capabilities(),
+                        command,
+                        config.retry,
+                        seed(),
+                    );
                     // Reads up to two lookups (and a token); what they took comes off the pass's
                     // budget, with the token cache's KV read.
                     let given = 5;

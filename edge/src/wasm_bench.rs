@@ -60,7 +60,13 @@ mod tests {
             verify(&secrets, headers, &body, 1_700_000_000).unwrap();
             let event = LifecycleEvent::from_json(&body).unwrap();
             let (command, _) = event.command(&policy, &Default::default()).unwrap();
-            let mut flow = LifecycleFlow::new("https://cxone.example/scim/v2", command, RetryPolicy::default(), 1);
+            let mut flow = LifecycleFlow::new(
+                "https://cxone.example/scim/v2",
+                Default::default(),
+                command,
+                RetryPolicy::default(),
+                1,
+            );
             assert!(matches!(flow.next_step(0), cxone_scim_core::flows::Step::Send(_)));
         });
         console_log!("BENCH {{\"wasmVerify2KiBUs\":{verify_us:.3},\"wasmHandleCore2KiBUs\":{handle_us:.3}}}");

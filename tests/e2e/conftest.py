@@ -124,15 +124,15 @@ FAST_RETRIES = ["RETRY_BASE_MS=20", "RETRY_CAP_MS=200", "RETRY_MAX_ATTEMPTS=3"]
 
 
 @contextlib.contextmanager
-def own_worker(workdir, name, offset, scim_url, extra, dev_class=WranglerDev, ready=(200,)):
+def own_worker(workdir, name, offset, scim_url, extra, dev_class=WranglerDev, ready=(200,), profile="rfc7644"):
     """A Worker of its own beside the session's, for a configuration that one cannot have: its
     state under `workdir/name`, its ports `offset` above the session Worker's (and inspector's),
-    the test secrets, `extra` settings. Yields the started `wrangler dev`; stopped, by process
-    group, however the test ends."""
+    the test secrets, `extra` settings, set up for a stand-in in `profile`. Yields the started
+    `wrangler dev`; stopped, by process group, however the test ends."""
     home = workdir / name
     home.mkdir(exist_ok=True)
     env_file = home / "e2e.vars"
-    write_env_file(env_file, scim_url, CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, ADMIN_TOKEN, extra)
+    write_env_file(env_file, scim_url, CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, ADMIN_TOKEN, extra, profile=profile)
     dev = dev_class(home, env_file, WORKER_PORT + offset, INSPECTOR_PORT + offset, ready=ready)
     try:
         dev.start()

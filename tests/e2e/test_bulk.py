@@ -40,7 +40,7 @@ def wait_finished(worker, run_id, timeout=240, until=None):
     """Polls the run's state (no users listed), then answers its first page of users."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        status, body, _ = worker.admin_get(f"/provision/bulk/{run_id}?limit=0")
+        status, body, _ = worker.poll(f"/provision/bulk/{run_id}?limit=0")
         assert status == 200, body
         assert "users" not in body
         if body["finished"] or (until and until(body)):

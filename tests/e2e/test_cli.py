@@ -27,7 +27,7 @@ def test_bulk_from_a_file(standin, clean, tmp_path):
     batch.append({"userName": "x", "email": "bad"})
     (tmp_path / "users.json").write_text(json.dumps({"users": batch}))
     env = {"CXONE_SCIM_BASE_URL": f"{standin.url}/scim/v2", "CXONE_TOKEN_URL": f"{standin.url}/oauth/token",
-           "CXONE_CLIENT_ID": CLIENT_ID, "CXONE_CLIENT_SECRET": CLIENT_SECRET}
+           "CXONE_PROFILE": "rfc7644", "CXONE_CLIENT_ID": CLIENT_ID, "CXONE_CLIENT_SECRET": CLIENT_SECRET}
     out = cli("bulk", "--users", str(tmp_path / "users.json"), "--policy", str(POLICY), "--quiet",
               "--report", str(tmp_path / "report.json"), env=env)
     assert out.returncode == 1, out.stderr.decode()  # one user failed
@@ -63,7 +63,32 @@ def test_policy_check_locates_errors(tmp_path):
 
 def test_plan_prints_the_bulk_requests(tmp_path):
     (tmp_path / "users.json").write_text(json.dumps(users(75, "plan")))
-    out = cli("plan", "--users", str(tmp_path / "users.json"), "--policy", str(POLICY), "--batch-size", "40")
+    out = cli("plan", "--users", str(tmp_path / "users.json"), "--policy", str(POLICY), "--batch-size", "40",
+              "--profile", "rfc7644")
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert [len(r["body"]["Operations"]) for r in plan["requests"]] == [40, 35]
+    # CXone (the default profile) has no Bulk: one POST /Users per user.
+    out = cli("plan", "--users", str(tmp_path / "users.json"), "--policy", str(POLICY), "--batch-size", "40")
+    assert out.returncode == 0, out.stderr
+    requests = json.loads(out.stdout)["requests"]
+    assert [(r["method"], r["url"].rsplit("/", 1)[1]) for r in requests] == [("POST", "Users")] * 75
+    assert sorted(r["body"]["userName"] for r in requests) == sorted(u["userName"] for u in users(75, "plan"))
+
+
+def test_provider_config_prints_the_entra_settings():
+    out = cli("provider-config", "--environment", "prod", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    config = json.loads(out.stdout)
+    assert config["tenantUrl"] == "https://na1.nice-incontact.com/scim/v2"
+    assert config["token"]["tokenType"] == "Bearer"
+    assert config["token"]["request"]["url"] == "https://na1.nice-incontact.com/authentication/v1/token/access-key"
+    assert set(config["token"]["request"]["body"]) == {"accessKeyId", "accessKeySecret"}
+    mappings = {m["target"]: m for m in config["attributeMappings"]}
+    assert mappings["userName"]["source"] == "userPrincipalName" and mappings["userName"]["matching"]
+    assert [m["target"] for m in config["attributeMappings"] if m["matching"]] == ["userName"]
+    assert mappings["active"]["source"] == 'Switch([IsSoftDeleted], , "False", "True", "True", "False")'
+    assert config["capabilities"]["delete"] is False and config["capabilities"]["filters"] == ["userName eq"]
+    assert config["warnings"] == [] and out.stderr == b""
+    bad = cli("provider-config", "--environment", "prod", "--base-url", "ftp://cxone.example")
+    assert bad.returncode != 0 and b"not http or https" in bad.stderr, bad.stderr

@@ -1,10 +1,13 @@
-"""A quick check of the stand-in's versioning (a few seconds): starts it (scim2-server behind
-standin.py) and checks that ETags and If-Match go through, and that the concurrentChange fault
-makes an If-Match PUT meet scim2-server's own 412.
+"""A quick check of the stand-in (a few seconds). In its default profile (scim2-server behind
+standin.py): ETags and If-Match go through, and the concurrentChange fault makes an If-Match PUT
+meet scim2-server's own 412. In its cxone profile: CXone's UserHub SCIM as NICE publishes it
+(access-key tokens, the userName filter only, no Bulk, Groups or DELETE, required attributes,
+the tenant's roles and teams, the NICE extension).
 
 Run with the venv's Python (scim2-server sits beside it):
     ~/.cache/cxone-scim/py-*/bin/python tests/standin/selftest.py [--port 48790]
-(the stand-in on PORT, scim2-server on PORT + 1)."""
+(the default profile on PORT, scim2-server on PORT + 1; the cxone profile on PORT + 2 and
+PORT + 3)."""
 
 import argparse
 import json
@@ -23,6 +26,10 @@ from harness import start_standin, stop_group  # noqa: E402
 CLIENT_ID = "standin-selftest"
 CLIENT_SECRET = "selftest-secret"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+NICE_USER = "urn:ietf:params:scim:schemas:extension:nice:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+OAUTH_FORM = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": CLIENT_ID,
+                                     "client_secret": CLIENT_SECRET}).encode()
 
 
 def check(ok, what):
@@ -32,12 +39,17 @@ def check(ok, what):
 
 
 class Client:
-    def __init__(self, base):
+    def __init__(self, base, access_key=False):
+        """Gets a token with client credentials, or with `access_key` as CXone hands them out."""
         self.base = base
-        form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": CLIENT_ID,
-                                       "client_secret": CLIENT_SECRET}).encode()
-        _, doc, _ = self.call("POST", "/oauth/token", raw=form,
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        if access_key:
+            status, doc, _ = self.call("POST", "/authentication/v1/token/access-key",
+                                       {"accessKeyId": CLIENT_ID, "accessKeySecret": CLIENT_SECRET},
+                                       {"Content-Type": "application/json"})
+        else:
+            status, doc, _ = self.call("POST", "/oauth/token", raw=OAUTH_FORM,
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+        check(status == 200, f"a token ({'access key' if access_key else 'client credentials'})")
         self.token = doc["access_token"]
 
     def call(self, method, path, body=None, headers=None, raw=None):
@@ -127,6 +139,122 @@ def run(c):
     check(status in (200, 204), f"DELETE /_standin/faults removes the rest ({status})")
 
 
+def cxone_user(user_name, **extra):
+    return {"schemas": [USER_SCHEMA], "userName": user_name, "externalId": f"ext-{user_name}",
+            "name": {"givenName": "Jane", "familyName": "Doe"}, "emails": [{"value": user_name, "type": "work"}],
+            "active": True, **extra}
+
+
+def patch(*ops):
+    return {"schemas": [PATCH_OP], "Operations": list(ops)}
+
+
+def search(c, filter_):
+    return c.call("GET", "/scim/v2/Users?" + urllib.parse.urlencode({"filter": filter_}))
+
+
+def run_cxone(c):
+    # --- the profile shows, tokens come from the access key only ---
+    _, stats, _ = c.call("GET", "/_standin/stats")
+    _, config, _ = c.call("GET", "/_standin/config")
+    check(stats["profile"] == "cxone" and config["roles"][0] == "Agent" and config["teams"]["t-200"] == "Sales",
+          "stats and config show the cxone profile, its roles and teams")
+    status, _, _ = c.call("POST", "/oauth/token", raw=OAUTH_FORM,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    check(status == 404, "the access-key token works, /oauth/token is 404")
+
+    # --- create: required attributes, default role, team by id ---
+    status, doc, _ = c.call("POST", "/scim/v2/Users", cxone_user("nofamily@example.com", name={"givenName": "N"}))
+    check(status == 400 and doc["scimType"] == "invalidValue" and "familyName" in doc["detail"],
+          f"create without name.familyName: 400 invalidValue ({doc['detail']})")
+    status, doc, _ = c.call("POST", "/scim/v2/Users", cxone_user("nomail@example.com", emails=[{"type": "work"}]))
+    check(status == 400 and doc["scimType"] == "invalidValue", "create without an email value: 400 invalidValue")
+    status, jane, _ = c.call("POST", "/scim/v2/Users",
+                             cxone_user("Jane.Doe@Example.com", **{NICE_USER: {"team": {"value": "t-200"}}}))
+    check(status == 201 and jane["roles"] == [{"value": "Agent", "display": "Agent", "primary": True}],
+          "create without roles: CXone's default role, Agent, primary")
+    check(jane[NICE_USER]["team"] == {"value": "t-200", "display": "Sales"} and NICE_USER in jane["schemas"]
+          and jane["externalId"] == "ext-Jane.Doe@Example.com",
+          "create with a team id: the team comes back with its name, the extension in schemas, externalId kept")
+    status, doc, _ = c.call("POST", "/scim/v2/Users", cxone_user("boss@example.com", roles=[{"value": "Boss"}]))
+    check(status == 400 and doc["scimType"] == "invalidValue", "create with an unknown role: 400 invalidValue")
+    status, doc, _ = c.call("POST", "/scim/v2/Users",
+                            cxone_user("lost@example.com", **{NICE_USER: {"team": {"value": "t-999"}}}))
+    check(status == 400 and doc["scimType"] == "invalidValue", "create with an unknown team: 400 invalidValue")
+    status, bob, _ = c.call("POST", "/scim/v2/Users", cxone_user("bob@example.com", roles=[{"value": "Supervisor"}]))
+    check(status == 201 and bob["roles"] == [{"value": "Supervisor", "display": "Supervisor"}]
+          and NICE_USER not in bob, "create with a role: kept, with its display; no team given, none set")
+
+    # --- search: userName eq only ---
+    status, doc, _ = c.call("GET", "/scim/v2/Users")
+    check(status == 400 and doc["scimType"] == "invalidFilter", "list without a filter: 400 invalidFilter")
+    status, doc, _ = search(c, 'externalId eq "ext-bob@example.com"')
+    check(status == 400 and doc["scimType"] == "invalidFilter", "externalId eq: 400 invalidFilter")
+    status, doc, _ = search(c, 'userName eq "bob@example.com" and active eq true')
+    check(status == 400, "userName eq with more to it: 400")
+    status, doc, _ = search(c, 'USERNAME EQ "jane.doe@EXAMPLE.com"')
+    found = doc["Resources"] if status == 200 else []
+    check(len(found) == 1 and found[0]["id"] == jane["id"], "userName eq finds the user whatever the case")
+    check(found[0][NICE_USER]["team"]["display"] == "Sales" and found[0]["roles"][0]["display"] == "Agent",
+          "list answers carry the role and team displays")
+    status, doc, _ = search(c, r'userName eq "odd\"name"')
+    check(status == 200 and doc["totalResults"] == 0, "a value with an escaped quote is a valid filter")
+
+    # --- PATCH: roles and team ---
+    path = f"/scim/v2/Users/{jane['id']}"
+    status, doc, _ = c.call("PATCH", path, patch({"op": "replace", "path": f"{NICE_USER}:team.value",
+                                                  "value": "t-300"}))
+    check(status == 200 and doc[NICE_USER]["team"] == {"value": "t-300", "display": "Support"},
+          "PATCH team.value: 200 with the user, the new team with its name")
+    status, doc, _ = c.call("PATCH", path, patch({"op": "replace", "value": {NICE_USER: {"team": {"value": "t-100"}}}}))
+    check(status == 200 and doc[NICE_USER]["team"]["display"] == "Default Team", "path-less PATCH of the team")
+    status, doc, _ = c.call("PATCH", path, patch({"op": "replace", "path": f"{NICE_USER}:team",
+                                                  "value": {"value": "t-999"}}))
+    check(status == 400 and doc["scimType"] == "invalidValue", "PATCH to an unknown team: 400 invalidValue")
+    status, doc, _ = c.call("PATCH", path, patch({"op": "add", "path": "roles", "value": [{"value": "Root"}]}))
+    check(status == 400 and doc["scimType"] == "invalidValue", "PATCH adding an unknown role: 400 invalidValue")
+    status, doc, _ = c.call("PATCH", path, patch({"op": "add", "path": "roles", "value": [{"value": "Manager"}]}))
+    check(status == 200 and {"value": "Manager", "display": "Manager"} in doc["roles"], "PATCH adding a known role")
+
+    # --- PUT: the full resource, required attributes ---
+    _, current, _ = c.call("GET", path)
+    body = {k: v for k, v in current.items() if k not in ("meta", "groups")}
+    status, doc, _ = c.call("PUT", path, dict(body, emails=[]))
+    check(status == 400 and doc["scimType"] == "invalidValue", "PUT without emails: 400 invalidValue")
+    status, doc, _ = c.call("PUT", path, dict(body, roles=[{"value": "Nobody"}]))
+    check(status == 400 and doc["scimType"] == "invalidValue", "PUT with an unknown role: 400 invalidValue")
+    status, doc, _ = c.call("PUT", path, dict(body, **{NICE_USER: {"team": {"value": "t-200"}}}))
+    check(status == 200 and doc[NICE_USER]["team"]["display"] == "Sales", "PUT with a team id")
+
+    # --- what CXone does not offer ---
+    for method, what in (("POST", "/scim/v2/Bulk"), ("GET", "/scim/v2/ServiceProviderConfig"),
+                         ("GET", "/scim/v2/ResourceTypes"), ("GET", "/scim/v2/Groups")):
+        status, doc, _ = c.call(method, what, {"schemas": [], "Operations": []} if method == "POST" else None)
+        check(status == 404 and doc["status"] == "404", f"{method} {what}: 404 SCIM error")
+    _, before, _ = c.call("GET", path)
+    status, doc, _ = c.call("DELETE", path)
+    _, after, _ = c.call("GET", path)
+    check(status == 404 and doc["status"] == "404" and after == before and after["active"] is True,
+          "DELETE: 404, the user stays as it was, active")
+
+    # --- /Schemas: the core User and NICE's extension ---
+    status, doc, _ = c.call("GET", "/scim/v2/Schemas")
+    by_id = {s["id"]: s for s in doc["Resources"]} if status == 200 else {}
+    check(set(by_id) == {USER_SCHEMA, NICE_USER}
+          and "roles" in {a["name"] for a in by_id[USER_SCHEMA]["attributes"]}
+          and {a["name"] for a in by_id[NICE_USER]["attributes"]} == {"team", "loginAuthenticator"},
+          "/Schemas: the User schema with roles, and NICE's extension with team and loginAuthenticator")
+
+    # --- faults and rate limiting work as in the default profile ---
+    c.call("POST", "/_standin/faults", {"status": 503, "count": 1, "method": "GET", "path": "/scim/v2/Users"})
+    status, _, _ = c.call("GET", path)
+    check(status == 503, "an injected fault answers first")
+    c.call("POST", "/_standin/config", {"rateLimit": 1, "burst": 1})
+    statuses = [c.call("GET", path)[0] for _ in range(2)]
+    c.call("POST", "/_standin/config", {"rateLimit": 0})
+    check(statuses == [200, 429], f"rate limiting: {statuses}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=48790)
@@ -136,6 +264,11 @@ def main():
         proc = start_standin(args.port, CLIENT_ID, CLIENT_SECRET, Path(tmp) / "standin.log")
         try:
             run(Client(f"http://127.0.0.1:{args.port}"))
+        finally:
+            stop_group(proc)
+        proc = start_standin(args.port + 2, CLIENT_ID, CLIENT_SECRET, Path(tmp) / "standin-cxone.log", "cxone")
+        try:
+            run_cxone(Client(f"http://127.0.0.1:{args.port + 2}", access_key=True))
         finally:
             stop_group(proc)
     print(f"stand-in selftest passed in {time.monotonic() - began:.1f}s")

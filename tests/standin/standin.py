@@ -1,13 +1,59 @@
 """CXone stand-in: the real scim2-server behind a thin front that adds what it lacks.
 
+Two profiles (`--profile`):
+- `rfc7644` (the default): a generic SCIM 2.0 service provider, everything scim2-server does,
+  as described below.
+- `cxone`: the front behaves as NICE publishes CXone's UserHub SCIM, after NICE's UserHub SCIM
+  OpenAPI on developer.niceincontact.com (as mirrored by clients generated from it, e.g. the npm
+  package @calljacob/nice-cxone-api, src/services/userhub/CxoneScimService.ts), the CXone help
+  page "Provision employee accounts with SCIM" (help.nicecxone.com) and NICE's access-key
+  authentication for back-end applications (developer.niceincontact.com). See
+  ../shared/notes/cxone-published.md. In that profile:
+    tokens     only POST /authentication/v1/token/access-key; /oauth/token answers 404.
+    routes     only what the OpenAPI lists: GET|POST /scim/v2/Users, GET|PUT|PATCH
+               /scim/v2/Users/{id}, GET /scim/v2/Schemas. Anything else under /scim/v2 (Bulk,
+               ServiceProviderConfig, ResourceTypes, Groups, DELETE of a user, ...) is a 404
+               SCIM error and changes nothing: CXone cannot delete accounts, only deactivate
+               them (active false). /basic-auth/scim/v2 is not served.
+    search     GET /scim/v2/Users needs a filter, exactly `userName eq "<JSON string>"`
+               (attribute name and operator in any case); none or any other filter is a 400
+               invalidFilter. scim2-server compares the userName without regard to case.
+    schema     scim2-server serves RFC 7643's User schema with what CXone requires marked
+               required (userName, name.givenName, name.familyName, an emails value), so a
+               POST or PUT without one of them gets scim2-server's own 400 invalidValue naming
+               it, and NICE's extension urn:ietf:params:scim:schemas:extension:nice:2.0:User
+               (team and loginAuthenticator, each {value, display}). GET /scim/v2/Schemas lists
+               these two; other extensions (the enterprise one too) are refused with
+               scim2-server's 400 invalidSyntax, as NICE publishes none.
+    roles      a fixed tenant list (--roles, default Agent,Supervisor,Administrator,Manager).
+               A POST without roles gets the first of the list, primary (CXone's default role,
+               Agent unless the tenant chose another). A POST, PUT or PATCH that sets a role
+               value not in the list is a 400 invalidValue.
+    teams      a fixed list of teams by id (--teams id=name,...; default t-100=Default Team,
+               t-200=Sales, t-300=Support). A team is set by id in the NICE extension, on POST
+               or PUT as {"team": {"value": "<id>"}}, on PATCH with the path
+               <extension urn>:team, <extension urn>:team.value or <extension urn>, or path-less
+               with the extension (or <extension urn>:team) as a key of the value. An unknown
+               id is a 400 invalidValue. A new user without a team has none.
+               The team is stored by scim2-server itself, as an attribute of the extension.
+    answers    every User answer (GET, POST, PUT, PATCH, list) carries each role's display (its
+               value) and the team's display (its name), filled in by the front from the lists
+               above whatever the client sent; scim2-server lists the extension urn in
+               `schemas` whenever the user has it. A PATCH answers 200 with the user, as the
+               OpenAPI has it (scim2-server would answer 204). externalId is accepted and
+               returned. The request log and /_standin/bodies keep the bodies as sent (a POST
+               given the default role is logged without it).
+    Rate limiting, faults, the request log, stats and revoke-tokens work as in rfc7644; an
+    injected fault answers before any of the above.
+
 - `POST /oauth/token`: OAuth 2.0 client credentials (client_secret_post); issues bearer tokens
   that the front accepts on `/scim/v2/*` (the internal scim2-server token is never handed out).
 - `POST /authentication/v1/token/access-key`: CXone's access-key exchange as NICE documents it,
   JSON `{"accessKeyId","accessKeySecret"}` (the stand-in's client id and secret) →
   `access_token`, `token_type`, `expires_in`, `refresh_token`, `id_token`,
   `resource_server_base_uri`; the same tokens as above.
-- `/scim/v2/*`: checked for a live issued token, optionally faulted, then forwarded unchanged
-  to scim2-server (which does all the SCIM work: filters, PATCH, ETags, Bulk). `If-Match` and
+- `/scim/v2/*`: checked for a live issued token, optionally faulted, then (in rfc7644) forwarded
+  unchanged to scim2-server (which does all the SCIM work: filters, PATCH, ETags, Bulk). `If-Match` and
   `If-None-Match` go through, and scim2-server's `ETag` comes back: a PUT, PATCH or DELETE
   whose If-Match is not the resource's version gets scim2-server's 412.
 - `/_standin/*` (test control, loopback only):
@@ -72,7 +118,10 @@
                                      the request order). Both reshape scim2-server's
                                      own answer and nothing else; false turns them off, and so
                                      does DELETE /_standin/faults
-    GET    /_standin/stats           {"rateLimited": n, "requests": n, "delaying": n,
+    GET    /_standin/config          {"profile": "rfc7644"|"cxone"}, and in cxone "roles": [...],
+                                     "teams": {id: name}
+    GET    /_standin/stats           {"profile": "rfc7644"|"cxone", "rateLimited": n, "requests": n,
+                                      "delaying": n,
                                       "bulkOps": {bulkId: {"received": n, "answers": [...]}}}
                                      (delaying: requests held by a delay fault right now;
                                      bulkOps: per bulkId, how many Bulk requests carried an
@@ -86,9 +135,12 @@
                                      and bulkShuffle off; requests still held by a delay are
                                      dropped (never forwarded, not logged, connection closed)
     POST   /_standin/revoke-tokens   every issued token stops working (CXone rotated keys)
+    GET    /_standin/users?…         scim2-server's own GET /Users with the same query, whatever
+                                     the profile allows (any filter, paging): what tests check
     GET    /_standin/health          200 when scim2-server answers
 
 Usage: standin.py --port 8790 --scim-port 8791 --client-id ID --client-secret SECRET
+                  [--profile rfc7644|cxone] [--roles A,B] [--teams id=name,id=name]
 """
 
 import argparse
@@ -96,10 +148,13 @@ import json
 import math
 import os
 import random
+import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -107,11 +162,221 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from scim2_server.utils import load_json_resource
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+NICE_USER = "urn:ietf:params:scim:schemas:extension:nice:2.0:User"
+DEFAULT_ROLES = "Agent,Supervisor,Administrator,Manager"
+DEFAULT_TEAMS = "t-100=Default Team,t-200=Sales,t-300=Support"
+# The one search NICE's OpenAPI offers; the value must be a JSON string (checked apart).
+USERNAME_EQ = re.compile(r'\s*userName\s+eq\s+("(?:[^"\\]|\\.)*")\s*', re.IGNORECASE)
+
+
+class Rfc7644Profile:
+    """A generic SCIM service provider: every request goes to scim2-server as sent."""
+
+    name = "rfc7644"
+    client_credentials = True  # POST /oauth/token
+
+    def scim2_server_args(self, workdir):
+        return []
+
+    def describe(self):
+        return {"profile": self.name}
+
+    def refusal(self, method, path, query, doc):
+        return None
+
+    def prepare(self, method, path, query, body, doc):
+        return query, body
+
+    def present(self, path, status, body):
+        return body
+
+
+class CxoneProfile:
+    """CXone's UserHub SCIM as NICE publishes it (see the module docstring)."""
+
+    name = "cxone"
+    client_credentials = False  # NICE documents only the access-key exchange
+
+    def __init__(self, roles, teams):
+        self.roles = roles  # the first one is the default role
+        self.teams = teams  # id -> name
+
+    def scim2_server_args(self, workdir):
+        # scim2-server reads its schemas and resource types at start; it then stores, patches
+        # and answers the NICE extension like any other.
+        schemas, resource_types = os.path.join(workdir, "schemas.json"), os.path.join(workdir, "types.json")
+        with open(schemas, "w") as f:
+            json.dump(cxone_schemas(), f)
+        with open(resource_types, "w") as f:
+            json.dump(cxone_resource_types(), f)
+        return ["--schema", schemas, "--resource-type", resource_types]
+
+    def describe(self):
+        return {"profile": self.name, "roles": list(self.roles), "teams": dict(self.teams)}
+
+    def refusal(self, method, path, query, doc):
+        """(status, scimType, detail) when CXone would refuse the request, else None."""
+        route = cxone_route(method, path)
+        if route is None:
+            if method == "DELETE" and cxone_route("GET", path) == "user":
+                return 404, None, "employee accounts cannot be deleted from CXone; deactivate them instead"
+            return 404, None, f"CXone's SCIM has no {method} {path}"
+        if route == "search":
+            return username_filter_refusal(query)
+        if method in ("POST", "PUT"):
+            return self._values_refusal(doc.items() if isinstance(doc, dict) else [])
+        if method == "PATCH":
+            return self._values_refusal(patch_targets(doc))
+        return None
+
+    def _values_refusal(self, targets):
+        for path, value in targets:
+            for role in roles_set(path, value):
+                if role not in self.roles:
+                    return 400, "invalidValue", f"role {role!r} is not one of the tenant's roles {self.roles}"
+            for team in teams_set(path, value):
+                if team not in self.teams:
+                    return 400, "invalidValue", f"team {team!r} is not one of the tenant's teams {sorted(self.teams)}"
+        return None
+
+    def prepare(self, method, path, query, body, doc):
+        """The request as scim2-server gets it: a new user without roles gets the default one,
+        and a PATCH asks for the user back (scim2-server answers a PATCH with the resource only
+        when attributes are named; password is never returned, so excluding it changes nothing)."""
+        route = cxone_route(method, path)
+        if route == "users" and isinstance(doc, dict) and not doc.get("roles"):
+            doc = dict(doc, roles=[{"value": self.roles[0], "primary": True}])
+            body = json.dumps(doc).encode()
+        if method == "PATCH" and not any(k.lower() in ("attributes", "excludedattributes")
+                                         for k, _ in urllib.parse.parse_qsl(query)):
+            query = "&".join(q for q in (query, "excludedAttributes=password") if q)
+        return query, body
+
+    def present(self, path, status, body):
+        """scim2-server's answer with the displays of roles and team filled in."""
+        if not 200 <= status < 300 or not path.startswith("/scim/v2/Users"):
+            return body
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return body
+        users = doc.get("Resources") if isinstance(doc, dict) and "Resources" in doc else [doc]
+        for user in users if isinstance(users, list) else []:
+            if isinstance(user, dict):
+                self._fill_displays(user)
+        return json.dumps(doc).encode()
+
+    def _fill_displays(self, user):
+        for role in user.get("roles") or []:
+            if isinstance(role, dict) and role.get("value") in self.roles:
+                role["display"] = role["value"]
+        team = (user.get(NICE_USER) or {}).get("team")
+        if isinstance(team, dict) and team.get("value") in self.teams:
+            team["display"] = self.teams[team["value"]]
+
+
+def cxone_route(method, path):
+    """Which of the operations NICE's OpenAPI lists this is ("search", "users", "user",
+    "schemas"), or None."""
+    rest = path.rstrip("/")[len("/scim/v2"):]
+    if rest == "/Users":
+        return {"GET": "search", "POST": "users"}.get(method)
+    if re.fullmatch(r"/Users/[^/]+", rest):
+        return "user" if method in ("GET", "PUT", "PATCH") else None
+    if rest == "/Schemas" and method == "GET":
+        return "schemas"
+    return None
+
+
+def username_filter_refusal(query):
+    filters = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k.lower() == "filter"]
+    if not filters:
+        return 400, "invalidFilter", 'a filter is required: userName eq "<user name>"'
+    match = USERNAME_EQ.fullmatch(filters[0]) if len(filters) == 1 else None
+    try:
+        if match and isinstance(json.loads(match.group(1)), str):
+            return None
+    except ValueError:
+        pass
+    return 400, "invalidFilter", f'only userName eq "<user name>" is supported, not {filters}'
+
+
+def patch_targets(doc):
+    """(path, value) for each attribute a PATCH request adds or replaces; a path-less operation
+    gives one pair per key of its value, as a POST body does."""
+    ops = doc.get("Operations") if isinstance(doc, dict) else None
+    for op in ops if isinstance(ops, list) else []:
+        if not isinstance(op, dict) or str(op.get("op", "")).lower() == "remove":
+            continue
+        if op.get("path"):
+            yield op["path"], op.get("value")
+        elif isinstance(op.get("value"), dict):
+            yield from op["value"].items()
+
+
+def roles_set(path, value):
+    """The role values that setting `path` to `value` gives the user."""
+    path = path.lower().removeprefix(CORE_USER.lower() + ":")
+    if not re.match(r"roles(\[|\.|$)", path):
+        return []
+    if isinstance(value, str):
+        return [value] if path.endswith(".value") else []
+    items = value if isinstance(value, list) else [value]
+    return [item.get("value") for item in items if isinstance(item, dict)]
+
+
+def teams_set(path, value):
+    """The team ids that setting `path` to `value` gives the user (a team without a value
+    counts as the id None, which no tenant has)."""
+    path = path.lower()
+    if path == NICE_USER.lower() + ":team.value":
+        return [value]
+    if path == NICE_USER.lower():
+        value = value.get("team") if isinstance(value, dict) else None
+    elif path != NICE_USER.lower() + ":team":
+        return []
+    return [value.get("value")] if isinstance(value, dict) else []
+
+
+def cxone_schemas():
+    """RFC 7643's User schema with what CXone requires marked required, so that scim2-server
+    refuses a user without it; and NICE's extension."""
+    user = next(s for s in load_json_resource("default-schemas.json") if s["id"] == CORE_USER)
+    required = {"name": {"givenName", "familyName"}, "emails": {"value"}}
+    for attribute in user["attributes"]:
+        if attribute["name"] in required:
+            attribute["required"] = True
+            for sub in attribute["subAttributes"]:
+                if sub["name"] in required[attribute["name"]]:
+                    sub["required"] = True
+
+    def reference(name, description):
+        sub = {"type": "string", "multiValued": False, "required": False, "caseExact": False,
+               "mutability": "readWrite", "returned": "default", "uniqueness": "none"}
+        return {"name": name, "type": "complex", "multiValued": False, "description": description,
+                "required": False, "mutability": "readWrite", "returned": "default",
+                "subAttributes": [dict(sub, name="value"), dict(sub, name="display")]}
+
+    nice = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"], "id": NICE_USER, "name": "User",
+            "description": "NICE CXone user extension",
+            "attributes": [reference("team", "The user's team: its id as value, its name as display."),
+                           reference("loginAuthenticator", "The user's login authenticator.")]}
+    return [user, nice]
+
+
+def cxone_resource_types():
+    return [{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"], "id": "User", "name": "User",
+             "endpoint": "/Users", "description": "User Account", "schema": CORE_USER,
+             "schemaExtensions": [{"schema": NICE_USER, "required": False}]}]
 
 
 class State:
-    def __init__(self, client_id, client_secret, token_ttl, scim_url, scim_token):
+    def __init__(self, client_id, client_secret, token_ttl, scim_url, scim_token, profile):
+        self.profile = profile
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_ttl = token_ttl
@@ -286,8 +551,8 @@ def make_handler(state):
             url = urllib.parse.urlsplit(self.path)
             body = self._body()
             if url.path.startswith("/_standin/"):
-                return self._control(url.path, body)
-            if url.path == "/oauth/token" and self.command == "POST":
+                return self._control(url.path, body, url.query)
+            if url.path == "/oauth/token" and self.command == "POST" and state.profile.client_credentials:
                 return self._token(body)
             if url.path == "/authentication/v1/token/access-key" and self.command == "POST":
                 return self._access_key_token(body)
@@ -297,7 +562,7 @@ def make_handler(state):
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
-        def _control(self, path, body):
+        def _control(self, path, body, query=""):
             if path == "/_standin/log" and self.command == "GET":
                 with state.lock:
                     return self._send(200, list(state.log))
@@ -354,15 +619,22 @@ def make_handler(state):
                         state.refilled = time.monotonic()
                         state.rate_limited = 0
                 return self._send(204)
+            if path == "/_standin/config" and self.command == "GET":
+                return self._send(200, state.profile.describe())
             if path == "/_standin/stats":
                 with state.lock:
-                    return self._send(200, {"rateLimited": state.rate_limited, "requests": state.requests,
+                    return self._send(200, {"profile": state.profile.name,
+                                            "rateLimited": state.rate_limited, "requests": state.requests,
                                             "delaying": state.delaying,
                                             "bulkOps": json.loads(json.dumps(state.bulk_ops))})
             if path == "/_standin/revoke-tokens" and self.command == "POST":
                 with state.lock:
                     state.tokens.clear()
                 return self._send(204)
+            if path == "/_standin/users" and self.command == "GET":
+                # scim2-server's own listing, whatever the profile allows (for checks in tests).
+                status, _, answer = forward(state, "GET", "/scim/v2/Users", query, b"", {})
+                return self._send(status, json.loads(answer or b"{}"))
             if path == "/_standin/health":
                 try:
                     forward(state, "GET", "/scim/v2/ServiceProviderConfig", "", b"", {})
@@ -437,13 +709,21 @@ def make_handler(state):
                     state.record(entry)
                     state.bulk_answered(bulk_ids, str(fault["status"]))
                     return self._fault_answer(fault, quota)
-            query = url.query
+            refused = state.profile.refusal(self.command, url.path, url.query, entry["body"])
+            if refused:
+                status, scim_type, detail = refused
+                entry["status"] = status
+                state.record(entry)
+                state.bulk_answered(bulk_ids, str(status))
+                return self._scim_error(status, detail, scim_type, quota)
+            query, body = state.profile.prepare(self.command, url.path, url.query, body, entry["body"])
             if state.ignore_filter and self.command == "GET" and url.path.rstrip("/") == "/scim/v2/Users":
                 query = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
                                                 if k.lower() != "filter"])
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept",
                                                                                    "if-match", "if-none-match")}
             status, resp_headers, resp_body = forward(state, self.command, url.path, query, body, headers)
+            resp_body = state.profile.present(url.path, status, resp_body)
             if is_bulk:
                 resp_body = self._bulk_answer(entry["body"], bulk_ids, status, resp_body)
             if url.path == "/scim/v2/Bulk" and status == 200 and state.bulk_status:
@@ -578,16 +858,26 @@ def main():
     ap.add_argument("--client-id", required=True)
     ap.add_argument("--client-secret", required=True)
     ap.add_argument("--token-ttl", type=int, default=3600)
+    ap.add_argument("--profile", choices=("rfc7644", "cxone"), default="rfc7644")
+    ap.add_argument("--roles", default=DEFAULT_ROLES, help="cxone: the tenant's roles, the default one first")
+    ap.add_argument("--teams", default=DEFAULT_TEAMS, help="cxone: the tenant's teams, id=name,...")
     args = ap.parse_args()
+    profile = Rfc7644Profile()
+    if args.profile == "cxone":
+        teams = dict(pair.split("=", 1) for pair in args.teams.split(",") if pair)
+        profile = CxoneProfile([r for r in args.roles.split(",") if r], teams)
 
     scim_token = secrets.token_urlsafe(24)
     scim_bin = os.path.join(os.path.dirname(sys.executable), "scim2-server")
+    workdir = tempfile.mkdtemp(prefix="standin-")
     child = subprocess.Popen([scim_bin, "--hostname", "127.0.0.1", "--port", str(args.scim_port),
-                              "--tenant", "scim", "--bearer-token", scim_token],
+                              "--tenant", "scim", "--bearer-token", scim_token,
+                              *profile.scim2_server_args(workdir)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scim_url = f"http://127.0.0.1:{args.scim_port}"
 
     def stop(*_):
+        shutil.rmtree(workdir, ignore_errors=True)
         child.terminate()
         try:
             child.wait(timeout=5)
@@ -600,7 +890,7 @@ def main():
     if not wait_ready(scim_url, scim_token, time.monotonic() + 30):
         print("scim2-server did not start", file=sys.stderr)
         stop()
-    state = State(args.client_id, args.client_secret, args.token_ttl, scim_url, scim_token)
+    state = State(args.client_id, args.client_secret, args.token_ttl, scim_url, scim_token, profile)
     try:
         # Inside the try: a port already taken must not leave scim2-server running.
         server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))

@@ -72,6 +72,12 @@ pub struct Entry {
     /// The row's person is held in their ledger for it (see `bulk::hold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) hold: Option<super::hold::Hold>,
+    /// The CXone account the person's ledger knows, not read yet: read by its id first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) known_id: Option<String>,
+    /// That account answered 404.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) known_gone: bool,
 }
 
 impl Entry {
@@ -95,6 +101,8 @@ impl Entry {
             duplicate_of: None,
             roles_before: None,
             hold: None,
+            known_id: None,
+            known_gone: false,
         }
     }
 
@@ -112,6 +120,11 @@ impl Entry {
         if id.is_some() {
             self.id = id;
         }
+    }
+
+    /// The row takes the account out of use (`active: false`): a leaver.
+    pub(super) fn disables(&self) -> bool {
+        self.desired.as_ref().is_some_and(|d| d.active == Some(false))
     }
 
     /// This run created the user, even if CXone now answers 409 for it or the answer to the

@@ -124,10 +124,16 @@ impl BulkRun {
         }
         let span = self.hold_span();
         let event_time = self.started_at;
+        // As many as the next request takes: a Bulk batch, or a group of single-user requests.
+        let next_request = if self.config.caps.bulk {
+            self.config.batch_size.max(1)
+        } else {
+            self.lanes()
+        };
         self.window
             .iter()
             .filter(|(_, e)| wants_hold(e, now, span))
-            .take(self.config.batch_size.max(1))
+            .take(next_request)
             .map(|(&index, e)| HoldAsk {
                 index,
                 external_id: e.external_id.clone(),
@@ -166,7 +172,18 @@ impl BulkRun {
                 continue;
             };
             match decision {
-                Decision::Go { lease, event_time, .. } => {
+                Decision::Go {
+                    lease,
+                    event_time,
+                    known_id,
+                } => {
+                    // The account the ledger knows is read first; a create waits for that read.
+                    if known_id.is_some() && !e.known_gone {
+                        e.known_id = known_id;
+                        if e.stage == Stage::Create {
+                            e.stage = Stage::Lookup;
+                        }
+                    }
                     e.hold = Some(Hold {
                         ledger,
                         event_id: ask.facts.event_id.clone(),

@@ -52,7 +52,13 @@ impl<'a> Intake<'a> {
             return e;
         }
         match event.command(self.policy, self.target) {
-            Ok((Command::Upsert { desired, .. }, _)) => e.desired = Some(*desired),
+            Ok((Command::Upsert { desired, .. }, _)) => {
+                e.desired = Some(*desired);
+                // A leaver is found before anything is sent: it is never created.
+                if e.disables() {
+                    e.stage = Stage::Lookup;
+                }
+            }
             Ok(_) => {
                 e.fail(400, Some("invalidValue".into()), "not a provisioning request");
                 return e;

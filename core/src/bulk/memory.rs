@@ -168,6 +168,7 @@ impl Flow for InMemoryRun {
         self.store();
         match step {
             Step::Send(req) => Step::Send(req),
+            Step::SendAll(reqs) => Step::SendAll(reqs),
             Step::Wait { until } => Step::Wait { until },
             Step::Done(Ok(_)) => Step::Done(Ok(self.report())),
             Step::Done(Err(e)) => Step::Done(Err(e)),
@@ -176,6 +177,11 @@ impl Flow for InMemoryRun {
 
     fn on_response(&mut self, resp: HttpResponse, now: UnixMillis) {
         self.run.on_response(resp, now);
+        self.store();
+    }
+
+    fn on_answers(&mut self, answers: Vec<crate::flows::Answer>, now: UnixMillis) {
+        self.run.on_answers(answers, now);
         self.store();
     }
 

@@ -90,6 +90,9 @@ pub struct Progress {
     pub done: usize,
     pub counts: Counts,
     pub bulk_requests: u32,
+    /// Single-user writes (`POST /Users`, `PATCH /Users/{id}`) on a server without Bulk.
+    #[serde(default)]
+    pub user_writes: u32,
     pub lookups: u32,
     pub finished: bool,
 }

@@ -312,6 +312,40 @@ fn match_by_position(sent: &[SentOp], results: &[AnswerOp<'_>], m: &mut Matching
     }
 }
 
+/// Reads the answer to one user's own request (`POST /Users` or `PATCH /Users/{id}`, for a
+/// server without Bulk) as the result of that one operation. A create answered 2xx without a
+/// readable id is [`OpResult::Unknown`]: the user is read before anything is sent again.
+pub fn single_result(resp: &HttpResponse, sent: &SentOp) -> OpResult {
+    #[derive(Deserialize)]
+    struct Id {
+        id: Option<String>,
+    }
+    let answered_id = || serde_json::from_str::<Id>(&resp.body).ok().and_then(|r| r.id);
+    match resp.status {
+        200..=299 if sent.method == Method::Post => match answered_id() {
+            Some(id) => OpResult::Applied {
+                status: resp.status,
+                id: Some(id),
+            },
+            None => OpResult::Unknown,
+        },
+        200..=299 => OpResult::Applied {
+            status: resp.status,
+            id: answered_id(),
+        },
+        409 => OpResult::Conflict,
+        s if is_retryable_status(s) => OpResult::Retryable { status: s },
+        s => {
+            let err = ScimError::from_body(&resp.body);
+            OpResult::Permanent {
+                status: s,
+                scim_type: err.as_ref().and_then(|e| e.scim_type.clone()),
+                detail: resp.redirect_detail().or_else(|| err.and_then(|e| e.detail)),
+            }
+        }
+    }
+}
+
 /// Parses a Bulk answer and returns one result per sent operation, in the order they were sent.
 ///
 /// A result is attributed to an operation, in this order: by `bulkId`; without bulkId, by

@@ -16,24 +16,28 @@
 //! anything is re-sent. Every step costs work in proportion to the window, so a run costs
 //! O(n) overall.
 //!
-//! 1. Read `/ServiceProviderConfig` for the server's Bulk limits (defaults if it cannot say).
+//! 1. Read `/ServiceProviderConfig` for the server's Bulk limits (defaults if it cannot say),
+//!    where the server offers Bulk ([`Capabilities::bulk`]).
 //! 2. Pre-check (optional): look users up before sending anything; found users are PATCHed when
 //!    they differ (`updated`) or left alone (`exists`).
 //! 3. `POST /Bulk` batches of creates and PATCHes, a bulkId on every operation; results matched
 //!    by bulkId, else by location, by position only when unambiguous; only what can still
 //!    succeed is retried, with full-jitter backoff honouring Retry-After and the server's
-//!    rate-limit headers.
+//!    rate-limit headers. A server without Bulk (CXone; or one whose configuration says so, or
+//!    that answers `/Bulk` with 404, 405 or 501) gets one `POST /Users` or `PATCH /Users/{id}`
+//!    per user instead, with the same marks, pacing and outcomes.
 //! 4. A 409, or an operation whose result cannot be attributed, is resolved by reading the user.
 
 use super::batch::{self, Limits};
 use super::entry::{Entry, Stage};
 use super::lookup;
 use super::report::{Counts, Outcome, Progress};
-use super::response::{correlate, BulkResponseError, OpResult, SentOp};
+use super::response::{correlate, single_result, BulkResponseError, OpResult, SentOp};
 use crate::flows::exchange::Exchange;
-use crate::flows::{FlowError, Step};
+use crate::flows::{Answer, FlowError, Step};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::policy::RoleTarget;
+use crate::profile::Capabilities;
 use crate::retry::{is_retryable_status, quota_from_headers, retry_after_ms, Jitter, Pacer, RetryPolicy};
 use crate::scim::{ListResponse, ServiceProviderConfig, User};
 use crate::UnixMillis;
@@ -44,6 +48,9 @@ pub const DEFAULT_BATCH_SIZE: usize = crate::settings::defaults::BULK_BATCH_SIZE
 const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 /// A Bulk request does the work of many: it may take this long before it counts as lost.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 60_000;
+/// Single-user requests in flight at once where the server has no Bulk (a Worker may hold six
+/// connections open).
+pub const DEFAULT_LANES: usize = 6;
 const MAX_ERRORS_KEPT: usize = 20;
 /// Rows held in memory at most, in batches (the window is refilled below half of it).
 const WINDOW_BATCHES: usize = 4;
@@ -73,10 +80,25 @@ pub struct BulkConfig {
     /// How long one Bulk request may take before it counts as lost.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+    /// What the server offers (`CXONE_PROFILE`); `bulk` turns off for the rest of the run when
+    /// the server turns out not to have it. A run stored before profiles existed was a Bulk run.
+    #[serde(default = "stored_before_profiles")]
+    pub caps: Capabilities,
+    /// Single-user requests sent at once where the server has no Bulk.
+    #[serde(default = "default_lanes")]
+    pub lanes: usize,
 }
 
 fn default_request_timeout() -> u64 {
     DEFAULT_REQUEST_TIMEOUT_MS
+}
+
+fn default_lanes() -> usize {
+    DEFAULT_LANES
+}
+
+fn stored_before_profiles() -> Capabilities {
+    crate::profile::Profile::Rfc7644.capabilities()
 }
 
 impl BulkConfig {
@@ -91,6 +113,8 @@ impl BulkConfig {
             role_target: RoleTarget::default(),
             hold_rows: false,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            caps: Capabilities::default(),
+            lanes: DEFAULT_LANES,
         }
     }
 
@@ -99,6 +123,7 @@ impl BulkConfig {
             operations: self.batch_size.max(1),
             payload_bytes: self.max_payload_bytes,
             fail_on_errors: self.fail_on_errors,
+            caps: self.caps,
         }
     }
 }
@@ -122,6 +147,22 @@ pub(super) enum InFlight {
         indexes: Vec<usize>,
         sent: Vec<SentOp>,
     },
+    /// Single-user requests sent at once (a server without Bulk); `writes` are the rows of the
+    /// writes among them.
+    Group {
+        members: Vec<Member>,
+        writes: Vec<usize>,
+    },
+}
+
+/// One request of a [`InFlight::Group`]: a row's lookup (`write: None`; `by_id`: a read of the
+/// account its person's ledger knows) or its write.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Member {
+    index: usize,
+    write: Option<SentOp>,
+    by_id: bool,
+    request: HttpRequest,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +175,8 @@ pub struct BulkRun {
     pub(super) exchange: Exchange,
     jitter: Jitter,
     bulk_requests: u32,
+    #[serde(default)]
+    user_writes: u32,
     lookups: u32,
     errors: Vec<String>,
     #[serde(default)]
@@ -158,6 +201,9 @@ pub struct BulkRun {
     /// Rows whose hold on their person's ledger is to be given back ([`Self::take_releases`]).
     #[serde(skip)]
     pub(super) releasing: BTreeSet<usize>,
+    /// Requests the host can send at once right now (its budget), if fewer than configured.
+    #[serde(skip)]
+    lanes_allowed: Option<usize>,
 }
 
 impl BulkRun {
@@ -172,6 +218,7 @@ impl BulkRun {
             exchange,
             jitter: Jitter::new(seed ^ 0xb01c),
             bulk_requests: 0,
+            user_writes: 0,
             lookups: 0,
             errors: Vec::new(),
             pacer: Pacer::default(),
@@ -183,7 +230,18 @@ impl BulkRun {
             next_row: 0,
             rows_exhausted: false,
             releasing: BTreeSet::new(),
+            lanes_allowed: None,
         }
+    }
+
+    /// The host can send at most `n` requests at once for now (what its budget still allows).
+    pub fn allow_lanes(&mut self, n: usize) {
+        self.lanes_allowed = Some(n);
+    }
+
+    pub(super) fn lanes(&self) -> usize {
+        let configured = self.config.lanes.max(1);
+        self.lanes_allowed.map_or(configured, |n| n.clamp(1, configured))
     }
 
     pub fn config(&self) -> &BulkConfig {
@@ -200,6 +258,7 @@ impl BulkRun {
             done: self.total - self.counts.pending,
             counts: self.counts,
             bulk_requests: self.bulk_requests,
+            user_writes: self.user_writes,
             lookups: self.lookups,
             finished: self.is_finished(),
         }
@@ -242,6 +301,9 @@ impl BulkRun {
             if e.sent {
                 e.resume();
                 self.dirty.insert(i);
+            }
+            if let Some(desired) = e.desired.as_mut() {
+                self.config.caps.fit(desired);
             }
             // A hold stored with the row may have been given back since: renewed before use.
             if let Some(hold) = e.hold.as_mut() {
@@ -293,6 +355,20 @@ impl BulkRun {
                 }
             }
             Some(InFlight::Lookup { .. }) => self.lookups = self.lookups.saturating_sub(1),
+            Some(InFlight::Group { members, .. }) => {
+                for m in members {
+                    match m.write {
+                        Some(_) => {
+                            self.user_writes = self.user_writes.saturating_sub(1);
+                            if let Some(e) = self.window.get_mut(&m.index) {
+                                e.sent = false;
+                            }
+                            self.dirty.insert(m.index);
+                        }
+                        None => self.lookups = self.lookups.saturating_sub(1),
+                    }
+                }
+            }
             Some(InFlight::Discover) | None => {}
         }
         self.exchange.finish();
@@ -304,6 +380,7 @@ impl BulkRun {
     pub fn sending(&self) -> &[usize] {
         match &self.in_flight {
             Some(InFlight::Bulk { indexes, .. }) => indexes,
+            Some(InFlight::Group { writes, .. }) => writes,
             _ => &[],
         }
     }
@@ -356,7 +433,7 @@ impl BulkRun {
                 let detail = format!("gave up after {} attempts: {why}", e.attempts);
                 e.fail(status.unwrap_or(503), None, detail);
             } else {
-                e.not_before = at;
+                e.not_before = e.not_before.max(at);
             }
             self.dirty.insert(i);
         }
@@ -377,8 +454,8 @@ impl BulkRun {
             return;
         };
         if spc.bulk_supported() == Some(false) {
-            // No batch can be sent: every row fails as it is loaded.
-            self.config.batch_size = 0;
+            // No batch can be sent: one request per user instead.
+            self.config.caps.bulk = false;
             return;
         }
         let limits = spc.bulk_limits();
@@ -390,10 +467,6 @@ impl BulkRun {
         }
     }
 
-    fn bulk_unsupported(&self) -> bool {
-        self.discovered && self.config.batch_size == 0
-    }
-
     fn on_lookup(
         &mut self,
         resp: &HttpResponse,
@@ -401,6 +474,7 @@ impl BulkRun {
         start_index: u64,
         mut found: Vec<(usize, User)>,
         now: UnixMillis,
+        may_page: bool,
     ) {
         if resp.status != 200 {
             let err = self.exchange.rejected(resp);
@@ -453,9 +527,10 @@ impl BulkRun {
         }
         let seen = start_index - 1 + page_len;
         // A server that ignores startIndex would repeat its page for ever.
-        if page_len > 0 && seen < list.total_results && new_accounts {
+        if may_page && page_len > 0 && seen < list.total_results && new_accounts {
             let req = lookup::request(
                 &self.config.base_url,
+                &self.config.caps,
                 indexes.iter().filter_map(|i| self.window.get(i)),
                 seen + 1,
             );
@@ -476,6 +551,7 @@ impl BulkRun {
             .collect::<std::collections::HashSet<_>>()
             .len() as u64;
         let incomplete = accounts_seen < list.total_results;
+        let judging = self.judging();
         for i in indexes {
             let accounts: Vec<User> = found.iter().filter(|(j, _)| *j == i).map(|(_, u)| u.clone()).collect();
             if let Some(e) = self.window.get_mut(&i) {
@@ -486,14 +562,14 @@ impl BulkRun {
                         list.total_results
                     ));
                 } else {
-                    lookup::resolve(e, &accounts, self.started_at);
+                    lookup::resolve(e, &accounts, &judging);
                 }
             }
             self.touch(i);
         }
     }
 
-    fn on_bulk(&mut self, resp: &HttpResponse, indexes: Vec<usize>, sent: &[SentOp], now: UnixMillis) {
+    fn on_bulk(&mut self, resp: &HttpResponse, indexes: Vec<usize>, sent: &[SentOp], retried: bool, now: UnixMillis) {
         for &i in &indexes {
             if let Some(e) = self.window.get_mut(&i) {
                 e.sent = false;
@@ -504,38 +580,27 @@ impl BulkRun {
             Ok(results) => {
                 let mut retries = Vec::new();
                 for (i, result) in indexes.into_iter().zip(results) {
-                    let Some(e) = self.window.get_mut(&i) else { continue };
-                    let creating = e.stage == Stage::Create;
-                    match result {
-                        OpResult::Applied { id, .. } => {
-                            let outcome = if creating || e.ours() {
-                                Outcome::Created
-                            } else {
-                                Outcome::Updated
-                            };
-                            e.finish(outcome, id);
-                        }
-                        OpResult::Conflict if creating => {
-                            e.conflicted = true;
-                            e.stage = Stage::Lookup;
-                        }
-                        OpResult::Conflict => {
-                            e.fail(409, Some("uniqueness".into()), "CXone refused the update with 409")
-                        }
-                        OpResult::Retryable { status } => retries.push((i, Some(status))),
-                        OpResult::Missing | OpResult::Unknown => {
-                            // Never re-sent blind: the user is read first.
+                    self.apply_result(i, result, &mut retries);
+                }
+                self.retry_rows(&retries, "retryable operation", now);
+            }
+            // No Bulk here after all, and nothing of this request was done: one request per
+            // user from now on, starting with these rows.
+            Err(BulkResponseError::Status {
+                status: status @ (404 | 405 | 501),
+                ..
+            }) => {
+                self.config.caps.bulk = false;
+                self.note_error(format!("Bulk answered {status}; users are sent one request each"));
+                // Nothing of this try was done, but an earlier one may have been: read first.
+                if retried {
+                    for &i in &indexes {
+                        if let Some(e) = self.window.get_mut(&i) {
                             e.sent = true;
                             e.outcome_unknown();
                         }
-                        OpResult::Permanent {
-                            status,
-                            scim_type,
-                            detail,
-                        } => e.fail(status, scim_type, detail.unwrap_or_else(|| format!("HTTP {status}"))),
                     }
                 }
-                self.retry_rows(&retries, "retryable operation", now);
             }
             Err(BulkResponseError::Status { status: 413, .. }) if self.config.batch_size > 1 => {
                 self.config.batch_size /= 2;
@@ -573,6 +638,251 @@ impl BulkRun {
         }
     }
 
+    // ---- one request per user (no Bulk) --------------------------------------------------
+
+    /// Up to `lanes` single-user requests at once, lookups first, then writes of rows held as
+    /// the run requires; under a pace the server asked for, one at a time.
+    fn next_group(&mut self, now: UnixMillis) -> Step<Result<Progress, FlowError>> {
+        let lanes = if self.pacer.spaced() { 1 } else { self.lanes() };
+        let ready: Vec<usize> = self
+            .pending_in_window()
+            .filter(|(_, e)| e.stage == Stage::Lookup && e.not_before <= now)
+            .map(|(i, _)| i)
+            .take(lanes)
+            .collect();
+        let mut members = Vec::new();
+        for i in ready {
+            let Some(e) = self.window.get_mut(&i) else { continue };
+            // The account the ledger knows is read by its id (one that cannot address an
+            // account is forgotten: the person is searched for instead).
+            e.known_id = e.known_id.take().filter(|id| crate::scim::is_usable_id(id));
+            let (request, by_id) = match &e.known_id {
+                Some(id) => (
+                    HttpRequest::scim(Method::Get, crate::scim::filter::user_url(&self.config.base_url, id)),
+                    true,
+                ),
+                None => (
+                    lookup::request(&self.config.base_url, &self.config.caps, std::iter::once(&*e), 1),
+                    false,
+                ),
+            };
+            members.push(Member {
+                index: i,
+                write: None,
+                by_id,
+                request,
+            });
+            self.lookups += 1;
+        }
+        let span = self.hold_span();
+        let hold_rows = self.config.hold_rows;
+        let mut failed = Vec::new();
+        while members.len() < lanes {
+            let batch = batch::next(
+                &mut self.window,
+                &self.config.base_url,
+                self.config.limits(),
+                now,
+                &mut failed,
+                |e| !hold_rows || super::hold::held_for(e, now, span),
+            );
+            let Some(batch) = batch else { break };
+            let (Some(&i), Some(op)) = (batch.indexes.first(), batch.sent.first()) else {
+                break;
+            };
+            if let Some(e) = self.window.get_mut(&i) {
+                e.sent = true;
+            }
+            self.touch(i);
+            self.user_writes += 1;
+            members.push(Member {
+                index: i,
+                write: Some(op.clone()),
+                by_id: false,
+                request: batch.request,
+            });
+        }
+        for i in failed {
+            self.touch(i);
+        }
+        self.settle();
+        if members.is_empty() {
+            return self.idle(now);
+        }
+        for _ in &members {
+            self.pacer.started(now);
+        }
+        let requests = members.iter().map(|m| m.request.clone()).collect();
+        let writes = members.iter().filter(|m| m.write.is_some()).map(|m| m.index).collect();
+        self.in_flight = Some(InFlight::Group { members, writes });
+        Step::SendAll(requests)
+    }
+
+    /// Nothing to send now: done, or wait for the first row that may go.
+    fn idle(&self, now: UnixMillis) -> Step<Result<Progress, FlowError>> {
+        if self.is_finished() {
+            return Step::Done(Ok(self.progress()));
+        }
+        match self.window.values().map(|e| e.not_before).min() {
+            Some(until) => Step::Wait {
+                until: until.max(now + 1),
+            },
+            // The window is empty and the host has rows to load: ask again right away.
+            None => Step::Wait { until: now + 1 },
+        }
+    }
+
+    /// One answer of a group: what it means for its row.
+    fn on_member(&mut self, m: Member, answer: Answer, now: UnixMillis) {
+        let i = m.index;
+        self.touch(i);
+        let resp = match answer {
+            Ok(resp) => resp,
+            // Nothing came back: a lookup is asked again, a write is read before anything else.
+            Err(_) if m.write.is_some() => return self.lost_write(i, now),
+            Err(err) => return self.retry_rows(&[(i, None)], &err.to_string(), now),
+        };
+        match resp.status {
+            429 => self.pacer.throttled(),
+            s if s < 500 => self.pacer.passed(),
+            _ => {}
+        }
+        if let Some(quota) = quota_from_headers(&resp, now) {
+            self.pacer.observe(quota, now);
+        }
+        if let Some(wait) = retry_after_ms(&resp, now).filter(|_| is_retryable_status(resp.status)) {
+            if let Some(e) = self.window.get_mut(&i) {
+                e.not_before = e.not_before.max(now + wait);
+            }
+        }
+        let status = resp.status;
+        match (&m.write, status) {
+            // Refused before any work (the token, the rate): the same request again later.
+            (_, 401 | 429) => {
+                if let Some(e) = self.window.get_mut(&i) {
+                    e.sent = false;
+                }
+                self.retry_rows(&[(i, Some(status))], &format!("answered {status}"), now);
+            }
+            // A server error may come after the work: a write is read before it is sent again.
+            (Some(_), s) if is_retryable_status(s) => self.lost_write(i, now),
+            (None, s) if is_retryable_status(s) => self.retry_rows(&[(i, Some(s))], &format!("answered {s}"), now),
+            (None, _) if m.by_id => self.on_read_by_id(i, &resp, now),
+            (None, _) => self.on_lookup(&resp, vec![i], 1, Vec::new(), now, false),
+            (Some(op), _) => {
+                if let Some(e) = self.window.get_mut(&i) {
+                    e.sent = false;
+                }
+                let mut retries = Vec::new();
+                self.apply_result(i, single_result(&resp, op), &mut retries);
+                self.retry_rows(&retries, "retryable answer", now);
+            }
+        }
+    }
+
+    fn judging(&self) -> lookup::Judging {
+        lookup::Judging {
+            run_started: self.started_at,
+            max_attempts: self.config.retry.max_attempts.max(1),
+            can_delete: self.config.caps.delete,
+        }
+    }
+
+    fn group_in_flight(&self) -> bool {
+        matches!(self.in_flight, Some(InFlight::Group { .. }))
+    }
+
+    /// A write whose outcome is not known (no answer, a server error): one more try spent, and
+    /// the row is read before anything is sent for it again, even when the tries are spent
+    /// (`lookup::resolve` then ends it with what it reads).
+    fn lost_write(&mut self, i: usize, now: UnixMillis) {
+        if let Some(e) = self.window.get_mut(&i) {
+            e.attempts += 1;
+            let pause = self.config.retry.full_jitter(e.attempts, &mut self.jitter);
+            e.not_before = e.not_before.max(now.saturating_add(pause));
+        }
+        self.read_first(i);
+    }
+
+    /// The answer to a read of the account the row's person's ledger knows.
+    fn on_read_by_id(&mut self, i: usize, resp: &HttpResponse, now: UnixMillis) {
+        let judging = self.judging();
+        let Some(e) = self.window.get_mut(&i) else { return };
+        let person = crate::event::Lookup {
+            user_name: Some(e.user_name.clone()),
+            external_id: e.external_id.clone(),
+            cxone_id: e.known_id.take(),
+        };
+        let request = format!("GET /Users/{}", person.cxone_id.as_deref().unwrap_or_default());
+        match crate::flows::lookup::read_by_id(&person, resp, request) {
+            Ok(crate::flows::lookup::Found::One(user)) => lookup::resolve(e, &[*user], &judging),
+            // Not there: searched for by userName next.
+            Ok(crate::flows::lookup::Found::None) => e.known_gone = true,
+            Ok(crate::flows::lookup::Found::Conflict(c)) => {
+                e.finish(Outcome::Conflict, None);
+                e.detail = Some(format!(
+                    "the CXone account {} this person's ledger knows is not theirs now ({:?}); nothing written",
+                    person.cxone_id.as_deref().unwrap_or_default(),
+                    c.reason
+                ));
+            }
+            Err(err) => {
+                e.known_id = person.cxone_id;
+                let why = err.to_string();
+                self.note_error(&why);
+                self.retry_rows(&[(i, Some(resp.status))], &why, now);
+            }
+        }
+    }
+
+    /// What a write did is not known: the row is read before anything is sent for it again.
+    fn read_first(&mut self, i: usize) {
+        if let Some(e) = self.window.get_mut(&i) {
+            if e.is_pending() {
+                e.sent = true;
+                e.outcome_unknown();
+            }
+        }
+    }
+
+    /// What one operation's result means for its row; rows worth another try go to `retries`.
+    fn apply_result(&mut self, i: usize, result: OpResult, retries: &mut Vec<(usize, Option<u16>)>) {
+        let Some(e) = self.window.get_mut(&i) else { return };
+        let creating = e.stage == Stage::Create;
+        match result {
+            // A leaver is done only once CXone reads the account back inactive: looked up again
+            // (see `lookup::resolve`).
+            OpResult::Applied { .. } if !creating && e.disables() => {
+                e.maybe_updated = true;
+                e.stage = Stage::Lookup;
+            }
+            OpResult::Applied { id, .. } => {
+                let outcome = if creating || e.ours() {
+                    Outcome::Created
+                } else {
+                    Outcome::Updated
+                };
+                e.finish(outcome, id);
+            }
+            OpResult::Conflict if creating => {
+                e.conflicted = true;
+                e.stage = Stage::Lookup;
+            }
+            OpResult::Conflict => e.fail(409, Some("uniqueness".into()), "CXone refused the update with 409"),
+            OpResult::Retryable { status } => retries.push((i, Some(status))),
+            OpResult::Missing | OpResult::Unknown => {
+                // Never re-sent blind: the user is read first.
+                e.sent = true;
+                e.outcome_unknown();
+            }
+            OpResult::Permanent {
+                status,
+                scim_type,
+                detail,
+            } => e.fail(status, scim_type, detail.unwrap_or_else(|| format!("HTTP {status}"))),
+        }
+    }
+
     fn give_up_in_flight(&mut self, err: &FlowError) {
         let tried = self.exchange.attempts() > 0;
         match self.in_flight.take() {
@@ -607,6 +917,8 @@ impl BulkRun {
                 }
             }
             Some(InFlight::Discover) => self.discovered = true,
+            // Sent without the exchange: nothing of it gives up here.
+            Some(group @ InFlight::Group { .. }) => self.in_flight = Some(group),
             None => {}
         }
         self.exchange.finish();
@@ -646,17 +958,6 @@ impl BulkRun {
         }
         Some(step)
     }
-
-    fn fail_unsendable(&mut self) {
-        let all: Vec<usize> = self.window.keys().copied().collect();
-        for i in all {
-            if let Some(e) = self.window.get_mut(&i) {
-                e.fail(501, None, "CXone's ServiceProviderConfig says Bulk is not supported");
-            }
-            self.touch(i);
-        }
-        self.settle();
-    }
 }
 
 impl crate::flows::Flow for BulkRun {
@@ -665,6 +966,10 @@ impl crate::flows::Flow for BulkRun {
     fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
         if self.started_at == 0 {
             self.started_at = now;
+        }
+        // A group is sent as a whole, until its answers come back.
+        if let Some(InFlight::Group { members, .. }) = &self.in_flight {
+            return Step::SendAll(members.iter().map(|m| m.request.clone()).collect());
         }
         if self.in_flight.is_some() {
             if !self.holds_outlive_the_request(now) {
@@ -676,9 +981,6 @@ impl crate::flows::Flow for BulkRun {
             // Nothing of a request before a restart is kept.
             self.exchange.finish();
         }
-        if self.bulk_unsupported() && !self.window.is_empty() {
-            self.fail_unsendable();
-        }
         if self.is_finished() || (self.rows_exhausted && self.window.is_empty()) {
             return Step::Done(Ok(self.progress()));
         }
@@ -687,20 +989,26 @@ impl crate::flows::Flow for BulkRun {
         if start_at > now {
             return Step::Wait { until: start_at };
         }
-        if !self.discovered {
+        // Only a server with Bulk says what its limits are.
+        if !self.discovered && self.config.caps.bulk {
             let url = format!("{}/ServiceProviderConfig", self.config.base_url);
             return self.start(InFlight::Discover, HttpRequest::scim(Method::Get, url), now);
+        }
+        self.discovered = true;
+        if !self.config.caps.bulk {
+            return self.next_group(now);
         }
         let lookup: Vec<usize> = self
             .pending_in_window()
             .filter(|(_, e)| e.stage == Stage::Lookup && e.not_before <= now)
             .map(|(i, _)| i)
-            .take(lookup::USERS_PER_LOOKUP)
+            .take(lookup::users_per_lookup(&self.config.caps))
             .collect();
         if !lookup.is_empty() {
             self.lookups += 1;
             let req = lookup::request(
                 &self.config.base_url,
+                &self.config.caps,
                 lookup.iter().filter_map(|i| self.window.get(i)),
                 1,
             );
@@ -743,21 +1051,36 @@ impl crate::flows::Flow for BulkRun {
             };
             return self.start(in_flight, batch.request, now);
         }
-        if self.is_finished() {
-            return Step::Done(Ok(self.progress()));
+        self.idle(now)
+    }
+
+    fn on_answers(&mut self, answers: Vec<Answer>, now: UnixMillis) {
+        let Some(InFlight::Group { members, .. }) = self.in_flight.take() else {
+            for answer in answers {
+                match answer {
+                    Ok(resp) => self.on_response(resp, now),
+                    Err(err) => self.on_transport_error(err, now),
+                }
+            }
+            return;
+        };
+        let mut answers = answers.into_iter();
+        for m in members {
+            let answer = answers
+                .next()
+                .unwrap_or_else(|| Err(TransportError("no answer was handed back".into())));
+            self.on_member(m, answer, now);
         }
-        match self.window.values().map(|e| e.not_before).min() {
-            Some(until) => Step::Wait {
-                until: until.max(now + 1),
-            },
-            // The window is empty and the host has rows to load: ask again right away.
-            None => Step::Wait { until: now + 1 },
-        }
+        self.settle();
     }
 
     fn on_response(&mut self, resp: HttpResponse, now: UnixMillis) {
         if self.in_flight.is_none() {
             return;
+        }
+        // Answered one by one although asked for at once: the rest count as unanswered.
+        if self.group_in_flight() {
+            return self.on_answers(vec![Ok(resp)], now);
         }
         let retryable = is_retryable_status(resp.status);
         let retry_after = retry_after_ms(&resp, now);
@@ -785,6 +1108,8 @@ impl crate::flows::Flow for BulkRun {
             }
             Ok(Some(resp)) => {
                 let in_flight = self.in_flight.take();
+                // An earlier try of this request went out, and may have done its work.
+                let retried = self.exchange.attempts() > 1;
                 self.exchange.finish();
                 match in_flight {
                     Some(InFlight::Discover) => self.on_discovered(&resp),
@@ -792,9 +1117,9 @@ impl crate::flows::Flow for BulkRun {
                         indexes,
                         start_index,
                         found,
-                    }) => self.on_lookup(&resp, indexes, start_index, found, now),
-                    Some(InFlight::Bulk { indexes, sent }) => self.on_bulk(&resp, indexes, &sent, now),
-                    None => {}
+                    }) => self.on_lookup(&resp, indexes, start_index, found, now, true),
+                    Some(InFlight::Bulk { indexes, sent }) => self.on_bulk(&resp, indexes, &sent, retried, now),
+                    Some(InFlight::Group { .. }) | None => {}
                 }
             }
             Err(e) => self.give_up_in_flight(&e),
@@ -805,6 +1130,9 @@ impl crate::flows::Flow for BulkRun {
     fn on_transport_error(&mut self, err: TransportError, now: UnixMillis) {
         if self.in_flight.is_none() {
             return;
+        }
+        if self.group_in_flight() {
+            return self.on_answers(vec![Err(err)], now);
         }
         match self.exchange.on_transport(err, now) {
             Ok(()) => self.on_resend(None),

@@ -31,9 +31,11 @@ fn users(n: usize) -> Vec<BulkUser> {
         .collect()
 }
 
+/// A run against a server with Bulk (RFC 7644).
 fn config(batch: usize) -> BulkConfig {
     BulkConfig {
         batch_size: batch,
+        caps: crate::profile::Profile::Rfc7644.capabilities(),
         ..BulkConfig::new(BASE)
     }
 }
@@ -241,6 +243,7 @@ fn crash_at_bulk(flow: &mut InMemoryRun, s: &mut SimServer, nth: usize, mut now:
                 }
                 flow.on_response(resp, now);
             }
+            Step::SendAll(_) => panic!("a server with Bulk gets Bulk requests"),
             Step::Wait { until } => now = until,
             Step::Done(_) => panic!("finished before the crash"),
         }
@@ -498,6 +501,7 @@ fn patch_results_without_bulk_ids_are_not_sent_again() {
                 };
                 flow.on_response(resp, now);
             }
+            Step::SendAll(_) => panic!("a server with Bulk gets Bulk requests"),
             Step::Wait { until } => now = until,
             Step::Done(r) => break r.unwrap(),
         }
@@ -557,7 +561,7 @@ fn service_provider_config_read_leniently() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
-fn bulk_not_supported_fails_every_pending_user_with_501() {
+fn a_server_whose_configuration_says_no_bulk_gets_one_request_per_user() {
     let mut input = users(3);
     input[2].user_name = String::new();
     let mut flow = InMemoryRun::new(&input, &policy(), config(50), 1);
@@ -566,14 +570,125 @@ fn bulk_not_supported_fails_every_pending_user_with_501() {
     };
     assert!(req.url.ends_with("/ServiceProviderConfig"));
     flow.on_response(HttpResponse::new(200, r#"{"bulk":{"supported":"False"}}"#), 1_010);
-    let Step::Done(r) = flow.next_step(1_020) else {
-        panic!("nothing can be sent")
-    };
-    let r = r.unwrap();
-    let statuses: Vec<Option<u16>> = r.users.iter().map(|u| u.status).collect();
+    let mut s = SimServer::default();
+    let r = drive(&mut flow, &mut s).0.unwrap();
     // The invalid user keeps its own failure.
-    assert_eq!(statuses, [Some(501), Some(501), Some(400)]);
-    assert!(r.progress.finished);
+    assert_eq!(outcomes(&r), [Outcome::Created, Outcome::Created, Outcome::Failed]);
+    assert_eq!(s.log(), ["POST /scim/v2/Users", "POST /scim/v2/Users"]);
+    assert_eq!((r.progress.bulk_requests, r.progress.user_writes), (0, 2));
+}
+
+/// A run on a CXone as NICE publishes it.
+fn cxone_config() -> BulkConfig {
+    BulkConfig {
+        batch_size: 50,
+        ..BulkConfig::new(BASE)
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_every_user_is_one_request_and_nothing_asks_for_bulk() {
+    for precheck in [true, false] {
+        let mut s = SimServer::cxone();
+        let mut input = users(5);
+        // user0 is there as asked, user1 under another externalId (a recycled userName).
+        let same = serde_json::to_string(&create_payload(&desired_of(&input[0]))).unwrap();
+        let kept = s.insert(&same);
+        s.insert(r#"{"userName":"user1@example.com","externalId":"someone-else","active":true}"#);
+        input[4].last_name = None;
+        let r = run(
+            &mut s,
+            &input,
+            BulkConfig {
+                precheck,
+                ..cxone_config()
+            },
+        );
+        assert_eq!(
+            outcomes(&r),
+            [
+                Outcome::Exists,
+                Outcome::Conflict,
+                Outcome::Created,
+                Outcome::Created,
+                Outcome::Failed
+            ],
+            "precheck {precheck}"
+        );
+        assert_eq!(r.users[0].id.as_deref(), Some(kept.as_str()));
+        // A joiner without a family name: refused before anything is sent.
+        assert_eq!(
+            (r.users[4].status, r.users[4].scim_type.as_deref()),
+            (Some(422), Some("invalidValue"))
+        );
+        assert!(
+            s.log()
+                .iter()
+                .all(|l| l == "POST /scim/v2/Users" || l == "GET /scim/v2/Users"),
+            "{:?}",
+            s.log()
+        );
+        assert!(
+            s.filters
+                .iter()
+                .all(|f| f.starts_with("userName eq ") && !f.contains(" or ")),
+            "{:?}",
+            s.filters
+        );
+        assert_eq!(s.count(), 4, "two created, nobody twice");
+        assert_eq!(r.progress.bulk_requests, 0);
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_bulk_answered_404_is_asked_once_then_every_user_goes_alone() {
+    let mut s = SimServer::cxone();
+    let r = run(&mut s, &users(4), config(50));
+    assert_eq!(outcomes(&r), [Outcome::Created; 4]);
+    let bulk = s.log().iter().filter(|l| l.ends_with("/Bulk")).count();
+    assert_eq!(bulk, 1, "{:?}", s.log());
+    assert_eq!((r.progress.bulk_requests, r.progress.user_writes, s.count()), (1, 4, 4));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_a_restart_after_a_create_landed_unanswered_reads_before_sending_again() {
+    let mut s = SimServer::cxone();
+    let input = users(4);
+    let mut flow = InMemoryRun::new(
+        &input,
+        &policy(),
+        BulkConfig {
+            precheck: false,
+            lanes: 2,
+            ..cxone_config()
+        },
+        9,
+    );
+    let mut now = 1_000_000;
+    let mut groups = 0;
+    // The second pair of creates lands, its answers are lost with the invocation.
+    let mut resumed = loop {
+        match flow.next_step(now) {
+            Step::SendAll(reqs) => {
+                assert!(reqs.iter().all(|r| r.method == crate::http::Method::Post), "{reqs:?}");
+                let checkpoint = serde_json::to_string(&flow).unwrap();
+                let answers: Vec<_> = reqs.iter().map(|r| s.handle(r)).collect();
+                groups += 1;
+                if groups == 2 {
+                    break serde_json::from_str::<InMemoryRun>(&checkpoint).unwrap();
+                }
+                flow.on_answers(answers, now);
+            }
+            Step::Send(req) => panic!("one request per user, sent together: {req:?}"),
+            Step::Wait { until } => now = until,
+            Step::Done(_) => panic!("finished before the crash"),
+        }
+        now += 5;
+    };
+    assert_eq!(s.count(), 4, "all four landed");
+    let r = drive(&mut resumed, &mut s).0.unwrap();
+    assert_eq!(outcomes(&r), [Outcome::Created; 4]);
+    assert_eq!(s.count(), 4, "nobody created twice");
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -590,6 +705,7 @@ fn a_request_the_host_could_not_send_is_sent_later_without_a_lookup() {
                 let resp = s.handle(&req).unwrap();
                 flow.on_response(resp, now);
             }
+            Step::SendAll(_) => panic!("a server with Bulk gets Bulk requests"),
             Step::Wait { until } => now = until,
             Step::Done(_) => panic!("finished before anything was sent"),
         }
@@ -676,6 +792,7 @@ fn a_bulk_request_that_kept_timing_out_is_read_not_failed() {
                 let resp = s.handle(&req).unwrap();
                 flow.on_response(resp, now);
             }
+            Step::SendAll(_) => panic!("a server with Bulk gets Bulk requests"),
             Step::Wait { until } => now = until,
             Step::Done(r) => break r.unwrap(),
         }
@@ -727,7 +844,12 @@ fn an_updated_row_records_the_roles_the_account_held_before() {
     ] {
         let mut intake = Intake::new(&policy, &target, true);
         let mut row = intake.take(&input[0]);
-        super::lookup::resolve(&mut row, std::slice::from_ref(&account), 0);
+        let judging = super::lookup::Judging {
+            run_started: 0,
+            max_attempts: 4,
+            can_delete: true,
+        };
+        super::lookup::resolve(&mut row, std::slice::from_ref(&account), &judging);
         assert!(matches!(row.stage, super::entry::Stage::Patch { .. }), "{target}");
         row.finish(Outcome::Updated, None);
         let draft = row.audit_draft(5, 9).unwrap();
@@ -837,14 +959,22 @@ impl Ledgers {
 
 /// Runs `input` as the Worker does: rows stored apart, holds asked before each step, released
 /// after each answer. Returns the rows and the Bulk operations each step sent.
-fn run_held(s: &mut SimServer, ledgers: &mut Ledgers, input: &[BulkUser], mut now: u64) -> Vec<Entry> {
+fn run_held(s: &mut SimServer, ledgers: &mut Ledgers, input: &[BulkUser], now: u64) -> Vec<Entry> {
+    run_held_with(s, ledgers, input, now, config(10))
+}
+
+/// [`run_held`] on a run configured as `cfg` (every row held).
+fn run_held_with(
+    s: &mut SimServer,
+    ledgers: &mut Ledgers,
+    input: &[BulkUser],
+    mut now: u64,
+    cfg: BulkConfig,
+) -> Vec<Entry> {
     let policy = policy();
     let mut intake = Intake::new(&policy, &crate::policy::RoleTarget::Roles, false);
     let mut rows: Vec<Entry> = input.iter().map(|u| intake.take(u)).collect();
-    let cfg = BulkConfig {
-        hold_rows: true,
-        ..config(10)
-    };
+    let cfg = BulkConfig { hold_rows: true, ..cfg };
     let mut run = BulkRun::new(cfg, rows.len(), intake.counts(), 7);
     for _ in 0..10_000 {
         if let Some(want) = run.rows_wanted() {
@@ -868,6 +998,14 @@ fn run_held(s: &mut SimServer, ledgers: &mut Ledgers, input: &[BulkUser], mut no
                     Ok(resp) => run.on_response(resp, now + 5),
                     Err(e) => run.on_transport_error(e, now + 5),
                 }
+                for r in run.take_releases() {
+                    ledgers.commit(&r);
+                }
+            }
+            Step::SendAll(reqs) => {
+                s.now_for_tests(now);
+                let answers = reqs.iter().map(|r| s.handle(r)).collect();
+                run.on_answers(answers, now + 5);
                 for r in run.take_releases() {
                     ledgers.commit(&r);
                 }
@@ -1115,4 +1253,240 @@ fn a_run_that_stops_for_now_gives_every_hold_back_and_renews_stored_ones() {
     };
     resumed.on_response(SimServer::default().handle(&discover).unwrap(), T0_BULK + 10);
     assert_eq!(resumed.holds_wanted(T0_BULK + 10, "bulk:r3").len(), 3);
+}
+
+/// The sizes of the groups `flow` sends on its way to the end, and its report.
+fn group_sizes(flow: &mut InMemoryRun, s: &mut SimServer) -> (Vec<usize>, BulkReport) {
+    let mut sizes = Vec::new();
+    let mut now = 1_000_000;
+    for _ in 0..2_000 {
+        match flow.next_step(now) {
+            Step::SendAll(reqs) => {
+                sizes.push(reqs.len());
+                s.now_for_tests(now);
+                let answers = reqs.iter().map(|r| s.handle(r)).collect();
+                now += 5;
+                flow.on_answers(answers, now);
+            }
+            Step::Send(req) => panic!("one request per user, sent together: {req:?}"),
+            Step::Wait { until } => now = until,
+            Step::Done(r) => return (sizes, r.unwrap()),
+        }
+    }
+    panic!("the run did not finish");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_up_to_lanes_requests_go_at_once() {
+    let mut s = SimServer::cxone();
+    let mut flow = InMemoryRun::new(&users(20), &policy(), cxone_config(), 4);
+    let (sizes, r) = group_sizes(&mut flow, &mut s);
+    assert_eq!(sizes, [6, 6, 6, 2]);
+    assert_eq!((r.progress.counts.created, s.count()), (20, 20));
+    let cfg = BulkConfig {
+        lanes: 3,
+        precheck: true,
+        ..cxone_config()
+    };
+    let mut s = SimServer::cxone();
+    let mut flow = InMemoryRun::new(&users(5), &policy(), cfg, 4);
+    let (sizes, r) = group_sizes(&mut flow, &mut s);
+    // Ten requests, three at a time: the lookups first (one per user), the creates after.
+    assert_eq!(sizes, [3, 3, 3, 1]);
+    assert_eq!((r.progress.lookups, r.progress.user_writes, s.count()), (5, 5, 5));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_a_rate_limit_sends_one_at_a_time_and_loses_nobody() {
+    let mut s = SimServer::cxone();
+    s.limit_rate(20.0, 4.0);
+    let cfg = BulkConfig {
+        retry: RetryPolicy {
+            max_attempts: 20,
+            ..RetryPolicy::default()
+        },
+        ..cxone_config()
+    };
+    let mut flow = InMemoryRun::new(&users(30), &policy(), cfg, 4);
+    let (sizes, r) = group_sizes(&mut flow, &mut s);
+    assert!(s.throttled > 0, "the limit was met");
+    assert_eq!(sizes.last(), Some(&1), "paced after the 429s: {sizes:?}");
+    assert_eq!(
+        (r.progress.counts.created, r.progress.counts.failed, s.count()),
+        (30, 0, 30)
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_a_write_without_an_answer_is_read_before_it_is_sent_again() {
+    let mut s = SimServer::cxone();
+    s.fail_next(Fault::Transport);
+    let cfg = BulkConfig {
+        precheck: false,
+        ..cxone_config()
+    };
+    let mut flow = InMemoryRun::new(&users(3), &policy(), cfg, 4);
+    let (_, r) = group_sizes(&mut flow, &mut s);
+    assert_eq!(outcomes(&r), [Outcome::Created; 3]);
+    assert_eq!(s.count(), 3);
+    assert!(
+        s.filters.iter().any(|f| f == "userName eq \"user0@example.com\""),
+        "{:?}",
+        s.filters
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_leaver_row_is_done_only_once_cxone_reads_it_back_inactive() {
+    for cxone in [true, false] {
+        let mut s = if cxone {
+            SimServer::cxone()
+        } else {
+            SimServer::default()
+        };
+        let mut input = users(2);
+        for u in &input {
+            s.insert(&serde_json::to_string(&create_payload(&desired_of(u))).unwrap());
+        }
+        input[0].active = false;
+        let cfg = BulkConfig {
+            precheck: true,
+            ..if cxone { cxone_config() } else { config(50) }
+        };
+        let r = run(&mut s, &input, cfg);
+        assert_eq!(outcomes(&r), [Outcome::Updated, Outcome::Exists], "cxone {cxone}");
+        assert_eq!(s.users()[0].active, Some(false));
+        // Looked up before, and read back after, its PATCH.
+        let reads = s.filters.iter().filter(|f| f.contains("user0@example.com")).count();
+        assert_eq!(reads, 2, "cxone {cxone}: {:?}", s.filters);
+    }
+    // A PATCH answered 204 but never applied: sent again, and failed once the tries are spent.
+    let mut s = SimServer::cxone();
+    let mut input = users(1);
+    s.insert(&serde_json::to_string(&create_payload(&desired_of(&input[0]))).unwrap());
+    input[0].active = false;
+    let cfg = BulkConfig {
+        precheck: true,
+        ..cxone_config()
+    };
+    let mut flow = InMemoryRun::new(&input, &policy(), cfg, 4);
+    let mut now = 1_000_000;
+    let report = loop {
+        match flow.next_step(now) {
+            Step::SendAll(reqs) => {
+                s.now_for_tests(now);
+                let answers = reqs
+                    .iter()
+                    .map(|r| match r.method {
+                        crate::http::Method::Patch => Ok(HttpResponse::new(204, "")),
+                        _ => s.handle(r),
+                    })
+                    .collect();
+                now += 5;
+                flow.on_answers(answers, now);
+            }
+            Step::Wait { until } => now = until,
+            Step::Send(req) => panic!("{req:?}"),
+            Step::Done(r) => break r.unwrap(),
+        }
+    };
+    assert_eq!(outcomes(&report), [Outcome::Failed]);
+    assert_eq!(report.users[0].status, Some(502));
+    assert!(report.users[0]
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("reads the account back active"));
+    assert_eq!(s.users()[0].active, Some(true));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_a_renamed_person_is_found_through_the_id_their_ledger_knows() {
+    let mut s = SimServer::cxone();
+    let mut ledgers = Ledgers::default();
+    let old = s.insert(r#"{"userName":"old.user0@example.com","externalId":"ext-0","active":true}"#);
+    ledgers.people.insert(
+        "ext:ext-0".into(),
+        PersonState {
+            cxone_id: Some(old.clone()),
+            ..PersonState::default()
+        },
+    );
+    let rows = run_held_with(&mut s, &mut ledgers, &users(2), T0_BULK, cxone_config());
+    let outcomes: Vec<_> = rows.iter().map(Entry::outcome).collect();
+    assert_eq!(outcomes, [Some(Outcome::Updated), Some(Outcome::Created)]);
+    assert_eq!(s.count(), 2, "nobody twice");
+    assert_eq!(s.user(&old).user_name, "user0@example.com");
+    assert!(s.log().contains(&format!("GET /scim/v2/Users/{old}")), "{:?}", s.log());
+    // Known to the ledger but not in CXone, and nobody by that userName: CXone cannot have
+    // deleted it, so no second account is made.
+    let mut s = SimServer::cxone();
+    let mut ledgers = Ledgers::default();
+    ledgers.people.insert(
+        "ext:ext-0".into(),
+        PersonState {
+            cxone_id: Some("u-gone".into()),
+            ..PersonState::default()
+        },
+    );
+    let rows = run_held_with(&mut s, &mut ledgers, &users(1), T0_BULK, cxone_config());
+    assert_eq!(rows[0].outcome(), Some(Outcome::Conflict));
+    assert_eq!(s.count(), 0);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_leaver_without_an_account_is_never_created() {
+    for cxone in [true, false] {
+        let mut s = if cxone {
+            SimServer::cxone()
+        } else {
+            SimServer::default()
+        };
+        let mut input = users(1);
+        input[0].active = false;
+        let cfg = BulkConfig {
+            precheck: false,
+            ..if cxone { cxone_config() } else { config(50) }
+        };
+        let r = run(&mut s, &input, cfg);
+        assert_eq!(outcomes(&r), [Outcome::Skipped], "cxone {cxone}");
+        assert_eq!(s.count(), 0);
+        assert!(!s.log().iter().any(|l| l.starts_with("POST")), "{:?}", s.log());
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_a_create_whose_last_try_was_lost_is_read_not_failed_blind() {
+    let mut s = SimServer::cxone();
+    let cfg = BulkConfig {
+        precheck: false,
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        ..cxone_config()
+    };
+    let mut flow = InMemoryRun::new(&users(1), &policy(), cfg, 4);
+    let mut now = 1_000_000;
+    let mut lost = false;
+    let r = loop {
+        match flow.next_step(now) {
+            Step::SendAll(reqs) => {
+                s.now_for_tests(now);
+                let mut answers: Vec<_> = reqs.iter().map(|r| s.handle(r)).collect();
+                // The create lands; its answer does not come back.
+                if !lost {
+                    lost = true;
+                    answers[0] = Err(crate::http::TransportError("no answer".into()));
+                }
+                now += 5;
+                flow.on_answers(answers, now);
+            }
+            Step::Wait { until } => now = until,
+            Step::Send(req) => panic!("{req:?}"),
+            Step::Done(r) => break r.unwrap(),
+        }
+    };
+    assert_eq!(outcomes(&r), [Outcome::Created], "read back, found as this run's");
+    assert_eq!(s.count(), 1);
 }

@@ -78,22 +78,57 @@ where
                 return step;
             }
         }
-        match self.inner.next_step(now) {
-            Step::Send(mut req) => match self.token.as_ref().filter(|t| self.token_unused || t.is_fresh(now)) {
-                Some(token) => {
+        // The requests to send, and whether the flow asked for them all at once.
+        let (mut requests, all) = match self.inner.next_step(now) {
+            Step::Send(req) => (vec![req], false),
+            Step::SendAll(reqs) => (reqs, true),
+            Step::Wait { until } => return Step::Wait { until },
+            Step::Done(out) => return Step::Done(out),
+        };
+        match self.token.as_ref().filter(|t| self.token_unused || t.is_fresh(now)) {
+            Some(token) => {
+                for req in &mut requests {
                     req.set_header("Authorization", token.authorization());
-                    self.token_unused = false;
-                    self.sent = Sent::Inner;
-                    Step::Send(req)
                 }
-                None => {
-                    self.token_exchange.start(self.creds.token_request());
-                    self.sent = Sent::Token;
-                    self.token_exchange.step(now).unwrap_or(Step::Wait { until: now })
+                self.token_unused = false;
+                self.sent = Sent::Inner;
+                match requests.pop() {
+                    Some(req) if !all => Step::Send(req),
+                    last => {
+                        requests.extend(last);
+                        Step::SendAll(requests)
+                    }
                 }
-            },
-            other => other,
+            }
+            None => {
+                self.token_exchange.start(self.creds.token_request());
+                self.sent = Sent::Token;
+                self.token_exchange.step(now).unwrap_or(Step::Wait { until: now })
+            }
         }
+    }
+
+    /// Several answers at once: a 401 among them drops the token (one refresh, as for a single
+    /// request); the flow reads every answer, the refused ones as not done.
+    fn on_answers(&mut self, answers: Vec<super::Answer>, now: UnixMillis) {
+        if self.sent != Sent::Inner {
+            for answer in answers {
+                match answer {
+                    Ok(resp) => self.on_response(resp, now),
+                    Err(err) => self.on_transport_error(err, now),
+                }
+            }
+            return;
+        }
+        self.sent = Sent::Nothing;
+        let refused = answers.iter().any(|a| a.as_ref().is_ok_and(|r| r.status == 401));
+        if refused && !self.resent_after_401 {
+            self.resent_after_401 = true;
+            self.token = None;
+        } else {
+            self.resent_after_401 = false;
+        }
+        self.inner.on_answers(answers, now);
     }
 
     fn on_response(&mut self, resp: HttpResponse, now: UnixMillis) {

@@ -46,6 +46,13 @@ pub enum FlowError {
     /// is sent to a URL built from it. The id is kept escaped and shortened.
     #[error("CXone answered an unusable id {0}")]
     UnusableId(String),
+    /// A create would lack what the server requires (see [`crate::profile::Capabilities`]):
+    /// nothing was sent.
+    #[error("{0}")]
+    Incomplete(crate::profile::MissingForCreate),
+    /// A leaver's write was answered, but reading the account back does not show it done.
+    #[error("{0}")]
+    NotConfirmed(String),
 }
 
 /// The serialised shape: an internally tagged enum of struct variants (serde cannot tag a
@@ -84,6 +91,13 @@ enum Wire<'a> {
     },
     UnusableId {
         id: &'a str,
+    },
+    Incomplete {
+        missing: &'a [&'static str],
+        detail: String,
+    },
+    NotConfirmed {
+        detail: &'a str,
     },
 }
 
@@ -127,6 +141,11 @@ impl Serialize for FlowError {
             Self::BudgetExhausted(budget) => Wire::BudgetExhausted { budget: *budget },
             Self::Ambiguous(detail) => Wire::Ambiguous { detail },
             Self::UnusableId(id) => Wire::UnusableId { id },
+            Self::Incomplete(missing) => Wire::Incomplete {
+                missing: &missing.0,
+                detail: missing.to_string(),
+            },
+            Self::NotConfirmed(detail) => Wire::NotConfirmed { detail },
         }
         .serialize(s)
     }
@@ -157,7 +176,12 @@ impl FlowError {
     /// again unchanged fails the same way, so it waits for a person and a replay. Refused
     /// credentials (401, 403) and timeouts (408) are not the event's fault and stay retryable.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Rejected { status, .. } if !matches!(status, 401 | 403 | 408 | 429 | 500..))
+        match self {
+            Self::Rejected { status, .. } => !matches!(status, 401 | 403 | 408 | 429 | 500..),
+            // The event itself lacks what a create needs.
+            Self::Incomplete(_) => true,
+            _ => false,
+        }
     }
 
     /// The HTTP status CXone last gave, when there was one.
@@ -195,6 +219,8 @@ mod tests {
             FlowError::BudgetExhausted(50),
             FlowError::Ambiguous("two users".into()),
             FlowError::unusable_id(".."),
+            FlowError::Incomplete(crate::profile::MissingForCreate(vec!["email"])),
+            FlowError::NotConfirmed("still active".into()),
         ];
         let kinds: Vec<String> = all
             .iter()
@@ -209,12 +235,16 @@ mod tests {
                 "auth",
                 "budgetExhausted",
                 "ambiguous",
-                "unusableId"
+                "unusableId",
+                "incomplete",
+                "notConfirmed"
             ]
         );
         assert_eq!(serde_json::to_value(&all[4]).unwrap()["budget"], 50);
         assert_eq!(serde_json::to_value(&all[0]).unwrap()["scimType"], "invalidValue");
         assert_eq!(serde_json::to_value(&all[3]).unwrap()["detail"], "401");
+        assert_eq!(serde_json::to_value(&all[7]).unwrap()["missing"][0], "email");
+        assert!(all[7].is_permanent() && !all[8].is_permanent());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -1,13 +1,20 @@
-//! Applying one lifecycle [`Command`] to CXone.
+//! Applying one lifecycle [`Command`] to CXone, on a server with the given [`Capabilities`].
 //!
-//! - upsert, create first: `POST /Users`; 409 → find by `userName eq` → minimal PATCH.
-//! - upsert, find first: find by `externalId eq`, then `userName eq`; found → minimal PATCH
-//!   (nothing when already in state); none → `POST /Users`.
+//! - upsert, create first: `POST /Users`; 409 → find → minimal PATCH.
+//! - upsert, find first: find; found → minimal PATCH (nothing when already in state); none →
+//!   `POST /Users`. A create that lacks what the server requires is not sent.
 //! - disable: find → `PATCH active=false` (nothing when already inactive).
-//! - delete: find → `DELETE /Users/{id}`; 404 or no such user = already gone.
+//! - delete: find → `DELETE /Users/{id}` where the server deletes; where it cannot (CXone),
+//!   `PATCH active=false` instead ([`Action::Deactivated`], [`Note::CxoneCannotDelete`]).
+//!
+//! Find: the id the person's ledger knows, then externalId where the server filters by it, then
+//! userName (see [`super::lookup`]). A leaver is done only once CXone reads back so: after a
+//! deactivation `GET /Users/{id}` shows `active:false`, after a `DELETE` it answers 404. A 404
+//! to a `DELETE` of an account that is still there is a server that cannot delete, and the
+//! account is deactivated instead; never "already gone".
 //!
 //! Matching never takes over someone else's account: every lookup answer is checked against
-//! the filter it answers; a `userName` match counts only when the account has no externalId or
+//! the lookup it answers; a `userName` match counts only when the account has no externalId or
 //! the event's; anything else (another externalId, several matches, an answer that ignores the
 //! filter) ends in [`Action::Conflict`] with nothing written.
 
@@ -17,6 +24,7 @@ use super::{Flow, FlowError, Step};
 use crate::event::{Command, Lookup};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::policy::RoleTarget;
+use crate::profile::Capabilities;
 use crate::retry::RetryPolicy;
 use crate::scim::build::{create_payload, disable_patch, patch_to, role_values_at, DesiredUser};
 use crate::scim::{filter, User};
@@ -30,6 +38,8 @@ pub enum Action {
     Updated,
     Disabled,
     Deleted,
+    /// A leaver on a server that cannot delete accounts: set inactive and read back so.
+    Deactivated,
     Unchanged,
     /// Older than an event already applied for the same person: acknowledged, not applied.
     Stale,
@@ -41,6 +51,16 @@ pub enum Action {
     MarksReset,
 }
 
+impl Action {
+    /// Whether CXone was written.
+    pub fn wrote(self) -> bool {
+        matches!(
+            self,
+            Self::Created | Self::Updated | Self::Disabled | Self::Deleted | Self::Deactivated
+        )
+    }
+}
+
 /// Why an action needed no change, or why it was already done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +70,8 @@ pub enum Note {
     NotFound,
     /// The person was deleted; only a newer explicit create brings them back.
     Deleted,
+    /// A delete on a server that cannot delete accounts (CXone): deactivated instead.
+    CxoneCannotDelete,
 }
 
 /// What was done in CXone.
@@ -90,17 +112,27 @@ impl Applied {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Phase {
     Create,
     Find(By),
-    Patch { id: String, action: Action },
-    Delete { id: String },
+    Patch {
+        id: String,
+        action: Action,
+    },
+    Delete {
+        id: String,
+    },
+    /// Reading a leaver back: `applied` is what is reported once CXone shows it.
+    ReadBack {
+        applied: Applied,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub struct LifecycleFlow {
     base_url: String,
+    caps: Capabilities,
     command: Command,
     phase: Phase,
     exchange: Exchange,
@@ -108,40 +140,45 @@ pub struct LifecycleFlow {
     conflicts: u8,
     /// The account found (none before a create), for the audit trail's roles "before".
     found: Option<Box<User>>,
+    /// The account the ledger knows answered 404.
+    known_gone: bool,
     done: Option<Result<Applied, FlowError>>,
 }
 
 impl LifecycleFlow {
-    /// `base_url` is CXone's SCIM root, `/scim/v2` included. `seed` drives retry jitter.
-    pub fn new(base_url: &str, command: Command, retry: RetryPolicy, seed: u64) -> Self {
+    /// `base_url` is CXone's SCIM root, `/scim/v2` included; `caps` what it offers. `seed`
+    /// drives retry jitter.
+    pub fn new(base_url: &str, caps: Capabilities, mut command: Command, retry: RetryPolicy, seed: u64) -> Self {
+        if let Command::Upsert { desired, .. } = &mut command {
+            caps.fit(desired);
+        }
         let mut flow = Self {
             base_url: base_url.trim_end_matches('/').to_string(),
+            caps,
             phase: Phase::Create,
             exchange: Exchange::new(retry, seed),
             conflicts: 0,
             found: None,
+            known_gone: false,
             done: None,
             command,
         };
         match &flow.command {
             Command::Upsert { create_first: true, .. } => flow.create(),
-            _ => flow.find(flow.first_lookup()),
+            _ => flow.find_next(None),
         }
         flow
     }
 
     fn lookup(&self) -> Lookup {
         match &self.command {
-            Command::Upsert { desired, .. } => Lookup {
+            Command::Upsert { desired, known_id, .. } => Lookup {
                 user_name: Some(desired.user_name.clone()),
                 external_id: desired.external_id.clone(),
+                cxone_id: known_id.clone(),
             },
             Command::Disable { lookup } | Command::Delete { lookup } => lookup.clone(),
         }
-    }
-
-    fn first_lookup(&self) -> By {
-        lookup::first_by(&self.lookup())
     }
 
     fn desired(&self) -> Option<&DesiredUser> {
@@ -167,22 +204,52 @@ impl LifecycleFlow {
     }
 
     fn create(&mut self) {
-        match self.desired() {
-            Some(d) => {
-                let req = HttpRequest::scim_json(Method::Post, format!("{}/Users", self.base_url), &create_payload(d));
-                self.go(Phase::Create, req);
-            }
-            None => self.finish(Err(FlowError::Ambiguous(
+        let Some(d) = self.desired() else {
+            return self.finish(Err(FlowError::Ambiguous(
                 "create requested without a target state".into(),
-            ))),
+            )));
+        };
+        let payload = create_payload(d);
+        if let Err(missing) = self.caps.check_create(&payload) {
+            return self.finish(Err(FlowError::Incomplete(missing)));
+        }
+        let req = HttpRequest::scim_json(Method::Post, format!("{}/Users", self.base_url), &payload);
+        self.go(Phase::Create, req);
+    }
+
+    /// The lookup after `after` (the first for `None`), or what not finding the person means.
+    fn find_next(&mut self, after: Option<By>) {
+        let lookup = self.lookup();
+        if after.is_none() && !lookup::findable(&lookup, &self.caps) {
+            return self.finish(Err(lookup::unfindable(&lookup)));
+        }
+        let Some(by) = lookup::next_by(&lookup, &self.caps, after) else {
+            return self.not_found();
+        };
+        match lookup::request(&self.base_url, &lookup, by) {
+            Ok(Some(req)) => self.go(Phase::Find(by), req),
+            Ok(None) => self.find_next(Some(by)),
+            Err(e) => self.finish(Err(e)),
         }
     }
 
-    fn find(&mut self, by: By) {
-        match lookup::request(&self.base_url, &self.lookup(), by) {
-            Some(req) => self.go(Phase::Find(by), req),
-            // A leaver known by externalId alone: not found by it means not in CXone.
-            None => self.on_found(By::UserName, None),
+    /// No lookup found the person.
+    fn not_found(&mut self) {
+        let noted = |action, note| Ok(Applied::noted(action, None, note));
+        match (&self.command, self.caps.delete) {
+            // The person's account is not where their ledger says, and cannot have been deleted:
+            // a create now could make them a second one.
+            (Command::Upsert { known_id: Some(id), .. }, false) if self.known_gone => {
+                self.finish(Err(FlowError::Ambiguous(format!(
+                    "CXone answers 404 for the account {id} this person's ledger knows, finds no \
+                     account by their userName, and cannot delete accounts; nothing written"
+                ))))
+            }
+            (Command::Upsert { .. }, _) => self.create(),
+            (Command::Disable { .. }, _) => self.finish(noted(Action::Unchanged, Note::NotFound)),
+            (Command::Delete { .. }, true) => self.finish(noted(Action::Deleted, Note::AlreadyDeprovisioned)),
+            // Nothing to deactivate where accounts are never deleted: say so, claim nothing.
+            (Command::Delete { .. }, false) => self.finish(noted(Action::Unchanged, Note::NotFound)),
         }
     }
 
@@ -191,18 +258,28 @@ impl LifecycleFlow {
         self.go(Phase::Patch { id, action }, req);
     }
 
+    /// Reads the account `applied` names back before reporting it.
+    fn read_back(&mut self, applied: Applied) {
+        let Some(id) = applied.id.as_deref() else {
+            return self.finish(Ok(applied));
+        };
+        let req = HttpRequest::scim(Method::Get, filter::user_url(&self.base_url, id));
+        self.go(Phase::ReadBack { applied }, req);
+    }
+
+    /// A leaver whose account cannot be deleted: deactivated (and read back), or already inactive.
+    fn deactivate(&mut self, user: &User, id: String) {
+        if user.is_active() {
+            self.patch(id, Action::Deactivated, &disable_patch());
+        } else {
+            self.finish(Ok(Applied::noted(Action::Unchanged, Some(id), Note::AlreadyDisabled)));
+        }
+    }
+
     fn on_found(&mut self, by: By, found: Option<User>) {
         let Some(user) = found else {
-            return match (by, &self.command) {
-                (By::ExternalId, _) => self.find(By::UserName),
-                (By::UserName, Command::Upsert { .. }) => self.create(),
-                (By::UserName, Command::Disable { .. }) => {
-                    self.finish(Ok(Applied::noted(Action::Unchanged, None, Note::NotFound)))
-                }
-                (By::UserName, Command::Delete { .. }) => {
-                    self.finish(Ok(Applied::noted(Action::Deleted, None, Note::AlreadyDeprovisioned)))
-                }
-            };
+            self.known_gone |= by == By::Id;
+            return self.find_next(Some(by));
         };
         self.found = Some(Box::new(user.clone()));
         let id = match lookup::id_of(&user) {
@@ -225,10 +302,58 @@ impl LifecycleFlow {
                 self.finish(Ok(Applied::noted(Action::Unchanged, Some(id), Note::AlreadyDisabled)))
             }
             Command::Disable { .. } => self.patch(id, Action::Disabled, &disable_patch()),
+            Command::Delete { .. } if !self.caps.delete => self.deactivate(&user, id),
             Command::Delete { .. } => {
                 let req = HttpRequest::scim(Method::Delete, filter::user_url(&self.base_url, &id));
                 self.go(Phase::Delete { id }, req);
             }
+        }
+    }
+
+    /// What reading `applied`'s account back shows.
+    fn on_read_back(&mut self, applied: Applied, resp: &HttpResponse) {
+        let id = applied.id.clone().unwrap_or_default();
+        let user = match resp.status {
+            // Gone: deleted as asked, or disabled and then deleted; nobody signs in with it. Where
+            // accounts are never deleted, a 404 proves nothing.
+            404 if applied.action == Action::Deleted || self.caps.delete => return self.finish(Ok(applied)),
+            404 => {
+                return self.finish(Err(FlowError::NotConfirmed(format!(
+                    "CXone answered GET /Users/{id} with 404 after active=false, and it cannot delete accounts"
+                ))))
+            }
+            200 => match serde_json::from_str::<User>(&resp.body) {
+                Ok(u) => u,
+                Err(e) => {
+                    return self.finish(Err(FlowError::unreadable(
+                        self.exchange.describe(),
+                        resp.status,
+                        e,
+                        &resp.body,
+                    )))
+                }
+            },
+            _ => return self.finish(Err(self.exchange.rejected(resp))),
+        };
+        match applied.action {
+            // Still there after a DELETE: a 404 to it was a server that cannot delete.
+            Action::Deleted if applied.note == Some(Note::AlreadyDeprovisioned) => {
+                self.found = Some(Box::new(user.clone()));
+                self.deactivate(&user, id);
+            }
+            // A server that keeps deleted accounts, inactive: out of use, as a deactivation.
+            Action::Deleted if !user.is_active() => self.finish(Ok(Applied::noted(
+                Action::Deactivated,
+                Some(id),
+                Note::CxoneCannotDelete,
+            ))),
+            Action::Deleted => self.finish(Err(FlowError::NotConfirmed(format!(
+                "CXone answered the DELETE of {id} but still has the account, active"
+            )))),
+            _ if user.is_active() => self.finish(Err(FlowError::NotConfirmed(format!(
+                "CXone accepted active=false for {id} but reads it back active"
+            )))),
+            _ => self.finish(Ok(applied)),
         }
     }
 
@@ -244,30 +369,41 @@ impl LifecycleFlow {
                     &resp.body,
                 ))),
             },
-            // Someone holds the userName: the person's own account (externalId first), else an
-            // account the userName rule lets us claim; never the userName holder alone.
+            // Someone holds the userName: the person's own account (known id, externalId first),
+            // else an account the userName rule lets us claim; never the userName holder alone.
             (Phase::Create, 409) if self.conflicts == 0 => {
                 self.conflicts += 1;
-                self.find(self.first_lookup());
+                self.find_next(None);
             }
-            (Phase::Find(by), 200) => match lookup::read_answer(&self.lookup(), by, &resp, self.exchange.describe()) {
-                Ok(Found::None) => self.on_found(by, None),
-                Ok(Found::One(user)) => self.on_found(by, Some(*user)),
-                Ok(Found::Conflict(c)) => self.finish(Ok(Applied::conflict(c))),
-                Err(e) => self.finish(Err(e)),
-            },
-            (Phase::Patch { id, action }, 200 | 204) => self.finish(Ok(Applied::new(action, Some(id)))),
+            (Phase::Find(by), 200) | (Phase::Find(by @ By::Id), 404) => {
+                match lookup::read_answer(&self.lookup(), by, &resp, self.exchange.describe()) {
+                    Ok(Found::None) => self.on_found(by, None),
+                    Ok(Found::One(user)) => self.on_found(by, Some(*user)),
+                    Ok(Found::Conflict(c)) => self.finish(Ok(Applied::conflict(c))),
+                    Err(e) => self.finish(Err(e)),
+                }
+            }
+            (Phase::Patch { id, action }, 200 | 204) => {
+                let applied = Applied::new(action, Some(id));
+                match action {
+                    Action::Deactivated => self.read_back(Applied {
+                        note: Some(Note::CxoneCannotDelete),
+                        ..applied
+                    }),
+                    Action::Disabled => self.read_back(applied),
+                    _ => self.finish(Ok(applied)),
+                }
+            }
             // Deleted between the lookup and the PATCH.
             (Phase::Patch { .. }, 404) => match self.command {
                 Command::Upsert { .. } => self.create(),
                 _ => self.finish(Ok(Applied::noted(Action::Unchanged, None, Note::NotFound))),
             },
-            (Phase::Delete { id }, 200 | 204) => self.finish(Ok(Applied::new(Action::Deleted, Some(id)))),
-            (Phase::Delete { id }, 404) => self.finish(Ok(Applied::noted(
-                Action::Deleted,
-                Some(id),
-                Note::AlreadyDeprovisioned,
-            ))),
+            (Phase::Delete { id }, 200 | 204) => self.read_back(Applied::new(Action::Deleted, Some(id))),
+            (Phase::Delete { id }, 404) => {
+                self.read_back(Applied::noted(Action::Deleted, Some(id), Note::AlreadyDeprovisioned))
+            }
+            (Phase::ReadBack { applied }, _) => self.on_read_back(applied, &resp),
             _ => self.finish(Err(self.exchange.rejected(&resp))),
         }
     }
@@ -316,6 +452,8 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test;
 
     const BASE: &str = "http://cxone.test/scim/v2";
+    const RFC: Capabilities = crate::profile::Profile::Rfc7644.capabilities();
+    const CXONE: Capabilities = crate::profile::Profile::Cxone.capabilities();
 
     fn command(json: &str) -> Command {
         let policy = RolePolicy::from_json(include_str!("../../tests/fixtures/role_policy.json")).unwrap();
@@ -328,7 +466,17 @@ mod tests {
 
     fn run(server: &mut SimServer, json: &str) -> Result<Applied, FlowError> {
         drive(
-            &mut LifecycleFlow::new(BASE, command(json), RetryPolicy::default(), 7),
+            &mut LifecycleFlow::new(BASE, RFC, command(json), RetryPolicy::default(), 7),
+            server,
+        )
+        .0
+    }
+
+    /// On a CXone as NICE publishes it, the ledger knowing `known` as the person's account.
+    fn run_cxone(server: &mut SimServer, json: &str, known: Option<&str>) -> Result<Applied, FlowError> {
+        let command = command(json).known_as(known.map(str::to_string));
+        drive(
+            &mut LifecycleFlow::new(BASE, CXONE, command, RetryPolicy::default(), 7),
             server,
         )
         .0
@@ -355,7 +503,7 @@ mod tests {
         let flow_for = |json: &str| {
             let event = LifecycleEvent::from_json(json.as_bytes()).unwrap();
             let (command, _) = event.command(&policy, &target).unwrap();
-            LifecycleFlow::new(BASE, command, RetryPolicy::default(), 7)
+            LifecycleFlow::new(BASE, RFC, command, RetryPolicy::default(), 7)
         };
         let mut s = SimServer::default();
         let id = s.insert(
@@ -502,7 +650,7 @@ mod tests {
         let mut s = SimServer::default();
         s.fail_next(Fault::Status(429, Some("2")));
         s.fail_next(Fault::Status(503, None));
-        let mut flow = LifecycleFlow::new(BASE, command(CREATE), RetryPolicy::default(), 7);
+        let mut flow = LifecycleFlow::new(BASE, RFC, command(CREATE), RetryPolicy::default(), 7);
         let (out, clock) = drive(&mut flow, &mut s);
         assert_eq!(out.unwrap().action, Action::Created);
         assert_eq!(s.count(), 1);
@@ -671,7 +819,171 @@ mod tests {
         assert_eq!(out.note, Some(Note::AlreadyDeprovisioned));
         assert_eq!(
             s.log(),
-            ["GET /scim/v2/Users", "DELETE /scim/v2/Users/u1", "GET /scim/v2/Users"]
+            [
+                "GET /scim/v2/Users",
+                "DELETE /scim/v2/Users/u1",
+                "GET /scim/v2/Users/u1",
+                "GET /scim/v2/Users"
+            ]
         );
+    }
+
+    const DELETE: &str = r#"{"operation":"delete","userName":"jdoe@example.com","externalId":"e-1"}"#;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn on_cxone_a_leaver_is_deactivated_and_read_back_never_deleted() {
+        let mut s = SimServer::cxone();
+        let created = run_cxone(&mut s, CREATE, None).unwrap();
+        s.clear_log();
+        let out = run_cxone(&mut s, DELETE, None).unwrap();
+        assert_eq!(
+            (out.action, out.note, out.id.as_deref()),
+            (
+                Action::Deactivated,
+                Some(Note::CxoneCannotDelete),
+                created.id.as_deref()
+            )
+        );
+        assert_eq!(
+            s.log(),
+            ["GET /scim/v2/Users", "PATCH /scim/v2/Users/u1", "GET /scim/v2/Users/u1"]
+        );
+        assert_eq!(
+            (s.count(), s.users()[0].active),
+            (1, Some(false)),
+            "still there, inactive"
+        );
+        let again = run_cxone(&mut s, DELETE, created.id.as_deref()).unwrap();
+        assert_eq!(
+            (again.action, again.note),
+            (Action::Unchanged, Some(Note::AlreadyDisabled))
+        );
+        assert!(
+            s.filters.iter().all(|f| f.starts_with("userName eq")),
+            "{:?}",
+            s.filters
+        );
+        // Nobody by that userName and no account known: nothing claimed as deactivated.
+        let nobody = run_cxone(&mut s, &DELETE.replace("jdoe@", "nobody@"), None).unwrap();
+        assert_eq!((nobody.action, nobody.note), (Action::Unchanged, Some(Note::NotFound)));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_leaver_is_not_done_while_cxone_reads_it_back_active() {
+        let mut s = SimServer::cxone();
+        let id = s.insert(r#"{"userName":"jdoe@example.com","externalId":"e-1","active":true}"#);
+        let mut flow = LifecycleFlow::new(BASE, CXONE, command(DELETE), RetryPolicy::default(), 7);
+        // The lookup goes through; the PATCH is answered 204 without being applied.
+        let Step::Send(req) = flow.next_step(1) else { panic!() };
+        flow.on_response(s.handle(&req).unwrap(), 2);
+        s.fail_next(Fault::Body(204, ""));
+        let out = drive(&mut flow, &mut s).0;
+        assert!(matches!(out, Err(FlowError::NotConfirmed(_))), "{out:?}");
+        assert_eq!(s.user(&id).active, Some(true));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_server_that_answers_404_to_a_delete_of_an_account_it_keeps_gets_it_deactivated() {
+        // Told it deletes (rfc7644) but keeping the account: never "already gone".
+        let mut s = SimServer::cxone();
+        let id = s.insert(r#"{"userName":"jdoe@example.com","active":true}"#);
+        let flow = |c| LifecycleFlow::new(BASE, RFC, c, RetryPolicy::default(), 7);
+        let out = drive(
+            &mut flow(command(r#"{"operation":"delete","userName":"jdoe@example.com"}"#)),
+            &mut s,
+        )
+        .0
+        .unwrap();
+        assert_eq!(
+            (out.action, out.note),
+            (Action::Deactivated, Some(Note::CxoneCannotDelete))
+        );
+        assert_eq!(s.user(&id).active, Some(false));
+        assert_eq!(
+            s.log(),
+            [
+                "GET /scim/v2/Users",
+                "DELETE /scim/v2/Users/u1",
+                "GET /scim/v2/Users/u1",
+                "PATCH /scim/v2/Users/u1",
+                "GET /scim/v2/Users/u1"
+            ]
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn on_cxone_a_renamed_person_is_found_through_the_id_their_ledger_knows() {
+        let mut s = SimServer::cxone();
+        let id = s.insert(r#"{"userName":"old.jdoe@example.com","externalId":"e-1","active":true}"#);
+        let renamed = CREATE.replace("\"create\"", "\"update\"");
+        let out = run_cxone(&mut s, &renamed, Some(&id)).unwrap();
+        assert_eq!((out.action, out.id.as_deref()), (Action::Updated, Some(id.as_str())));
+        assert_eq!(s.user(&id).user_name, "jdoe@example.com");
+        assert_eq!(s.log(), ["GET /scim/v2/Users/u1", "PATCH /scim/v2/Users/u1"]);
+        assert!(s.filters.is_empty());
+        // Known, but not where the ledger says: found by userName.
+        let mut s = SimServer::cxone();
+        let there = s.insert(r#"{"userName":"jdoe@example.com","externalId":"e-1","active":true}"#);
+        let out = run_cxone(&mut s, &renamed, Some("u-gone")).unwrap();
+        assert_eq!(out.id.as_deref(), Some(there.as_str()));
+        assert_eq!(s.filters, ["userName eq \"jdoe@example.com\""]);
+        // …and not by userName either: CXone cannot have deleted it, so no second account.
+        let mut s = SimServer::cxone();
+        let out = run_cxone(&mut s, &renamed, Some("u-gone"));
+        assert!(matches!(out, Err(FlowError::Ambiguous(_))), "{out:?}");
+        assert!(writes(&s).is_empty());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn on_cxone_a_recycled_user_name_is_a_conflict_and_nothing_is_written() {
+        let mut s = SimServer::cxone();
+        s.insert(r#"{"userName":"jdoe@example.com","externalId":"e-old","active":true}"#);
+        let out = run_cxone(&mut s, CREATE, None).unwrap();
+        assert_eq!(out.action, Action::Conflict);
+        assert_eq!(writes(&s), ["POST /scim/v2/Users"], "the refused create only");
+        // Known by id to the ledger, yet holding another externalId: the same.
+        let out = run_cxone(&mut s, &CREATE.replace("\"create\"", "\"update\""), Some("u1")).unwrap();
+        assert_eq!(out.conflict.map(|c| c.reason), Some(ConflictReason::OtherExternalId));
+        assert_eq!(s.users()[0].external_id.as_deref(), Some("e-old"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn on_cxone_enterprise_attributes_are_not_sent() {
+        let mut s = SimServer::cxone();
+        let with_department = CREATE.replace(
+            "\"groups\"",
+            "\"department\":\"Support\",\"employeeNumber\":\"E-1\",\"groups\"",
+        );
+        let out = run_cxone(&mut s, &with_department, None).unwrap();
+        let user = s.user(out.id.as_deref().unwrap());
+        assert_eq!(user.enterprise, None);
+        assert!(
+            !user.schemas.iter().any(|u| u.contains("enterprise")),
+            "{:?}",
+            user.schemas
+        );
+        // The same event on a server with the extension keeps it.
+        let mut s = SimServer::default();
+        let out = run(&mut s, &with_department).unwrap();
+        assert!(s.user(out.id.as_deref().unwrap()).enterprise.is_some());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn on_cxone_a_joiner_without_names_or_email_is_refused_before_anything_is_sent() {
+        let mut s = SimServer::cxone();
+        let out = run_cxone(
+            &mut s,
+            r#"{"operation":"create","userName":"jdoe","externalId":"e-1","firstName":"Jane"}"#,
+            None,
+        );
+        match out {
+            Err(FlowError::Incomplete(m)) => assert_eq!(m.0, ["familyName", "email"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(s.log().is_empty());
+        // A leaver known by externalId alone cannot be searched for on CXone: refused, not "not found".
+        let out = run_cxone(&mut s, r#"{"operation":"delete","externalId":"e-1"}"#, None);
+        assert!(matches!(out, Err(FlowError::Ambiguous(_))), "{out:?}");
+        assert!(s.log().is_empty());
     }
 }

@@ -14,6 +14,10 @@
 //!    - [`RoleWrite::Patch`]: `PATCH /Users/{id}` with one operation, `replace` of the target
 //!      (`remove` when no role is left).
 //!
+//!    Given a team ([`RoleSyncFlow::with_team`]), the same write also puts the person in it
+//!    when the account holds another team `value` (the PATCH then carries the `replace` of the
+//!    team, alone when the roles already match); the team alone differing is a write too.
+//!
 //!    A 412 (the user changed since the read) reads the user again and writes once more; a
 //!    second 412 is an error.
 //!
@@ -26,9 +30,10 @@ use super::{Action, Flow, FlowError, Step};
 use crate::event::Lookup;
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::policy::TargetWrite;
+use crate::profile::Capabilities;
 use crate::retry::RetryPolicy;
 use crate::scim::attr_path::{set_path, text_of, AttrPath};
-use crate::scim::build::{replace_payload, DesiredUser};
+use crate::scim::build::{replace_payload, team_patch, DesiredUser, TeamRef};
 use crate::scim::{filter, PatchOp, PatchOperation, User};
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
@@ -96,9 +101,12 @@ enum Phase {
 #[derive(Debug, Clone)]
 pub struct RoleSyncFlow {
     base_url: String,
+    caps: Capabilities,
     lookup: Lookup,
     target: TargetWrite,
     write: RoleWrite,
+    /// The team the person should be in, written beside the roles when it differs.
+    team: Option<TeamRef>,
     phase: Phase,
     exchange: Exchange,
     /// A 412 was answered once; the next one ends the flow.
@@ -112,6 +120,7 @@ impl RoleSyncFlow {
     /// retry jitter.
     pub fn new(
         base_url: &str,
+        caps: Capabilities,
         lookup: Lookup,
         target: TargetWrite,
         write: RoleWrite,
@@ -120,10 +129,12 @@ impl RoleSyncFlow {
     ) -> Self {
         let mut flow = Self {
             base_url: base_url.trim_end_matches('/').to_string(),
-            phase: Phase::Find(lookup::first_by(&lookup)),
+            phase: Phase::Find(By::UserName),
+            caps,
             lookup,
             target,
             write,
+            team: None,
             exchange: Exchange::new(retry, seed),
             retried: false,
             done: None,
@@ -132,10 +143,20 @@ impl RoleSyncFlow {
             flow.finish(Err(FlowError::Ambiguous(
                 "role sync without an externalId or a userName to find the user by".into(),
             )));
+        } else if !lookup::findable(&flow.lookup, &flow.caps) {
+            flow.finish(Err(lookup::unfindable(&flow.lookup)));
         } else {
-            flow.find(lookup::first_by(&flow.lookup));
+            flow.find_next(None);
         }
         flow
+    }
+
+    /// Puts the person in `team` too ([`crate::policy::RolePolicy::team_for`] of their groups):
+    /// written in the same request when the account holds another team `value`; `None`
+    /// leaves the team as it is.
+    pub fn with_team(mut self, team: Option<TeamRef>) -> Self {
+        self.team = team;
+        self
     }
 
     fn go(&mut self, phase: Phase, req: HttpRequest) {
@@ -147,10 +168,17 @@ impl RoleSyncFlow {
         self.done = Some(result);
     }
 
-    fn find(&mut self, by: By) {
-        if let Some(req) = lookup::request(&self.base_url, &self.lookup, by) {
-            self.go(Phase::Find(by), req);
+    /// The lookup after `after` (the first for `None`); `false` when there is none left.
+    fn find_next(&mut self, after: Option<By>) -> bool {
+        let Some(by) = lookup::next_by(&self.lookup, &self.caps, after) else {
+            return false;
+        };
+        match lookup::request(&self.base_url, &self.lookup, by) {
+            Ok(Some(req)) => self.go(Phase::Find(by), req),
+            Ok(None) => return self.find_next(Some(by)),
+            Err(e) => self.finish(Err(e)),
         }
+        true
     }
 
     fn read(&mut self, id: String) {
@@ -192,10 +220,11 @@ impl RoleSyncFlow {
 
     fn on_found(&mut self, by: By, found: Found, status: u16) {
         match found {
-            Found::None => match by {
-                By::ExternalId if self.lookup.user_name.is_some() => self.find(By::UserName),
-                _ => self.finish(Err(self.not_found(status))),
-            },
+            Found::None => {
+                if !self.find_next(Some(by)) {
+                    self.finish(Err(self.not_found(status)));
+                }
+            }
             Found::Conflict(conflict) => self.conflicted(conflict),
             Found::One(user) => match lookup::id_of(&user) {
                 Ok(id) => self.read(id),
@@ -246,7 +275,9 @@ impl RoleSyncFlow {
             .or_else(|| user.meta.as_ref().and_then(|m| m.version.clone()));
         let before = self.current_values(&user, &resource);
         let after = self.target_values();
-        if same_values(&before, &after) {
+        let team = self.team.as_ref().and_then(|t| team_patch(&user, t));
+        let roles_differ = !same_values(&before, &after);
+        if !roles_differ && team.is_none() {
             return self.finish(Ok(RoleSynced {
                 id: Some(id),
                 roles_after: before.clone(),
@@ -259,7 +290,7 @@ impl RoleSyncFlow {
         }
         let (method, body) = match self.write {
             RoleWrite::Put => (Method::Put, self.put_body(&user)),
-            RoleWrite::Patch => (Method::Patch, self.patch_body()),
+            RoleWrite::Patch => (Method::Patch, self.patch_body(roles_differ, team)),
         };
         let body = match body {
             Ok(body) => body,
@@ -272,7 +303,8 @@ impl RoleSyncFlow {
         self.go(Phase::Write { id, before, body }, req);
     }
 
-    /// The PUT body: the current resource with only the role target changed.
+    /// The PUT body: the current resource with only the role target (and the team, when one is
+    /// given and differs) changed.
     fn put_body(&self, current: &User) -> Result<Value, FlowError> {
         let keep = DesiredUser {
             user_name: current.user_name.clone(),
@@ -280,6 +312,7 @@ impl RoleSyncFlow {
                 TargetWrite::Roles(roles) => Some(roles.clone()),
                 TargetWrite::Single(_) => None,
             },
+            team: self.team.clone(),
             ..DesiredUser::default()
         };
         let mut body = serde_json::to_value(replace_payload(current, &keep))
@@ -299,8 +332,9 @@ impl RoleSyncFlow {
         Ok(body)
     }
 
-    /// The PATCH body: one operation on the role target.
-    fn patch_body(&self) -> Result<Value, FlowError> {
+    /// The PATCH body: the operation on the role target when the roles differ, then the team's
+    /// (`team`, when it differs).
+    fn patch_body(&self, roles_differ: bool, team: Option<PatchOperation>) -> Result<Value, FlowError> {
         let op = match &self.target {
             TargetWrite::Roles(roles) if roles.is_empty() => PatchOperation::remove("roles"),
             TargetWrite::Roles(roles) => PatchOperation::replace(
@@ -310,17 +344,25 @@ impl RoleSyncFlow {
             ),
             TargetWrite::Single(attribute) => attribute.operation(),
         };
-        serde_json::to_value(PatchOp::new(vec![op]))
+        let ops = if roles_differ { vec![op] } else { Vec::new() };
+        serde_json::to_value(PatchOp::new(ops.into_iter().chain(team).collect()))
             .map_err(|e| FlowError::Ambiguous(format!("the PATCH body could not be built: {e}")))
     }
 
     fn handle(&mut self, resp: HttpResponse) {
         let status = resp.status;
         match (self.phase.clone(), status) {
-            (Phase::Find(by), 200) => match lookup::read_answer(&self.lookup, by, &resp, self.exchange.describe()) {
-                Ok(found) => self.on_found(by, found, status),
-                Err(e) => self.finish(Err(e)),
-            },
+            (Phase::Find(by), 200) | (Phase::Find(by @ By::Id), 404) => {
+                match lookup::read_answer(&self.lookup, by, &resp, self.exchange.describe()) {
+                    // Read by its id: this answer (and its version) is the read itself.
+                    Ok(Found::One(user)) if by == By::Id => match lookup::id_of(&user) {
+                        Ok(id) => self.on_read(id, &resp),
+                        Err(e) => self.finish(Err(e)),
+                    },
+                    Ok(found) => self.on_found(by, found, status),
+                    Err(e) => self.finish(Err(e)),
+                }
+            }
             (Phase::Read { id }, 200) => self.on_read(id, &resp),
             (Phase::Write { id, before, body }, 200 | 204) => {
                 let after = self.target_values();
@@ -406,8 +448,11 @@ mod tests {
         Lookup {
             user_name: Some("jdoe@example.com".into()),
             external_id: Some("e-1".into()),
+            cxone_id: None,
         }
     }
+
+    const RFC: Capabilities = crate::profile::Profile::Rfc7644.capabilities();
 
     fn role(v: &str) -> Role {
         Role {
@@ -459,7 +504,7 @@ mod tests {
     }
 
     fn flow(target: TargetWrite, write: RoleWrite) -> RoleSyncFlow {
-        RoleSyncFlow::new(BASE, jane(), target, write, RetryPolicy::default(), 3)
+        RoleSyncFlow::new(BASE, RFC, jane(), target, write, RetryPolicy::default(), 3)
     }
 
     /// Runs the flow against canned answers; every answer must be asked for.
@@ -474,6 +519,7 @@ mod tests {
                     sent.push(req);
                     flow.on_response(answers.next().expect("an answer for every request"), now);
                 }
+                Step::SendAll(_) => panic!("this flow sends one request at a time"),
                 Step::Wait { until } => now = until,
                 Step::Done(out) => {
                     assert_eq!(sent.len(), given, "every canned answer is used: {:?}", described(&sent));
@@ -808,10 +854,8 @@ mod tests {
         );
         let mut nothing = RoleSyncFlow::new(
             BASE,
-            Lookup {
-                user_name: None,
-                external_id: None,
-            },
+            RFC,
+            Lookup::default(),
             roles(&["A"]),
             RoleWrite::Put,
             RetryPolicy::default(),
@@ -866,6 +910,89 @@ mod tests {
             vec![found_by_external_id(&user), read(&user), HttpResponse::new(200, "{}")],
         );
         assert_eq!(body(&sent[2])["roles"], json!([]));
+    }
+
+    const NICE: &str = crate::scim::user::NICE_USER_SCHEMA;
+    const TEAM_PATH: &str = crate::scim::build::TEAM_PATH;
+
+    /// Jane in team `value`, her roles A and B.
+    fn teamed(value: &str) -> Value {
+        let mut user = current(3, &["A", "B"], "JJ");
+        user["schemas"] = json!([USER_SCHEMA, ENTERPRISE, NICE]);
+        user[NICE] = json!({"team": {"value": value, "display": "Support"}, "skills": ["fr"]});
+        user
+    }
+
+    fn team(value: &str) -> Option<TeamRef> {
+        Some(TeamRef {
+            value: value.into(),
+            display: Some("Billing".into()),
+        })
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_team_is_written_beside_the_roles_only_when_it_differs() {
+        let user = teamed("t-1");
+        let done = || HttpResponse::new(200, "{}");
+        // Roles and team both in place: nothing written.
+        let (out, sent) = run(
+            flow(roles(&["A", "B"]), RoleWrite::Patch).with_team(team("T-1")),
+            vec![found_by_external_id(&user), read(&user)],
+        );
+        assert_eq!(out.unwrap().action, Action::Unchanged);
+        assert!(sent.iter().all(|r| r.method == Method::Get));
+        // Only the team differs: a PATCH of the team alone.
+        let (out, sent) = run(
+            flow(roles(&["A", "B"]), RoleWrite::Patch).with_team(team("t-2")),
+            vec![found_by_external_id(&user), read(&user), done()],
+        );
+        assert_eq!(out.unwrap().action, Action::Updated);
+        assert_eq!(
+            body(&sent[2]),
+            json!({"schemas": [PATCH_OP_SCHEMA], "Operations": [
+                {"op": "replace", "path": TEAM_PATH, "value": {"value": "t-2", "display": "Billing"}}]})
+        );
+        // Both differ: the roles, then the team, in one PATCH.
+        let (_, sent) = run(
+            flow(roles(&["A"]), RoleWrite::Patch).with_team(team("t-2")),
+            vec![found_by_external_id(&user), read(&user), done()],
+        );
+        let ops: Vec<Value> = body(&sent[2])["Operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["path"].clone())
+            .collect();
+        assert_eq!(ops, [json!("roles"), json!(TEAM_PATH)]);
+        // Roles differ, team in place (or none given): no team operation.
+        for given in [team("t-1"), None] {
+            let (_, sent) = run(
+                flow(roles(&["A"]), RoleWrite::Patch).with_team(given),
+                vec![found_by_external_id(&user), read(&user), done()],
+            );
+            assert_eq!(body(&sent[2])["Operations"].as_array().map(Vec::len), Some(1));
+            assert_eq!(body(&sent[2])["Operations"][0]["path"], "roles");
+        }
+        // By PUT: the team set in the resource, the extension's other attributes kept.
+        let (_, sent) = run(
+            flow(roles(&["A", "B"]), RoleWrite::Put).with_team(team("t-2")),
+            vec![found_by_external_id(&user), read(&user), done()],
+        );
+        let put = body(&sent[2]);
+        assert_eq!(
+            put[NICE],
+            json!({"team": {"value": "t-2", "display": "Billing"}, "skills": ["fr"]})
+        );
+        assert_eq!(put["roles"], user["roles"]);
+        // An account without a team gets one.
+        let bare = current(3, &["A"], "JJ");
+        let (_, sent) = run(
+            flow(roles(&["A"]), RoleWrite::Put).with_team(team("t-2")),
+            vec![found_by_external_id(&bare), read(&bare), done()],
+        );
+        let put = body(&sent[2]);
+        assert_eq!(put["schemas"], json!([USER_SCHEMA, ENTERPRISE, NICE]));
+        assert_eq!(put[NICE]["team"]["value"], "t-2");
     }
 
     fn single(path: &str, value: Option<&str>) -> TargetWrite {

@@ -226,6 +226,7 @@ mod tests {
                     urls.push(req.url.clone());
                     f.on_response(answers.next().expect("an answer for every request"), now);
                 }
+                Step::SendAll(_) => panic!("this flow sends one request at a time"),
                 Step::Wait { until } => now = until,
                 Step::Done(out) => {
                     assert_eq!(f.next_step(now), Step::Done(out.clone()), "the outcome stays");
@@ -323,6 +324,7 @@ mod tests {
                     sent_at.push(now);
                     f.on_response(answers.next().unwrap(), now);
                 }
+                Step::SendAll(_) => panic!("this flow sends one request at a time"),
                 Step::Wait { until } => now = until,
                 Step::Done(out) => break out,
             }

@@ -79,6 +79,8 @@ impl From<Action> for Outcome {
             Action::Updated => Self::Updated,
             Action::Disabled => Self::Disabled,
             Action::Deleted => Self::Deleted,
+            // Where accounts cannot be deleted, a Graph leaver is deactivated.
+            Action::Deactivated => Self::Disabled,
             Action::Unchanged => Self::Unchanged,
             Action::Stale => Self::Stale,
             // A Graph change never resets marks; were one reported so, nothing was applied.

@@ -290,6 +290,7 @@ mod tests {
                     urls.push(req.url.clone());
                     r.on_response(answers.next().expect("an answer for every request"), now);
                 }
+                Step::SendAll(_) => panic!("this flow sends one request at a time"),
                 Step::Wait { until } => now = until,
                 Step::Done(out) => return (out, urls),
             }

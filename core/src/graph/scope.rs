@@ -51,6 +51,8 @@ enum Named {
     Mapped,
     /// `ignoreGroups` lists it.
     Ignored,
+    /// Only a team mapping matches it: it sets the person's team, and admits nobody.
+    Team,
     No,
 }
 
@@ -60,6 +62,7 @@ fn named(policy: &RolePolicy, group: &GroupInput) -> Named {
     match policy.resolve(std::slice::from_ref(group)) {
         Ok(r) if !r.roles.is_empty() => Named::Mapped,
         Ok(r) if !r.ignored_groups.is_empty() => Named::Ignored,
+        Ok(_) if policy.maps_group(group) => Named::Team,
         Ok(_) | Err(RbacViolation::UnmappedGroups { .. }) => Named::No,
         // One mapped group is over the limit only when the limit is 0: it is still mapped.
         Err(RbacViolation::TooManyRoles { .. }) => Named::Mapped,
@@ -169,6 +172,23 @@ mod tests {
             Step::Done(Ok(Membership::Groups(groups))) => groups,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_group_mapped_to_a_team_alone_is_passed_on_and_admits_nobody() {
+        let policy = RolePolicy::from_json(include_str!("../../tests/fixtures/role_policy_teams.json")).unwrap();
+        let scope = Scope::default();
+        let team = group("support-emea", "0b4f6c1a-0000-4000-8000-0000000000aa");
+        let agent = group("cxone-agent", "0b4f6c1a-0000-4000-8000-0000000000ab");
+        let alone = std::slice::from_ref(&team);
+        assert_eq!(scope.groups_that_count(&policy, alone), alone);
+        assert!(!scope.admits(&policy, alone));
+        assert!(scope.admits(&policy, &[team.clone(), agent.clone()]));
+        let counted = scope.groups_that_count(&policy, &[team.clone(), agent]);
+        assert_eq!(
+            policy.team_for(&counted).map(|t| t.value),
+            policy.team_for(alone).map(|t| t.value)
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

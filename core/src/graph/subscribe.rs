@@ -449,6 +449,7 @@ mod tests {
                     sent.push(req.clone());
                     f.on_response(answers.next().expect("an answer for every request"), now);
                 }
+                Step::SendAll(_) => panic!("this flow sends one request at a time"),
                 Step::Wait { until } => now = until,
                 Step::Done(out) => {
                     assert_eq!(f.next_step(now), Step::Done(out.clone()), "the outcome stays");

@@ -14,6 +14,8 @@ pub enum Mode {
     Lenient,
 }
 
+/// One group (by display name or object id) mapped to a CXone role, or to a CXone team:
+/// `{"group"|"groupId", "role"}` or `{"group"|"groupId", "team", "teamName"?}`, never both.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Mapping {
@@ -21,7 +23,15 @@ pub struct Mapping {
     pub group: Option<String>,
     #[serde(default)]
     pub group_id: Option<String>,
-    pub role: String,
+    /// The role the group grants.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The id of the team the group puts its members in (NICE extension `team.value`).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// The team's name, written as `team.display`; only with `team`.
+    #[serde(default)]
+    pub team_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -181,23 +191,51 @@ impl RolePolicy {
             }
         }
         let ignored: HashSet<String> = self.ignore_groups.iter().map(|g| g.to_lowercase()).collect();
+        // A group may be mapped once to a role and once to a team.
         let mut seen = HashMap::new();
         for (i, m) in self.mappings.iter().enumerate() {
             let path = format!("$.mappings[{i}]");
-            let key = match (&m.group, &m.group_id) {
+            let group = match (&m.group, &m.group_id) {
                 (Some(g), None) if !g.trim().is_empty() => format!("name:{}", g.to_lowercase()),
                 (None, Some(id)) if !id.trim().is_empty() => format!("id:{}", id.to_lowercase()),
                 _ => return Err(rule(path, "needs exactly one non-empty \"group\" or \"groupId\"")),
             };
-            if m.role.trim().is_empty() {
-                return Err(rule(format!("{path}.role"), "must not be empty"));
-            }
-            if !self.roles.is_empty() && !role_ids.contains(m.role.as_str()) {
-                return Err(rule(
-                    format!("{path}.role"),
-                    format!("role {:?} is not defined in $.roles", m.role),
-                ));
-            }
+            let kind = match (&m.role, &m.team) {
+                (Some(_), Some(_)) => {
+                    return Err(rule(
+                        path,
+                        "has both \"role\" and \"team\"; a mapping grants a role or sets a team, not both",
+                    ))
+                }
+                (None, None) => return Err(rule(path, "needs a \"role\" or a \"team\"")),
+                (Some(role), None) => {
+                    if role.trim().is_empty() {
+                        return Err(rule(format!("{path}.role"), "must not be empty"));
+                    }
+                    if !self.roles.is_empty() && !role_ids.contains(role.as_str()) {
+                        return Err(rule(
+                            format!("{path}.role"),
+                            format!("role {role:?} is not defined in $.roles"),
+                        ));
+                    }
+                    if m.team_name.is_some() {
+                        return Err(rule(
+                            format!("{path}.teamName"),
+                            "goes with \"team\"; this mapping grants a role",
+                        ));
+                    }
+                    "role"
+                }
+                (None, Some(team)) => {
+                    if team.trim().is_empty() {
+                        return Err(rule(format!("{path}.team"), "must not be empty"));
+                    }
+                    if m.team_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                        return Err(rule(format!("{path}.teamName"), "must not be empty when given"));
+                    }
+                    "team"
+                }
+            };
             let label = m.group.as_deref().or(m.group_id.as_deref()).unwrap_or_default();
             if ignored.contains(&label.to_lowercase()) {
                 return Err(rule(
@@ -205,10 +243,10 @@ impl RolePolicy {
                     format!("group {label:?} is both mapped and in $.ignoreGroups"),
                 ));
             }
-            if let Some(first) = seen.insert(key, i) {
+            if let Some(first) = seen.insert((kind, group), i) {
                 return Err(rule(
                     path,
-                    format!("group {label:?} is already mapped at $.mappings[{first}]"),
+                    format!("group {label:?} is already mapped to a {kind} at $.mappings[{first}]"),
                 ));
             }
         }
@@ -271,6 +309,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test;
 
     const EXAMPLE: &str = include_str!("../../tests/fixtures/role_policy.json");
+    const TEAMS: &str = include_str!("../../tests/fixtures/role_policy_teams.json");
 
     fn err(text: &str) -> PolicyError {
         RolePolicy::from_json(text).unwrap_err()
@@ -348,6 +387,75 @@ mod tests {
                 other => panic!("{doc}: {other:?}"),
             }
         }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn team_mappings_are_accepted_beside_role_mappings() {
+        let p = RolePolicy::from_json(TEAMS).unwrap();
+        assert_eq!(p.mappings.len(), 6);
+        let team = &p.mappings[2];
+        assert_eq!(
+            (team.role.as_deref(), team.team.as_deref(), team.team_name.as_deref()),
+            (None, Some("5f0c7e2a-1d2b-4c3d-8e4f-a1b2c3d4e5f6"), Some("Support EMEA"))
+        );
+        assert_eq!(p.mappings[0].role.as_deref(), Some("Agent"));
+        // A teamName is optional; a group may be mapped once to a role and once to a team.
+        let doc = r#"{"version":1,"mode":"strict","mappings":[
+            {"group":"g","role":"A"},{"group":"G","team":"t-1"},{"groupId":"i","team":"t-2"}]}"#;
+        let p = RolePolicy::from_json(doc).unwrap();
+        assert_eq!(p.mappings[1].team_name, None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_mapping_has_a_role_or_a_team() {
+        let cases = [
+            (r#"{"group":"g","role":"A","team":"t"}"#, "$.mappings[0]", "not both"),
+            (r#"{"group":"g"}"#, "$.mappings[0]", "needs a \"role\" or a \"team\""),
+            (r#"{"group":"g","teamName":"T"}"#, "$.mappings[0]", "needs a"),
+            (r#"{"group":"g","team":" "}"#, "$.mappings[0].team", "must not be empty"),
+            (
+                r#"{"group":"g","team":"t","teamName":""}"#,
+                "$.mappings[0].teamName",
+                "must not be empty",
+            ),
+            (
+                r#"{"group":"g","role":"A","teamName":"T"}"#,
+                "$.mappings[0].teamName",
+                "goes with",
+            ),
+            (r#"{"team":"t"}"#, "$.mappings[0]", "\"groupId\""),
+        ];
+        for (mapping, want_path, want_message) in cases {
+            let doc = format!(r#"{{"version":1,"mode":"strict","mappings":[{mapping}]}}"#);
+            match err(&doc) {
+                PolicyError::Rule { path, message } => {
+                    assert_eq!(path, want_path, "{mapping}");
+                    assert!(message.contains(want_message), "{mapping}: {message}");
+                }
+                other => panic!("{mapping}: {other:?}"),
+            }
+        }
+        // Two teams for one group, or a team mapping on an ignored group: refused like roles.
+        let twice =
+            r#"{"version":1,"mode":"strict","mappings":[{"group":"g","team":"t-1"},{"group":"G","team":"t-2"}]}"#;
+        match err(twice) {
+            PolicyError::Rule { path, message } => {
+                assert_eq!(path, "$.mappings[1]");
+                assert!(
+                    message.contains("already mapped to a team at $.mappings[0]"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let ignored = r#"{"version":1,"mode":"strict","ignoreGroups":["g"],"mappings":[{"group":"G","team":"t"}]}"#;
+        assert!(matches!(err(ignored), PolicyError::Rule { path, .. } if path == "$.mappings[0]"));
+        // The team is text: anything else is a shape error with its path.
+        let e = err(r#"{"version":1,"mode":"strict","mappings":[{"group":"g","team":7}]}"#);
+        assert!(
+            matches!(&e, PolicyError::Shape { path, .. } if path == "$.mappings[0].team"),
+            "{e:?}"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -47,7 +47,7 @@ impl RolePolicy {
     /// mapping. Role ids compare exactly (case-sensitively), as the document does.
     pub fn knows_role(&self, role_id: &str) -> bool {
         if self.roles.is_empty() {
-            self.mappings.iter().any(|m| m.role == role_id)
+            self.mappings.iter().any(|m| m.role.as_deref() == Some(role_id))
         } else {
             self.roles.iter().any(|r| r.role_id == role_id)
         }
@@ -63,8 +63,8 @@ impl RolePolicy {
             return self
                 .mappings
                 .iter()
-                .find(|m| m.role == role_id)
-                .map(|m| vec![m.role.as_str()]);
+                .find_map(|m| m.role.as_deref().filter(|r| *r == role_id))
+                .map(|r| vec![r]);
         }
         let start = self.roles.iter().find(|r| r.role_id == role_id)?;
         let mut out = vec![start.role_id.as_str()];

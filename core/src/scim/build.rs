@@ -5,6 +5,9 @@
 //! means "clear it". PATCH paths use SCIM filter syntax (`emails[type eq "work"].value`) and
 //! fully qualified extension paths (RFC 7644 §3.10), never positional indexes, which real
 //! servers reject.
+//!
+//! The team (NICE's extension, [`TEAM_PATH`]) is set, never removed: `None` leaves it as it is,
+//! and a team the account already holds (same `value`, whatever its `display`) is not written.
 
 use super::attr_path::{set_path, text_of, AttrPath};
 use super::patch::{PatchOp, PatchOperation};
@@ -14,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub use super::initial::InitialValues;
+pub use super::user::TeamRef;
 
 const WORK: &str = "work";
 const WORK_EMAIL_PATH: &str = "emails[type eq \"work\"].value";
@@ -21,6 +25,8 @@ const WORK_EMAIL_PATH: &str = "emails[type eq \"work\"].value";
 pub const DEPARTMENT_PATH: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
 /// `employeeNumber` of the enterprise extension, fully qualified.
 pub const EMPLOYEE_NUMBER_PATH: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber";
+/// `team` of NICE's extension, fully qualified.
+pub const TEAM_PATH: &str = "urn:ietf:params:scim:schemas:extension:nice:2.0:User:team";
 
 /// The state a user should have in CXone.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -57,6 +63,10 @@ pub struct DesiredUser {
     /// and `roles` on the account is left alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_attribute: Option<RoleAttribute>,
+    /// The team (NICE extension); `None` leaves the account's team as it is. Written only when
+    /// the account holds another team `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamRef>,
     /// Values a new account is created with, never written to an existing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial: Option<Box<InitialValues>>,
@@ -294,9 +304,19 @@ impl DesiredUser {
         if let Some(roles) = &self.roles {
             user.roles = roles.clone();
         }
+        if let Some(team) = self.wanted_team() {
+            if !holds_team(user, team) {
+                user.set_team(team);
+            }
+        }
         if let Some(attribute) = &self.role_attribute {
             attribute.apply_to(user);
         }
+    }
+
+    /// The team this state sets; a blank `value` counts as none.
+    fn wanted_team(&self) -> Option<&TeamRef> {
+        self.team.as_ref().filter(|t| !t.value.trim().is_empty())
     }
 
     /// The role values `user` holds where this state writes them (`roles`, unless the state
@@ -423,6 +443,7 @@ pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
     if let Some(active) = desired.active.filter(|&a| a != current.is_active()) {
         ops.push(PatchOperation::replace("active", active));
     }
+    ops.extend(desired.wanted_team().and_then(|team| team_patch(current, team)));
     if let Some(attribute) = &desired.role_attribute {
         // The role owns its attribute: no other change of the same path goes alongside.
         ops.retain(|op| !op.path.as_deref().is_some_and(|p| attribute.is_at(p)));
@@ -438,6 +459,18 @@ pub fn patch_to(current: &User, desired: &DesiredUser) -> Option<PatchOp> {
         }
     }
     (!ops.is_empty()).then(|| PatchOp::new(ops))
+}
+
+/// Whether `user` holds `team` (the same `value`).
+fn holds_team(user: &User, team: &TeamRef) -> bool {
+    user.team().is_some_and(|held| held.same_team(team))
+}
+
+/// The `replace` of [`TEAM_PATH`] with `{"value", "display"?}` that puts `current` in `team`;
+/// `None` when it already holds that team `value` (or `team`'s value is blank).
+pub fn team_patch(current: &User, team: &TeamRef) -> Option<PatchOperation> {
+    (!team.value.trim().is_empty() && !holds_team(current, team))
+        .then(|| PatchOperation::replace(TEAM_PATH, Value::from(team)))
 }
 
 fn same_role_values(a: &[Role], b: &[Role]) -> bool {
@@ -823,6 +856,104 @@ mod tests {
         assert_eq!(put["roles"][0]["value"], "Agent", "roles is not the target: untouched");
         let put = serde_json::to_value(replace_payload(&held(Some("Agent")), &single(PRIMARY, None))).unwrap();
         assert_eq!(put[CXONE], json!({"skill": "fr"}));
+    }
+
+    const NICE: &str = crate::scim::user::NICE_USER_SCHEMA;
+
+    fn team(value: &str, display: Option<&str>) -> TeamRef {
+        TeamRef {
+            value: value.into(),
+            display: display.map(str::to_string),
+        }
+    }
+
+    fn in_team(value: &str, display: Option<&str>) -> DesiredUser {
+        DesiredUser {
+            team: Some(team(value, display)),
+            ..jane()
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn create_payload_carries_the_team_in_the_nice_extension() {
+        let v = serde_json::to_value(create_payload(&in_team("t-1", Some("Support EMEA")))).unwrap();
+        assert_eq!(v["schemas"], json!([USER_SCHEMA, NICE]));
+        assert_eq!(v[NICE], json!({"team": {"value": "t-1", "display": "Support EMEA"}}));
+        assert!(TEAM_PATH.starts_with(NICE) && TEAM_PATH.ends_with(":team"));
+        let v = serde_json::to_value(create_payload(&DesiredUser {
+            team: Some(team("t-1", None)),
+            ..staffed()
+        }))
+        .unwrap();
+        assert_eq!(v["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA, NICE]));
+        assert_eq!(
+            v[NICE],
+            json!({"team": {"value": "t-1"}}),
+            "no display when none is known"
+        );
+        let plain = serde_json::to_value(create_payload(&jane())).unwrap();
+        assert!(plain.get(NICE).is_none(), "no team: no extension");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_team_is_patched_only_when_its_value_differs() {
+        let current = create_payload(&in_team("t-1", Some("Support")));
+        assert_eq!(patch_to(&current, &in_team("t-1", Some("Support"))), None);
+        // By value only: another display, case or blanks around the id are the same team.
+        assert_eq!(patch_to(&current, &in_team(" T-1 ", Some("Renamed"))), None);
+        assert_eq!(patch_to(&current, &in_team("t-1", None)), None);
+        let p = patch_to(&current, &in_team("t-2", Some("Billing"))).unwrap();
+        assert_eq!(paths(&p), [(TEAM_PATH, PatchOpKind::Replace)]);
+        assert_eq!(
+            p.operations[0].value,
+            Some(json!({"value": "t-2", "display": "Billing"}))
+        );
+        // An account without a team gets one; display left out when unknown.
+        let p = patch_to(&create_payload(&jane()), &in_team("t-2", None)).unwrap();
+        assert_eq!(paths(&p), [(TEAM_PATH, PatchOpKind::Replace)]);
+        assert_eq!(p.operations[0].value, Some(json!({"value": "t-2"})));
+        assert_eq!(
+            team_patch(&current, &team("t-1", None)),
+            None,
+            "the same check for the role sync"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn no_team_leaves_the_team_untouched() {
+        let current = create_payload(&in_team("t-1", Some("Support")));
+        assert_eq!(patch_to(&current, &jane()), None, "no remove of the team");
+        assert_eq!(patch_to(&current, &in_team(" ", None)), None, "a blank team is none");
+        let put = serde_json::to_value(replace_payload(&current, &jane())).unwrap();
+        assert_eq!(put[NICE], json!({"team": {"value": "t-1", "display": "Support"}}));
+        assert!(create_payload(&in_team("", None)).team().is_none());
+        // As JSON: `team` only when set.
+        assert!(serde_json::to_value(jane()).unwrap().get("team").is_none());
+        let d = serde_json::to_value(in_team("t-1", None)).unwrap();
+        assert_eq!(d["team"], json!({"value": "t-1"}));
+        assert_eq!(serde_json::from_value::<DesiredUser>(d).unwrap(), in_team("t-1", None));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn replace_sets_the_team_and_keeps_the_extension() {
+        let mut current = held(None);
+        current.schemas.push(NICE.into());
+        current.extra.insert(
+            NICE.into(),
+            json!({"team": {"value": "t-1", "display": "Support"}, "skills": ["fr"]}),
+        );
+        let put = serde_json::to_value(replace_payload(&current, &in_team("t-2", Some("Billing")))).unwrap();
+        assert_eq!(
+            put[NICE],
+            json!({"team": {"value": "t-2", "display": "Billing"}, "skills": ["fr"]})
+        );
+        assert_eq!(put["schemas"], json!([USER_SCHEMA, NICE]), "the URN listed once");
+        let same = serde_json::to_value(replace_payload(&current, &in_team("T-1", Some("Renamed")))).unwrap();
+        assert_eq!(
+            same[NICE]["team"],
+            json!({"value": "t-1", "display": "Support"}),
+            "the same team is left as held"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -1,8 +1,16 @@
 //! The SCIM User resource with the enterprise extension.
+//!
+//! NICE CXone keeps a user's team in its own extension, [`NICE_USER_SCHEMA`], as
+//! `"team": {"value": "<team id>", "display": "<team name>"}`. That extension stays in
+//! [`User::extra`] exactly as CXone sent it (its other attributes too); [`User::team`] reads the
+//! team from it and [`User::set_team`] writes it.
 
 use super::lenient;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// NICE CXone's User extension, which holds the user's `team`.
+pub const NICE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:nice:2.0:User";
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +67,85 @@ impl User {
     /// `active` as the server means it: absent counts as active.
     pub fn is_active(&self) -> bool {
         self.active.unwrap_or(true)
+    }
+
+    /// The team in the NICE extension ([`NICE_USER_SCHEMA`]; the URN and attribute names in any
+    /// case). The team's `value` may be text or a number, and a bare text `team` is its value;
+    /// anything else, or a blank value, counts as no team.
+    pub fn team(&self) -> Option<TeamRef> {
+        let team = get_ci(get_ci(&self.extra, NICE_USER_SCHEMA)?.as_object()?, "team")?;
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let (value, display) = match team {
+            Value::Object(map) => (
+                text(get_ci(map, "value")?)?,
+                get_ci(map, "display").and_then(text).filter(|d| !d.is_empty()),
+            ),
+            other => (text(other)?, None),
+        };
+        (!value.is_empty()).then_some(TeamRef { value, display })
+    }
+
+    /// Sets the team in the NICE extension, as `{"value", "display"?}` (trimmed). The extension's
+    /// other attributes stay, and its URN is listed in `schemas`.
+    pub fn set_team(&mut self, team: &TeamRef) {
+        let key = key_ci(&self.extra, NICE_USER_SCHEMA).unwrap_or_else(|| NICE_USER_SCHEMA.to_string());
+        let extension = self.extra.entry(key).or_insert(Value::Null);
+        if !extension.is_object() {
+            *extension = Value::Object(Map::new());
+        }
+        if let Some(map) = extension.as_object_mut() {
+            map.retain(|k, _| !k.eq_ignore_ascii_case("team"));
+            map.insert("team".to_string(), Value::from(team));
+        }
+        if !self.schemas.iter().any(|s| s.eq_ignore_ascii_case(NICE_USER_SCHEMA)) {
+            self.schemas.push(NICE_USER_SCHEMA.to_string());
+        }
+    }
+}
+
+/// The key of `map` that is `name` in any case (SCIM names are case-insensitive).
+fn key_ci(map: &Map<String, Value>, name: &str) -> Option<String> {
+    if map.contains_key(name) {
+        return Some(name.to_string());
+    }
+    map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+}
+
+fn get_ci<'v>(map: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
+    map.get(&key_ci(map, name)?)
+}
+
+/// A CXone team: its id (`value`) and, optionally, its name (`display`), as the NICE extension's
+/// `team` holds them. As JSON: `{"value":"<team id>","display":"<team name>"}`, `display` left
+/// out when unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TeamRef {
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+impl TeamRef {
+    /// Whether `other` is the same team: teams compare by `value` only (trimmed, ASCII case
+    /// ignored), never by `display`.
+    pub fn same_team(&self, other: &TeamRef) -> bool {
+        self.value.trim().eq_ignore_ascii_case(other.value.trim())
+    }
+}
+
+impl From<&TeamRef> for Value {
+    /// `{"value", "display"?}`, trimmed; a blank `display` is left out.
+    fn from(team: &TeamRef) -> Self {
+        let mut map = Map::new();
+        map.insert("value".to_string(), Value::String(team.value.trim().to_string()));
+        if let Some(display) = team.display.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            map.insert("display".to_string(), Value::String(display.to_string()));
+        }
+        Value::Object(map)
     }
 }
 
@@ -207,6 +294,111 @@ mod tests {
         assert!(user.is_active());
         assert_eq!(user.roles[0].value, "Agent");
         assert!(user.meta.as_ref().and_then(|m| m.version.as_ref()).is_some());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_the_team_from_the_nice_extension_and_keeps_the_rest() {
+        let text = include_str!("../../tests/fixtures/cxone_user_with_team.json");
+        let user: User = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            user.team(),
+            Some(TeamRef {
+                value: "5f0c7e2a-1d2b-4c3d-8e4f-a1b2c3d4e5f6".into(),
+                display: Some("Support EMEA".into())
+            })
+        );
+        // The extension stays as it came, its unmodelled attributes included.
+        let back = serde_json::to_value(&user).unwrap();
+        let sent: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back[NICE_USER_SCHEMA], sent[NICE_USER_SCHEMA]);
+        assert_eq!(back["schemas"], sent["schemas"]);
+        // No extension, or no team in it: no team.
+        let plain: User = serde_json::from_str(STANDIN_USER).unwrap();
+        assert_eq!(plain.team(), None);
+        let no_team: User =
+            serde_json::from_str(&format!(r#"{{"userName":"a","{NICE_USER_SCHEMA}":{{"skills":[]}}}}"#)).unwrap();
+        assert_eq!(no_team.team(), None);
+    }
+
+    /// The team of a user whose extension `urn` holds `"Team": <team>`.
+    fn team_in(urn: &str, team: &str) -> Option<TeamRef> {
+        let text = format!(r#"{{"userName":"a","{urn}":{{"Team":{team}}}}}"#);
+        serde_json::from_str::<User>(&text).unwrap().team()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn team_shapes_are_read_leniently() {
+        assert_eq!(
+            team_in(&NICE_USER_SCHEMA.to_uppercase(), r#"{"VALUE":" t-1 ","display":" "}"#),
+            Some(TeamRef {
+                value: "t-1".into(),
+                display: None
+            }),
+            "names in any case, blanks trimmed"
+        );
+        let read = |team: &str| team_in(NICE_USER_SCHEMA, team).map(|t| t.value);
+        assert_eq!(read("42"), Some("42".into()), "a numeric id");
+        assert_eq!(read(r#""t-2""#), Some("t-2".into()), "a bare id");
+        for none in ["null", r#"{"value":" "}"#, r#"{"display":"x"}"#, "[]", "true"] {
+            assert_eq!(read(none), None, "{none}");
+        }
+        // An extension that is not an object still parses: kept, no team.
+        let odd: User = serde_json::from_str(&format!(r#"{{"userName":"a","{NICE_USER_SCHEMA}":"x"}}"#)).unwrap();
+        assert_eq!((odd.team(), odd.extra.len()), (None, 1));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn setting_the_team_keeps_the_extension_and_lists_its_urn_once() {
+        let mut user: User =
+            serde_json::from_str(include_str!("../../tests/fixtures/cxone_user_with_team.json")).unwrap();
+        let team = TeamRef {
+            value: " t-9 ".into(),
+            display: Some("Night".into()),
+        };
+        user.set_team(&team);
+        let v = serde_json::to_value(&user).unwrap();
+        assert_eq!(
+            v[NICE_USER_SCHEMA],
+            serde_json::json!({"team": {"value": "t-9", "display": "Night"}, "skills": [{"value": "fr"}]})
+        );
+        assert_eq!(user.schemas.iter().filter(|s| *s == NICE_USER_SCHEMA).count(), 1);
+        assert!(user.team().is_some_and(|t| t.same_team(&team)));
+        let mut bare = User {
+            user_name: "a".into(),
+            ..User::default()
+        };
+        bare.set_team(&TeamRef {
+            value: "t-1".into(),
+            display: None,
+        });
+        assert_eq!(bare.schemas, [NICE_USER_SCHEMA]);
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap()[NICE_USER_SCHEMA],
+            serde_json::json!({"team": {"value": "t-1"}})
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn teams_compare_by_value_only() {
+        let a = TeamRef {
+            value: "ABC-1".into(),
+            display: Some("Support".into()),
+        };
+        let b = TeamRef {
+            value: " abc-1".into(),
+            display: None,
+        };
+        assert!(a.same_team(&b) && b.same_team(&a));
+        assert!(!a.same_team(&TeamRef {
+            value: "abc-2".into(),
+            display: Some("Support".into())
+        }));
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"value":" abc-1"}"#,
+            "serde keeps the value as given"
+        );
+        assert_eq!(Value::from(&b), serde_json::json!({"value": "abc-1"}));
     }
 
     #[wasm_bindgen_test(unsupported = test)]

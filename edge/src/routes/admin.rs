@@ -78,7 +78,13 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
             Ok((c, _)) => c,
             Err(v) => return reply::api_error(&v.into()),
         };
-        let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
+        let flow = LifecycleFlow::new(
+            &config.scim_base_url,
+            config.profile.capabilities(),
+            command,
+            config.retry,
+            seed(),
+        );
         let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
         let planned = plan_first_write(flow, &config.credentials, config.retry, &state, &mut budget).await;
         return reply::json(

@@ -4,12 +4,9 @@ use crate::config::Config;
 use crate::driver::{now_ms, run_authorized, seed, Budget};
 use crate::kv::State;
 use crate::reply;
-use cxone_scim_core::flows::FirstPageFlow;
+use cxone_scim_core::flows::{probe_user_name, ConnectionCheckFlow};
 use serde_json::json;
 use worker::{Env, Response, Result};
-
-/// How many users the connectivity check reads.
-const VALIDATE_PAGE: u64 = 10;
 
 /// `{"status":"ok"}`, or 503 `{"status":"misconfigured"}` with the `problems` only when
 /// `show_problems` (the caller presented an admin token): they describe the deployment.
@@ -21,11 +18,19 @@ pub fn healthz(env: &Env, show_problems: bool) -> Result<Response> {
     }
 }
 
-/// Reads the first page of CXone users through the real token and SCIM path.
+/// A token, a search for a userName nobody has (or the first page where the server lists
+/// without a filter) and the schemas, through the real token and SCIM path.
 pub async fn validate(env: &Env, config: &Config) -> Result<Response> {
     let started = now_ms();
     let state = State::open(env)?;
-    let flow = FirstPageFlow::new(&config.scim_base_url, VALIDATE_PAGE, config.retry, seed());
+    let probe = probe_user_name(seed(), seed());
+    let flow = ConnectionCheckFlow::new(
+        &config.scim_base_url,
+        config.profile.capabilities(),
+        &probe,
+        config.retry,
+        seed(),
+    );
     let budget = config.subrequest_budget.saturating_sub(2);
     let result = run_authorized(
         flow,
@@ -37,9 +42,11 @@ pub async fn validate(env: &Env, config: &Config) -> Result<Response> {
     .await;
     let latency_ms = now_ms().saturating_sub(started);
     match result {
-        Ok(page) => reply::json(
+        Ok(check) => reply::json(
             200,
-            &json!({"status": "healthy", "usersFetched": page.users_fetched, "totalResults": page.total_results, "latencyMs": latency_ms}),
+            &json!({"status": "healthy", "profile": config.profile, "search": check.search,
+                "usersFetched": check.users_fetched, "totalResults": check.total_results,
+                "schemas": check.schemas, "latencyMs": latency_ms}),
         ),
         Err(e) => reply::json(
             503,

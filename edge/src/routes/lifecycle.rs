@@ -201,15 +201,17 @@ pub async fn apply_within(
             return Err(worker::Error::RustError(format!("the ledger forwarded to {to} twice")));
         }
     };
-    let command = if known_id.is_some() {
-        command.find_first()
-    } else {
-        command
-    };
+    let command = command.known_as(known_id);
     let state = State::open(env)?;
     let roles_after = command.roles_after();
     let started = now_ms();
-    let flow = LifecycleFlow::new(&config.scim_base_url, command, config.retry, seed());
+    let flow = LifecycleFlow::new(
+        &config.scim_base_url,
+        config.profile.capabilities(),
+        command,
+        config.retry,
+        seed(),
+    );
     let given = allowance.saturating_sub(asked + RESERVED_SUBREQUESTS);
     let mut budget = Budget::new(given, 1).within_lease(lease.until, config.ledger.request_timeout_ms);
     let (result, roles_before) = run_authorized_then(
@@ -224,10 +226,7 @@ pub async fn apply_within(
     let before = roles_before.unwrap_or_default();
     let after = roles_after.unwrap_or_else(|| before.clone());
     let written = match &result {
-        Ok(a) => matches!(
-            a.action,
-            Action::Created | Action::Updated | Action::Disabled | Action::Deleted
-        ),
+        Ok(a) => a.action.wrote(),
         Err(e) => !matches!(e, FlowError::BudgetExhausted(_)),
     };
     let draft = written.then(|| AuditDraft {

@@ -8,7 +8,7 @@
 use crate::config::Config;
 use crate::driver::{now_ms, plan_first_write, run_authorized, seed, Budget};
 use crate::kv::State;
-use crate::ledger::{begin_for, BeginRequest, CommitRequest};
+use crate::ledger::{begin_for, BeginRequest, CommitRequest, Ledger};
 use crate::notices::{notify, Notice};
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
@@ -73,6 +73,7 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
             .clone()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty()),
+        cxone_id: None,
     };
     if lookup.external_id.is_none() && lookup.user_name.is_none() {
         return invalid("externalId or userName is required");
@@ -88,6 +89,10 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
     );
     audit.operation = Some("role_sync".into());
     audit.subject = Some(subject.clone());
+    // The account the person's ledger knows is read first, by its id: where CXone searches by
+    // userName alone, a person named by externalId is found only so.
+    let mut lookup = lookup;
+    lookup.cxone_id = Ledger::of(env, &subject)?.inspect().await?.person.cxone_id;
     let started = now_ms();
     let who = Who {
         cxone_id: None,
@@ -124,12 +129,14 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
     let target = config.roles.target.write(&config.policy, &roles);
     let flow = RoleSyncFlow::new(
         &config.scim_base_url,
+        config.profile.capabilities(),
         lookup.clone(),
         target,
         config.roles.write,
         config.retry,
         seed(),
-    );
+    )
+    .with_team(config.policy.team_for(&groups));
     let state = State::open(env)?;
     if dry_run {
         let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
