@@ -24,10 +24,11 @@ use cxone_scim_core::digest::sha256_hex;
 use cxone_scim_core::event::LifecycleEvent;
 use cxone_scim_core::flows::{FlowError, LifecycleFlow};
 use cxone_scim_core::graph::{
-    Change, DeltaReader, KnownPerson, Leaver, MemberOfFlow, Outcome, Plan, Planner, Position, Skip, Subscription,
-    SubscriptionFlow, Summary, SyncPass, UserReadFlow, Work,
+    Apply, Change, DeltaReader, KnownPerson, Leaver, MemberOfFlow, Outcome, Plan, Planner, Position, Skip,
+    Subscription, SubscriptionFlow, Summary, SyncPass, UserReadFlow, Work, APPLY_LANES,
 };
 use cxone_scim_core::settings::GraphSettings;
+use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -502,7 +503,7 @@ impl SyncRunner {
             if now_ms().saturating_sub(started) > SLICE_MS {
                 break SliceEnd::Paused;
             }
-            match pass.next(now_ms()) {
+            match pass.next_within(now_ms(), APPLY_LANES) {
                 Work::Read(position) => {
                     let reader = DeltaReader::new(&graph.base_url, &select, position, config.retry, seed());
                     match run_authorized(reader, &graph.credentials, config.retry, &kv, &mut budget).await {
@@ -553,42 +554,15 @@ impl SyncRunner {
                     }
                 }
                 Work::Apply { slot, event_id, event } => {
-                    if budget.remaining() < PER_APPLY {
-                        break SliceEnd::Paused;
+                    let one = vec![Apply { slot, event_id, event }];
+                    if let Some(end) = self.apply_changes(&config, &mut pass, &mut budget, one).await? {
+                        break end;
                     }
-                    let delivery = Delivery {
-                        event_id: event_id.clone(),
-                        body_digest: sha256_hex(event_id.as_bytes()),
-                        event: serde_json::to_value(&event)?,
-                        replay: false,
-                        trigger: cxone_scim_core::audit::Trigger::Delta,
-                    };
-                    let applying = now_ms();
-                    let mut audit = AuditRecord::new(applying, "SYNC", "/sync/pass");
-                    audit.event_id = Some(event_id.clone());
-                    let (answer, used) =
-                        apply_within(&self.env, &config, &event, delivery, &mut audit, budget.remaining()).await?;
-                    budget.spend(used);
-                    audit.status = answer.status;
-                    audit.latency_ms = now_ms().saturating_sub(applying);
-                    console_log!("{}", audit.to_json_line());
-                    let Some(outcome) = outcome_of(&answer) else {
-                        // Not done: the budget ran out (go on in a fresh invocation), or the
-                        // person is busy with another event (this change waits its turn).
-                        break if budget.remaining() < PER_APPLY {
-                            SliceEnd::Paused
-                        } else {
-                            SliceEnd::Later(BUSY_RETRY_MS)
-                        };
-                    };
-                    let graph_id = pass.graph_id_of(slot).unwrap_or_default();
-                    if outcome == Outcome::Failed {
-                        self.park_event(&event_id, &graph_id, &answer)?;
-                    } else if !matches!(outcome, Outcome::Stale | Outcome::Conflict) {
-                        let pass_id = pass.summary().pass_id.clone();
-                        self.record_person(&graph_id, &event, &pass_id)?;
+                }
+                Work::ApplyAll(all) => {
+                    if let Some(end) = self.apply_changes(&config, &mut pass, &mut budget, all).await? {
+                        break end;
                     }
-                    pass.on_applied(slot, outcome);
                 }
                 Work::Unseen => {
                     let unseen = self.unseen(&pass.summary().pass_id)?;
@@ -623,6 +597,65 @@ impl SyncRunner {
             let due = last_full.saturating_add(graph.group_round_gap_ms);
             self.put("wanted", &"groups")?;
             return Ok(SliceEnd::Later(due.saturating_sub(now_ms()).max(1) as i64));
+        }
+        Ok(end)
+    }
+
+    /// Applies changes for different people at once, each through its person's ledger, as many
+    /// as the budget pays for (the rest come again); `Some(end)` when the slice stops there: the
+    /// budget ran out, or a person is busy with another event (their change waits its turn).
+    async fn apply_changes(
+        &self,
+        config: &Config,
+        pass: &mut SyncPass,
+        budget: &mut Budget,
+        mut applies: Vec<Apply>,
+    ) -> Result<Option<SliceEnd>> {
+        applies.truncate((budget.remaining() / PER_APPLY) as usize);
+        if applies.is_empty() {
+            return Ok(Some(SliceEnd::Paused));
+        }
+        let allowance = budget.remaining() / applies.len() as u32;
+        let runs = applies.iter().map(|a| async move {
+            let delivery = Delivery {
+                event_id: a.event_id.clone(),
+                body_digest: sha256_hex(a.event_id.as_bytes()),
+                event: serde_json::to_value(&a.event)?,
+                replay: false,
+                trigger: cxone_scim_core::audit::Trigger::Delta,
+            };
+            let applying = now_ms();
+            let mut audit = AuditRecord::new(applying, "SYNC", "/sync/pass");
+            audit.event_id = Some(a.event_id.clone());
+            let (answer, used) = apply_within(&self.env, config, &a.event, delivery, &mut audit, allowance).await?;
+            audit.status = answer.status;
+            audit.latency_ms = now_ms().saturating_sub(applying);
+            console_log!("{}", audit.to_json_line());
+            Ok::<_, worker::Error>((answer, used))
+        });
+        let answers = join_all(runs).await;
+        let mut end = None;
+        for (a, answered) in applies.into_iter().zip(answers) {
+            let (answer, used) = answered?;
+            budget.spend(used);
+            let Some(outcome) = outcome_of(&answer) else {
+                // Not done: the budget ran out (go on in a fresh invocation), or the person is
+                // busy with another event (this change waits its turn).
+                end = Some(if budget.remaining() < PER_APPLY {
+                    SliceEnd::Paused
+                } else {
+                    SliceEnd::Later(BUSY_RETRY_MS)
+                });
+                continue;
+            };
+            let graph_id = pass.graph_id_of(a.slot).unwrap_or_default();
+            if outcome == Outcome::Failed {
+                self.park_event(&a.event_id, &graph_id, &answer)?;
+            } else if !matches!(outcome, Outcome::Stale | Outcome::Conflict) {
+                let pass_id = pass.summary().pass_id.clone();
+                self.record_person(&graph_id, &a.event, &pass_id)?;
+            }
+            pass.on_applied(a.slot, outcome);
         }
         Ok(end)
     }
@@ -887,6 +920,11 @@ impl SyncRunner {
                         requests.push(json!({"externalId": event.external_id, "request": p}));
                     }
                     pass.on_applied(slot, Outcome::Unchanged);
+                }
+                // One at a time here (`next`): never several.
+                Work::ApplyAll(_) => {
+                    complete = false;
+                    break;
                 }
                 // Who a full round no longer lists is known only from a real pass's marks.
                 Work::Unseen => pass.on_unseen(Vec::new()),

@@ -768,7 +768,23 @@ impl BulkRun {
             (Some(_), s) if is_retryable_status(s) => self.lost_write(i, now),
             (None, s) if is_retryable_status(s) => self.retry_rows(&[(i, Some(s))], &format!("answered {s}"), now),
             (None, _) if m.by_id => self.on_read_by_id(i, &resp, now),
-            (None, _) => self.on_lookup(&resp, vec![i], 1, Vec::new(), now, false),
+            (None, 200) => self.on_lookup(&resp, vec![i], 1, Vec::new(), now, false),
+            (None, s) => {
+                let scim = crate::scim::ScimError::from_body(&resp.body);
+                if let Some(e) = self.window.get_mut(&i) {
+                    e.fail(
+                        s,
+                        scim.as_ref().and_then(|x| x.scim_type.clone()),
+                        format!(
+                            "lookup {} answered {s}{}",
+                            m.request.url,
+                            scim.and_then(|x| x.detail)
+                                .map(|d| format!(": {d}"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
+            }
             (Some(op), _) => {
                 if let Some(e) = self.window.get_mut(&i) {
                     e.sent = false;

@@ -1490,3 +1490,22 @@ fn on_cxone_a_create_whose_last_try_was_lost_is_read_not_failed_blind() {
     assert_eq!(outcomes(&r), [Outcome::Created], "read back, found as this run's");
     assert_eq!(s.count(), 1);
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_a_refused_lookup_fails_its_row_and_says_which_request() {
+    let mut s = SimServer::cxone();
+    s.fail_next(Fault::Status(403, None));
+    let cfg = BulkConfig {
+        precheck: true,
+        lanes: 1,
+        ..cxone_config()
+    };
+    let r = run(&mut s, &users(2), cfg);
+    assert_eq!(outcomes(&r), [Outcome::Failed, Outcome::Created]);
+    assert_eq!(r.users[0].status, Some(403));
+    let detail = r.users[0].detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("lookup http://cxone.test/scim/v2/Users?filter=userName"),
+        "{detail}"
+    );
+}

@@ -25,7 +25,7 @@ pub use notify::{
     notification_post, read_notifications, sync_off, validation_token, Lifecycle, LifecycleEvent, NotificationPost,
     Notifications, NotifyError, ResourceChange, MAX_VALIDATION_TOKEN, VALIDATION_HEADERS,
 };
-pub use pass::{delivery_id, Leaver, Outcome, Plan, Skip, Slot, Summary, SyncPass, Work};
+pub use pass::{delivery_id, Apply, Leaver, Outcome, Plan, Skip, Slot, Summary, SyncPass, Work, APPLY_LANES};
 pub use plan::{DeleteMode, KnownPerson, PlanError, Planner};
 pub use reader::{Change, DeltaReader, PageRead, Position, Removal};
 pub use scope::{Scope, ScopeError, UserScope};

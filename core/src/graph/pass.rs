@@ -4,7 +4,8 @@
 //! 1. [`Work::Read`]: read the page at a position ([`super::DeltaReader`]) → [`SyncPass::on_page`];
 //! 2. [`Work::Plan`]: turn one change into a [`Plan`] (memberships, scope, attribute map: see
 //!    [`super::plan_change`]) → [`SyncPass::on_plan`];
-//! 3. [`Work::Apply`]: apply an event through the person's ledger → [`SyncPass::on_applied`];
+//! 3. [`Work::Apply`]: apply an event through the person's ledger → [`SyncPass::on_applied`]
+//!    ([`Work::ApplyAll`]: several, for different people, at once; see [`SyncPass::next_within`]);
 //! 4. [`Work::StoreCursor`]: keep the round's deltaLink → [`SyncPass::on_cursor_stored`];
 //! 5. [`Work::Done`]: the pass's summary.
 //!
@@ -154,6 +155,9 @@ pub enum Work {
         event_id: String,
         event: Box<LifecycleEvent>,
     },
+    /// Apply each of these (different people: no order between them) at once; each answered
+    /// with [`SyncPass::on_applied`].
+    ApplyAll(Vec<Apply>),
     /// Store the next round's cursor.
     StoreCursor(String),
     /// A full round was read: the host lists who it had in scope and the round did not show
@@ -161,6 +165,28 @@ pub enum Work {
     Unseen,
     Done(Summary),
 }
+
+/// One apply of a [`Work::ApplyAll`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Apply {
+    pub slot: Slot,
+    pub event_id: String,
+    pub event: Box<LifecycleEvent>,
+}
+
+impl Apply {
+    fn work(self) -> Work {
+        Work::Apply {
+            slot: self.slot,
+            event_id: self.event_id,
+            event: self.event,
+        }
+    }
+}
+
+/// Changes a host may apply at once (each through its person's ledger): a Worker may hold six
+/// connections open.
+pub const APPLY_LANES: usize = 6;
 
 /// What a pass did, for `GET /sync/status` and the audit trail.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -352,8 +378,16 @@ impl SyncPass {
         self.summary.finished_at = Some(now);
     }
 
-    /// What to do now.
+    /// What to do now, one thing at a time.
     pub fn next(&mut self, now: UnixMillis) -> Work {
+        self.next_within(now, 1)
+    }
+
+    /// What to do now, applying up to `lanes` changes at once: the page's changes are planned
+    /// ahead (reads only) until that many for different people wait, then applied together;
+    /// a person's second change waits for their first.
+    pub fn next_within(&mut self, now: UnixMillis, lanes: usize) -> Work {
+        let lanes = lanes.max(1);
         loop {
             match self.phase {
                 Phase::Read => return Work::Read(self.position.clone()),
@@ -369,22 +403,18 @@ impl SyncPass {
                         self.page_done();
                         continue;
                     };
-                    let index = self.first_open;
-                    return match &slot.state {
-                        SlotState::New => Work::Plan {
+                    // Leavers and skips are settled when planned.
+                    if matches!(slot.state, SlotState::Planned(Plan::Leaver(_) | Plan::Ignore(_))) {
+                        self.first_open += 1;
+                        continue;
+                    }
+                    let (ready, plan_next) = self.ready_changes(lanes);
+                    return match plan_next {
+                        Some(index) if ready.len() < lanes => Work::Plan {
                             index,
-                            change: slot.change.clone(),
+                            change: self.page[index].change.clone(),
                         },
-                        SlotState::Planned(Plan::Upsert(event)) => Work::Apply {
-                            slot: Slot::Change(index),
-                            event_id: delivery_id(&self.page_link, event),
-                            event: event.clone(),
-                        },
-                        // Leavers and skips are settled when planned.
-                        SlotState::Planned(_) | SlotState::Done(_) => {
-                            self.first_open += 1;
-                            continue;
-                        }
+                        _ => self.apply_work(ready),
                     };
                 }
                 Phase::Leavers => {
@@ -395,16 +425,24 @@ impl SyncPass {
                         self.guard();
                         continue;
                     }
-                    match self.leaver_outcomes.iter().position(Option::is_none) {
-                        Some(i) => {
-                            let leaver = &self.leavers[i];
-                            return Work::Apply {
-                                slot: Slot::Leaver(i),
-                                event_id: leaver.event_id.clone(),
-                                event: leaver.event.clone(),
-                            };
-                        }
-                        None => {
+                    let mut people = std::collections::BTreeSet::new();
+                    let ready: Vec<Apply> = self
+                        .leaver_outcomes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, o)| o.is_none())
+                        .filter_map(|(i, _)| self.leavers.get(i).map(|l| (i, l)))
+                        .take_while(|(_, l)| people.insert(l.event.subject_key()))
+                        .take(lanes)
+                        .map(|(i, l)| Apply {
+                            slot: Slot::Leaver(i),
+                            event_id: l.event_id.clone(),
+                            event: l.event.clone(),
+                        })
+                        .collect();
+                    match ready.is_empty() {
+                        false => return self.apply_work(ready),
+                        true => {
                             self.phase = match self.after_page {
                                 Some(Position::Round(_)) => Phase::StoreCursor,
                                 _ => Phase::Finished,
@@ -420,6 +458,42 @@ impl SyncPass {
                     _ => self.finish(now),
                 },
                 Phase::Finished => return Work::Done(self.summary.clone()),
+            }
+        }
+    }
+
+    /// The page's changes ready to apply, in order from the first open one, at most `lanes`, for
+    /// different people (stopping at a person's second change); and the next change to plan,
+    /// if one comes before the end of those.
+    fn ready_changes(&self, lanes: usize) -> (Vec<Apply>, Option<usize>) {
+        let mut ready = Vec::new();
+        let mut people = std::collections::BTreeSet::new();
+        for (index, slot) in self.page.iter().enumerate().skip(self.first_open) {
+            match &slot.state {
+                SlotState::New => return (ready, Some(index)),
+                SlotState::Planned(Plan::Upsert(event)) => {
+                    if ready.len() == lanes || !people.insert(event.subject_key()) {
+                        break;
+                    }
+                    ready.push(Apply {
+                        slot: Slot::Change(index),
+                        event_id: delivery_id(&self.page_link, event),
+                        event: event.clone(),
+                    });
+                }
+                SlotState::Planned(_) | SlotState::Done(_) => {}
+            }
+        }
+        (ready, None)
+    }
+
+    /// One apply as [`Work::Apply`], several as [`Work::ApplyAll`].
+    fn apply_work(&self, mut ready: Vec<Apply>) -> Work {
+        match (ready.len(), ready.pop()) {
+            (1, Some(only)) => only.work(),
+            (_, last) => {
+                ready.extend(last);
+                Work::ApplyAll(ready)
             }
         }
     }
@@ -673,11 +747,22 @@ mod tests {
 
     /// Runs a pass against `pages`, applying every event with `Updated`/`Disabled`; returns
     /// the applied delivery ids in order and the stored cursor.
-    fn run(pass: &mut SyncPass, mut pages: Vec<PageRead>) -> (Vec<(String, Operation)>, Option<String>) {
+    fn run(pass: &mut SyncPass, pages: Vec<PageRead>) -> (Vec<(String, Operation)>, Option<String>) {
+        let (applied, stored, _) = run_within(pass, pages, 1);
+        (applied, stored)
+    }
+
+    /// [`run`] with up to `lanes` applies at once; also the size of every group applied at once.
+    fn run_within(
+        pass: &mut SyncPass,
+        mut pages: Vec<PageRead>,
+        lanes: usize,
+    ) -> (Vec<(String, Operation)>, Option<String>, Vec<usize>) {
         let mut applied = Vec::new();
         let mut stored = None;
+        let mut groups = Vec::new();
         for _ in 0..10_000 {
-            match pass.next(1_000) {
+            match pass.next_within(1_000, lanes) {
                 Work::Read(_) => {
                     let p = pages.remove(0);
                     pass.on_page(Ok(p), 1_000);
@@ -692,15 +777,63 @@ mod tests {
                     applied.push((event_id, event.operation));
                     pass.on_applied(slot, outcome);
                 }
+                Work::ApplyAll(all) => {
+                    groups.push(all.len());
+                    for Apply { slot, event_id, event } in all {
+                        let outcome = if event.operation.is_leaver() {
+                            Outcome::Disabled
+                        } else {
+                            Outcome::Updated
+                        };
+                        applied.push((event_id, event.operation));
+                        pass.on_applied(slot, outcome);
+                    }
+                }
                 Work::StoreCursor(link) => {
                     stored = Some(link);
                     pass.on_cursor_stored(2_000);
                 }
                 Work::Unseen => pass.on_unseen(vec![]),
-                Work::Done(_) => return (applied, stored),
+                Work::Done(_) => return (applied, stored, groups),
             }
         }
         panic!("the pass did not finish");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn changes_for_different_people_are_applied_together_and_one_persons_in_order() {
+        let mut pass = SyncPass::delta("p1", Position::Start, DeletionThreshold::Count(25), 100, 0);
+        let pages = vec![page(
+            vec![
+                upsert("a"),
+                upsert("b"),
+                upsert("a"),
+                upsert("c"),
+                upsert("out-1"),
+                upsert("d"),
+                removed("gone-1"),
+                removed("gone-2"),
+            ],
+            Position::Round("https://g/delta".into()),
+        )];
+        let (applied, stored, groups) = run_within(&mut pass, pages, 3);
+        // a and b together; a's second change waits for its first, then goes with c and d;
+        // the two leavers together at the end of the round.
+        assert_eq!(groups, [2, 3, 2]);
+        let people: Vec<&str> = applied.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(people.len(), 7, "{people:?}");
+        assert_eq!(stored.as_deref(), Some("https://g/delta"));
+        let s = pass.summary();
+        assert_eq!((s.counts[&Outcome::Updated], s.counts[&Outcome::Disabled]), (5, 2));
+        // One at a time, the same work in the same order.
+        let mut one = SyncPass::delta("p1", Position::Start, DeletionThreshold::Count(25), 100, 0);
+        let pages = vec![page(
+            vec![upsert("a"), upsert("b"), upsert("a")],
+            Position::Round("https://g/delta".into()),
+        )];
+        let (applied_one, _, groups_one) = run_within(&mut one, pages, 1);
+        assert!(groups_one.is_empty());
+        assert_eq!(applied_one.len(), 3);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
