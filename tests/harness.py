@@ -73,7 +73,8 @@ def start_standin(port, client_id, client_secret, log_path, profile=None):
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     try:
-        wait_http(f"http://127.0.0.1:{port}/_standin/health", 30, proc, "stand-in")
+        # scim2-server may take a while to start on a busy machine (the stand-in waits 60 s for it).
+        wait_http(f"http://127.0.0.1:{port}/_standin/health", 75, proc, "stand-in")
     except Exception:
         stop_group(proc)
         raise

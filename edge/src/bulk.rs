@@ -13,7 +13,7 @@
 //! budget. Only one slice runs at a time; a watchdog alarm resumes a slice that died.
 
 use crate::config::{Config, BULK_BINDING};
-use crate::driver::{authorized, keep_token, now_ms, seed, send_all, send_within, Budget};
+use crate::driver::{authorized, keep_token, now_ms, seed, send_all, Budget};
 use crate::kv::State as Kv;
 use crate::ledger::{begin_for, BeginRequest, CommitRequest, Ledger};
 use crate::objects::Running;
@@ -354,73 +354,56 @@ impl BulkRunner {
             }
             // As many single-user requests at once as the budget still pays for.
             flow.inner_mut().allow_lanes(budget.steps_left() as usize);
-            match flow.next_step(now_ms()) {
-                Step::SendAll(reqs) => {
-                    if !budget.take_steps(reqs.len() as u32) {
-                        flow.inner_mut().unsend();
-                        self.release(flow.inner_mut()).await;
-                        break SliceEnd::Paused;
-                    }
-                    // Write-ahead, as for one request: the rows of the writes are marked sent first.
-                    let run = flow.inner_mut();
-                    let sending = run.sending().to_vec();
-                    let writes = run.take_writes();
-                    audit_of(&writes, now_ms())?;
-                    mark_sent(&sql, &sending)?;
-                    store(&sql, writes.into_iter().filter(|(i, _)| !sending.contains(i)).collect())?;
-                    self.save_run(&meta, flow.inner())?;
-                    let sent_at = now_ms();
-                    let answers = send_all(&reqs, timeout).await;
-                    flow.on_answers(answers, now_ms());
-                    self.release(flow.inner_mut()).await;
-                    let writes = flow.inner_mut().take_writes();
-                    audit_of(&writes, sent_at)?;
-                    store(&sql, writes)?;
-                    meta.updated_at = iso8601(now_ms());
-                    self.save_run(&meta, flow.inner())?;
-                }
-                Step::Send(req) => {
-                    if !budget.take_step() {
-                        flow.inner_mut().unsend();
-                        self.release(flow.inner_mut()).await;
-                        break SliceEnd::Paused;
-                    }
-                    // Write-ahead: the rows of this request are marked sent before it goes.
-                    // (A token request that goes first carries no rows.)
-                    let run = flow.inner_mut();
-                    let sending = if req.url == config.credentials.token_url {
-                        Vec::new()
-                    } else {
-                        run.sending().to_vec()
-                    };
-                    let writes = run.take_writes();
-                    audit_of(&writes, now_ms())?;
-                    mark_sent(&sql, &sending)?;
-                    store(&sql, writes.into_iter().filter(|(i, _)| !sending.contains(i)).collect())?;
-                    // The counts go with the rows, so they never disagree after a restart.
-                    self.save_run(&meta, flow.inner())?;
-                    let sent_at = now_ms();
-                    match send_within(&req, timeout).await {
-                        Ok(resp) => flow.on_response(resp, now_ms()),
-                        Err(e) => flow.on_transport_error(e, now_ms()),
-                    }
-                    self.release(flow.inner_mut()).await;
-                    let writes = flow.inner_mut().take_writes();
-                    audit_of(&writes, sent_at)?;
-                    store(&sql, writes)?;
-                    meta.updated_at = iso8601(now_ms());
-                    self.save_run(&meta, flow.inner())?;
-                }
+            // One request, or several the run asks for at once (one per user, without Bulk).
+            let (reqs, at_once) = match flow.next_step(now_ms()) {
+                Step::Send(req) => (vec![req], false),
+                Step::SendAll(reqs) => (reqs, true),
                 Step::Wait { until } => {
                     let wait = until.saturating_sub(now_ms());
                     if wait > MAX_INLINE_WAIT_MS {
                         break SliceEnd::Sleeping(until);
                     }
                     worker::Delay::from(Duration::from_millis(wait)).await;
+                    continue;
                 }
                 Step::Done(Ok(_)) => break SliceEnd::Finished,
                 Step::Done(Err(e)) => break SliceEnd::Failed(e.to_string()),
+            };
+            if !budget.take_steps(reqs.len() as u32) {
+                flow.inner_mut().unsend();
+                self.release(flow.inner_mut()).await;
+                break SliceEnd::Paused;
             }
+            // Write-ahead: the rows of these requests are marked sent before they go.
+            // (A token request that goes first carries no rows.)
+            let run = flow.inner_mut();
+            let sending = if reqs.first().is_some_and(|r| r.url == config.credentials.token_url) {
+                Vec::new()
+            } else {
+                run.sending().to_vec()
+            };
+            let writes = run.take_writes();
+            audit_of(&writes, now_ms())?;
+            mark_sent(&sql, &sending)?;
+            store(&sql, writes.into_iter().filter(|(i, _)| !sending.contains(i)).collect())?;
+            // The counts go with the rows, so they never disagree after a restart.
+            self.save_run(&meta, flow.inner())?;
+            let sent_at = now_ms();
+            let mut answers = send_all(&reqs, timeout).await;
+            match answers.pop() {
+                Some(Ok(resp)) if !at_once => flow.on_response(resp, now_ms()),
+                Some(Err(e)) if !at_once => flow.on_transport_error(e, now_ms()),
+                last => {
+                    answers.extend(last);
+                    flow.on_answers(answers, now_ms());
+                }
+            }
+            self.release(flow.inner_mut()).await;
+            let writes = flow.inner_mut().take_writes();
+            audit_of(&writes, sent_at)?;
+            store(&sql, writes)?;
+            meta.updated_at = iso8601(now_ms());
+            self.save_run(&meta, flow.inner())?;
         };
         keep_token(&flow, &config.credentials, &kv).await;
         // Nobody stays held while the run waits for its next slice.

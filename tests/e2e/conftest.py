@@ -70,7 +70,7 @@ def workdir():
         # Keep the logs of the last run for diagnosis (target/ is git-ignored).
         keep = ROOT / "target/e2e-logs"
         keep.mkdir(parents=True, exist_ok=True)
-        for name in ("wrangler.log", "standin.log", "graphfix.log", "iamfix.log"):
+        for name in ("wrangler.log", "standin.log", "standin-cxone.log", "graphfix.log", "iamfix.log"):
             if (Path(d) / name).exists():
                 shutil.copy(Path(d) / name, keep / name)
 

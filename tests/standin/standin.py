@@ -870,10 +870,12 @@ def main():
     scim_token = secrets.token_urlsafe(24)
     scim_bin = os.path.join(os.path.dirname(sys.executable), "scim2-server")
     workdir = tempfile.mkdtemp(prefix="standin-")
+    # scim2-server's own messages, kept to say why it did not start (its request lines are many).
+    errors_path = os.path.join(workdir, "scim2-server.err")
     child = subprocess.Popen([scim_bin, "--hostname", "127.0.0.1", "--port", str(args.scim_port),
                               "--tenant", "scim", "--bearer-token", scim_token,
                               *profile.scim2_server_args(workdir)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=open(errors_path, "w"))
     scim_url = f"http://127.0.0.1:{args.scim_port}"
 
     def stop(*_):
@@ -887,8 +889,11 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if not wait_ready(scim_url, scim_token, time.monotonic() + 30):
-        print("scim2-server did not start", file=sys.stderr)
+    if not wait_ready(scim_url, scim_token, time.monotonic() + 60):
+        with open(errors_path, errors="replace") as errors:
+            last = errors.readlines()[-20:]
+        print(f"scim2-server did not start (exit status {child.poll()}):\n{''.join(last)}", file=sys.stderr,
+              flush=True)
         stop()
     state = State(args.client_id, args.client_secret, args.token_ttl, scim_url, scim_token, profile)
     try:
