@@ -18,11 +18,11 @@ use crate::config::{Config, SYNC_BINDING};
 use crate::driver::{now_ms, plan_first_write, run_authorized, run_authorized_then, seed, Budget, PlannedRequest};
 use crate::kv::State as Kv;
 use crate::objects::{call, meta_get, meta_put, meta_remove, Running, META_TABLE};
-use crate::routes::lifecycle::{apply_within, Answer, Delivery};
+use crate::routes::lifecycle::{apply_within, flow_for, Answer, Delivery};
 use cxone_scim_core::audit::{iso8601, AuditRecord};
 use cxone_scim_core::digest::sha256_hex;
 use cxone_scim_core::event::LifecycleEvent;
-use cxone_scim_core::flows::{FlowError, LifecycleFlow};
+use cxone_scim_core::flows::FlowError;
 use cxone_scim_core::graph::{
     Apply, Change, DeltaReader, KnownPerson, Leaver, MemberOfFlow, Outcome, Plan, Planner, Position, Skip,
     Subscription, SubscriptionFlow, Summary, SyncPass, UserReadFlow, Work, APPLY_LANES,
@@ -902,13 +902,7 @@ impl SyncRunner {
                             continue;
                         }
                     };
-                    let flow = LifecycleFlow::new(
-                        &config.scim_base_url,
-                        config.profile.capabilities(),
-                        command,
-                        config.retry,
-                        seed(),
-                    );
+                    let flow = flow_for(&config, command);
                     // Reads up to two lookups (and a token); what they took comes off the pass's
                     // budget, with the token cache's KV read.
                     let given = 5;

@@ -1072,13 +1072,7 @@ impl crate::flows::Flow for BulkRun {
 
     fn on_answers(&mut self, answers: Vec<Answer>, now: UnixMillis) {
         let Some(InFlight::Group { members, .. }) = self.in_flight.take() else {
-            for answer in answers {
-                match answer {
-                    Ok(resp) => self.on_response(resp, now),
-                    Err(err) => self.on_transport_error(err, now),
-                }
-            }
-            return;
+            return crate::flows::one_by_one(self, answers, now);
         };
         let mut answers = answers.into_iter();
         for m in members {

@@ -112,13 +112,7 @@ where
     /// request); the flow reads every answer, the refused ones as not done.
     fn on_answers(&mut self, answers: Vec<super::Answer>, now: UnixMillis) {
         if self.sent != Sent::Inner {
-            for answer in answers {
-                match answer {
-                    Ok(resp) => self.on_response(resp, now),
-                    Err(err) => self.on_transport_error(err, now),
-                }
-            }
-            return;
+            return super::one_by_one(self, answers, now);
         }
         self.sent = Sent::Nothing;
         let refused = answers.iter().any(|a| a.as_ref().is_ok_and(|r| r.status == 401));

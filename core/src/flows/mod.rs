@@ -49,11 +49,16 @@ pub trait Flow {
     /// The answers to a [`Step::SendAll`], in its order. A flow that never asks for several
     /// requests at once keeps this, which hands them over one by one.
     fn on_answers(&mut self, answers: Vec<Answer>, now: UnixMillis) {
-        for answer in answers {
-            match answer {
-                Ok(resp) => self.on_response(resp, now),
-                Err(err) => self.on_transport_error(err, now),
-            }
+        one_by_one(self, answers, now);
+    }
+}
+
+/// Hands `answers` to `flow` one by one, as if each request had been sent alone.
+pub fn one_by_one<F: Flow + ?Sized>(flow: &mut F, answers: Vec<Answer>, now: UnixMillis) {
+    for answer in answers {
+        match answer {
+            Ok(resp) => flow.on_response(resp, now),
+            Err(err) => flow.on_transport_error(err, now),
         }
     }
 }

@@ -2,15 +2,14 @@
 //! `GET /failures`, `POST /failures/{id}/replay`, `GET /conflicts`, `DELETE /conflicts/{id}`;
 //! and `GET /metrics`: the isolate's wasm linear memory, for leak checks.
 
-use super::lifecycle::{apply, Delivery};
+use super::lifecycle::{apply, flow_for, Delivery};
 use crate::config::Config;
-use crate::driver::{plan_first_write, seed, Budget};
+use crate::driver::{plan_first_write, Budget};
 use crate::kv::State;
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::AuditRecord;
 use cxone_scim_core::event::LifecycleEvent;
-use cxone_scim_core::flows::LifecycleFlow;
 use serde_json::json;
 use worker::{Env, Request, Response, Result};
 
@@ -78,13 +77,7 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
             Ok((c, _)) => c,
             Err(v) => return reply::api_error(&v.into()),
         };
-        let flow = LifecycleFlow::new(
-            &config.scim_base_url,
-            config.profile.capabilities(),
-            command,
-            config.retry,
-            seed(),
-        );
+        let flow = flow_for(config, command);
         let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
         let planned = plan_first_write(flow, &config.credentials, config.retry, &state, &mut budget).await;
         return reply::json(

@@ -10,7 +10,7 @@ use crate::reply;
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::{iso8601, payload_sha256, AuditDraft, AuditRecord, Outcome, Trigger, Who};
 use cxone_scim_core::digest::{key_of, sha256_hex};
-use cxone_scim_core::event::LifecycleEvent;
+use cxone_scim_core::event::{Command, LifecycleEvent};
 use cxone_scim_core::flows::{Action, Applied, Conflict, ConflictReason, FlowError, LifecycleFlow};
 use cxone_scim_core::ledger::{check_event_time, Commit, Decision, Ending, EventFacts, StoredAnswer};
 use cxone_scim_core::webhook::{verify, SignatureHeaders};
@@ -129,6 +129,18 @@ pub async fn apply(
 }
 
 /// [`apply`] within `allowance` subrequests; returns the answer and the subrequests it took.
+/// The lifecycle flow for `command` against CXone as configured (its SCIM root, what it offers,
+/// the retry policy).
+pub fn flow_for(config: &Config, command: Command) -> LifecycleFlow {
+    LifecycleFlow::new(
+        &config.scim_base_url,
+        config.profile.capabilities(),
+        command,
+        config.retry,
+        seed(),
+    )
+}
+
 pub async fn apply_within(
     env: &Env,
     config: &Config,
@@ -205,13 +217,7 @@ pub async fn apply_within(
     let state = State::open(env)?;
     let roles_after = command.roles_after();
     let started = now_ms();
-    let flow = LifecycleFlow::new(
-        &config.scim_base_url,
-        config.profile.capabilities(),
-        command,
-        config.retry,
-        seed(),
-    );
+    let flow = flow_for(config, command);
     let given = allowance.saturating_sub(asked + RESERVED_SUBREQUESTS);
     let mut budget = Budget::new(given, 1).within_lease(lease.until, config.ledger.request_timeout_ms);
     let (result, roles_before) = run_authorized_then(
