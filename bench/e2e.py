@@ -2,7 +2,7 @@
 stand-in (scim2-server), on loopback. Writes one JSON file of figures; bench/report.py turns it
 into BENCHMARKS.md. Not a test: it asserts nothing about speed (only that the work measured was
 done, e.g. that a Graph pass created every user).
-Usage: e2e.py OUT.json [--quick] [--latency-only | --bulk-only | --graph-only | --cxone-only]"""
+Usage: e2e.py OUT.json [--quick] [--latency-only | --bulk-only | --graph-only | --cxone-only | --floor-only]"""
 
 import concurrent.futures as futures
 import datetime
@@ -41,6 +41,8 @@ LATENCY_ONLY = "--latency-only" in sys.argv
 BULK_ONLY = "--bulk-only" in sys.argv
 GRAPH_ONLY = "--graph-only" in sys.argv
 CXONE_ONLY = "--cxone-only" in sys.argv
+FLOOR_ONLY = "--floor-only" in sys.argv
+FORWARD_PORT, FORWARD_INSPECTOR_PORT = 38788, 39230
 # Single-user requests a bulk run sends at once where the server has no Bulk (BulkConfig::lanes).
 CXONE_LANES = 6
 
@@ -118,6 +120,30 @@ def timed_webhook(client):
         assert status == 200, body
         return time.perf_counter() - t
     return call
+
+
+class ForwardDev(WranglerDev):
+    """bench/forward/worker.js under its own `wrangler dev`: a Worker that only forwards to the
+    stand-in, the floor a webhook is measured against."""
+
+    def __init__(self, workdir, target):
+        super().__init__(workdir, None, FORWARD_PORT, FORWARD_INSPECTOR_PORT)
+        self.target = target
+        self.log_path = self.workdir / "forward.log"
+
+    def config(self):
+        compat = next(line for line in (ROOT / "wrangler.toml").read_text().splitlines()
+                      if line.startswith("compatibility_date"))
+        path = self.workdir / "wrangler.forward.toml"
+        path.write_text(f'name = "cxone-scim-forward"\nmain = "{ROOT / "bench/forward/worker.js"}"\n{compat}\n'
+                        f'[vars]\nTARGET = "{self.target}"\n')
+        return path
+
+    def start(self):
+        env_file = self.workdir / "forward.vars"
+        env_file.write_text("")
+        self.env_file = env_file
+        super().start()
 
 
 def timed_direct_post(standin):
@@ -533,6 +559,9 @@ def run(stack, results):
     if CXONE_ONLY:
         run_cxone(stack, results)
         return
+    if FLOOR_ONLY:
+        run_floor(stack, client, results)
+        return
 
     # 2. Webhook round trip vs a direct SCIM POST, one at a time and at concurrency 4, and the
     #    isolate's memory over the webhooks.
@@ -552,6 +581,7 @@ def run(stack, results):
             "webhookPerS": n / hook_wall, "directPerS": n / direct_wall})
     mem_after = client.admin_get("/metrics")[1]["wasmMemoryBytes"]
     results["memory"] = {"webhooks": 2 * n, "wasmBytesBefore": mem_before, "wasmBytesAfter": mem_after}
+    run_floor(stack, client, results)
     if LATENCY_ONLY:
         return
 
@@ -577,6 +607,36 @@ def run(stack, results):
 
     run_graph(stack, results)
     run_cxone(stack, results)
+
+
+def run_floor(stack, client, results):
+    # The webhook against the stack's floor: the same POST /Users through a Worker that only
+    # forwards it (bench/forward/worker.js, its own `wrangler dev`) and straight to the stand-in,
+    # the three kinds interleaved request by request, one at a time and 4 at once.
+    forward = ForwardDev(stack.workdir, stack.standin.url)
+    forward.start()
+    try:
+        via = Standin(f"http://127.0.0.1:{FORWARD_PORT}", CLIENT_ID, CLIENT_SECRET)
+        n = 150 if QUICK else 300
+        kinds = {"webhook": timed_webhook(client), "forward": timed_direct_post(via),
+                 "direct": timed_direct_post(stack.standin)}
+        warm = users(60, "fwarm")
+        load(lambda u: [kinds[k](dict(u, operation="create", userName=f"{k}.{u['userName']}",
+                                      externalId=f"{k}-{u['externalId']}")) for k in kinds], warm, 4)
+        results["floor"] = []
+        for conc in (1, 4):
+            tasks = [(k, dict(u, operation="create", userName=f"{k}.{u['userName']}", externalId=f"{k}-{u['externalId']}"))
+                     for u in users(n, f"floor{conc}") for k in kinds]
+            timed = load(lambda t: (t[0], kinds[t[0]](t[1])), tasks, conc)[0]
+            row = {"requests": n, "concurrency": conc}
+            for k in kinds:
+                samples = [s for kind, s in timed if kind == k]
+                row[f"{k}P50Ms"] = percentile(samples, 50) * 1000
+                row[f"{k}P99Ms"] = percentile(samples, 99) * 1000
+            results["floor"].append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        forward.stop()
 
 
 def run_cxone(stack, results):

@@ -118,6 +118,20 @@ if "latency" in e2e:
     w("")
     w("A joiner webhook costs two calls to the person's ledger (a Durable Object: `begin`, `commit`) "
       "and one CXone `POST`; no KV write unless something failed or conflicted.")
+if "floor" in e2e:
+    section("Webhook against the stack's floor: a Worker that only forwards")
+    w("The same joiner `POST /Users` three ways, interleaved request by request in one run: as a signed "
+      "webhook through the Worker (the person's ledger applies it: one Durable Object call, the CXone "
+      "request made from it), through `bench/forward/worker.js` (a Worker that only forwards, under its "
+      "own `wrangler dev`), and straight to the stand-in.")
+    w("")
+    w("| concurrency | requests each | webhook p50 | forward-only p50 | direct p50 | webhook / forward-only p50 (target ≤ 1.5×) | webhook p99 | forward-only p99 |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in e2e["floor"]:
+        w(f"| {row['concurrency']} | {row['requests']} | {row['webhookP50Ms']:.1f} ms | {row['forwardP50Ms']:.1f} ms "
+          f"| {row['directP50Ms']:.1f} ms | {row['webhookP50Ms'] / row['forwardP50Ms']:.2f}× "
+          f"| {row['webhookP99Ms']:.1f} ms | {row['forwardP99Ms']:.1f} ms |")
+    w("")
 if "throughput" in e2e:
     section("Bulk provisioning throughput (users/s)")
     w("The Worker on the Free-plan budget (50 subrequests per invocation; a Durable Object per run, a "
@@ -276,7 +290,7 @@ w("$PY_VENV/bin/python bench/python_baseline.py core/tests/fixtures")
 w("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \\")
 w("  cargo test -p cxone-scim-edge --target wasm32-unknown-unknown --release --lib -- --include-ignored --nocapture webhook_cost")
 w("cargo build --profile bench -p cxone-scim-cli")
-w("$PY_VENV/bin/python bench/e2e.py target/bench/e2e.json   # --quick, --latency-only, --bulk-only, --graph-only, --cxone-only")
+w("$PY_VENV/bin/python bench/e2e.py target/bench/e2e.json   # --quick, --latency-only, --bulk-only, --graph-only, --cxone-only, --floor-only")
 w("$PY_VENV/bin/python bench/report.py target/bench > BENCHMARKS.md")
 w("```")
 w("")

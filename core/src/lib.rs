@@ -41,6 +41,7 @@
 
 pub mod admin;
 pub mod api_error;
+pub mod apply;
 pub mod audit;
 pub mod bulk;
 pub mod digest;

@@ -228,7 +228,7 @@ impl BulkRunner {
             Ok(b) => b,
             Err(detail) => return crate::reply::error(400, Some("invalidSyntax"), detail),
         };
-        let config = match Config::load(&self.env) {
+        let config = match Config::shared(&self.env) {
             Ok(c) => c,
             Err(p) => return crate::reply::error(503, None, format!("misconfigured: {}", p.join("; "))),
         };
@@ -315,7 +315,7 @@ impl BulkRunner {
         if meta.run.is_finished() {
             return Ok(SliceEnd::Finished);
         }
-        let config = Config::load(&self.env)
+        let config = Config::shared(&self.env)
             .map_err(|p| worker::Error::RustError(format!("misconfigured: {}", p.join("; "))))?;
         let storage = self.state.storage();
         storage.set_alarm(WATCHDOG_MS).await?;

@@ -2,7 +2,9 @@
 
 use cxone_scim_core::admin::AdminTokens;
 use cxone_scim_core::settings::Settings;
+use std::cell::RefCell;
 use std::ops::Deref;
+use std::rc::Rc;
 use worker::Env;
 
 pub const KV_BINDING: &str = "STATE";
@@ -33,7 +35,24 @@ pub fn admin_tokens(env: &Env) -> Option<AdminTokens> {
     var(env, "ADMIN_TOKEN").and_then(|raw| AdminTokens::parse_list(&raw).ok())
 }
 
+thread_local! {
+    /// The configuration as first loaded in this isolate: vars and secrets do not change under
+    /// a running isolate (a new value is a new deployment), so the policy is parsed once.
+    static LOADED: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
 impl Config {
+    /// [`Config::load`] once per isolate; a configuration with problems is not kept (each call
+    /// reports them afresh).
+    pub fn shared(env: &Env) -> Result<Rc<Self>, Vec<String>> {
+        if let Some(config) = LOADED.with(|l| l.borrow().clone()) {
+            return Ok(config);
+        }
+        let config = Rc::new(Self::load(env)?);
+        LOADED.with(|l| *l.borrow_mut() = Some(config.clone()));
+        Ok(config)
+    }
+
     /// Loads everything, or lists every problem found (never a secret's value).
     pub fn load(env: &Env) -> Result<Self, Vec<String>> {
         let settings = Settings::from_vars(|name| var(env, name));

@@ -9,14 +9,13 @@
 //! 512-byte key limit. Whether an event was applied lives in the per-person ledger, not here.
 
 use crate::config::KV_BINDING;
+pub use cxone_scim_core::apply::{ConflictRecord, FailureRecord};
 use cxone_scim_core::audit::{ParkedAudit, RoleSyncNotice};
 use cxone_scim_core::digest::key_of;
-use cxone_scim_core::scim::User;
 use cxone_scim_core::token::CachedToken;
 use cxone_scim_core::UnixMillis;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use worker::{kv::KvStore, Env, Result};
 
 const FAILURE_TTL_SECS: u64 = 30 * 24 * 3600;
@@ -24,50 +23,6 @@ const FAILURE_TTL_SECS: u64 = 30 * 24 * 3600;
 const MIN_TTL_SECS: u64 = 60;
 /// Most entries one page of `/failures` or `/conflicts` lists (each is one KV read).
 pub const MAX_PAGE: usize = 25;
-
-/// An event that could not be applied; listed by `GET /failures`, replayed by
-/// `POST /failures/{id}/replay`, cleared by a later success or a newer event for the person.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FailureRecord {
-    /// The record's key (a hash of the webhook-id).
-    pub id: String,
-    pub event_id: String,
-    pub subject: String,
-    pub operation: String,
-    /// The event time the ledger ordered it by.
-    pub event_time: String,
-    pub body_digest: String,
-    pub first_failed_at: String,
-    pub last_failed_at: String,
-    pub attempts: u32,
-    /// CXone refused the change itself: redeliveries are answered from the ledger until a replay.
-    pub permanent: bool,
-    pub error: Value,
-    pub detail: String,
-    /// The event as received, for replay.
-    pub event: Value,
-}
-
-/// An event whose CXone account is not provably this person's; nothing was written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConflictRecord {
-    pub id: String,
-    pub event_id: String,
-    pub subject: String,
-    pub operation: String,
-    pub reason: Value,
-    pub detail: String,
-    pub filter: String,
-    pub detected_at: String,
-    /// The event as received, beside the CXone account it collided with.
-    pub event: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<User>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub other_accounts: Vec<User>,
-}
 
 /// A notice to the IAM system that could not be delivered, kept 30 days for replay.
 #[derive(Debug, Clone, Serialize, Deserialize)]

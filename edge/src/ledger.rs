@@ -12,11 +12,13 @@
 //! what keeps a second delivery out while the Worker talks to CXone (input gates do not hold
 //! across the Worker's fetches).
 
+use crate::apply::ApplyRequest;
 use crate::config::LEDGER_BINDING;
+use cxone_scim_core::apply::ApplyAnswer;
 use cxone_scim_core::audit::iso8601;
 use cxone_scim_core::digest::key_of;
 use cxone_scim_core::ledger::{
-    absorb, commit, decide, link, person_key, reset_marks, user_key, Commit, Decision, Delivery, EventFacts, Link,
+    absorb, commit, decide, link, link_of, person_key, reset_marks, Commit, Decision, Delivery, EventFacts, Link,
     PersonState, StoredAnswer,
 };
 use cxone_scim_core::UnixMillis;
@@ -100,10 +102,11 @@ pub struct CommitAnswer {
 #[durable_object]
 pub struct PersonLedger {
     state: State,
+    env: Env,
 }
 
 impl DurableObject for PersonLedger {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         // Idempotent; runs once per object start.
         let _ = sql.exec(
@@ -129,13 +132,17 @@ impl DurableObject for PersonLedger {
                 None,
             );
         }
-        Self { state }
+        Self { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let now = worker::Date::now().as_millis();
         let sql = self.state.storage().sql();
         match req.path().as_str() {
+            "/apply" => {
+                let apply: ApplyRequest = read(&mut req).await?;
+                Response::from_json(&crate::apply::run(&self.env, &sql, apply).await?)
+            }
             "/begin" => {
                 let begin: BeginRequest = read(&mut req).await?;
                 Response::from_json(&on_begin(&sql, &begin, now)?)
@@ -266,7 +273,7 @@ fn inspect(sql: &SqlStorage) -> Result<Inspection> {
     })
 }
 
-fn on_begin(sql: &SqlStorage, begin: &BeginRequest, now: UnixMillis) -> Result<Decision> {
+pub(crate) fn on_begin(sql: &SqlStorage, begin: &BeginRequest, now: UnixMillis) -> Result<Decision> {
     let facts = &begin.facts;
     let mut person = load_person(sql)?;
     if let Some(carried) = &begin.carried {
@@ -302,7 +309,7 @@ fn on_begin(sql: &SqlStorage, begin: &BeginRequest, now: UnixMillis) -> Result<D
     Ok(decision)
 }
 
-fn on_commit(sql: &SqlStorage, req: &CommitRequest, now: UnixMillis) -> Result<CommitAnswer> {
+pub(crate) fn on_commit(sql: &SqlStorage, req: &CommitRequest, now: UnixMillis) -> Result<CommitAnswer> {
     let c = &req.commit;
     let committed = commit(&load_person(sql)?, c);
     save_person(sql, &committed.person)?;
@@ -358,9 +365,9 @@ pub async fn begin_for(
 ) -> Result<(Ledger, Decision, u32)> {
     let key = person_key(external_id, user_name);
     let mut calls = 0;
-    if external_id.is_some() && !user_name.trim().is_empty() {
+    if let Some((user, target)) = link_of(external_id, user_name) {
         calls += 1;
-        match Ledger::of(env, &user_key(user_name))?.link(&key).await? {
+        match Ledger::of(env, &user)?.link(&target).await? {
             Link::Busy { retry_after_ms } => {
                 return Ok((Ledger::of(env, &key)?, Decision::Busy { retry_after_ms }, calls));
             }
@@ -417,6 +424,11 @@ impl Ledger {
 
     async fn call<I: Serialize, O: DeserializeOwned>(&self, path: &str, body: &I) -> Result<O> {
         crate::objects::call(&self.stub, "ledger", path, body).await
+    }
+
+    /// Applies one change to the person, inside their ledger object ([`crate::apply::run`]).
+    pub async fn apply(&self, req: &ApplyRequest) -> Result<ApplyAnswer> {
+        self.call("/apply", req).await
     }
 
     pub async fn begin(&self, req: &BeginRequest) -> Result<Decision> {

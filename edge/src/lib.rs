@@ -3,6 +3,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod apply;
 mod audit_trail;
 mod bulk;
 mod config;
@@ -28,7 +29,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 /// subscriptions checked.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let Ok(config) = config::Config::load(&env) else {
+    let Ok(config) = config::Config::shared(&env) else {
         console_log!(
             "{{\"event\":\"cron\",\"cron\":{:?},\"detail\":\"misconfigured\"}}",
             event.cron()

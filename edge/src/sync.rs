@@ -14,11 +14,12 @@
 //! and drives; `cxone_scim_core::graph` decides. A slice runs the pass within one invocation's
 //! subrequest budget; an alarm continues it with a fresh one.
 
+use crate::apply::{apply, flow_for};
 use crate::config::{Config, SYNC_BINDING};
 use crate::driver::{now_ms, plan_first_write, run_authorized, run_authorized_then, seed, Budget, PlannedRequest};
 use crate::kv::State as Kv;
 use crate::objects::{call, meta_get, meta_put, meta_remove, Running, META_TABLE};
-use crate::routes::lifecycle::{apply_within, flow_for, Answer, Delivery};
+use cxone_scim_core::apply::{ApplyAnswer, Delivery};
 use cxone_scim_core::audit::{iso8601, AuditRecord};
 use cxone_scim_core::digest::sha256_hex;
 use cxone_scim_core::event::LifecycleEvent;
@@ -473,7 +474,7 @@ impl SyncRunner {
         let Some(_running) = Running::claim(&self.running) else {
             return Ok(SliceEnd::Busy);
         };
-        let config = Config::load(&self.env)
+        let config = Config::shared(&self.env)
             .map_err(|p| worker::Error::RustError(format!("misconfigured: {}", p.join("; "))))?;
         let Some(graph) = config.graph.clone() else {
             return Ok(SliceEnd::Finished);
@@ -555,12 +556,12 @@ impl SyncRunner {
                 }
                 Work::Apply { slot, event_id, event } => {
                     let one = vec![Apply { slot, event_id, event }];
-                    if let Some(end) = self.apply_changes(&config, &mut pass, &mut budget, one).await? {
+                    if let Some(end) = self.apply_changes(&mut pass, &mut budget, one).await? {
                         break end;
                     }
                 }
                 Work::ApplyAll(all) => {
-                    if let Some(end) = self.apply_changes(&config, &mut pass, &mut budget, all).await? {
+                    if let Some(end) = self.apply_changes(&mut pass, &mut budget, all).await? {
                         break end;
                     }
                 }
@@ -606,7 +607,6 @@ impl SyncRunner {
     /// budget ran out, or a person is busy with another event (their change waits its turn).
     async fn apply_changes(
         &self,
-        config: &Config,
         pass: &mut SyncPass,
         budget: &mut Budget,
         mut applies: Vec<Apply>,
@@ -627,18 +627,18 @@ impl SyncRunner {
             let applying = now_ms();
             let mut audit = AuditRecord::new(applying, "SYNC", "/sync/pass");
             audit.event_id = Some(a.event_id.clone());
-            let (answer, used) = apply_within(&self.env, config, &a.event, delivery, &mut audit, allowance).await?;
+            let answer = apply(&self.env, &a.event, delivery, &mut audit, allowance).await?;
             audit.status = answer.status;
             audit.latency_ms = now_ms().saturating_sub(applying);
             console_log!("{}", audit.to_json_line());
-            Ok::<_, worker::Error>((answer, used))
+            Ok::<_, worker::Error>(answer)
         });
         let answers = join_all(runs).await;
         let mut end = None;
         for (a, answered) in applies.into_iter().zip(answers) {
-            let (answer, used) = answered?;
-            budget.spend(used);
-            let Some(outcome) = outcome_of(&answer) else {
+            let answer = answered?;
+            budget.spend(answer.used);
+            let Some(outcome) = Outcome::of(answer.settled) else {
                 // Not done: the budget ran out (go on in a fresh invocation), or the person is
                 // busy with another event (this change waits its turn).
                 end = Some(if budget.remaining() < PER_APPLY {
@@ -784,8 +784,8 @@ impl SyncRunner {
         Ok(())
     }
 
-    fn park_event(&self, event_id: &str, graph_id: &str, answer: &Answer) -> Result<()> {
-        let detail = answer.body["detail"].as_str().unwrap_or("failed").to_string();
+    fn park_event(&self, event_id: &str, graph_id: &str, answer: &ApplyAnswer) -> Result<()> {
+        let detail = answer.detail.clone().unwrap_or_else(|| "failed".to_string());
         self.sql().exec(
             "INSERT INTO parked (event_id, graph_id, detail, at) VALUES (?, ?, ?, ?) \
              ON CONFLICT(event_id) DO UPDATE SET detail = excluded.detail, at = excluded.at",
@@ -838,7 +838,7 @@ impl SyncRunner {
     /// A pass that sends nothing that writes: Graph and CXone are read, and the first write each
     /// change would send is listed, with the leavers the guard would hold. No cursor moves.
     async fn dry_run(&self) -> Result<Value> {
-        let config = Config::load(&self.env)
+        let config = Config::shared(&self.env)
             .map_err(|p| worker::Error::RustError(format!("misconfigured: {}", p.join("; "))))?;
         let Some(graph) = config.graph.clone() else {
             return Ok(json!({"dryRun": true, "configured": false}));
@@ -968,24 +968,6 @@ fn graph_id(change: &Change) -> String {
         Change::Upsert { user } => user.id.clone(),
         Change::Removed { id, .. } => id.clone(),
     }
-}
-
-/// How the person's ledger answered, as a pass outcome; `None` while the person is busy.
-fn outcome_of(answer: &Answer) -> Option<Outcome> {
-    if answer.status == 503 {
-        return None;
-    }
-    if answer.status != 200 {
-        return Some(Outcome::Failed);
-    }
-    if answer.body["duplicate"] == json!(true) {
-        return Some(Outcome::Duplicate);
-    }
-    Some(
-        serde_json::from_value::<cxone_scim_core::flows::Action>(answer.body["action"].clone())
-            .map(Outcome::from)
-            .unwrap_or(Outcome::Failed),
-    )
 }
 
 /// The Worker's side: the one sync object.

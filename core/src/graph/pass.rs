@@ -18,6 +18,7 @@
 
 use super::guard::DeletionThreshold;
 use super::reader::{Change, PageRead, Position};
+use crate::apply::Settled;
 use crate::digest::sha256_hex;
 use crate::event::LifecycleEvent;
 use crate::flows::{Action, FlowError};
@@ -87,6 +88,19 @@ impl From<Action> for Outcome {
             // A Graph change never resets marks; were one reported so, nothing was applied.
             Action::Skipped | Action::MarksReset => Self::Skipped,
             Action::Conflict => Self::Conflict,
+        }
+    }
+}
+
+impl Outcome {
+    /// How a change the person's ledger applied ended, as the pass counts it; `None` while it
+    /// is not done (the person is busy, or the invocation ran out): the change comes again.
+    pub fn of(settled: Settled) -> Option<Self> {
+        match settled {
+            Settled::Done(action) => Some(action.into()),
+            Settled::Duplicate => Some(Self::Duplicate),
+            Settled::Failed => Some(Self::Failed),
+            Settled::Later => None,
         }
     }
 }
@@ -701,6 +715,20 @@ mod tests {
     use crate::event::Operation;
     use crate::graph::{DeltaUser, Removal};
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_change_is_counted_once_its_ledger_has_settled_it() {
+        assert_eq!(Outcome::of(Settled::Done(Action::Created)), Some(Outcome::Created));
+        assert_eq!(Outcome::of(Settled::Done(Action::Deactivated)), Some(Outcome::Disabled));
+        assert_eq!(Outcome::of(Settled::Done(Action::Stale)), Some(Outcome::Stale));
+        assert_eq!(Outcome::of(Settled::Duplicate), Some(Outcome::Duplicate));
+        assert_eq!(Outcome::of(Settled::Failed), Some(Outcome::Failed));
+        assert_eq!(
+            Outcome::of(Settled::Later),
+            None,
+            "busy or out of requests: comes again"
+        );
+    }
 
     fn upsert(id: &str) -> Change {
         Change::Upsert {

@@ -320,6 +320,15 @@ pub fn person_key(external_id: Option<&str>, user_name: &str) -> String {
     }
 }
 
+/// A person named by an externalId and a userName has their events ordered in the externalId's
+/// ledger; the userName's ledger is linked to it ([`link`]) so that an event naming only the
+/// userName follows. The userName's ledger key and the key it is linked to, when there is a link
+/// to make.
+pub fn link_of(external_id: Option<&str>, user_name: &str) -> Option<(String, String)> {
+    let ext = external_id?;
+    (!user_name.trim().is_empty()).then(|| (user_key(user_name), person_key(Some(ext), user_name)))
+}
+
 /// The ledger key of a userName.
 pub fn user_key(user_name: &str) -> String {
     format!("user:{}", user_name.trim().to_lowercase())

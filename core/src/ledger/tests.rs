@@ -745,3 +745,13 @@ fn a_reset_is_recorded_for_the_person_it_was_done_to() {
         reset_record("ext:e-1", &before, &before, T0).payload_sha256
     );
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_user_name_is_linked_only_to_a_person_with_an_external_id() {
+    assert_eq!(
+        link_of(Some("e1"), " Jane@X.io "),
+        Some(("user:jane@x.io".to_string(), "ext:e1".to_string()))
+    );
+    assert_eq!(link_of(None, "jane@x.io"), None);
+    assert_eq!(link_of(Some("e1"), "  "), None);
+}

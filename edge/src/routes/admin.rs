@@ -2,12 +2,14 @@
 //! `GET /failures`, `POST /failures/{id}/replay`, `GET /conflicts`, `DELETE /conflicts/{id}`;
 //! and `GET /metrics`: the isolate's wasm linear memory, for leak checks.
 
-use super::lifecycle::{apply, flow_for, Delivery};
+use super::lifecycle::respond;
+use crate::apply::{apply, flow_for};
 use crate::config::Config;
 use crate::driver::{plan_first_write, Budget};
 use crate::kv::State;
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
+use cxone_scim_core::apply::Delivery;
 use cxone_scim_core::audit::AuditRecord;
 use cxone_scim_core::event::LifecycleEvent;
 use serde_json::json;
@@ -92,7 +94,7 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
         replay: true,
         trigger: cxone_scim_core::audit::Trigger::Admin,
     };
-    apply(env, config, &event, delivery, audit).await
+    respond(apply(env, &event, delivery, audit, config.subrequest_budget).await?)
 }
 
 pub async fn notices(req: &Request, env: &Env) -> Result<Response> {

@@ -132,7 +132,7 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
     if route == Route::Healthz {
         return health::healthz(env, admin);
     }
-    let config = match Config::load(env) {
+    let config = match Config::shared(env) {
         Ok(c) => c,
         Err(problems) => {
             audit.detail = Some(problems.join("; "));
