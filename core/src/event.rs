@@ -252,16 +252,26 @@ impl Command {
 
 /// How to find the user in CXone: by the id their ledger knows, then externalId (where the
 /// server can filter by it), then userName.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lookup {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// The person's CXone account as their ledger last wrote it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cxone_id: Option<String>,
+}
+
+impl Lookup {
+    /// The key of the ledger that orders the person's events.
+    pub fn person_key(&self) -> String {
+        crate::ledger::person_key(
+            self.external_id.as_deref(),
+            self.user_name.as_deref().unwrap_or_default(),
+        )
+    }
 }
 
 impl LifecycleEvent {

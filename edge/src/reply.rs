@@ -71,6 +71,15 @@ pub async fn body_within(req: &mut Request, max: usize) -> Result<Option<Vec<u8>
     Ok(Some(body))
 }
 
+/// A change's answer as the sender gets it (`Retry-After` when it should come back).
+pub fn answer(answer: cxone_scim_core::apply::ApplyAnswer) -> Result<Response> {
+    let resp = json(answer.status, &answer.body)?;
+    if let Some(secs) = answer.retry_after_secs {
+        resp.headers().set("Retry-After", &secs.to_string())?;
+    }
+    Ok(resp)
+}
+
 /// The one way an [`ApiError`] becomes a response (with `Retry-After` when it says so).
 pub fn api_error(e: &ApiError) -> Result<Response> {
     let resp = json(e.status, &e.to_scim())?;

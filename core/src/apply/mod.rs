@@ -12,10 +12,12 @@
 //!    trail's record, and the answer, typed ([`Settled`]) for a host that acts on it.
 
 mod records;
+mod roles;
 #[cfg(test)]
 mod tests;
 
 pub use records::{conflict_detail, ConflictRecord, FailureRecord, FailureSeed};
+pub use roles::{admit_roles, refused_draft, settle_roles, RoleChange, RoleSettlement};
 
 use crate::api_error::ApiError;
 use crate::audit::{payload_sha256, AuditDraft, Outcome as AuditOutcome, Trigger, Who};
@@ -53,6 +55,25 @@ impl Delivery {
             0
         } else {
             wait_ms
+        }
+    }
+}
+
+/// A change to one person, as the host hands it to the person's ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Change {
+    /// A lifecycle event: a webhook, a replayed failure, a Graph change.
+    Event(Delivery),
+    /// A role sync the policy passed.
+    Roles(RoleChange),
+}
+
+impl Change {
+    pub fn event_id(&self) -> &str {
+        match self {
+            Self::Event(d) => &d.event_id,
+            Self::Roles(r) => &r.event_id,
         }
     }
 }
@@ -96,7 +117,7 @@ pub struct ApplyAnswer {
 }
 
 impl ApplyAnswer {
-    fn answered(status: u16, body: Value, settled: Settled, outcome: AuditOutcome) -> Self {
+    pub(crate) fn answered(status: u16, body: Value, settled: Settled, outcome: AuditOutcome) -> Self {
         Self {
             status,
             body,

@@ -372,3 +372,117 @@ fn answers_travel_between_objects_unchanged() {
         "{text}"
     );
 }
+
+fn role_change() -> RoleChange {
+    let policy = policy();
+    let groups = vec![crate::policy::GroupInput {
+        display_name: Some("cxone-agent".into()),
+        id: None,
+    }];
+    RoleChange {
+        event_id: "roles-1".into(),
+        lookup: crate::event::Lookup {
+            user_name: Some("jdoe@example.com".into()),
+            external_id: Some("e-jdoe-1".into()),
+            cxone_id: None,
+        },
+        verdict: policy.verdict(&groups, None),
+        groups,
+        request_digest: "r1".into(),
+        at: NOW - 100,
+    }
+}
+
+fn synced(action: Action) -> crate::flows::RoleSynced {
+    crate::flows::RoleSynced {
+        id: (action != Action::Conflict).then(|| "c1".to_string()),
+        roles_before: vec!["Supervisor".into()],
+        roles_after: vec!["Agent".into()],
+        action,
+        conflict: None,
+        payload: Some(json!({"roles": [{"value": "Agent"}]})),
+        retried_after_412: false,
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_role_sync_is_an_update_that_leaves_the_status_and_the_event_time_alone() {
+    let change = role_change();
+    assert_eq!(change.roles().len(), 1);
+    let facts = change.facts();
+    assert_eq!(facts.operation, crate::event::Operation::Update);
+    assert!(facts.keeps_status);
+    assert_eq!(facts.occurred_at, Some(NOW - 100));
+    let s = settle_roles(&change, &go(), Ok(synced(Action::Updated)), NOW - 40, NOW);
+    assert_eq!(s.commit.ending, Ending::Answered, "the person's marks do not move");
+    assert!(s.commit.answer.is_none());
+    assert_eq!(
+        (s.answer.status, s.answer.settled),
+        (200, Settled::Done(Action::Updated))
+    );
+    assert_eq!(s.answer.body["rolesBefore"], json!(["Supervisor"]));
+    assert_eq!(s.answer.body["verdict"]["verdict"], "pass");
+    assert_eq!(s.audit.outcome, AuditOutcome::Success);
+    assert_eq!(s.audit.trigger, Trigger::RoleSync);
+    assert_eq!(
+        s.audit.payload_sha256,
+        payload_sha256(&json!({"roles": [{"value": "Agent"}]}))
+    );
+    assert!(s.reason.is_none());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_role_sync_that_meets_someone_elses_account_or_fails_is_still_audited_and_told() {
+    let change = role_change();
+    let s = settle_roles(&change, &go(), Ok(synced(Action::Conflict)), NOW - 40, NOW);
+    assert_eq!((s.answer.status, s.answer.settled), (409, Settled::Failed));
+    assert_eq!(s.answer.body["status"], "conflict");
+    assert_eq!(s.audit.outcome, AuditOutcome::Rejected);
+    assert!(s.reason.unwrap().contains("not provably"));
+    let s = settle_roles(&change, &go(), Err(rejected(400)), NOW - 40, NOW);
+    assert_eq!(s.answer.status, 422);
+    assert_eq!(s.audit.outcome, AuditOutcome::Failure);
+    assert_eq!(s.audit.payload_sha256, "r1", "no write: the request's digest");
+    assert!(s.reason.is_some());
+    let refused = refused_draft(&change.lookup, "r1", NOW - 10, NOW);
+    assert_eq!((refused.outcome, refused.latency_ms), (AuditOutcome::Rejected, 10));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_role_sync_goes_only_where_the_ledger_lets_a_new_change_go() {
+    let g = go();
+    let decision = |d| admit_roles(d);
+    assert!(matches!(
+        decision(Decision::Go {
+            event_time: g.event_time,
+            lease: g.lease.clone(),
+            known_id: None
+        }),
+        Admission::Go(_)
+    ));
+    assert!(matches!(
+        decision(Decision::Busy { retry_after_ms: 10 }),
+        Admission::Busy { .. }
+    ));
+    let Admission::Answer(deleted) = decision(Decision::Skipped {
+        answer: StoredAnswer::ok(json!({"action": "skipped"})),
+    }) else {
+        panic!("a deleted person is answered")
+    };
+    assert_eq!(deleted.status, 409);
+    assert!(deleted.body["detail"].as_str().unwrap().contains("deleted"));
+    let Admission::Answer(stale) = decision(Decision::Stale {
+        answer: StoredAnswer::ok(json!({"action": "stale"})),
+    }) else {
+        panic!("a refused sync is answered")
+    };
+    assert_eq!((stale.status, stale.settled), (409, Settled::Failed));
+    assert!(matches!(
+        decision(Decision::Forward {
+            to: "ext:e".into(),
+            carried: None,
+            first_seen: None
+        }),
+        Admission::Forward { .. }
+    ));
+}

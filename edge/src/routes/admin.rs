@@ -2,7 +2,6 @@
 //! `GET /failures`, `POST /failures/{id}/replay`, `GET /conflicts`, `DELETE /conflicts/{id}`;
 //! and `GET /metrics`: the isolate's wasm linear memory, for leak checks.
 
-use super::lifecycle::respond;
 use crate::apply::{apply, flow_for};
 use crate::config::Config;
 use crate::driver::{plan_first_write, Budget};
@@ -94,7 +93,7 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
         replay: true,
         trigger: cxone_scim_core::audit::Trigger::Admin,
     };
-    respond(apply(env, &event, delivery, audit, config.subrequest_budget).await?)
+    reply::answer(apply(env, &event, delivery, audit, config.subrequest_budget).await?)
 }
 
 pub async fn notices(req: &Request, env: &Env) -> Result<Response> {

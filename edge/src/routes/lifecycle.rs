@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::driver::now_ms;
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
-use cxone_scim_core::apply::{ApplyAnswer, Delivery};
+use cxone_scim_core::apply::Delivery;
 use cxone_scim_core::audit::{AuditRecord, Trigger};
 use cxone_scim_core::digest::sha256_hex;
 use cxone_scim_core::event::LifecycleEvent;
@@ -48,20 +48,10 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut Au
         replay: false,
         trigger: Trigger::Webhook,
     };
-    let answer = apply(env, &event, delivery, audit, config.subrequest_budget).await?;
-    respond(answer)
+    reply::answer(apply(env, &event, delivery, audit, config.subrequest_budget).await?)
 }
 
 fn refuse(audit: &mut AuditRecord, e: ApiError) -> Result<Response> {
     audit.detail = Some(e.detail.clone());
     reply::api_error(&e)
-}
-
-/// The answer as the sender gets it (`Retry-After` when it should come back).
-pub fn respond(answer: ApplyAnswer) -> Result<Response> {
-    let resp = reply::json(answer.status, &answer.body)?;
-    if let Some(secs) = answer.retry_after_secs {
-        resp.headers().set("Retry-After", &secs.to_string())?;
-    }
-    Ok(resp)
 }
