@@ -9,7 +9,7 @@ use cxone_scim_core::policy::RolePolicy;
 use cxone_scim_core::policy::RoleTarget;
 use cxone_scim_core::profile::Profile;
 use cxone_scim_core::secret::{split_list, SecretString};
-use cxone_scim_core::settings::{defaults, endpoint_url};
+use cxone_scim_core::settings::{endpoint_url, Settings};
 use cxone_scim_core::token::{ClientCredentials, Grant};
 use cxone_scim_core::webhook::{sign as sign_body, WebhookSecret};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -203,7 +203,10 @@ pub fn bulk(
     let base_url = endpoint_url(&target.base_url).map_err(|e| format!("--base-url (CXONE_SCIM_BASE_URL) {e}"))?;
     let token_url = endpoint_url(&target.token_url).map_err(|e| format!("--token-url (CXONE_TOKEN_URL) {e}"))?;
     let users = load_users(users)?;
+    // RETRY_* as the Worker reads them.
+    let retry = Settings::retry_from_vars(|name| std::env::var(name).ok()).map_err(|p| p.join("; "))?;
     let config = BulkConfig {
+        retry,
         batch_size: options.batch_size,
         precheck: options.precheck,
         role_target: options.role_target,
@@ -223,7 +226,7 @@ pub fn bulk(
         grant: target.auth,
     };
     let total = run_state.progress().total as u64;
-    let mut flow = Authorized::new(run_state, creds, None, defaults::RETRY, seed());
+    let mut flow = Authorized::new(run_state, creds, None, retry, seed());
     let bar = if quiet {
         ProgressBar::hidden()
     } else {

@@ -1,6 +1,6 @@
 //! The CLI's one loop: core flows driven with a blocking HTTP client and the system clock.
 
-use cxone_scim_core::flows::{Flow, Step};
+use cxone_scim_core::flows::{block_on, drive_watched, Driven, Flow, Host};
 use cxone_scim_core::http::{HttpRequest, HttpResponse, TransportError};
 use cxone_scim_core::UnixMillis;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -68,24 +68,41 @@ impl Http {
     }
 }
 
+/// The command line as core's [`Host`]: blocking sends (several at once on threads), the system
+/// clock, and no budget: it runs a flow to its end.
+struct Blocking<'a> {
+    http: &'a Http,
+}
+
+impl Host for Blocking<'_> {
+    fn now(&self) -> UnixMillis {
+        now_ms()
+    }
+
+    fn admit(&mut self, _reqs: &[HttpRequest]) -> bool {
+        true
+    }
+
+    async fn send_all(&mut self, reqs: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        match reqs {
+            [one] => vec![self.http.send(one)],
+            _ => self.http.send_all(reqs),
+        }
+    }
+
+    async fn sleep_until(&mut self, until: UnixMillis) -> bool {
+        std::thread::sleep(Duration::from_millis(until.saturating_sub(now_ms())));
+        true
+    }
+}
+
 /// Runs `flow` to the end; `after_response` sees it after every answer (progress display).
 pub fn run<F: Flow>(flow: &mut F, http: &Http, mut after_response: impl FnMut(&F)) -> F::Output {
+    let mut host = Blocking { http };
     loop {
-        match flow.next_step(now_ms()) {
-            Step::Send(req) => {
-                match http.send(&req) {
-                    Ok(resp) => flow.on_response(resp, now_ms()),
-                    Err(e) => flow.on_transport_error(e, now_ms()),
-                }
-                after_response(flow);
-            }
-            Step::SendAll(reqs) => {
-                let answers = http.send_all(&reqs);
-                flow.on_answers(answers, now_ms());
-                after_response(flow);
-            }
-            Step::Wait { until } => std::thread::sleep(Duration::from_millis(until.saturating_sub(now_ms()))),
-            Step::Done(out) => return out,
+        // A blocking host never stops a flow; were it to, the flow would resume where it stopped.
+        if let Driven::Done(out) = block_on(drive_watched(flow, &mut host, &mut after_response)) {
+            return out;
         }
     }
 }

@@ -37,6 +37,39 @@ impl ApiError {
         Self::new(400, Some(scim_type), detail)
     }
 
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(401, None, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(403, None, detail)
+    }
+
+    /// `path` exists, but not for this method (`allowed` is).
+    pub fn method_not_allowed(path: &str, allowed: &str) -> Self {
+        Self::new(405, None, format!("{path} accepts {allowed}"))
+    }
+
+    /// The request collides with what is already there (a run id reused for other input).
+    pub fn conflict(scim_type: Option<&str>, detail: impl Into<String>) -> Self {
+        Self::new(409, scim_type, detail)
+    }
+
+    /// A part this needs is not configured or cannot be reached.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(503, None, detail)
+    }
+
+    /// What a dependency answered made the work stop (CXone, the trail).
+    pub fn upstream(detail: impl Into<String>) -> Self {
+        Self::new(502, None, detail)
+    }
+
+    /// Something failed in this service itself; the detail is in its log, not the answer.
+    pub fn internal() -> Self {
+        Self::new(500, None, "internal error; see the Worker log")
+    }
+
     pub fn too_large(max: usize) -> Self {
         Self::new(413, None, format!("body over {max} bytes"))
     }

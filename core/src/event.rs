@@ -19,12 +19,9 @@
 //! Attributes an event leaves out stay as they are in CXone. Leavers (disable, delete) need only
 //! what finds the person (`externalId` and/or `userName`); their other fields are ignored.
 
-mod initial;
-
-pub use initial::InitialAttributes;
-
+use crate::person;
 use crate::policy::{GroupInput, RbacViolation, Resolution, RolePolicy, RoleTarget, TargetWrite, Verdict};
-use crate::scim::build::{looks_like_email, DesiredUser, InitialValues};
+use crate::scim::build::{looks_like_email, DesiredUser};
 use crate::scim::lenient;
 use crate::time::{iso8601, parse_rfc3339};
 use crate::UnixMillis;
@@ -116,7 +113,7 @@ pub struct LifecycleEvent {
     pub display_name: Option<String>,
     /// Values set only when the account is created.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub initial: Option<InitialAttributes>,
+    pub initial: Option<person::Attributes>,
     /// When it happened at the source (`occurredAt`, or the envelope's `timestamp`); written
     /// as RFC 3339 text, as it is read.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "rfc3339")]
@@ -172,7 +169,7 @@ struct Attributes {
     #[serde(default, deserialize_with = "clearable")]
     display_name: Option<String>,
     #[serde(default)]
-    initial: Option<InitialAttributes>,
+    initial: Option<person::Attributes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -360,7 +357,7 @@ impl LifecycleEvent {
         let initial = self
             .initial
             .as_ref()
-            .map(InitialAttributes::texts)
+            .map(person::Attributes::texts)
             .into_iter()
             .flatten();
         for (field, text) in flat.into_iter().chain(initial) {
@@ -445,7 +442,7 @@ impl LifecycleEvent {
             role_attribute,
             // The team follows the groups too; no groups, or no team mapped: left as it is.
             team: self.groups.as_deref().and_then(|g| policy.team_for(g)),
-            initial: self.initial.as_ref().map(|i| Box::new(InitialValues::from(i))),
+            initial: self.initial.clone().map(Box::new),
         };
         Ok((
             Command::Upsert {
@@ -767,11 +764,11 @@ mod tests {
             department: Some(String::new()),
             employee_number: Some("E-1".into()),
             display_name: Some("Jane D.".into()),
-            initial: Some(InitialAttributes {
+            initial: Some(person::Attributes {
                 first_name: Some("J".into()),
                 email: Some("j@example.com".into()),
                 department: Some("Support".into()),
-                ..InitialAttributes::default()
+                ..person::Attributes::default()
             }),
             occurred_at: Some(1_795_340_957_250),
         };

@@ -172,7 +172,7 @@ mod tests {
             title: Some("Agent".into()),
             department: Some("Support".into()),
             employee_number: Some("E-1".into()),
-            initial: Some(Box::new(crate::scim::initial::InitialValues {
+            initial: Some(Box::new(crate::person::Attributes {
                 department: Some("Sales".into()),
                 ..Default::default()
             })),

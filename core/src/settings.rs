@@ -288,6 +288,18 @@ struct Reader<G> {
 }
 
 impl<G: Fn(&str) -> Option<String>> Reader<G> {
+    /// `RETRY_BASE_MS`, `RETRY_CAP_MS`, `RETRY_MAX_ATTEMPTS` (at least 1),
+    /// `RETRY_MAX_RETRY_AFTER_MS`, each defaulting to [`defaults::RETRY`].
+    fn retry(&mut self) -> RetryPolicy {
+        let d = defaults::RETRY;
+        RetryPolicy {
+            base_ms: self.whole("RETRY_BASE_MS", d.base_ms),
+            cap_ms: self.whole("RETRY_CAP_MS", d.cap_ms),
+            max_attempts: self.whole("RETRY_MAX_ATTEMPTS", d.max_attempts).max(1),
+            max_retry_after_ms: self.whole("RETRY_MAX_RETRY_AFTER_MS", d.max_retry_after_ms),
+        }
+    }
+
     /// The value, `None` when unset or blank.
     fn text(&self, name: &str) -> Option<String> {
         (self.get)(name).filter(|v| !v.trim().is_empty())
@@ -356,6 +368,20 @@ impl Settings {
         Self::read(get).map_err(|problems| problems.iter().map(ToString::to_string).collect())
     }
 
+    /// The retry policy alone (`RETRY_*`), for a host that needs nothing else of the
+    /// configuration (the command line), read and checked as [`Settings::from_vars`] does.
+    pub fn retry_from_vars(get: impl Fn(&str) -> Option<String>) -> Result<RetryPolicy, Vec<String>> {
+        let mut r = Reader {
+            get,
+            problems: Vec::new(),
+        };
+        let retry = r.retry();
+        match r.problems.is_empty() {
+            true => Ok(retry),
+            false => Err(r.problems.iter().map(ToString::to_string).collect()),
+        }
+    }
+
     /// [`Settings::from_vars`] with the problems as values.
     pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Settings, Vec<SettingsProblem>> {
         let mut r = Reader {
@@ -402,13 +428,7 @@ impl Settings {
                 .map_err(|e| r.problems.push(SettingsProblem::AdminToken(e)))
                 .ok()
         });
-        let d = defaults::RETRY;
-        let retry = RetryPolicy {
-            base_ms: r.whole("RETRY_BASE_MS", d.base_ms),
-            cap_ms: r.whole("RETRY_CAP_MS", d.cap_ms),
-            max_attempts: r.whole("RETRY_MAX_ATTEMPTS", d.max_attempts).max(1),
-            max_retry_after_ms: r.whole("RETRY_MAX_RETRY_AFTER_MS", d.max_retry_after_ms),
-        };
+        let retry = r.retry();
         let budget = r.whole("SUBREQUEST_BUDGET", defaults::SUBREQUEST_BUDGET);
         let subrequest_budget = r.at_least("SUBREQUEST_BUDGET", budget, defaults::MIN_SUBREQUEST_BUDGET);
         let bulk = BulkSettings {
@@ -1116,5 +1136,17 @@ mod tests {
             read(&vars).unwrap_err(),
             ["ADMIN_TOKEN token #1 holds whitespace (tokens are separated by commas)"]
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_retry_policy_reads_alone_with_the_same_checks() {
+        let vars: HashMap<&str, &str> = [("RETRY_MAX_ATTEMPTS", "2"), ("RETRY_BASE_MS", "10")].into();
+        let retry = Settings::retry_from_vars(|k| vars.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!((retry.max_attempts, retry.base_ms), (2, 10));
+        assert_eq!(retry.cap_ms, defaults::RETRY.cap_ms);
+        assert_eq!(Settings::retry_from_vars(|_| None).unwrap(), defaults::RETRY);
+        let bad: HashMap<&str, &str> = [("RETRY_CAP_MS", "soon")].into();
+        let problems = Settings::retry_from_vars(|k| bad.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(problems, ["RETRY_CAP_MS must be a whole number"]);
     }
 }

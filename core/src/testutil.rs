@@ -1,9 +1,10 @@
 //! A simulated CXone for flow tests: an in-memory SCIM user store with a token endpoint,
 //! injectable faults, and a driver on a virtual clock.
 
-use crate::flows::{Flow, Step};
+use crate::flows::{block_on, Driven, Flow, Host};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::scim::{ScimError, User};
+use crate::UnixMillis;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 
@@ -539,33 +540,132 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// Runs a flow against the simulator on a virtual clock; returns the outcome and the virtual
-/// time it took (ms). Each request costs 5 ms; waits jump the clock.
-pub fn drive<F: Flow>(flow: &mut F, server: &mut SimServer) -> (F::Output, u64) {
-    let mut now = START;
-    for _ in 0..1000 {
-        match flow.next_step(now) {
-            Step::Send(req) => {
-                server.now = now;
-                now += server.service_ms.max(5);
-                match server.handle(&req) {
-                    Ok(resp) => flow.on_response(resp, now),
-                    Err(e) => flow.on_transport_error(e, now),
-                }
-            }
-            // Sent at once: together they take as long as one.
-            Step::SendAll(reqs) => {
-                server.now = now;
-                now += server.service_ms.max(5);
-                let answers = reqs.iter().map(|r| server.handle(r)).collect();
-                flow.on_answers(answers, now);
-            }
-            Step::Wait { until } => {
-                assert!(until > now, "a wait must move time forward");
-                now = until;
-            }
-            Step::Done(out) => return (out, now - START),
+/// The simulator as a [`Host`] on a virtual clock: each request (or several sent at once)
+/// costs the server's service time, at least 5 ms; waits jump the clock.
+pub struct Virtual<'a> {
+    pub server: &'a mut SimServer,
+    pub now: u64,
+    steps: u32,
+}
+
+impl<'a> Virtual<'a> {
+    pub fn new(server: &'a mut SimServer) -> Self {
+        Self {
+            server,
+            now: START,
+            steps: 0,
         }
     }
-    panic!("flow did not finish in 1000 steps");
+}
+
+impl Host for Virtual<'_> {
+    fn now(&self) -> UnixMillis {
+        self.now
+    }
+
+    fn admit(&mut self, _reqs: &[HttpRequest]) -> bool {
+        self.steps += 1;
+        assert!(self.steps <= 1000, "flow did not finish in 1000 steps");
+        true
+    }
+
+    async fn send_all(&mut self, reqs: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        self.server.now = self.now;
+        self.now += self.server.service_ms.max(5);
+        reqs.iter().map(|r| self.server.handle(r)).collect()
+    }
+
+    async fn sleep_until(&mut self, until: UnixMillis) -> bool {
+        assert!(until > self.now, "a wait must move time forward");
+        self.now = until;
+        true
+    }
+}
+
+/// Runs a flow against the simulator on a virtual clock; returns the outcome and the virtual
+/// time it took (ms).
+pub fn drive<F: Flow>(flow: &mut F, server: &mut SimServer) -> (F::Output, u64) {
+    let mut host = Virtual::new(server);
+    match block_on(crate::flows::drive(flow, &mut host)) {
+        Driven::Done(out) => (out, host.now - START),
+        Driven::Stopped => panic!("the virtual host never stops a flow"),
+    }
+}
+
+/// What [`FirstPageFlow`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstPage {
+    pub users_fetched: usize,
+    pub total_results: u64,
+}
+
+/// A flow of one `GET /Users` page through the shared exchange (retries, redirects, waits):
+/// the smallest flow there is, for the tests of what wraps or drives flows.
+#[derive(Debug, Clone)]
+pub struct FirstPageFlow {
+    exchange: crate::flows::exchange::Exchange,
+    done: Option<Result<FirstPage, crate::flows::FlowError>>,
+}
+
+impl FirstPageFlow {
+    pub fn new(base_url: &str, count: u64, retry: crate::retry::RetryPolicy, seed: u64) -> Self {
+        let mut exchange = crate::flows::exchange::Exchange::new(retry, seed);
+        exchange.start(HttpRequest::scim(
+            Method::Get,
+            crate::scim::filter::users_page_url(base_url, 1, count),
+        ));
+        Self { exchange, done: None }
+    }
+
+    fn finish(&mut self, result: Result<FirstPage, crate::flows::FlowError>) {
+        self.exchange.finish();
+        self.done = Some(result);
+    }
+
+    fn handle(&mut self, resp: HttpResponse) {
+        let read = match resp.status {
+            200 => serde_json::from_str::<crate::scim::ListResponse<User>>(&resp.body)
+                .map(|l| FirstPage {
+                    users_fetched: l.resources.len(),
+                    total_results: l.total_results,
+                })
+                .map_err(|e| crate::flows::FlowError::unreadable(self.exchange.describe(), resp.status, e, &resp.body)),
+            _ => Err(self.exchange.rejected(&resp)),
+        };
+        self.finish(read);
+    }
+}
+
+crate::flows::exchange::exchange_flow!(FirstPageFlow => FirstPage);
+
+#[cfg(test)]
+mod first_page_tests {
+    use super::*;
+    use crate::flows::FlowError;
+    use crate::retry::RetryPolicy;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn counts_the_first_page() {
+        let mut s = SimServer::default();
+        for i in 0..3 {
+            s.insert(&format!(r#"{{"userName":"u{i}@x.io"}}"#));
+        }
+        let mut flow = FirstPageFlow::new("http://cxone.test/scim/v2", 2, RetryPolicy::default(), 1);
+        let page = drive(&mut flow, &mut s).0.unwrap();
+        assert_eq!(
+            page,
+            FirstPage {
+                users_fetched: 2,
+                total_results: 3
+            }
+        );
+        let mut s = SimServer::default();
+        s.fail_next(Fault::Status(403, None));
+        let mut flow = FirstPageFlow::new("http://cxone.test/scim/v2", 2, RetryPolicy::default(), 1);
+        assert!(matches!(
+            drive(&mut flow, &mut s).0,
+            Err(FlowError::Rejected { status: 403, .. })
+        ));
+    }
 }

@@ -25,11 +25,8 @@ use std::rc::Rc;
 use std::time::Duration;
 use worker::{Delay, Env, Result, SqlStorage};
 
-/// Subrequests kept back from the flow: the audit record, and a failure or conflict record.
-const RESERVED_SUBREQUESTS: u32 = 6;
-
 /// What a caller asks of the person's ledger object.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyRequest {
     pub change: Change,
@@ -313,8 +310,12 @@ impl Host<'_> {
     /// What the flow may spend: the allowance less the ledger calls made and what the records
     /// need, no request starting unless the lease outlives it.
     fn budget(&self, asked: u32, go: &Go) -> Budget {
-        let given = self.req.allowance.saturating_sub(asked + RESERVED_SUBREQUESTS);
-        Budget::new(given, 1).within_lease(go.lease.until, self.config.ledger.request_timeout_ms)
+        Budget::for_change(
+            self.req.allowance,
+            asked,
+            go.lease.until,
+            self.config.ledger.request_timeout_ms,
+        )
     }
 
     /// Step 2: links the userName's ledger (`link`: its key and the person's), asks this

@@ -17,7 +17,7 @@
 use crate::config::{Config, AUDIT_BINDING};
 use crate::driver::now_ms;
 use crate::kv::State as Kv;
-use crate::objects::{call, meta_get, meta_put, META_TABLE};
+use crate::objects::{meta_get, meta_put, migrate, read_call, Schema, META_TABLE};
 use cxone_scim_core::audit::{
     chain_from, check_end, iso8601, verify_chain, AuditDraft, AuditEntry, Link, ParkedAudit, GENESIS_HASH,
 };
@@ -31,7 +31,18 @@ pub const MAX_PAGE: usize = 500;
 const PRUNE_BATCH: i64 = 5_000;
 const DAY_MS: u64 = 24 * 3600 * 1000;
 
-/// What `/append` takes.
+/// What the Worker asks of the audit trail.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum TrailCall {
+    Append(AppendRequest),
+    /// Entries by time and person, a page at a time.
+    Query(Query),
+    /// The chain checked over a range.
+    Verify(Query),
+}
+
+/// What an append takes.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppendRequest {
@@ -44,7 +55,7 @@ pub struct AppendRequest {
 
 /// A query over the trail: `from`/`to` in ms (inclusive, exclusive), a person, a trigger, and
 /// the seq to continue after.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Query {
     #[serde(default)]
@@ -66,18 +77,19 @@ pub struct AuditTrail {
     state: State,
 }
 
-fn tables(sql: &SqlStorage) {
-    for ddl in [
+const SCHEMA: &[Schema] = &[
+    Schema::Create(
         "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, \
          external_id TEXT, trigger TEXT NOT NULL, doc TEXT NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS entries_at ON entries (at_ms)",
-        "CREATE INDEX IF NOT EXISTS entries_person ON entries (external_id, seq)",
-        "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, appended_ms INTEGER NOT NULL)",
-        META_TABLE,
-    ] {
-        // Idempotent; runs once per object start.
-        let _ = sql.exec(ddl, None);
-    }
+    ),
+    Schema::Create("CREATE INDEX IF NOT EXISTS entries_at ON entries (at_ms)"),
+    Schema::Create("CREATE INDEX IF NOT EXISTS entries_person ON entries (external_id, seq)"),
+    Schema::Create("CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, appended_ms INTEGER NOT NULL)"),
+    Schema::Create(META_TABLE),
+];
+
+fn tables(sql: &SqlStorage) {
+    migrate(sql, SCHEMA);
 }
 
 #[derive(Deserialize)]
@@ -92,10 +104,12 @@ impl DurableObject for AuditTrail {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let text = req.text().await.unwrap_or_default();
-        match req.path().as_str() {
-            "/append" => {
-                let append: AppendRequest = serde_json::from_str(&text)?;
+        let call = match read_call::<TrailCall>(&mut req).await? {
+            Ok(call) => call,
+            Err(refused) => return Ok(refused),
+        };
+        match call {
+            TrailCall::Append(append) => {
                 if let Some(id) = &append.batch_id {
                     if self.has_batch(id)? {
                         return Response::from_json(&json!({ "entries": [], "duplicate": true }));
@@ -109,9 +123,8 @@ impl DurableObject for AuditTrail {
                 self.put("retentionDays", &append.retention_days)?;
                 Response::from_json(&json!({ "entries": entries }))
             }
-            "/query" => Response::from_json(&self.query(&serde_json::from_str(&text)?)?),
-            "/verify" => Response::from_json(&self.verify(&serde_json::from_str(&text)?)?),
-            other => Response::error(format!("no audit route {other}"), 404),
+            TrailCall::Query(q) => Response::from_json(&self.query(&q)?),
+            TrailCall::Verify(q) => Response::from_json(&self.verify(&q)?),
         }
     }
 
@@ -343,8 +356,8 @@ impl Trail {
         })
     }
 
-    async fn call<I: Serialize>(&self, path: &str, body: &I) -> Result<Value> {
-        call(&self.stub, "audit", path, body).await
+    async fn call(&self, call: &TrailCall) -> Result<Value> {
+        crate::objects::call(&self.stub, "audit", call).await
     }
 
     /// Appends drafts, under a batch id when they may come again (a parked batch, a bulk run's
@@ -360,16 +373,16 @@ impl Trail {
             retention_days,
             batch_id,
         };
-        let answer = self.call("/append", &request).await?;
+        let answer = self.call(&TrailCall::Append(request)).await?;
         Ok(serde_json::from_value(answer["entries"].clone())?)
     }
 
     pub async fn query(&self, q: &Query) -> Result<Value> {
-        self.call("/query", q).await
+        self.call(&TrailCall::Query(q.clone())).await
     }
 
     pub async fn verify(&self, q: &Query) -> Result<Value> {
-        self.call("/verify", q).await
+        self.call(&TrailCall::Verify(q.clone())).await
     }
 }
 

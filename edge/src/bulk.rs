@@ -16,7 +16,8 @@ use crate::config::{Config, BULK_BINDING};
 use crate::driver::{authorized, keep_token, now_ms, seed, send_all, Budget};
 use crate::kv::State as Kv;
 use crate::ledger::{begin_for, BeginRequest, CommitRequest, Ledger};
-use crate::objects::Running;
+use crate::objects::{migrate, Running, Schema, Slices};
+use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::{iso8601, AuditDraft};
 use cxone_scim_core::bulk::{
     input_digest, BulkConfig, BulkRun, BulkUser, Entry, HoldAnswer, HoldAsk, Intake, RowRequest,
@@ -25,7 +26,6 @@ use cxone_scim_core::flows::{Flow, Step};
 use cxone_scim_core::ledger::Decision;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::cell::Cell;
 use std::time::Duration;
 use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue,
@@ -42,9 +42,6 @@ const ANSWER_INLINE_UP_TO: usize = 100;
 const MAX_INLINE_WAIT_MS: u64 = 2_000;
 /// A slice that has not finished by then is taken to have died, and the alarm resumes the run.
 const WATCHDOG_MS: i64 = 120_000;
-/// Ledger calls one row's hold may take: the begin, and either the userName's link (a row with
-/// an externalId) or a forward's begin (a row without), and the commit that gives it back.
-const HOLD_CALLS: u32 = 3;
 /// A finished run is kept this long, then deleted.
 const KEEP_FINISHED_MS: i64 = 30 * 24 * 3600 * 1000;
 
@@ -109,20 +106,19 @@ enum SliceEnd {
 }
 
 #[durable_object]
-pub struct BulkRunner {
-    state: State,
-    env: Env,
-    running: Cell<bool>,
+pub struct BulkRunner(Slices);
+
+impl std::ops::Deref for BulkRunner {
+    type Target = Slices;
+
+    fn deref(&self) -> &Slices {
+        &self.0
+    }
 }
 
 impl DurableObject for BulkRunner {
     fn new(state: State, env: Env) -> Self {
-        tables(&state.storage().sql());
-        Self {
-            state,
-            env,
-            running: Cell::new(false),
-        }
+        Self(Slices::start(state, env, SCHEMA))
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -143,9 +139,9 @@ impl DurableObject for BulkRunner {
             }
             "/status" => match self.meta()? {
                 Some(meta) => Response::from_json(&self.answer(&meta, cursor, limit)?),
-                None => crate::reply::error(404, None, "no such bulk run"),
+                None => crate::reply::api_error(&ApiError::not_found("no such bulk run")),
             },
-            other => crate::reply::error(404, None, format!("no bulk route {other}")),
+            other => crate::reply::api_error(&ApiError::not_found(format!("no bulk route {other}"))),
         }
     }
 
@@ -226,20 +222,21 @@ impl BulkRunner {
     async fn start(&self, run_id: &str, bytes: &[u8]) -> Result<Response> {
         let body: BulkBody = match parse_body(bytes) {
             Ok(b) => b,
-            Err(detail) => return crate::reply::error(400, Some("invalidSyntax"), detail),
+            Err(detail) => return crate::reply::api_error(&ApiError::bad_request("invalidSyntax", detail)),
         };
         let config = match Config::shared(&self.env) {
             Ok(c) => c,
-            Err(p) => return crate::reply::error(503, None, format!("misconfigured: {}", p.join("; "))),
+            Err(p) => {
+                return crate::reply::api_error(&ApiError::unavailable(format!("misconfigured: {}", p.join("; "))))
+            }
         };
         let digest = input_digest(&body.users);
         match self.meta()? {
             Some(existing) if existing.input_digest != digest => {
-                return crate::reply::error(
-                    409,
+                return crate::reply::api_error(&ApiError::conflict(
                     Some("uniqueness"),
                     format!("runId {run_id} was used for a different input"),
-                );
+                ));
             }
             Some(mut existing) => {
                 // A resume: whatever stopped it may have been fixed.
@@ -292,11 +289,9 @@ impl BulkRunner {
         let answer = self.answer(&meta, 0, REPORT_PAGE)?;
         match end {
             SliceEnd::Finished => Response::from_json(&answer),
-            SliceEnd::Failed(e) => crate::reply::error(
-                502,
-                None,
-                format!("bulk run {run_id} stopped: {e}; post it again to resume"),
-            ),
+            SliceEnd::Failed(e) => crate::reply::api_error(&ApiError::upstream(format!(
+                "bulk run {run_id} stopped: {e}; post it again to resume"
+            ))),
             SliceEnd::Paused | SliceEnd::Sleeping(_) | SliceEnd::Busy => {
                 Ok(Response::from_json(&answer)?.with_status(202))
             }
@@ -321,7 +316,7 @@ impl BulkRunner {
         storage.set_alarm(WATCHDOG_MS).await?;
         let kv = Kv::open(&self.env)?;
         // The token read from KV is one subrequest, the slice's audit records one more.
-        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let mut budget = Budget::for_request(config.subrequest_budget);
         let sql = self.sql();
         // Records a slice that died left behind go first (one more call to the trail).
         if self.flush_drafts(&config, &meta.run_id).await? {
@@ -369,7 +364,7 @@ impl BulkRunner {
                 Step::Done(Ok(_)) => break SliceEnd::Finished,
                 Step::Done(Err(e)) => break SliceEnd::Failed(e.to_string()),
             };
-            if !budget.take_steps(reqs.len() as u32) {
+            if !budget.take_steps(reqs.len() as u32, now_ms()) {
                 flow.inner_mut().unsend();
                 self.release(flow.inner_mut()).await;
                 break SliceEnd::Paused;
@@ -437,9 +432,9 @@ impl BulkRunner {
     /// (each hold's commit is counted now). Empty when the budget allows none.
     async fn hold(&self, asks: &[HoldAsk], budget: &mut Budget) -> Result<Vec<HoldAnswer>> {
         // One step is left for the request the holds are for.
-        let affordable = (budget.remaining().saturating_sub(1) / HOLD_CALLS) as usize;
+        let affordable = budget.holds();
         let asking = &asks[..asks.len().min(affordable)];
-        budget.spend(HOLD_CALLS * asking.len() as u32);
+        budget.spend(cxone_scim_core::budget::HOLD_CALLS * asking.len() as u32);
         let answers = asking.iter().map(|ask| async move {
             let mut begin = BeginRequest {
                 facts: ask.facts.clone(),
@@ -648,30 +643,24 @@ fn keep_drafts(sql: &SqlStorage, drafts: &[AuditDraft]) -> Result<()> {
     Ok(())
 }
 
-/// Creates the tables (a new object, or one whose finished run was deleted). `sent` is added
-/// to tables made before it existed.
-fn tables(sql: &SqlStorage) {
-    let _ = sql.exec(
-        "CREATE TABLE IF NOT EXISTS meta (k INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
-        None,
-    );
-    let _ = sql.exec(
+/// The tables (a new object, or one whose finished run was deleted).
+const SCHEMA: &[Schema] = &[
+    Schema::Create("CREATE TABLE IF NOT EXISTS meta (k INTEGER PRIMARY KEY, doc TEXT NOT NULL)"),
+    Schema::Create(
         "CREATE TABLE IF NOT EXISTS rows (idx INTEGER PRIMARY KEY, pending INTEGER NOT NULL, \
          sent INTEGER NOT NULL DEFAULT 0, row TEXT NOT NULL)",
-        None,
-    );
-    let has_sent: Vec<serde_json::Value> = sql
-        .exec("SELECT name FROM pragma_table_info('rows') WHERE name = 'sent'", None)
-        .and_then(|c| c.to_array())
-        .unwrap_or_default();
-    if has_sent.is_empty() {
-        let _ = sql.exec("ALTER TABLE rows ADD COLUMN sent INTEGER NOT NULL DEFAULT 0", None);
-    }
-    let _ = sql.exec("CREATE INDEX IF NOT EXISTS rows_pending ON rows (pending, idx)", None);
-    let _ = sql.exec(
-        "CREATE TABLE IF NOT EXISTS drafts (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL)",
-        None,
-    );
+    ),
+    Schema::AddColumn {
+        table: "rows",
+        column: "sent",
+        definition: "INTEGER NOT NULL DEFAULT 0",
+    },
+    Schema::Create("CREATE INDEX IF NOT EXISTS rows_pending ON rows (pending, idx)"),
+    Schema::Create("CREATE TABLE IF NOT EXISTS drafts (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL)"),
+];
+
+fn tables(sql: &SqlStorage) {
+    migrate(sql, SCHEMA);
 }
 
 /// The Worker's side: the Durable Object of one run.

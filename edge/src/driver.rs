@@ -1,9 +1,8 @@
 //! The one loop that executes core flows: `fetch` for `Send`, a timer for `Wait`.
 
 use crate::kv::State;
-use cxone_scim_core::flows::{Authorized, Flow, FlowError, Step};
+use cxone_scim_core::flows::{drive as core_drive, Authorized, Flow, FlowError, Host};
 use cxone_scim_core::http::{HttpRequest, HttpResponse, Method, TransportError};
-use cxone_scim_core::ledger::request_deadline;
 use cxone_scim_core::retry::RetryPolicy;
 use cxone_scim_core::token::{CachedToken, ClientCredentials};
 use cxone_scim_core::UnixMillis;
@@ -15,7 +14,7 @@ use worker::{AbortController, Date, Delay, Fetch, Headers, Request, RequestInit,
 
 /// A request that takes longer than this counts as a transport error (and is retried), unless
 /// the budget it is sent under says otherwise (`CXONE_REQUEST_TIMEOUT_MS` under a lease).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(cxone_scim_core::budget::REQUEST_TIMEOUT_MS);
 
 thread_local! {
     /// Access tokens by credentials (CXone's, Graph's), kept for the life of the isolate (KV
@@ -36,106 +35,37 @@ pub fn seed() -> u64 {
     (js_sys::Math::random() * u64::MAX as f64) as u64
 }
 
-/// How many subrequests (fetches and KV operations) an invocation may still make. Cloudflare
-/// caps them per invocation (50 on the Free plan, 1,000 on paid) and `wait_until` adds none.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    remaining: u32,
-    /// Subrequests one step costs: the fetch, plus the checkpoint written after it.
-    per_send: u32,
-    /// No request starts at or after this time (set from a ledger lease).
-    deadline: Option<UnixMillis>,
-    /// How long one request may take before it counts as lost.
-    timeout: Duration,
+pub use cxone_scim_core::budget::Budget;
+
+/// The Worker as core's [`Host`]: `fetch` within the budget's timeout, timers for waits, and
+/// the budget (subrequests, a lease's deadline) deciding whether a request may start.
+pub struct WorkerHost<'a> {
+    pub budget: &'a mut Budget,
 }
 
-impl Budget {
-    pub fn new(remaining: u32, per_send: u32) -> Self {
-        Self {
-            remaining,
-            per_send: per_send.max(1),
-            deadline: None,
-            timeout: REQUEST_TIMEOUT,
-        }
+impl Host for WorkerHost<'_> {
+    fn now(&self) -> UnixMillis {
+        now_ms()
     }
 
-    /// The same budget for the holder of a ledger lease that ends at `lease_until`: each request
-    /// may take `timeout_ms`, and none starts unless the lease outlives it.
-    pub fn within_lease(self, lease_until: UnixMillis, timeout_ms: u64) -> Self {
-        Self {
-            deadline: Some(request_deadline(lease_until, timeout_ms)),
-            timeout: Duration::from_millis(timeout_ms),
-            ..self
-        }
+    fn admit(&mut self, reqs: &[HttpRequest]) -> bool {
+        self.budget.take_steps(reqs.len() as u32, now_ms())
     }
 
-    /// How long one request may take.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    async fn send_all(&mut self, reqs: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        send_all(reqs, Duration::from_millis(self.budget.timeout_ms())).await
     }
 
-    /// Takes what one more step needs, if it is there.
-    pub fn take_step(&mut self) -> bool {
-        self.take_steps(1)
-    }
-
-    /// Takes what `n` steps sent at once need, if it is all there.
-    pub fn take_steps(&mut self, n: u32) -> bool {
-        let needed = self.per_send.saturating_mul(n);
-        if self.remaining < needed || self.deadline.is_some_and(|d| now_ms() >= d) {
-            return false;
-        }
-        self.remaining -= needed;
+    async fn sleep_until(&mut self, until: UnixMillis) -> bool {
+        Delay::from(Duration::from_millis(until.saturating_sub(now_ms()))).await;
         true
     }
-
-    /// How many steps the budget still has room for.
-    pub fn steps_left(&self) -> u32 {
-        self.remaining / self.per_send
-    }
-
-    /// Counts `n` subrequests made outside the budget's own steps.
-    pub fn spend(&mut self, n: u32) {
-        self.remaining = self.remaining.saturating_sub(n);
-    }
-
-    pub fn remaining(&self) -> u32 {
-        self.remaining
-    }
 }
 
-/// The one loop: `Send` → fetch, `Wait` → timer, `Done` → outcome. `after_response` runs after
-/// each answer (a checkpoint, say). `None` when the budget ran out first; the flow is then
-/// exactly where it stopped and may be resumed, in this invocation or after a checkpoint.
-pub async fn drive<F: Flow>(
-    flow: &mut F,
-    budget: &mut Budget,
-    mut after_response: impl AsyncFnMut(&F),
-) -> Option<F::Output> {
-    loop {
-        match flow.next_step(now_ms()) {
-            Step::Send(req) => {
-                if !budget.take_step() {
-                    return None;
-                }
-                match send_within(&req, budget.timeout()).await {
-                    Ok(resp) => flow.on_response(resp, now_ms()),
-                    Err(e) => flow.on_transport_error(e, now_ms()),
-                }
-                after_response(flow).await;
-            }
-            Step::SendAll(reqs) => {
-                if !budget.take_steps(reqs.len() as u32) {
-                    return None;
-                }
-                let answers = send_all(&reqs, budget.timeout()).await;
-                flow.on_answers(answers, now_ms());
-                after_response(flow).await;
-            }
-            Step::Wait { until } => Delay::from(Duration::from_millis(until.saturating_sub(now_ms()))).await,
-            Step::Done(out) => return Some(out),
-        }
-    }
+/// Runs `flow` within `budget`. `None` when the budget ran out first; the flow is then exactly
+/// where it stopped and may be resumed, in this invocation or after a checkpoint.
+pub async fn drive<F: Flow>(flow: &mut F, budget: &mut Budget) -> Option<F::Output> {
+    core_drive(flow, &mut WorkerHost { budget }).await.done()
 }
 
 /// Wraps `inner` in bearer authentication with the cached token: isolate memory, else KV.
@@ -174,11 +104,7 @@ where
     F: Flow<Output = Result<T, FlowError>>,
     T: Clone,
 {
-    let given = budget.remaining();
-    let mut flow = authorized(inner, creds, retry, state).await;
-    let out = drive(&mut flow, budget, async |_| {}).await;
-    keep_token(&flow, creds, state).await;
-    out.unwrap_or_else(|| Err(FlowError::BudgetExhausted(given)))
+    run_authorized_then(inner, creds, retry, state, budget, |_| ()).await.0
 }
 
 /// [`run_authorized`], and what `after` reads off the flow once it stopped (requests it made,
@@ -197,7 +123,7 @@ where
 {
     let given = budget.remaining();
     let mut flow = authorized(inner, creds, retry, state).await;
-    let out = drive(&mut flow, budget, async |_| {}).await;
+    let out = drive(&mut flow, budget).await;
     keep_token(&flow, creds, state).await;
     let read = after(flow.inner());
     (out.unwrap_or_else(|| Err(FlowError::BudgetExhausted(given))), read)
@@ -227,32 +153,49 @@ where
     T: Clone,
 {
     let mut flow = authorized(inner, creds, retry, state).await;
-    let planned = loop {
-        match flow.next_step(now_ms()) {
-            Step::Send(req) if req.method != Method::Get && req.url != creds.token_url => {
-                break Some(PlannedRequest {
-                    method: req.method.as_str(),
-                    url: req.url.clone(),
-                    body: req.body.as_deref().and_then(|b| serde_json::from_str(b).ok()),
-                });
-            }
-            Step::Send(req) => {
-                if !budget.take_step() {
-                    break None;
-                }
-                match send_within(&req, budget.timeout()).await {
-                    Ok(resp) => flow.on_response(resp, now_ms()),
-                    Err(e) => flow.on_transport_error(e, now_ms()),
-                }
-            }
-            // Several at once are a bulk run's single-user writes: planned elsewhere.
-            Step::SendAll(_) => break None,
-            Step::Wait { until } => Delay::from(Duration::from_millis(until.saturating_sub(now_ms()))).await,
-            Step::Done(_) => break None,
-        }
+    let mut host = Planning {
+        host: WorkerHost { budget },
+        token_url: &creds.token_url,
+        first_write: None,
     };
+    let _ = core_drive(&mut flow, &mut host).await;
+    let planned = host.first_write;
     keep_token(&flow, creds, state).await;
     planned
+}
+
+/// Sends what only reads (token requests, `GET`s) and stops at the first request that would
+/// change CXone, keeping it.
+struct Planning<'a, 'b> {
+    host: WorkerHost<'a>,
+    token_url: &'b str,
+    first_write: Option<PlannedRequest>,
+}
+
+impl Host for Planning<'_, '_> {
+    fn now(&self) -> UnixMillis {
+        now_ms()
+    }
+
+    fn admit(&mut self, reqs: &[HttpRequest]) -> bool {
+        if let Some(req) = reqs.iter().find(|r| r.method != Method::Get && r.url != self.token_url) {
+            self.first_write = Some(PlannedRequest {
+                method: req.method.as_str(),
+                url: req.url.clone(),
+                body: req.body.as_deref().and_then(|b| serde_json::from_str(b).ok()),
+            });
+            return false;
+        }
+        self.host.admit(reqs)
+    }
+
+    async fn send_all(&mut self, reqs: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        self.host.send_all(reqs).await
+    }
+
+    async fn sleep_until(&mut self, until: UnixMillis) -> bool {
+        self.host.sleep_until(until).await
+    }
 }
 
 fn method(m: Method) -> worker::Method {

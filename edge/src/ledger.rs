@@ -14,12 +14,13 @@
 
 use crate::apply::ApplyRequest;
 use crate::config::LEDGER_BINDING;
+use crate::objects::{migrate, read_call, Schema};
 use cxone_scim_core::apply::ApplyAnswer;
 use cxone_scim_core::audit::iso8601;
 use cxone_scim_core::digest::key_of;
 use cxone_scim_core::ledger::{
-    absorb, commit, decide, link, link_of, person_key, reset_marks, Commit, Decision, Delivery, EventFacts, Link,
-    PersonState, StoredAnswer,
+    absorb, commit, decide, link, link_of, person_key, reset_marks, Commit, Decision, EventFacts, Link, PersonState,
+    SeenDelivery, StoredAnswer,
 };
 use cxone_scim_core::UnixMillis;
 use serde::de::DeserializeOwned;
@@ -29,7 +30,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlS
 /// Deliveries older than this are forgotten (senders stop redelivering long before).
 const KEEP_DELIVERIES_MS: u64 = 30 * 24 * 3600 * 1000;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BeginRequest {
     pub facts: EventFacts,
@@ -38,6 +39,21 @@ pub struct BeginRequest {
     /// What the person's userName ledger had ordered before it was linked here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carried: Option<PersonState>,
+}
+
+/// What the Worker (or another ledger) asks of a person's ledger.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LedgerCall {
+    /// Apply one change to the person ([`crate::apply::run`]).
+    Apply(ApplyRequest),
+    /// Hold the person for a bulk row (`begin` … `commit`).
+    Begin(BeginRequest),
+    Commit(CommitRequest),
+    /// This userName's ledger forwards to the person's from now on.
+    Link(LinkRequest),
+    Inspect,
+    ResetMarks(ResetRequest),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -84,7 +100,7 @@ pub struct ResetAnswer {
 /// Deliveries an inspection lists.
 const INSPECT_DELIVERIES: i64 = 20;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitRequest {
     pub commit: Commit,
@@ -99,6 +115,19 @@ pub struct CommitAnswer {
     pub superseded_failures: Vec<String>,
 }
 
+const SCHEMA: &[Schema] = &[
+    Schema::Create("CREATE TABLE IF NOT EXISTS person (k INTEGER PRIMARY KEY, state TEXT NOT NULL)"),
+    Schema::Create(
+        "CREATE TABLE IF NOT EXISTS deliveries (event_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, \
+         digest TEXT NOT NULL, answer TEXT, failed_at INTEGER)",
+    ),
+    Schema::AddColumn {
+        table: "deliveries",
+        column: "failed_leaver",
+        definition: "INTEGER NOT NULL DEFAULT 0",
+    },
+];
+
 #[durable_object]
 pub struct PersonLedger {
     state: State,
@@ -107,59 +136,28 @@ pub struct PersonLedger {
 
 impl DurableObject for PersonLedger {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        // Idempotent; runs once per object start.
-        let _ = sql.exec(
-            "CREATE TABLE IF NOT EXISTS person (k INTEGER PRIMARY KEY, state TEXT NOT NULL)",
-            None,
-        );
-        let _ = sql.exec(
-            "CREATE TABLE IF NOT EXISTS deliveries (event_id TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, \
-             digest TEXT NOT NULL, answer TEXT, failed_at INTEGER)",
-            None,
-        );
-        // Added after the table first shipped.
-        let has_column: Vec<serde_json::Value> = sql
-            .exec(
-                "SELECT name FROM pragma_table_info('deliveries') WHERE name = 'failed_leaver'",
-                None,
-            )
-            .and_then(|c| c.to_array())
-            .unwrap_or_default();
-        if has_column.is_empty() {
-            let _ = sql.exec(
-                "ALTER TABLE deliveries ADD COLUMN failed_leaver INTEGER NOT NULL DEFAULT 0",
-                None,
-            );
-        }
+        migrate(&state.storage().sql(), SCHEMA);
         Self { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let now = worker::Date::now().as_millis();
         let sql = self.state.storage().sql();
-        match req.path().as_str() {
-            "/apply" => {
-                let apply: ApplyRequest = read(&mut req).await?;
-                Response::from_json(&crate::apply::run(&self.env, &sql, apply).await?)
-            }
-            "/begin" => {
-                let begin: BeginRequest = read(&mut req).await?;
-                Response::from_json(&on_begin(&sql, &begin, now)?)
-            }
-            "/commit" => {
-                let c: CommitRequest = read(&mut req).await?;
-                Response::from_json(&on_commit(&sql, &c, now)?)
-            }
-            "/link" => {
-                let l: LinkRequest = read(&mut req).await?;
+        let call = match read_call::<LedgerCall>(&mut req).await? {
+            Ok(call) => call,
+            Err(refused) => return Ok(refused),
+        };
+        match call {
+            LedgerCall::Apply(apply) => Response::from_json(&crate::apply::run(&self.env, &sql, apply).await?),
+            LedgerCall::Begin(begin) => Response::from_json(&on_begin(&sql, &begin, now)?),
+            LedgerCall::Commit(c) => Response::from_json(&on_commit(&sql, &c, now)?),
+            LedgerCall::Link(l) => {
                 let (person, answer) = link(&load_person(&sql)?, &l.target, now);
                 save_person(&sql, &person)?;
                 Response::from_json(&answer)
             }
-            "/inspect" => Response::from_json(&inspect(&sql)?),
-            "/reset-marks" => {
-                let r: ResetRequest = read(&mut req).await?;
+            LedgerCall::Inspect => Response::from_json(&inspect(&sql)?),
+            LedgerCall::ResetMarks(r) => {
                 let before = load_person(&sql)?;
                 let after = reset_marks(&before);
                 if !r.dry_run {
@@ -167,13 +165,8 @@ impl DurableObject for PersonLedger {
                 }
                 Response::from_json(&ResetAnswer { before, after })
             }
-            other => Response::error(format!("no ledger route {other}"), 404),
         }
     }
-}
-
-async fn read<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
-    Ok(serde_json::from_str(&req.text().await?)?)
 }
 
 #[derive(Deserialize)]
@@ -209,7 +202,7 @@ fn save_person(sql: &SqlStorage, person: &PersonState) -> Result<()> {
     Ok(())
 }
 
-fn load_delivery(sql: &SqlStorage, event_id: &str) -> Result<Option<Delivery>> {
+fn load_delivery(sql: &SqlStorage, event_id: &str) -> Result<Option<SeenDelivery>> {
     let rows: Vec<DeliveryRow> = sql
         .exec(
             "SELECT first_seen, digest, answer FROM deliveries WHERE event_id = ?",
@@ -223,7 +216,7 @@ fn load_delivery(sql: &SqlStorage, event_id: &str) -> Result<Option<Delivery>> {
         Some(text) => Some(serde_json::from_str(&text)?),
         None => None,
     };
-    Ok(Some(Delivery {
+    Ok(Some(SeenDelivery {
         first_seen: row.first_seen as UnixMillis,
         body_digest: row.digest,
         answer,
@@ -422,38 +415,35 @@ impl Ledger {
         &self.key
     }
 
-    async fn call<I: Serialize, O: DeserializeOwned>(&self, path: &str, body: &I) -> Result<O> {
-        crate::objects::call(&self.stub, "ledger", path, body).await
+    async fn call<O: DeserializeOwned>(&self, call: &LedgerCall) -> Result<O> {
+        crate::objects::call(&self.stub, "ledger", call).await
     }
 
     /// Applies one change to the person, inside their ledger object ([`crate::apply::run`]).
     pub async fn apply(&self, req: &ApplyRequest) -> Result<ApplyAnswer> {
-        self.call("/apply", req).await
+        self.call(&LedgerCall::Apply(req.clone())).await
     }
 
     pub async fn begin(&self, req: &BeginRequest) -> Result<Decision> {
-        self.call("/begin", req).await
+        self.call(&LedgerCall::Begin(req.clone())).await
     }
 
     pub async fn commit(&self, req: &CommitRequest) -> Result<CommitAnswer> {
-        self.call("/commit", req).await
+        self.call(&LedgerCall::Commit(req.clone())).await
     }
 
     pub async fn link(&self, target: &str) -> Result<Link> {
-        self.call(
-            "/link",
-            &LinkRequest {
-                target: target.to_string(),
-            },
-        )
+        self.call(&LedgerCall::Link(LinkRequest {
+            target: target.to_string(),
+        }))
         .await
     }
 
     pub async fn inspect(&self) -> Result<Inspection> {
-        self.call("/inspect", &()).await
+        self.call(&LedgerCall::Inspect).await
     }
 
     pub async fn reset_marks(&self, dry_run: bool) -> Result<ResetAnswer> {
-        self.call("/reset-marks", &ResetRequest { dry_run }).await
+        self.call(&LedgerCall::ResetMarks(ResetRequest { dry_run })).await
     }
 }

@@ -52,7 +52,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
     let Some(graph) = &config.graph else { return };
     let renew = graph.notification_url.is_some();
-    let kicked = match sync::Sync::open(&env) {
+    let kicked = match sync::GraphSync::open(&env) {
         Ok(s) => s.kick("cron", renew).await,
         Err(e) => Err(e),
     };

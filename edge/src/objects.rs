@@ -4,7 +4,53 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
-use worker::{Method, Request, RequestInit, Result, SqlStorage, Stub};
+use worker::{Method, Request, RequestInit, Response, Result, SqlStorage, Stub};
+
+/// One step of an object's schema, run every time the object starts (all are idempotent).
+pub enum Schema {
+    /// `CREATE TABLE IF NOT EXISTS …`, `CREATE INDEX IF NOT EXISTS …`.
+    Create(&'static str),
+    /// A column added after the table first shipped: added where it is missing.
+    AddColumn {
+        table: &'static str,
+        column: &'static str,
+        definition: &'static str,
+    },
+}
+
+/// Brings an object's tables to `schema`: the one way every object creates and migrates them.
+pub fn migrate(sql: &SqlStorage, schema: &[Schema]) {
+    #[derive(Deserialize)]
+    struct Column {
+        #[allow(dead_code)]
+        name: String,
+    }
+    for step in schema {
+        // A step that fails leaves the object as it was; the next start tries again.
+        let _ = match step {
+            Schema::Create(ddl) => sql.exec(ddl, None).map(|_| ()),
+            Schema::AddColumn {
+                table,
+                column,
+                definition,
+            } => {
+                let present: Vec<Column> = sql
+                    .exec(
+                        "SELECT name FROM pragma_table_info(?) WHERE name = ?",
+                        vec![(*table).into(), (*column).into()],
+                    )
+                    .and_then(|c| c.to_array())
+                    .unwrap_or_default();
+                if present.is_empty() {
+                    sql.exec(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"), None)
+                        .map(|_| ())
+                } else {
+                    Ok(())
+                }
+            }
+        };
+    }
+}
 
 /// The `meta` table's DDL: `k` → one JSON document.
 pub const META_TABLE: &str = "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, doc TEXT NOT NULL)";
@@ -37,6 +83,26 @@ pub fn meta_remove(sql: &SqlStorage, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// What an object that works in slices holds: its state, the Worker's environment, and the
+/// flag that keeps one slice running at a time. Its tables are brought to `schema` when it
+/// starts.
+pub struct Slices {
+    pub state: worker::State,
+    pub env: worker::Env,
+    pub running: Cell<bool>,
+}
+
+impl Slices {
+    pub fn start(state: worker::State, env: worker::Env, schema: &[Schema]) -> Self {
+        migrate(&state.storage().sql(), schema);
+        Self {
+            state,
+            env,
+            running: Cell::new(false),
+        }
+    }
+}
+
 /// Held while a slice runs; the flag is cleared however the slice ends.
 pub struct Running<'a>(&'a Cell<bool>);
 
@@ -53,20 +119,33 @@ impl Drop for Running<'_> {
     }
 }
 
-/// POSTs `body` as JSON to `path` of the object behind `stub` (named `name` in errors) and
-/// reads its JSON answer; anything but 200 is an error carrying the answer.
-pub async fn call<I: Serialize, O: DeserializeOwned>(stub: &Stub, name: &str, path: &str, body: &I) -> Result<O> {
+/// Sends `request` (the object's request enum, its variant naming the operation) to the object
+/// behind `stub` (named `name` in errors) and reads its JSON answer; anything but 200 is an
+/// error carrying the answer.
+pub async fn call<I: Serialize, O: DeserializeOwned>(stub: &Stub, name: &str, request: &I) -> Result<O> {
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(serde_json::to_string(body)?.into()));
-    let req = Request::new_with_init(&format!("https://{name}{path}"), &init)?;
+        .with_body(Some(serde_json::to_string(request)?.into()));
+    let req = Request::new_with_init(&format!("https://{name}/"), &init)?;
     let mut resp = stub.fetch_with_request(req).await?;
     let text = resp.text().await?;
     if resp.status_code() != 200 {
         return Err(worker::Error::RustError(format!(
-            "{name} {path} answered {}: {text}",
+            "{name} answered {}: {text}",
             resp.status_code()
         )));
     }
     Ok(serde_json::from_str(&text)?)
+}
+
+/// The request a Worker sent an object, as the object's request enum; one it cannot read is
+/// answered 400 (never run as a guess).
+pub async fn read_call<I: DeserializeOwned>(req: &mut Request) -> Result<std::result::Result<I, Response>> {
+    let text = req.text().await?;
+    match serde_json::from_str(&text) {
+        Ok(call) => Ok(Ok(call)),
+        Err(e) => Ok(Err(crate::reply::api_error(
+            &cxone_scim_core::api_error::ApiError::bad_request("invalidSyntax", format!("unreadable object call: {e}")),
+        )?)),
+    }
 }

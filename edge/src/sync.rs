@@ -18,14 +18,15 @@ use crate::apply::{apply, flow_for};
 use crate::config::{Config, SYNC_BINDING};
 use crate::driver::{now_ms, plan_first_write, run_authorized, run_authorized_then, seed, Budget, PlannedRequest};
 use crate::kv::State as Kv;
-use crate::objects::{call, meta_get, meta_put, meta_remove, Running, META_TABLE};
+use crate::objects::{meta_get, meta_put, meta_remove, read_call, Running, Schema, Slices, META_TABLE};
 use cxone_scim_core::apply::{ApplyAnswer, Delivery};
 use cxone_scim_core::audit::{iso8601, AuditRecord};
 use cxone_scim_core::digest::sha256_hex;
 use cxone_scim_core::event::LifecycleEvent;
 use cxone_scim_core::flows::FlowError;
 use cxone_scim_core::graph::{
-    Apply, Change, DeltaReader, KnownPerson, Leaver, MemberOfFlow, Outcome, Plan, Planner, Position, Skip,
+    group_round_due, hold_superseded, next_round, record_of, retry_plan, unseen_leaver, Apply, Change, ChangeOutcome,
+    DeltaReader, KnownPerson, Leaver, MemberOfFlow, Plan, PlanRetry, Planner, Position, Record, RoundFacts, Skip,
     Subscription, SubscriptionFlow, Summary, SyncPass, UserReadFlow, Work, APPLY_LANES,
 };
 use cxone_scim_core::settings::GraphSettings;
@@ -33,7 +34,6 @@ use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::cell::Cell;
 use worker::{
     console_log, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State,
     Stub,
@@ -45,9 +45,6 @@ const COALESCE_MS: i64 = 1_000;
 const WATCHDOG_MS: i64 = 120_000;
 /// A slice stops starting work after this long, so checkpoints stay frequent.
 const SLICE_MS: u64 = 25_000;
-/// Subrequests a change needs at least: the ledger's begin and commit, a token, CXone's two
-/// lookups and its write, and what the lifecycle path keeps back for its records.
-const PER_APPLY: u32 = 12;
 /// A person busy with another event is tried again after this long.
 const BUSY_RETRY_MS: i64 = 2_000;
 /// Most held leavers and parked changes `GET /sync/status` lists.
@@ -74,26 +71,32 @@ enum SliceEnd {
 }
 
 #[durable_object]
-pub struct SyncRunner {
-    state: State,
-    env: Env,
-    running: Cell<bool>,
-}
+pub struct SyncRunner(Slices);
 
-fn tables(sql: &SqlStorage) {
-    for ddl in [
-        META_TABLE,
-        "CREATE TABLE IF NOT EXISTS people (graph_id TEXT PRIMARY KEY, in_scope INTEGER NOT NULL, \
-         external_id TEXT NOT NULL, user_name TEXT, updated_at INTEGER NOT NULL, seen_pass TEXT)",
-        "CREATE TABLE IF NOT EXISTS held (event_id TEXT PRIMARY KEY, doc TEXT NOT NULL, held_at INTEGER NOT NULL)",
-        // Kept state from before `seen_pass` existed gets the column (an error once it has it).
-        "ALTER TABLE people ADD COLUMN seen_pass TEXT",
-        "CREATE TABLE IF NOT EXISTS parked (event_id TEXT PRIMARY KEY, graph_id TEXT NOT NULL, detail TEXT NOT NULL, at INTEGER NOT NULL)",
-    ] {
-        // Idempotent; runs once per object start.
-        let _ = sql.exec(ddl, None);
+impl std::ops::Deref for SyncRunner {
+    type Target = Slices;
+
+    fn deref(&self) -> &Slices {
+        &self.0
     }
 }
+
+const SCHEMA: &[Schema] = &[
+    Schema::Create(META_TABLE),
+    Schema::Create(
+        "CREATE TABLE IF NOT EXISTS people (graph_id TEXT PRIMARY KEY, in_scope INTEGER NOT NULL, \
+         external_id TEXT NOT NULL, user_name TEXT, updated_at INTEGER NOT NULL, seen_pass TEXT)",
+    ),
+    Schema::Create("CREATE TABLE IF NOT EXISTS held (event_id TEXT PRIMARY KEY, doc TEXT NOT NULL, held_at INTEGER NOT NULL)"),
+    Schema::AddColumn {
+        table: "people",
+        column: "seen_pass",
+        definition: "TEXT",
+    },
+    Schema::Create(
+        "CREATE TABLE IF NOT EXISTS parked (event_id TEXT PRIMARY KEY, graph_id TEXT NOT NULL, detail TEXT NOT NULL, at INTEGER NOT NULL)",
+    ),
+];
 
 #[derive(Deserialize)]
 struct DocRow {
@@ -105,7 +108,23 @@ struct CountRow {
     n: f64,
 }
 
-/// What `/kick` asks for.
+/// What the Worker asks of the sync object.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SyncCall {
+    /// Ask for a pass.
+    Kick(Kick),
+    Status,
+    /// Apply the leavers held now.
+    Approve,
+    /// Drop the leavers held now.
+    Reject,
+    Held,
+    /// What a pass would send, sending nothing.
+    DryRun,
+}
+
+/// What a kick asks for.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Kick {
@@ -122,27 +141,21 @@ pub struct Kick {
 
 impl DurableObject for SyncRunner {
     fn new(state: State, env: Env) -> Self {
-        tables(&state.storage().sql());
-        Self {
-            state,
-            env,
-            running: Cell::new(false),
-        }
+        Self(Slices::start(state, env, SCHEMA))
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let text = req.text().await.unwrap_or_default();
-        match req.path().as_str() {
-            "/kick" => {
-                let kick: Kick = serde_json::from_str(&text).unwrap_or_default();
-                Response::from_json(&self.kick(&kick).await?)
-            }
-            "/status" => Response::from_json(&self.status().await?),
-            "/approve" => Response::from_json(&self.approve().await?),
-            "/reject" => Response::from_json(&self.reject()?),
-            "/held" => Response::from_json(&json!({"held": self.held()?})),
-            "/dry-run" => Response::from_json(&self.dry_run().await?),
-            other => Response::error(format!("no sync route {other}"), 404),
+        let call = match read_call::<SyncCall>(&mut req).await? {
+            Ok(call) => call,
+            Err(refused) => return Ok(refused),
+        };
+        match call {
+            SyncCall::Kick(kick) => Response::from_json(&self.kick(&kick).await?),
+            SyncCall::Status => Response::from_json(&self.status().await?),
+            SyncCall::Approve => Response::from_json(&self.approve().await?),
+            SyncCall::Reject => Response::from_json(&self.reject()?),
+            SyncCall::Held => Response::from_json(&json!({"held": self.held()?})),
+            SyncCall::DryRun => Response::from_json(&self.dry_run().await?),
         }
     }
 
@@ -218,7 +231,7 @@ impl SyncRunner {
             .to_array()?;
         Ok(rows
             .first()
-            .is_some_and(|r| r.in_scope != 0.0 && r.updated_at > r.held_at))
+            .is_some_and(|r| hold_superseded(r.in_scope != 0.0, r.updated_at as u64, r.held_at as u64)))
     }
 
     /// The full round `pass_id` listed the person.
@@ -250,22 +263,12 @@ impl SyncRunner {
             .to_array()?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                let event = LifecycleEvent {
-                    operation: cxone_scim_core::event::Operation::Disable,
-                    user_name: r.user_name.unwrap_or_default(),
-                    external_id: Some(r.external_id),
-                    occurred_at: Some(now_ms()),
-                    ..LifecycleEvent::default()
-                };
-                (r.graph_id, event)
-            })
+            .map(|r| (r.graph_id, unseen_leaver(r.external_id, r.user_name, now_ms())))
             .collect())
     }
 
-    /// Records what a change applied for the person `graph_id`: in scope after a joiner or
-    /// mover, out of it after a leaver or an update that left the account disabled.
-    fn record_person(&self, graph_id: &str, event: &LifecycleEvent, pass_id: &str) -> Result<()> {
+    /// Records the person `graph_id` as a change left them (`in_scope`: [`record_of`]).
+    fn record_person(&self, graph_id: &str, event: &LifecycleEvent, in_scope: bool, pass_id: &str) -> Result<()> {
         let Some(external_id) = event.external_id.clone() else {
             return Ok(());
         };
@@ -278,7 +281,7 @@ impl SyncRunner {
              seen_pass = excluded.seen_pass",
             vec![
                 graph_id.into(),
-                i64::from(!event.operation.is_leaver() && event.account_enabled != Some(false)).into(),
+                i64::from(in_scope).into(),
                 external_id.into(),
                 user_name.map_or(SqlStorageValue::Null, SqlStorageValue::from),
                 (now_ms() as i64).into(),
@@ -337,7 +340,7 @@ impl SyncRunner {
         self.sql().exec("DELETE FROM held", None)?;
         self.remove("approve")?;
         if let Some(mut last) = self.get::<Summary>("last")? {
-            *last.counts.entry(Outcome::Rejected).or_default() += held as u64;
+            *last.counts.entry(ChangeOutcome::Rejected).or_default() += held as u64;
             self.put("last", &last)?;
         }
         Ok(json!({"rejected": held}))
@@ -434,32 +437,28 @@ impl SyncRunner {
         let stored = kv.get_json::<Cursor>(CURSOR_KEY).await?;
         // Taken once the pass can start (a failed read leaves the ask for the retried alarm).
         self.remove("wanted")?;
-        // Membership changes alone do not show in /users/delta: every so often a pass reads
-        // every user again (and their groups).
-        let last_full: Option<u64> = self.get("fullRoundAt")?;
-        let since_full = last_full.map(|at| now_ms().saturating_sub(at));
-        let periodic = graph.full_round_ms > 0 && since_full.is_none_or(|d| d >= graph.full_round_ms);
-        // Asked for by a group's change, and the last full round is far enough back.
-        let for_groups =
-            self.get::<bool>("fullWanted")?.is_some() && since_full.is_none_or(|d| d >= graph.group_round_gap_ms);
-        if for_groups {
+        // Membership changes alone do not show in /users/delta: every so often, when a group
+        // changed, or owed by one that failed, a pass reads every user again (and their groups).
+        let round = next_round(
+            RoundFacts {
+                now: now_ms(),
+                last_full: self.get("fullRoundAt")?,
+                groups_changed: self.get::<bool>("fullWanted")?.is_some(),
+                owed: self.get::<bool>("fullOwed")?.is_some(),
+                full_round_ms: graph.full_round_ms,
+                group_round_gap_ms: graph.group_round_gap_ms,
+            },
+            stored.map(|c| c.delta_link),
+        );
+        if round.takes_group_ask {
             self.remove("fullWanted")?;
         }
-        // A full round that ended before its cursor could move is owed (by the next pass that
-        // comes, not at once: what stopped it may last).
-        let owed = self.get::<bool>("fullOwed")?.is_some();
-        if owed {
-            self.remove("fullOwed")?;
-        }
-        let full_due = periodic || for_groups || owed;
-        let cursor = match stored {
-            Some(c) if !full_due || last_full.is_none() => Position::Round(c.delta_link),
-            _ => Position::Start,
-        };
-        if last_full.is_none() {
-            // The first round (or one after an upgrade) counts as the full one.
+        // Owed to the next pass that comes, not at once: what stopped it may last.
+        self.remove("fullOwed")?;
+        if round.first {
             self.put("fullRoundAt", &now_ms())?;
         }
+        let cursor = round.position;
         let population = self.count("SELECT COUNT(*) AS n FROM people WHERE in_scope = 1")?;
         Ok(Some(SyncPass::delta(
             &pass_id,
@@ -481,7 +480,7 @@ impl SyncRunner {
         };
         self.state.storage().set_alarm(WATCHDOG_MS).await?;
         let kv = Kv::open(&self.env)?;
-        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let mut budget = Budget::for_request(config.subrequest_budget);
         if self.get::<bool>("renew")?.is_some() {
             self.renew(&config, &graph, &kv, &mut budget).await?;
         }
@@ -492,12 +491,7 @@ impl SyncRunner {
         };
         let started = now_ms();
         pass.began_slice();
-        let planner = Planner {
-            map: &config.attribute_map,
-            scope: &graph.scope,
-            policy: &config.policy,
-            delete_mode: graph.delete_mode,
-        };
+        let planner = Planner::of(&config, &graph);
         let select: Vec<&str> = graph.select.iter().map(String::as_str).collect();
         let end = loop {
             self.put("pass", &pass)?;
@@ -594,8 +588,7 @@ impl SyncRunner {
         }
         if end == SliceEnd::Finished && self.get::<bool>("fullWanted")?.is_some() {
             // A group changed too soon after the last full round: one more comes when it may.
-            let last_full: u64 = self.get("fullRoundAt")?.unwrap_or(0);
-            let due = last_full.saturating_add(graph.group_round_gap_ms);
+            let due = group_round_due(self.get("fullRoundAt")?, graph.group_round_gap_ms);
             self.put("wanted", &"groups")?;
             return Ok(SliceEnd::Later(due.saturating_sub(now_ms()).max(1) as i64));
         }
@@ -611,7 +604,7 @@ impl SyncRunner {
         budget: &mut Budget,
         mut applies: Vec<Apply>,
     ) -> Result<Option<SliceEnd>> {
-        applies.truncate((budget.remaining() / PER_APPLY) as usize);
+        applies.truncate(budget.applies(applies.len()));
         if applies.is_empty() {
             return Ok(Some(SliceEnd::Paused));
         }
@@ -638,10 +631,10 @@ impl SyncRunner {
         for (a, answered) in applies.into_iter().zip(answers) {
             let answer = answered?;
             budget.spend(answer.used);
-            let Some(outcome) = Outcome::of(answer.settled) else {
+            let Some(outcome) = ChangeOutcome::of(answer.settled) else {
                 // Not done: the budget ran out (go on in a fresh invocation), or the person is
                 // busy with another event (this change waits its turn).
-                end = Some(if budget.remaining() < PER_APPLY {
+                end = Some(if budget.applies(1) == 0 {
                     SliceEnd::Paused
                 } else {
                     SliceEnd::Later(BUSY_RETRY_MS)
@@ -649,11 +642,13 @@ impl SyncRunner {
                 continue;
             };
             let graph_id = pass.graph_id_of(a.slot).unwrap_or_default();
-            if outcome == Outcome::Failed {
-                self.park_event(&a.event_id, &graph_id, &answer)?;
-            } else if !matches!(outcome, Outcome::Stale | Outcome::Conflict) {
-                let pass_id = pass.summary().pass_id.clone();
-                self.record_person(&graph_id, &a.event, &pass_id)?;
+            match record_of(outcome, &a.event) {
+                Record::Park => self.park_event(&a.event_id, &graph_id, &answer)?,
+                Record::Person { in_scope } => {
+                    let pass_id = pass.summary().pass_id.clone();
+                    self.record_person(&graph_id, &a.event, in_scope, &pass_id)?;
+                }
+                Record::Nothing => {}
             }
             pass.on_applied(a.slot, outcome);
         }
@@ -745,26 +740,15 @@ impl SyncRunner {
         Ok(())
     }
 
-    /// Whether a pass should stop short of `graph_id`'s change (counted), rather than park it:
-    /// at most [`PLAN_RETRIES`] passes in a row, so that one person Graph never answers for
-    /// cannot hold the cursor for ever.
+    /// Whether a pass should stop short of `graph_id`'s change rather than park it
+    /// ([`retry_plan`]).
     fn retry_plan_later(&self, graph_id: &str) -> Result<bool> {
-        let passes = match self.get::<PlanRetry>("planRetry")? {
-            Some(r) if r.graph_id == graph_id => r.passes,
-            _ => 0,
-        };
-        if passes >= PLAN_RETRIES {
-            self.remove("planRetry")?;
-            return Ok(false);
+        let (later, next) = retry_plan(self.get("planRetry")?, graph_id);
+        match next {
+            Some(next) => self.put("planRetry", &next)?,
+            None => self.remove("planRetry")?,
         }
-        self.put(
-            "planRetry",
-            &PlanRetry {
-                graph_id: graph_id.to_string(),
-                passes: passes + 1,
-            },
-        )?;
-        Ok(true)
+        Ok(later)
     }
 
     fn park(&self, pass: &SyncPass, index: usize, change: &Change, detail: &str) -> Result<()> {
@@ -850,14 +834,9 @@ impl SyncRunner {
             .map_or(Position::Start, |c| Position::Round(c.delta_link));
         let population = self.count("SELECT COUNT(*) AS n FROM people WHERE in_scope = 1")?;
         let mut pass = SyncPass::delta("dry-run", cursor, graph.threshold, population, now_ms());
-        let planner = Planner {
-            map: &config.attribute_map,
-            scope: &graph.scope,
-            policy: &config.policy,
-            delete_mode: graph.delete_mode,
-        };
+        let planner = Planner::of(&config, &graph);
         let select: Vec<&str> = graph.select.iter().map(String::as_str).collect();
-        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let mut budget = Budget::for_request(config.subrequest_budget);
         let mut requests: Vec<Value> = Vec::new();
         let mut complete = true;
         loop {
@@ -898,7 +877,7 @@ impl SyncRunner {
                         Ok((c, _)) => c,
                         Err(v) => {
                             requests.push(json!({"externalId": event.external_id, "refused": v.to_string()}));
-                            pass.on_applied(slot, Outcome::Failed);
+                            pass.on_applied(slot, ChangeOutcome::Failed);
                             continue;
                         }
                     };
@@ -913,7 +892,7 @@ impl SyncRunner {
                     if let Some(p) = planned {
                         requests.push(json!({"externalId": event.external_id, "request": p}));
                     }
-                    pass.on_applied(slot, Outcome::Unchanged);
+                    pass.on_applied(slot, ChangeOutcome::Unchanged);
                 }
                 // One at a time here (`next`): never several.
                 Work::ApplyAll(_) => {
@@ -952,17 +931,6 @@ enum Planned {
     Failed(String, u32, bool),
 }
 
-/// Passes that stopped short of a change Graph could not answer for, before it is parked.
-const PLAN_RETRIES: u32 = 3;
-
-/// The change the last passes stopped at, and how many did.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PlanRetry {
-    graph_id: String,
-    passes: u32,
-}
-
 fn graph_id(change: &Change) -> String {
     match change {
         Change::Upsert { user } => user.id.clone(),
@@ -971,11 +939,11 @@ fn graph_id(change: &Change) -> String {
 }
 
 /// The Worker's side: the one sync object.
-pub struct Sync {
+pub struct GraphSync {
     stub: Stub,
 }
 
-impl Sync {
+impl GraphSync {
     pub fn open(env: &Env) -> Result<Self> {
         let namespace = env.durable_object(SYNC_BINDING)?;
         Ok(Self {
@@ -983,17 +951,21 @@ impl Sync {
         })
     }
 
-    pub async fn call(&self, path: &str, body: &Value) -> Result<Value> {
-        call(&self.stub, "sync", path, body).await
+    pub async fn call(&self, call: &SyncCall) -> Result<Value> {
+        crate::objects::call(&self.stub, "sync", call).await
     }
 
     pub async fn kick(&self, reason: &str, renew: bool) -> Result<Value> {
         self.kick_for(reason, renew, false).await
     }
 
-    /// [`Sync::kick`], the pass a full round when `full` (a group changed).
+    /// [`GraphSync::kick`], the pass a full round when `full` (a group changed).
     pub async fn kick_for(&self, reason: &str, renew: bool, full: bool) -> Result<Value> {
-        self.call("/kick", &json!({"reason": reason, "renew": renew, "full": full}))
-            .await
+        self.call(&SyncCall::Kick(Kick {
+            reason: reason.to_string(),
+            renew,
+            full,
+        }))
+        .await
     }
 }

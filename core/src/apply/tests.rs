@@ -69,20 +69,24 @@ fn rejected(status: u16) -> FlowError {
 fn a_joiner_is_prepared_with_its_facts_and_the_groups_the_policy_skips() {
     let lenient = policy_lenient();
     let ev = event(&CREATE.replace("\"All Staff\"", "\"Unmapped\""));
-    let prepared = prepare(
-        &ev,
-        &delivery(Trigger::Webhook),
-        &lenient,
-        &RoleTarget::Roles,
-        60_000,
-        NOW,
-    )
-    .unwrap();
+    let prepared = prepared(&ev, &lenient, 60_000).unwrap();
     assert_eq!(prepared.facts.event_id, "msg_1");
     assert_eq!(prepared.facts.operation, crate::event::Operation::Create);
     assert!(!prepared.facts.keeps_status);
     assert_eq!(prepared.skipped_groups, vec!["Unmapped".to_string()]);
     assert!(matches!(prepared.command, Command::Upsert { create_first: true, .. }));
+}
+
+/// `prepare` for a webhook under `policy`, events up to `max_future_ms` ahead allowed.
+fn prepared(ev: &LifecycleEvent, policy: &RolePolicy, max_future_ms: u64) -> Result<Prepared, ApplyAnswer> {
+    prepare(
+        ev,
+        &delivery(Trigger::Webhook),
+        policy,
+        &RoleTarget::Roles,
+        max_future_ms,
+        NOW,
+    )
 }
 
 fn policy_lenient() -> RolePolicy {
@@ -92,15 +96,7 @@ fn policy_lenient() -> RolePolicy {
 #[wasm_bindgen_test(unsupported = test)]
 fn a_group_the_strict_policy_does_not_know_is_refused_before_the_ledger() {
     let ev = event(&CREATE.replace("\"All Staff\"", "\"Unmapped\""));
-    let refused = prepare(
-        &ev,
-        &delivery(Trigger::Webhook),
-        &policy(),
-        &RoleTarget::Roles,
-        60_000,
-        NOW,
-    )
-    .unwrap_err();
+    let refused = prepared(&ev, &policy(), 60_000).unwrap_err();
     assert!(refused.status >= 400 && refused.status < 500, "{refused:?}");
     assert_eq!(refused.settled, Settled::Failed);
     assert_eq!(refused.outcome, AuditOutcome::Rejected);
@@ -113,28 +109,12 @@ fn an_event_dated_past_the_allowed_future_is_refused_before_the_ledger() {
         "\"operation\"",
         "\"occurredAt\": \"2027-03-01T00:00:00Z\", \"operation\"",
     ));
-    let refused = prepare(
-        &ev,
-        &delivery(Trigger::Webhook),
-        &policy(),
-        &RoleTarget::Roles,
-        60_000,
-        NOW,
-    )
-    .unwrap_err();
+    let refused = prepared(&ev, &policy(), 60_000).unwrap_err();
     assert_eq!(refused.status, 400, "{refused:?}");
     assert!(refused.body["detail"].as_str().unwrap().contains("ahead"));
     // Within the allowance it goes on.
     let ninety_days = 90 * 24 * 3600 * 1000;
-    assert!(prepare(
-        &ev,
-        &delivery(Trigger::Webhook),
-        &policy(),
-        &RoleTarget::Roles,
-        ninety_days,
-        NOW
-    )
-    .is_ok());
+    assert!(prepared(&ev, &policy(), ninety_days).is_ok());
 }
 
 #[wasm_bindgen_test(unsupported = test)]

@@ -2,7 +2,7 @@
 //! host stores one row per user (one SQLite row at the edge, a vector in the CLI); the run
 //! works on a bounded window of unfinished rows.
 
-use super::report::{Outcome, UserReport};
+use super::report::{RowOutcome, UserReport};
 use crate::audit::{payload_sha256, AuditDraft, Outcome as AuditOutcome, Trigger, Who};
 use crate::flows::Action;
 use crate::scim::build::DesiredUser;
@@ -21,7 +21,7 @@ pub(super) enum Stage {
         patch: PatchOp,
     },
     Done {
-        outcome: Outcome,
+        outcome: RowOutcome,
     },
 }
 
@@ -108,14 +108,14 @@ impl Entry {
 
     pub(super) fn fail(&mut self, status: u16, scim_type: Option<String>, detail: impl Into<String>) {
         self.stage = Stage::Done {
-            outcome: Outcome::Failed,
+            outcome: RowOutcome::Failed,
         };
         self.status = Some(status);
         self.scim_type = scim_type;
         self.detail = Some(detail.into());
     }
 
-    pub(super) fn finish(&mut self, outcome: Outcome, id: Option<String>) {
+    pub(super) fn finish(&mut self, outcome: RowOutcome, id: Option<String>) {
         self.stage = Stage::Done { outcome };
         if id.is_some() {
             self.id = id;
@@ -140,9 +140,9 @@ impl Entry {
     /// said nothing about roles.
     pub fn audit_draft(&self, at: UnixMillis, latency_ms: u64) -> Option<AuditDraft> {
         let (action, outcome) = match self.outcome()? {
-            Outcome::Created => (Some(Action::Created), AuditOutcome::Success),
-            Outcome::Updated => (Some(Action::Updated), AuditOutcome::Success),
-            Outcome::Failed if self.duplicate_of.is_none() => (None, AuditOutcome::Failure),
+            RowOutcome::Created => (Some(Action::Created), AuditOutcome::Success),
+            RowOutcome::Updated => (Some(Action::Updated), AuditOutcome::Success),
+            RowOutcome::Failed if self.duplicate_of.is_none() => (None, AuditOutcome::Failure),
             _ => return None,
         };
         let roles_before = match action {
@@ -173,7 +173,7 @@ impl Entry {
     }
 
     /// The final outcome; `None` while something is still to do.
-    pub fn outcome(&self) -> Option<Outcome> {
+    pub fn outcome(&self) -> Option<RowOutcome> {
         match self.stage {
             Stage::Done { outcome } => Some(outcome),
             _ => None,
@@ -212,7 +212,7 @@ impl Entry {
             index,
             user_name: self.user_name.clone(),
             external_id: self.external_id.clone(),
-            outcome: self.outcome().unwrap_or(Outcome::Pending),
+            outcome: self.outcome().unwrap_or(RowOutcome::Pending),
             id: first_id.or_else(|| self.id.clone()),
             status: self.status,
             scim_type: self.scim_type.clone(),

@@ -15,7 +15,7 @@
 //! token is its delivery id, so asking again after a lost answer renews its own lease.
 
 use super::entry::{Entry, Stage};
-use super::report::Outcome;
+use super::report::RowOutcome;
 use super::run::{BulkRun, InFlight};
 use crate::digest::sha256_hex;
 use crate::event::Operation;
@@ -201,7 +201,7 @@ impl BulkRun {
                 Decision::Forward { .. } => e.not_before = now.saturating_add(1),
                 Decision::Stale { answer } => {
                     e.hold = None;
-                    e.finish(Outcome::Stale, None);
+                    e.finish(RowOutcome::Stale, None);
                     e.detail = Some(format!(
                         "an event applied for this person since the run began comes first ({}); nothing written",
                         answer.body["supersededBy"].as_str().unwrap_or("unknown")
@@ -209,16 +209,16 @@ impl BulkRun {
                 }
                 Decision::Skipped { .. } => {
                     e.hold = None;
-                    e.finish(Outcome::Skipped, None);
+                    e.finish(RowOutcome::Skipped, None);
                     e.detail = Some("the person was deleted; only a newer create brings them back".into());
                 }
                 Decision::Duplicate { answer } => {
                     e.hold = None;
                     let id = answer.body["id"].as_str().map(str::to_string);
                     match answer.body["action"].as_str() {
-                        Some("created") => e.finish(Outcome::Created, id),
-                        Some("updated") => e.finish(Outcome::Updated, id),
-                        _ => e.finish(Outcome::Exists, id),
+                        Some("created") => e.finish(RowOutcome::Created, id),
+                        Some("updated") => e.finish(RowOutcome::Updated, id),
+                        _ => e.finish(RowOutcome::Exists, id),
                     }
                 }
                 Decision::Conflict { detail } => {
@@ -294,15 +294,15 @@ fn release(index: usize, e: &Entry, hold: Hold) -> Release {
         id: e.id.clone(),
     };
     let ending = match e.outcome() {
-        Some(Outcome::Created) => applied(Action::Created),
-        Some(Outcome::Updated) => applied(if hold.operation == Operation::Disable {
+        Some(RowOutcome::Created) => applied(Action::Created),
+        Some(RowOutcome::Updated) => applied(if hold.operation == Operation::Disable {
             Action::Disabled
         } else {
             Action::Updated
         }),
-        Some(Outcome::Exists) => applied(Action::Unchanged),
-        Some(Outcome::Failed | Outcome::Conflict | Outcome::Stale | Outcome::Skipped) => Ending::Answered,
-        Some(Outcome::Pending) | None => Ending::Failed,
+        Some(RowOutcome::Exists) => applied(Action::Unchanged),
+        Some(RowOutcome::Failed | RowOutcome::Conflict | RowOutcome::Stale | RowOutcome::Skipped) => Ending::Answered,
+        Some(RowOutcome::Pending) | None => Ending::Failed,
     };
     let answer = match &ending {
         Ending::Applied { action, id } => Some(StoredAnswer::ok(json!({

@@ -4,7 +4,7 @@
 
 use super::entry::{Entry, Stage};
 use super::input::BulkUser;
-use super::report::{Counts, Outcome};
+use super::report::{Counts, RowOutcome};
 use crate::event::Command;
 use crate::policy::{RolePolicy, RoleTarget};
 use std::collections::HashMap;
@@ -96,7 +96,7 @@ impl<'a> Intake<'a> {
             Some((first, _)) => {
                 e.duplicate_of = Some(first);
                 e.stage = Stage::Done {
-                    outcome: Outcome::Exists,
+                    outcome: RowOutcome::Exists,
                 };
             }
             None => {

@@ -4,7 +4,7 @@
 //! same one; anything else is a conflict and nothing is written.
 
 use super::entry::{Entry, Stage};
-use super::report::Outcome;
+use super::report::RowOutcome;
 use crate::event::Lookup;
 use crate::flows::lookup::{judge, Found};
 use crate::flows::{ConflictReason, FlowError};
@@ -94,7 +94,7 @@ pub(super) fn resolve(e: &mut Entry, found: &[User], j: &Judging) {
             if c.reason == ConflictReason::OtherExternalId {
                 e.id = c.accounts.first().and_then(|u| u.id.clone());
             }
-            e.finish(Outcome::Conflict, None);
+            e.finish(RowOutcome::Conflict, None);
             e.detail = Some(match (c.reason, c.accounts.first()) {
                 (ConflictReason::OtherExternalId, Some(u)) => format!(
                     "CXone account {} has userName {:?} for another externalId; nothing written",
@@ -140,7 +140,7 @@ pub(super) fn resolve(e: &mut Entry, found: &[User], j: &Judging) {
     // differs; sent again while it reads active, within the row's tries.
     if e.disables() && e.maybe_updated {
         if !user.is_active() {
-            e.finish(Outcome::Updated, None);
+            e.finish(RowOutcome::Updated, None);
             return;
         }
         e.attempts += 1;
@@ -166,12 +166,12 @@ pub(super) fn resolve(e: &mut Entry, found: &[User], j: &Judging) {
         Some(patch) => e.stage = Stage::Patch { id, patch },
         None => {
             let outcome = if e.ours() {
-                Outcome::Created
+                RowOutcome::Created
             } else if e.maybe_updated {
                 // A PATCH of ours whose answer was lost: the account is now as asked.
-                Outcome::Updated
+                RowOutcome::Updated
             } else {
-                Outcome::Exists
+                RowOutcome::Exists
             };
             e.finish(outcome, None);
         }
@@ -189,14 +189,14 @@ fn not_found(e: &mut Entry, j: &Judging) {
     }
     // A leaver without an account: nothing to take out of use, and nothing is created.
     if e.disables() {
-        e.finish(Outcome::Skipped, None);
+        e.finish(RowOutcome::Skipped, None);
         e.detail = Some("no CXone account has this userName; nothing to deactivate".into());
         return;
     }
     // The account the ledger knows is not there and cannot have been deleted: a create could
     // make the person a second one.
     if e.known_gone && !j.can_delete {
-        e.finish(Outcome::Conflict, None);
+        e.finish(RowOutcome::Conflict, None);
         e.detail = Some(
             "CXone answers 404 for the account this person's ledger knows and cannot delete accounts; \
              nothing written"

@@ -5,7 +5,7 @@ use super::batch;
 use super::entry::{Entry, Stage};
 use super::input::BulkUser;
 use super::intake::Intake;
-use super::report::{BulkReport, Outcome, Progress};
+use super::report::{BulkReport, Progress, RowOutcome};
 use super::run::{BulkConfig, BulkRun, RowRequest};
 use crate::flows::{Flow, FlowError, Step};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
@@ -102,7 +102,7 @@ impl InMemoryRun {
             .rows
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.outcome() == Some(Outcome::Failed))
+            .filter(|(_, e)| e.outcome() == Some(RowOutcome::Failed))
             .map(|(i, e)| e.report(i, None))
             .collect();
         DryRun {

@@ -23,7 +23,7 @@ pub use hold::{Hold, HoldAnswer, HoldAsk, Release};
 pub use input::{input_digest, BulkUser};
 pub use intake::Intake;
 pub use memory::{DryRun, InMemoryRun, PlannedRequest};
-pub use report::{BulkReport, Counts, Outcome, Progress, UserReport};
+pub use report::{BulkReport, Counts, Progress, RowOutcome, UserReport};
 pub use response::{correlate, BulkResponseError, OpResult, SentOp};
 pub use run::{BulkConfig, BulkRun, RowRequest, DEFAULT_BATCH_SIZE, DEFAULT_REQUEST_TIMEOUT_MS};
 

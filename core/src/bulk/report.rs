@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum RowOutcome {
     Created,
     Updated,
     /// Already in CXone as asked (or a repeat of an earlier user in the same input).
@@ -27,7 +27,7 @@ pub struct UserReport {
     pub user_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    pub outcome: Outcome,
+    pub outcome: RowOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,16 +58,16 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn add(&mut self, outcome: Option<Outcome>) {
+    pub fn add(&mut self, outcome: Option<RowOutcome>) {
         match outcome {
-            Some(Outcome::Created) => self.created += 1,
-            Some(Outcome::Updated) => self.updated += 1,
-            Some(Outcome::Exists) => self.exists += 1,
-            Some(Outcome::Failed) => self.failed += 1,
-            Some(Outcome::Conflict) => self.conflict += 1,
-            Some(Outcome::Stale) => self.stale += 1,
-            Some(Outcome::Skipped) => self.skipped += 1,
-            Some(Outcome::Pending) | None => self.pending += 1,
+            Some(RowOutcome::Created) => self.created += 1,
+            Some(RowOutcome::Updated) => self.updated += 1,
+            Some(RowOutcome::Exists) => self.exists += 1,
+            Some(RowOutcome::Failed) => self.failed += 1,
+            Some(RowOutcome::Conflict) => self.conflict += 1,
+            Some(RowOutcome::Stale) => self.stale += 1,
+            Some(RowOutcome::Skipped) => self.skipped += 1,
+            Some(RowOutcome::Pending) | None => self.pending += 1,
         }
     }
 

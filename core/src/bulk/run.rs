@@ -31,10 +31,10 @@
 use super::batch::{self, Limits};
 use super::entry::{Entry, Stage};
 use super::lookup;
-use super::report::{Counts, Outcome, Progress};
+use super::report::{Counts, Progress, RowOutcome};
 use super::response::{correlate, single_result, BulkResponseError, OpResult, SentOp};
 use crate::flows::exchange::Exchange;
-use crate::flows::{Answer, FlowError, Step};
+use crate::flows::{Answer, Flow, FlowError, Step};
 use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
 use crate::policy::RoleTarget;
 use crate::profile::Capabilities;
@@ -516,7 +516,7 @@ impl BulkRun {
             // about these users can be trusted to be theirs.
             for &i in &indexes {
                 if let Some(e) = self.window.get_mut(&i) {
-                    e.finish(Outcome::Conflict, None);
+                    e.finish(RowOutcome::Conflict, None);
                     e.detail = Some(
                         "CXone answered the lookup with accounts its filter does not match; nothing written".into(),
                     );
@@ -556,7 +556,7 @@ impl BulkRun {
             let accounts: Vec<User> = found.iter().filter(|(j, _)| *j == i).map(|(_, u)| u.clone()).collect();
             if let Some(e) = self.window.get_mut(&i) {
                 if incomplete {
-                    e.finish(Outcome::Conflict, None);
+                    e.finish(RowOutcome::Conflict, None);
                     e.detail = Some(format!(
                         "CXone counted {} accounts for the lookup but its pages listed {accounts_seen}; nothing written",
                         list.total_results
@@ -674,18 +674,9 @@ impl BulkRun {
             });
             self.lookups += 1;
         }
-        let span = self.hold_span();
-        let hold_rows = self.config.hold_rows;
         let mut failed = Vec::new();
         while members.len() < lanes {
-            let batch = batch::next(
-                &mut self.window,
-                &self.config.base_url,
-                self.config.limits(),
-                now,
-                &mut failed,
-                |e| !hold_rows || super::hold::held_for(e, now, span),
-            );
+            let batch = self.next_batch(now, &mut failed);
             let Some(batch) = batch else { break };
             let (Some(&i), Some(op)) = (batch.indexes.first(), batch.sent.first()) else {
                 break;
@@ -804,6 +795,37 @@ impl BulkRun {
         }
     }
 
+    /// The answer to the one request in flight, for the caller to handle; `None` when there is
+    /// nothing in flight, or several requests are (answered one by one although asked for at
+    /// once: this one is handed to [`Flow::on_answers`], the rest count as unanswered).
+    fn single_answer(
+        &mut self,
+        answer: Result<HttpResponse, TransportError>,
+        now: UnixMillis,
+    ) -> Option<Result<HttpResponse, TransportError>> {
+        self.in_flight.as_ref()?;
+        if self.group_in_flight() {
+            self.on_answers(vec![answer], now);
+            return None;
+        }
+        Some(answer)
+    }
+
+    /// The next batch of rows ready to send: only rows whose people are held, when rows are held
+    /// ([`BulkConfig::hold_rows`]). Rows no request can carry go to `refused`.
+    fn next_batch(&mut self, now: UnixMillis, refused: &mut Vec<usize>) -> Option<batch::Batch> {
+        let span = self.hold_span();
+        let hold_rows = self.config.hold_rows;
+        batch::next(
+            &mut self.window,
+            &self.config.base_url,
+            self.config.limits(),
+            now,
+            refused,
+            |e| !hold_rows || super::hold::held_for(e, now, span),
+        )
+    }
+
     fn group_in_flight(&self) -> bool {
         matches!(self.in_flight, Some(InFlight::Group { .. }))
     }
@@ -835,7 +857,7 @@ impl BulkRun {
             // Not there: searched for by userName next.
             Ok(crate::flows::lookup::Found::None) => e.known_gone = true,
             Ok(crate::flows::lookup::Found::Conflict(c)) => {
-                e.finish(Outcome::Conflict, None);
+                e.finish(RowOutcome::Conflict, None);
                 e.detail = Some(format!(
                     "the CXone account {} this person's ledger knows is not theirs now ({:?}); nothing written",
                     person.cxone_id.as_deref().unwrap_or_default(),
@@ -874,9 +896,9 @@ impl BulkRun {
             }
             OpResult::Applied { id, .. } => {
                 let outcome = if creating || e.ours() {
-                    Outcome::Created
+                    RowOutcome::Created
                 } else {
-                    Outcome::Updated
+                    RowOutcome::Updated
                 };
                 e.finish(outcome, id);
             }
@@ -976,7 +998,7 @@ impl BulkRun {
     }
 }
 
-impl crate::flows::Flow for BulkRun {
+impl Flow for BulkRun {
     type Output = Result<Progress, FlowError>;
 
     fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
@@ -1039,16 +1061,7 @@ impl crate::flows::Flow for BulkRun {
             );
         }
         let mut too_large = Vec::new();
-        let span = self.hold_span();
-        let hold_rows = self.config.hold_rows;
-        let batch = batch::next(
-            &mut self.window,
-            &self.config.base_url,
-            self.config.limits(),
-            now,
-            &mut too_large,
-            |e| !hold_rows || super::hold::held_for(e, now, span),
-        );
+        let batch = self.next_batch(now, &mut too_large);
         for i in too_large {
             self.touch(i);
         }
@@ -1085,13 +1098,9 @@ impl crate::flows::Flow for BulkRun {
     }
 
     fn on_response(&mut self, resp: HttpResponse, now: UnixMillis) {
-        if self.in_flight.is_none() {
+        let Some(Ok(resp)) = self.single_answer(Ok(resp), now) else {
             return;
-        }
-        // Answered one by one although asked for at once: the rest count as unanswered.
-        if self.group_in_flight() {
-            return self.on_answers(vec![Ok(resp)], now);
-        }
+        };
         let retryable = is_retryable_status(resp.status);
         let retry_after = retry_after_ms(&resp, now);
         match resp.status {
@@ -1138,12 +1147,9 @@ impl crate::flows::Flow for BulkRun {
     }
 
     fn on_transport_error(&mut self, err: TransportError, now: UnixMillis) {
-        if self.in_flight.is_none() {
+        let Some(Err(err)) = self.single_answer(Err(err), now) else {
             return;
-        }
-        if self.group_in_flight() {
-            return self.on_answers(vec![Err(err)], now);
-        }
+        };
         match self.exchange.on_transport(err, now) {
             Ok(()) => self.on_resend(None),
             Err(e) => self.give_up_in_flight(&e),

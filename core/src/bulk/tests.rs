@@ -45,7 +45,7 @@ fn run(server: &mut SimServer, input: &[BulkUser], cfg: BulkConfig) -> BulkRepor
     drive(&mut flow, server).0.unwrap()
 }
 
-fn outcomes(r: &BulkReport) -> Vec<Outcome> {
+fn outcomes(r: &BulkReport) -> Vec<RowOutcome> {
     r.users.iter().map(|u| u.outcome).collect()
 }
 
@@ -83,14 +83,14 @@ fn existing_users_are_skipped_or_patched_and_repeats_fold() {
         let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
         assert_eq!(
             outcomes(&r)[..3],
-            [Outcome::Exists, Outcome::Updated, Outcome::Created],
+            [RowOutcome::Exists, RowOutcome::Updated, RowOutcome::Created],
             "precheck {precheck}"
         );
         assert_eq!(r.users[0].id.as_deref(), Some(kept_id.as_str()));
         assert_eq!(r.users[1].id.as_deref(), Some(moved_id.as_str()));
         assert_eq!(s.user(&moved_id).name.unwrap().family_name.as_deref(), Some("Last1"));
         let repeat = &r.users[6];
-        assert_eq!((repeat.outcome, repeat.duplicate_of), (Outcome::Exists, Some(3)));
+        assert_eq!((repeat.outcome, repeat.duplicate_of), (RowOutcome::Exists, Some(3)));
         assert_eq!(repeat.id, r.users[3].id);
         assert_eq!(s.count(), 6);
         let sent: Vec<String> = s.bulk_batches.concat();
@@ -125,7 +125,12 @@ fn invalid_users_fail_alone_with_a_scim_type() {
     let r = run(&mut s, &input, config(50));
     assert_eq!(
         outcomes(&r),
-        [Outcome::Created, Outcome::Failed, Outcome::Failed, Outcome::Created]
+        [
+            RowOutcome::Created,
+            RowOutcome::Failed,
+            RowOutcome::Failed,
+            RowOutcome::Created
+        ]
     );
     assert_eq!(
         (r.users[1].status, r.users[1].scim_type.as_deref()),
@@ -143,7 +148,10 @@ fn invalid_users_fail_alone_with_a_scim_type() {
             ..config(50)
         },
     );
-    assert_eq!(outcomes(&r), [Outcome::Failed, Outcome::Created, Outcome::Created]);
+    assert_eq!(
+        outcomes(&r),
+        [RowOutcome::Failed, RowOutcome::Created, RowOutcome::Created]
+    );
     assert_eq!(r.users[0].status, Some(400));
 }
 
@@ -220,7 +228,7 @@ fn an_unanswered_create_that_landed_is_reported_created_once() {
     // The server applies u-1 but leaves it out of the answer.
     s.drop_result_of_bulk_op(1);
     let r = run(&mut s, &users(3), config(50));
-    assert_eq!(outcomes(&r), [Outcome::Created; 3]);
+    assert_eq!(outcomes(&r), [RowOutcome::Created; 3]);
     assert_eq!(s.count(), 3);
     assert!(r.users[1].id.is_some());
 }
@@ -283,7 +291,7 @@ fn a_user_that_was_there_before_the_run_is_not_claimed_after_a_lost_answer() {
     let mut flow = InMemoryRun::new(&input, &policy(), config(50), 4);
     let mut resumed = crash_at_bulk(&mut flow, &mut s, 1, 1_700_000_000_000);
     let r = drive(&mut resumed, &mut s).0.unwrap();
-    assert_eq!(outcomes(&r), [Outcome::Created, Outcome::Exists]);
+    assert_eq!(outcomes(&r), [RowOutcome::Created, RowOutcome::Exists]);
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -332,7 +340,7 @@ fn persistent_failures_end_with_the_last_status_after_the_budget() {
         ..config(50)
     };
     let r = run(&mut s, &users(2), cfg);
-    assert_eq!(outcomes(&r), [Outcome::Failed, Outcome::Created]);
+    assert_eq!(outcomes(&r), [RowOutcome::Failed, RowOutcome::Created]);
     assert_eq!(r.users[0].status, Some(503));
     assert!(r.users[0]
         .detail
@@ -399,7 +407,7 @@ fn an_account_of_another_external_id_is_a_conflict_never_patched() {
         let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
         assert_eq!(
             outcomes(&r),
-            [Outcome::Created, Outcome::Conflict, Outcome::Created],
+            [RowOutcome::Created, RowOutcome::Conflict, RowOutcome::Created],
             "precheck {precheck}"
         );
         assert_eq!(r.progress.counts.conflict, 1);
@@ -426,7 +434,7 @@ fn an_account_with_an_unusable_id_fails_its_row_and_is_never_patched() {
             let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
             assert_eq!(
                 outcomes(&r),
-                [Outcome::Created, Outcome::Failed, Outcome::Created],
+                [RowOutcome::Created, RowOutcome::Failed, RowOutcome::Created],
                 "precheck {precheck} {id:?}"
             );
             let row = &r.users[1];
@@ -510,12 +518,12 @@ fn patch_results_without_bulk_ids_are_not_sent_again() {
     assert_eq!(
         outcomes(&report),
         [
-            Outcome::Updated,
-            Outcome::Updated,
-            Outcome::Updated,
-            Outcome::Created,
-            Outcome::Created,
-            Outcome::Created
+            RowOutcome::Updated,
+            RowOutcome::Updated,
+            RowOutcome::Updated,
+            RowOutcome::Created,
+            RowOutcome::Created,
+            RowOutcome::Created
         ]
     );
     assert_eq!(s.bulk_batches.len(), 1, "{:?}", s.bulk_batches);
@@ -573,7 +581,10 @@ fn a_server_whose_configuration_says_no_bulk_gets_one_request_per_user() {
     let mut s = SimServer::default();
     let r = drive(&mut flow, &mut s).0.unwrap();
     // The invalid user keeps its own failure.
-    assert_eq!(outcomes(&r), [Outcome::Created, Outcome::Created, Outcome::Failed]);
+    assert_eq!(
+        outcomes(&r),
+        [RowOutcome::Created, RowOutcome::Created, RowOutcome::Failed]
+    );
     assert_eq!(s.log(), ["POST /scim/v2/Users", "POST /scim/v2/Users"]);
     assert_eq!((r.progress.bulk_requests, r.progress.user_writes), (0, 2));
 }
@@ -607,11 +618,11 @@ fn on_cxone_every_user_is_one_request_and_nothing_asks_for_bulk() {
         assert_eq!(
             outcomes(&r),
             [
-                Outcome::Exists,
-                Outcome::Conflict,
-                Outcome::Created,
-                Outcome::Created,
-                Outcome::Failed
+                RowOutcome::Exists,
+                RowOutcome::Conflict,
+                RowOutcome::Created,
+                RowOutcome::Created,
+                RowOutcome::Failed
             ],
             "precheck {precheck}"
         );
@@ -644,7 +655,7 @@ fn on_cxone_every_user_is_one_request_and_nothing_asks_for_bulk() {
 fn a_bulk_answered_404_is_asked_once_then_every_user_goes_alone() {
     let mut s = SimServer::cxone();
     let r = run(&mut s, &users(4), config(50));
-    assert_eq!(outcomes(&r), [Outcome::Created; 4]);
+    assert_eq!(outcomes(&r), [RowOutcome::Created; 4]);
     let bulk = s.log().iter().filter(|l| l.ends_with("/Bulk")).count();
     assert_eq!(bulk, 1, "{:?}", s.log());
     assert_eq!((r.progress.bulk_requests, r.progress.user_writes, s.count()), (1, 4, 4));
@@ -687,7 +698,7 @@ fn on_cxone_a_restart_after_a_create_landed_unanswered_reads_before_sending_agai
     };
     assert_eq!(s.count(), 4, "all four landed");
     let r = drive(&mut resumed, &mut s).0.unwrap();
-    assert_eq!(outcomes(&r), [Outcome::Created; 4]);
+    assert_eq!(outcomes(&r), [RowOutcome::Created; 4]);
     assert_eq!(s.count(), 4, "nobody created twice");
 }
 
@@ -726,7 +737,10 @@ fn one_external_id_under_two_user_names_is_refused_not_merged() {
     let mut input = users(3);
     input[2].external_id = input[0].external_id.clone();
     let r = run(&mut s, &input, config(50));
-    assert_eq!(outcomes(&r), [Outcome::Created, Outcome::Created, Outcome::Failed]);
+    assert_eq!(
+        outcomes(&r),
+        [RowOutcome::Created, RowOutcome::Created, RowOutcome::Failed]
+    );
     assert_eq!(r.users[2].scim_type.as_deref(), Some("uniqueness"));
     assert_eq!(s.count(), 2);
 }
@@ -745,11 +759,11 @@ fn one_user_name_under_two_external_ids_is_refused_not_merged() {
     assert_eq!(
         outcomes(&r),
         [
-            Outcome::Created,
-            Outcome::Created,
-            Outcome::Failed,
-            Outcome::Failed,
-            Outcome::Exists
+            RowOutcome::Created,
+            RowOutcome::Created,
+            RowOutcome::Failed,
+            RowOutcome::Failed,
+            RowOutcome::Exists
         ]
     );
     for refused in &r.users[2..4] {
@@ -798,7 +812,7 @@ fn a_bulk_request_that_kept_timing_out_is_read_not_failed() {
         }
         now += 5;
     };
-    assert_eq!(outcomes(&r), [Outcome::Created; 3], "{:?}", r.users);
+    assert_eq!(outcomes(&r), [RowOutcome::Created; 3], "{:?}", r.users);
     assert_eq!(s.count(), 3);
 }
 
@@ -809,7 +823,7 @@ fn rows_that_wrote_or_failed_have_an_audit_record_and_the_others_none() {
     let input = users(3);
     let mut created = intake.take(&input[0]);
     assert!(created.audit_draft(5, 9).is_none(), "pending: nothing written yet");
-    created.finish(Outcome::Created, Some("cx-0".into()));
+    created.finish(RowOutcome::Created, Some("cx-0".into()));
     let draft = created.audit_draft(5, 9).unwrap();
     assert_eq!(draft.action, Some(crate::flows::Action::Created));
     assert_eq!(draft.trigger, crate::audit::Trigger::Bulk);
@@ -819,10 +833,10 @@ fn rows_that_wrote_or_failed_have_an_audit_record_and_the_others_none() {
     assert_eq!((draft.at, draft.latency_ms), (5, 9));
     assert_eq!(draft.payload_sha256.len(), 64);
     let mut exists = intake.take(&input[1]);
-    exists.finish(Outcome::Exists, Some("cx-1".into()));
+    exists.finish(RowOutcome::Exists, Some("cx-1".into()));
     assert!(exists.audit_draft(5, 9).is_none(), "already as asked: no write");
     let mut failed = intake.take(&input[2]);
-    failed.finish(Outcome::Failed, None);
+    failed.finish(RowOutcome::Failed, None);
     let draft = failed.audit_draft(5, 9).unwrap();
     assert_eq!((draft.action, draft.outcome), (None, crate::audit::Outcome::Failure));
     assert!(draft.roles_after.is_empty());
@@ -851,7 +865,7 @@ fn an_updated_row_records_the_roles_the_account_held_before() {
         };
         super::lookup::resolve(&mut row, std::slice::from_ref(&account), &judging);
         assert!(matches!(row.stage, super::entry::Stage::Patch { .. }), "{target}");
-        row.finish(Outcome::Updated, None);
+        row.finish(RowOutcome::Updated, None);
         let draft = row.audit_draft(5, 9).unwrap();
         assert_eq!(draft.roles_before, [before], "{target}");
         assert_eq!(draft.roles_after, ["Agent"], "{target}");
@@ -871,7 +885,7 @@ fn lookup_pages_that_end_before_the_count_write_nothing() {
         s.ignore_start_index = true;
         let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
         assert!(
-            outcomes(&r).iter().all(|o| *o == Outcome::Conflict),
+            outcomes(&r).iter().all(|o| *o == RowOutcome::Conflict),
             "precheck {precheck}: {:?}",
             outcomes(&r)
         );
@@ -889,7 +903,7 @@ fn lookup_pages_that_end_before_the_count_write_nothing() {
         }
         let r = run(&mut s, &input, BulkConfig { precheck, ..config(50) });
         assert!(
-            outcomes(&r).iter().all(|o| *o == Outcome::Exists),
+            outcomes(&r).iter().all(|o| *o == RowOutcome::Exists),
             "precheck {precheck}: {:?}",
             outcomes(&r)
         );
@@ -898,7 +912,7 @@ fn lookup_pages_that_end_before_the_count_write_nothing() {
 
 // ---- rows through their people's ledgers ------------------------------------------------
 
-use crate::ledger::{self, Decision as LedgerDecision, Delivery as LedgerDelivery, PersonState};
+use crate::ledger::{self, Decision as LedgerDecision, PersonState, SeenDelivery as LedgerDelivery};
 use std::collections::HashMap;
 
 /// The people's ledgers, under the ledger's own rules (`ledger::decide`, `ledger::commit`).
@@ -1031,7 +1045,10 @@ fn every_row_goes_through_its_persons_ledger_and_gives_it_back() {
     let mut s = SimServer::default();
     let mut ledgers = Ledgers::default();
     let rows = run_held(&mut s, &mut ledgers, &users(23), T0_BULK);
-    assert!(rows.iter().all(|e| e.outcome() == Some(Outcome::Created)), "{rows:?}");
+    assert!(
+        rows.iter().all(|e| e.outcome() == Some(RowOutcome::Created)),
+        "{rows:?}"
+    );
     assert_eq!(s.count(), 23);
     for (i, e) in rows.iter().enumerate() {
         let person = ledgers.person(&format!("ext-{i}"));
@@ -1079,8 +1096,8 @@ fn an_event_applied_since_the_run_began_comes_first_and_a_deleted_person_can_be_
         mark(T0_BULK - 60_000, Operation::Delete, "m-delete"),
     );
     let rows = run_held(&mut s, &mut ledgers, &users(3), T0_BULK);
-    assert_eq!(rows[0].outcome(), Some(Outcome::Created));
-    assert_eq!(rows[1].outcome(), Some(Outcome::Stale));
+    assert_eq!(rows[0].outcome(), Some(RowOutcome::Created));
+    assert_eq!(rows[1].outcome(), Some(RowOutcome::Stale));
     assert!(
         rows[1].detail.as_deref().unwrap_or_default().contains("m-disable"),
         "{:?}",
@@ -1091,7 +1108,7 @@ fn an_event_applied_since_the_run_began_comes_first_and_a_deleted_person_can_be_
         "a stale row is never sent"
     );
     // The deleted person is created again, and the run's create lifts the tombstone.
-    assert_eq!(rows[2].outcome(), Some(Outcome::Created));
+    assert_eq!(rows[2].outcome(), Some(RowOutcome::Created));
     let person = ledgers.person("ext-2");
     assert!(!person.is_tombstoned());
     assert_eq!(person.cxone_id.as_deref(), rows[2].id());
@@ -1124,7 +1141,10 @@ fn a_row_waits_while_its_person_is_held_by_another_delivery() {
         },
     );
     let rows = run_held(&mut s, &mut ledgers, &users(2), T0_BULK);
-    assert_eq!(rows.iter().filter(|e| e.outcome() == Some(Outcome::Created)).count(), 2);
+    assert_eq!(
+        rows.iter().filter(|e| e.outcome() == Some(RowOutcome::Created)).count(),
+        2
+    );
     let first = ledgers.asked.iter().filter(|k| *k == "ext:ext-0").count();
     assert!(first >= 2, "asked again after the busy answer: {:?}", ledgers.asked);
     // Sent in a later request than the free row, after the other delivery's lease ran out.
@@ -1194,7 +1214,7 @@ fn a_row_read_after_a_409_keeps_its_hold_and_brings_a_deleted_person_back() {
     let rows = run_held(&mut s, &mut ledgers, &input, T0_BULK);
     assert_eq!(
         (rows[0].outcome(), rows[0].id()),
-        (Some(Outcome::Updated), Some(id.as_str()))
+        (Some(RowOutcome::Updated), Some(id.as_str()))
     );
     assert_eq!(s.user(&id).name.unwrap().family_name.as_deref(), Some("Last0"));
     assert_eq!(
@@ -1327,7 +1347,7 @@ fn on_cxone_a_write_without_an_answer_is_read_before_it_is_sent_again() {
     };
     let mut flow = InMemoryRun::new(&users(3), &policy(), cfg, 4);
     let (_, r) = group_sizes(&mut flow, &mut s);
-    assert_eq!(outcomes(&r), [Outcome::Created; 3]);
+    assert_eq!(outcomes(&r), [RowOutcome::Created; 3]);
     assert_eq!(s.count(), 3);
     assert!(
         s.filters.iter().any(|f| f == "userName eq \"user0@example.com\""),
@@ -1354,7 +1374,7 @@ fn a_leaver_row_is_done_only_once_cxone_reads_it_back_inactive() {
             ..if cxone { cxone_config() } else { config(50) }
         };
         let r = run(&mut s, &input, cfg);
-        assert_eq!(outcomes(&r), [Outcome::Updated, Outcome::Exists], "cxone {cxone}");
+        assert_eq!(outcomes(&r), [RowOutcome::Updated, RowOutcome::Exists], "cxone {cxone}");
         assert_eq!(s.users()[0].active, Some(false));
         // Looked up before, and read back after, its PATCH.
         let reads = s.filters.iter().filter(|f| f.contains("user0@example.com")).count();
@@ -1390,7 +1410,7 @@ fn a_leaver_row_is_done_only_once_cxone_reads_it_back_inactive() {
             Step::Done(r) => break r.unwrap(),
         }
     };
-    assert_eq!(outcomes(&report), [Outcome::Failed]);
+    assert_eq!(outcomes(&report), [RowOutcome::Failed]);
     assert_eq!(report.users[0].status, Some(502));
     assert!(report.users[0]
         .detail
@@ -1414,7 +1434,7 @@ fn on_cxone_a_renamed_person_is_found_through_the_id_their_ledger_knows() {
     );
     let rows = run_held_with(&mut s, &mut ledgers, &users(2), T0_BULK, cxone_config());
     let outcomes: Vec<_> = rows.iter().map(Entry::outcome).collect();
-    assert_eq!(outcomes, [Some(Outcome::Updated), Some(Outcome::Created)]);
+    assert_eq!(outcomes, [Some(RowOutcome::Updated), Some(RowOutcome::Created)]);
     assert_eq!(s.count(), 2, "nobody twice");
     assert_eq!(s.user(&old).user_name, "user0@example.com");
     assert!(s.log().contains(&format!("GET /scim/v2/Users/{old}")), "{:?}", s.log());
@@ -1430,7 +1450,7 @@ fn on_cxone_a_renamed_person_is_found_through_the_id_their_ledger_knows() {
         },
     );
     let rows = run_held_with(&mut s, &mut ledgers, &users(1), T0_BULK, cxone_config());
-    assert_eq!(rows[0].outcome(), Some(Outcome::Conflict));
+    assert_eq!(rows[0].outcome(), Some(RowOutcome::Conflict));
     assert_eq!(s.count(), 0);
 }
 
@@ -1449,7 +1469,7 @@ fn a_leaver_without_an_account_is_never_created() {
             ..if cxone { cxone_config() } else { config(50) }
         };
         let r = run(&mut s, &input, cfg);
-        assert_eq!(outcomes(&r), [Outcome::Skipped], "cxone {cxone}");
+        assert_eq!(outcomes(&r), [RowOutcome::Skipped], "cxone {cxone}");
         assert_eq!(s.count(), 0);
         assert!(!s.log().iter().any(|l| l.starts_with("POST")), "{:?}", s.log());
     }
@@ -1487,7 +1507,7 @@ fn on_cxone_a_create_whose_last_try_was_lost_is_read_not_failed_blind() {
             Step::Done(r) => break r.unwrap(),
         }
     };
-    assert_eq!(outcomes(&r), [Outcome::Created], "read back, found as this run's");
+    assert_eq!(outcomes(&r), [RowOutcome::Created], "read back, found as this run's");
     assert_eq!(s.count(), 1);
 }
 
@@ -1501,7 +1521,7 @@ fn on_cxone_a_refused_lookup_fails_its_row_and_says_which_request() {
         ..cxone_config()
     };
     let r = run(&mut s, &users(2), cfg);
-    assert_eq!(outcomes(&r), [Outcome::Failed, Outcome::Created]);
+    assert_eq!(outcomes(&r), [RowOutcome::Failed, RowOutcome::Created]);
     assert_eq!(r.users[0].status, Some(403));
     let detail = r.users[0].detail.as_deref().unwrap_or_default();
     assert!(

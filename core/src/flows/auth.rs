@@ -174,8 +174,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::{FirstPageFlow, FlowError};
+    use crate::flows::FlowError;
     use crate::secret::SecretString;
+    use crate::testutil::FirstPageFlow;
     use crate::testutil::{drive, Fault, SimServer, SIM_TOKEN_URL};
     use wasm_bindgen_test::wasm_bindgen_test;
 

@@ -6,6 +6,49 @@ use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision, RetryPoli
 use crate::scim::ScimError;
 use crate::UnixMillis;
 
+/// The [`super::Flow`] impl of a flow that talks to CXone through an [`Exchange`] (its fields
+/// `done` and `exchange`, its methods `handle` and `finish`): the outcome once done, else the
+/// exchange's next request; answers go through the exchange (retries, waits) to `handle`.
+macro_rules! exchange_flow {
+    ($flow:ty => $out:ty) => {
+        impl $crate::flows::Flow for $flow {
+            type Output = Result<$out, $crate::flows::FlowError>;
+
+            fn next_step(&mut self, now: $crate::UnixMillis) -> $crate::flows::Step<Self::Output> {
+                if let Some(done) = &self.done {
+                    return $crate::flows::Step::Done(done.clone());
+                }
+                self.exchange.step(now).unwrap_or_else(|| {
+                    $crate::flows::Step::Done(Err($crate::flows::FlowError::Ambiguous(
+                        "no request to send".into(),
+                    )))
+                })
+            }
+
+            fn on_response(&mut self, resp: $crate::http::HttpResponse, now: $crate::UnixMillis) {
+                if self.done.is_some() {
+                    return;
+                }
+                match self.exchange.filter(resp, now) {
+                    Ok(Some(resp)) => self.handle(resp),
+                    Ok(None) => {}
+                    Err(e) => self.finish(Err(e)),
+                }
+            }
+
+            fn on_transport_error(&mut self, err: $crate::http::TransportError, now: $crate::UnixMillis) {
+                if self.done.is_some() {
+                    return;
+                }
+                if let Err(e) = self.exchange.on_transport(err, now) {
+                    self.finish(Err(e));
+                }
+            }
+        }
+    };
+}
+pub(crate) use exchange_flow;
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Exchange {
     /// Not kept in a checkpoint: a restored flow starts its request again (and a Bulk body
@@ -117,8 +160,8 @@ impl Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::FirstPageFlow;
     use crate::http::Method;
+    use crate::testutil::FirstPageFlow;
     use crate::testutil::{drive, Fault, SimServer};
     use wasm_bindgen_test::wasm_bindgen_test;
 

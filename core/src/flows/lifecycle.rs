@@ -20,15 +20,14 @@
 
 use super::exchange::Exchange;
 use super::lookup::{self, By, Conflict, Found};
-use super::{Flow, FlowError, Step};
+use super::FlowError;
 use crate::event::{Command, Lookup};
-use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
+use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::policy::RoleTarget;
 use crate::profile::Capabilities;
 use crate::retry::RetryPolicy;
 use crate::scim::build::{create_payload, disable_patch, patch_to, role_values_at, DesiredUser};
 use crate::scim::{filter, User};
-use crate::UnixMillis;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -409,44 +408,14 @@ impl LifecycleFlow {
     }
 }
 
-impl Flow for LifecycleFlow {
-    type Output = Result<Applied, FlowError>;
-
-    fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
-        if let Some(done) = &self.done {
-            return Step::Done(done.clone());
-        }
-        self.exchange
-            .step(now)
-            .unwrap_or_else(|| Step::Done(Err(FlowError::Ambiguous("no request to send".into()))))
-    }
-
-    fn on_response(&mut self, resp: HttpResponse, now: UnixMillis) {
-        if self.done.is_some() {
-            return;
-        }
-        match self.exchange.filter(resp, now) {
-            Ok(Some(resp)) => self.handle(resp),
-            Ok(None) => {}
-            Err(e) => self.finish(Err(e)),
-        }
-    }
-
-    fn on_transport_error(&mut self, err: TransportError, now: UnixMillis) {
-        if self.done.is_some() {
-            return;
-        }
-        if let Err(e) = self.exchange.on_transport(err, now) {
-            self.finish(Err(e));
-        }
-    }
-}
+super::exchange::exchange_flow!(LifecycleFlow => Applied);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::LifecycleEvent;
     use crate::flows::ConflictReason;
+    use crate::flows::{Flow, Step};
     use crate::policy::RolePolicy;
     use crate::testutil::{drive, Fault, SimServer};
     use wasm_bindgen_test::wasm_bindgen_test;

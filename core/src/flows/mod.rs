@@ -6,18 +6,18 @@
 
 mod auth;
 mod check;
+mod drive;
 mod error;
 pub(crate) mod exchange;
 mod lifecycle;
-mod list;
 pub(crate) mod lookup;
 mod role_sync;
 
 pub use auth::Authorized;
 pub use check::{probe_user_name, ConnectionCheck, ConnectionCheckFlow, SchemaSupport};
+pub use drive::{block_on, drive, drive_watched, Driven, Host};
 pub use error::FlowError;
 pub use lifecycle::{Action, Applied, LifecycleFlow, Note};
-pub use list::{FirstPage, FirstPageFlow};
 pub use lookup::{Conflict, ConflictReason};
 pub use role_sync::{RoleSyncFlow, RoleSynced, RoleWrite};
 

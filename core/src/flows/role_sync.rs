@@ -26,16 +26,15 @@
 
 use super::exchange::Exchange;
 use super::lookup::{self, By, Conflict, Found};
-use super::{Action, Flow, FlowError, Step};
+use super::{Action, FlowError};
 use crate::event::Lookup;
-use crate::http::{HttpRequest, HttpResponse, Method, TransportError};
+use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::policy::TargetWrite;
 use crate::profile::Capabilities;
 use crate::retry::RetryPolicy;
 use crate::scim::attr_path::{set_path, text_of, AttrPath};
 use crate::scim::build::{replace_payload, team_patch, DesiredUser, TeamRef};
 use crate::scim::{filter, PatchOp, PatchOperation, User};
-use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -398,43 +397,13 @@ fn sorted_set(values: &[String]) -> Vec<&str> {
     v
 }
 
-impl Flow for RoleSyncFlow {
-    type Output = Result<RoleSynced, FlowError>;
-
-    fn next_step(&mut self, now: UnixMillis) -> Step<Self::Output> {
-        if let Some(done) = &self.done {
-            return Step::Done(done.clone());
-        }
-        self.exchange
-            .step(now)
-            .unwrap_or_else(|| Step::Done(Err(FlowError::Ambiguous("no request to send".into()))))
-    }
-
-    fn on_response(&mut self, resp: HttpResponse, now: UnixMillis) {
-        if self.done.is_some() {
-            return;
-        }
-        match self.exchange.filter(resp, now) {
-            Ok(Some(resp)) => self.handle(resp),
-            Ok(None) => {}
-            Err(e) => self.finish(Err(e)),
-        }
-    }
-
-    fn on_transport_error(&mut self, err: TransportError, now: UnixMillis) {
-        if self.done.is_some() {
-            return;
-        }
-        if let Err(e) = self.exchange.on_transport(err, now) {
-            self.finish(Err(e));
-        }
-    }
-}
+super::exchange::exchange_flow!(RoleSyncFlow => RoleSynced);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::flows::ConflictReason;
+    use crate::flows::{Flow, Step};
     use crate::scim::build::RoleAttribute;
     use crate::scim::{Role, PATCH_OP_SCHEMA, USER_SCHEMA};
     use serde_json::json;

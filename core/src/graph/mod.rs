@@ -10,6 +10,7 @@ mod notify;
 mod pass;
 mod plan;
 mod reader;
+mod schedule;
 mod scope;
 mod subscribe;
 mod target;
@@ -22,12 +23,16 @@ pub use guard::{DeletionThreshold, ThresholdError};
 pub use map::{AttributeMap, MapError, Mapping};
 pub use members::{MemberOfFlow, Membership};
 pub use notify::{
-    notification_post, read_notifications, sync_off, validation_token, Lifecycle, LifecycleEvent, NotificationPost,
-    Notifications, NotifyError, ResourceChange, MAX_VALIDATION_TOKEN, VALIDATION_HEADERS,
+    notification_post, read_notifications, sync_off, validation_token, Lifecycle, NotificationPost, Notifications,
+    NotifyError, ResourceChange, SubscriptionEvent, MAX_VALIDATION_TOKEN, VALIDATION_HEADERS,
 };
-pub use pass::{delivery_id, Apply, Leaver, Outcome, Plan, Skip, Slot, Summary, SyncPass, Work, APPLY_LANES};
+pub use pass::{delivery_id, Apply, ChangeOutcome, Leaver, Plan, Skip, Slot, Summary, SyncPass, Work, APPLY_LANES};
 pub use plan::{DeleteMode, KnownPerson, PlanError, Planner};
 pub use reader::{Change, DeltaReader, PageRead, Position, Removal};
+pub use schedule::{
+    group_round_due, hold_superseded, next_round, record_of, retry_plan, unseen_leaver, PlanRetry, Record, Round,
+    RoundFacts, PLAN_RETRIES,
+};
 pub use scope::{Scope, ScopeError, UserScope};
 pub use subscribe::{
     Subscription, SubscriptionFlow, Watched, CHANGE_TYPE, LIFETIME_MS, MAX_LIFETIME_MINUTES, RENEW_WITHIN_MS,

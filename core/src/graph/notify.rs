@@ -67,7 +67,7 @@ pub struct ResourceChange {
 /// A lifecycle event about a subscription rather than a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum LifecycleEvent {
+pub enum SubscriptionEvent {
     /// Renew the subscription (its access is about to lapse).
     ReauthorizationRequired,
     /// The subscription is gone: create it again, and run a pass for what it missed.
@@ -78,7 +78,7 @@ pub enum LifecycleEvent {
     Other(String),
 }
 
-impl LifecycleEvent {
+impl SubscriptionEvent {
     fn from_name(name: &str) -> Self {
         match name {
             "reauthorizationRequired" => Self::ReauthorizationRequired,
@@ -93,7 +93,7 @@ impl LifecycleEvent {
 #[serde(rename_all = "camelCase")]
 pub struct Lifecycle {
     pub subscription_id: String,
-    pub event: LifecycleEvent,
+    pub event: SubscriptionEvent,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_expires_at: Option<UnixMillis>,
 }
@@ -116,10 +116,12 @@ impl Notifications {
     /// subscription that missed what followed).
     pub fn wants_pass(&self) -> bool {
         self.changes.iter().any(|c| c.watched.is_some())
-            || self
-                .lifecycle
-                .iter()
-                .any(|l| matches!(l.event, LifecycleEvent::Missed | LifecycleEvent::SubscriptionRemoved))
+            || self.lifecycle.iter().any(|l| {
+                matches!(
+                    l.event,
+                    SubscriptionEvent::Missed | SubscriptionEvent::SubscriptionRemoved
+                )
+            })
     }
 
     /// Whether any item asks for the subscriptions to be renewed or created again.
@@ -127,7 +129,7 @@ impl Notifications {
         self.lifecycle.iter().any(|l| {
             matches!(
                 l.event,
-                LifecycleEvent::ReauthorizationRequired | LifecycleEvent::SubscriptionRemoved
+                SubscriptionEvent::ReauthorizationRequired | SubscriptionEvent::SubscriptionRemoved
             )
         })
     }
@@ -234,7 +236,7 @@ pub fn read_notifications(body: &[u8], client_state: &SecretString) -> Result<No
         if let Some(event) = item.lifecycle_event {
             out.lifecycle.push(Lifecycle {
                 subscription_id,
-                event: LifecycleEvent::from_name(&event),
+                event: SubscriptionEvent::from_name(&event),
                 subscription_expires_at: item
                     .subscription_expiration_date_time
                     .as_deref()
@@ -441,10 +443,10 @@ mod tests {
         assert_eq!(
             events,
             [
-                LifecycleEvent::ReauthorizationRequired,
-                LifecycleEvent::SubscriptionRemoved,
-                LifecycleEvent::Missed,
-                LifecycleEvent::Other("somethingNew".into()),
+                SubscriptionEvent::ReauthorizationRequired,
+                SubscriptionEvent::SubscriptionRemoved,
+                SubscriptionEvent::Missed,
+                SubscriptionEvent::Other("somethingNew".into()),
             ]
         );
         assert_eq!(n.lifecycle[0].subscription_id, "{subscription_guid}");

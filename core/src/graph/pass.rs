@@ -53,7 +53,7 @@ pub enum Skip {
 /// How one change ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum ChangeOutcome {
     Created,
     Updated,
     Disabled,
@@ -74,7 +74,7 @@ pub enum Outcome {
     Gone,
 }
 
-impl From<Action> for Outcome {
+impl From<Action> for ChangeOutcome {
     fn from(a: Action) -> Self {
         match a {
             Action::Created => Self::Created,
@@ -92,7 +92,7 @@ impl From<Action> for Outcome {
     }
 }
 
-impl Outcome {
+impl ChangeOutcome {
     /// How a change the person's ledger applied ended, as the pass counts it; `None` while it
     /// is not done (the person is busy, or the invocation ran out): the change comes again.
     pub fn of(settled: Settled) -> Option<Self> {
@@ -105,7 +105,7 @@ impl Outcome {
     }
 }
 
-impl From<Skip> for Outcome {
+impl From<Skip> for ChangeOutcome {
     fn from(s: Skip) -> Self {
         match s {
             Skip::OutOfScope => Self::OutOfScope,
@@ -212,7 +212,7 @@ pub struct Summary {
     pub finished_at: Option<UnixMillis>,
     pub pages: u32,
     pub changes: u64,
-    pub counts: BTreeMap<Outcome, u64>,
+    pub counts: BTreeMap<ChangeOutcome, u64>,
     /// Leavers held by the deletion guard in this pass.
     pub held: usize,
     /// Graph forgot the cursor: this pass read a full round.
@@ -234,7 +234,7 @@ pub struct Summary {
 enum SlotState {
     New,
     Planned(Plan),
-    Done(Outcome),
+    Done(ChangeOutcome),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,7 +271,7 @@ pub struct SyncPass {
     /// Where the round goes on after this page.
     after_page: Option<Position>,
     leavers: Vec<Leaver>,
-    leaver_outcomes: Vec<Option<Outcome>>,
+    leaver_outcomes: Vec<Option<ChangeOutcome>>,
     /// Leavers may be applied (within the guard's threshold, or approved).
     leavers_cleared: bool,
     /// A full round's unseen people were asked for and added as leavers.
@@ -383,7 +383,7 @@ impl SyncPass {
         self.phase == Phase::Finished
     }
 
-    fn count(&mut self, outcome: Outcome) {
+    fn count(&mut self, outcome: ChangeOutcome) {
         *self.summary.counts.entry(outcome).or_default() += 1;
     }
 
@@ -529,7 +529,7 @@ impl SyncPass {
         if self.threshold.holds(self.leavers.len(), self.population) {
             self.summary.held = self.leavers.len();
             for _ in 0..self.leavers.len() {
-                self.count(Outcome::Held);
+                self.count(ChangeOutcome::Held);
             }
             self.held = std::mem::take(&mut self.leavers);
             self.leaver_outcomes.clear();
@@ -592,7 +592,7 @@ impl SyncPass {
         }
         let change = slot.change.clone();
         let state = match &plan {
-            Plan::Ignore(skip) => SlotState::Done(Outcome::from(*skip)),
+            Plan::Ignore(skip) => SlotState::Done(ChangeOutcome::from(*skip)),
             Plan::Leaver(event) => {
                 let graph_id = match &change {
                     Change::Upsert { user } => user.id.clone(),
@@ -605,12 +605,12 @@ impl SyncPass {
                     event_id: delivery_id(&self.page_link, event),
                     event: event.clone(),
                 });
-                SlotState::Done(Outcome::Held)
+                SlotState::Done(ChangeOutcome::Held)
             }
             Plan::Upsert(_) => SlotState::Planned(plan.clone()),
         };
         if let SlotState::Done(outcome) = state {
-            if outcome != Outcome::Held {
+            if outcome != ChangeOutcome::Held {
                 self.count(outcome);
             }
         }
@@ -631,8 +631,8 @@ impl SyncPass {
         let Some(slot) = self.page.get_mut(index).filter(|s| s.state == SlotState::New) else {
             return;
         };
-        slot.state = SlotState::Done(Outcome::Failed);
-        self.count(Outcome::Failed);
+        slot.state = SlotState::Done(ChangeOutcome::Failed);
+        self.count(ChangeOutcome::Failed);
         self.withdraw_leaver(graph_id);
     }
 
@@ -679,7 +679,7 @@ impl SyncPass {
 
     /// How applying a slot ended. A slot the host could not finish (budget, a busy person) is
     /// not reported: the next [`SyncPass::next`] hands it out again with the same delivery id.
-    pub fn on_applied(&mut self, slot: Slot, outcome: Outcome) {
+    pub fn on_applied(&mut self, slot: Slot, outcome: ChangeOutcome) {
         match slot {
             Slot::Change(i) => {
                 let Some(s) = self.page.get_mut(i) else { return };
@@ -718,13 +718,22 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_change_is_counted_once_its_ledger_has_settled_it() {
-        assert_eq!(Outcome::of(Settled::Done(Action::Created)), Some(Outcome::Created));
-        assert_eq!(Outcome::of(Settled::Done(Action::Deactivated)), Some(Outcome::Disabled));
-        assert_eq!(Outcome::of(Settled::Done(Action::Stale)), Some(Outcome::Stale));
-        assert_eq!(Outcome::of(Settled::Duplicate), Some(Outcome::Duplicate));
-        assert_eq!(Outcome::of(Settled::Failed), Some(Outcome::Failed));
         assert_eq!(
-            Outcome::of(Settled::Later),
+            ChangeOutcome::of(Settled::Done(Action::Created)),
+            Some(ChangeOutcome::Created)
+        );
+        assert_eq!(
+            ChangeOutcome::of(Settled::Done(Action::Deactivated)),
+            Some(ChangeOutcome::Disabled)
+        );
+        assert_eq!(
+            ChangeOutcome::of(Settled::Done(Action::Stale)),
+            Some(ChangeOutcome::Stale)
+        );
+        assert_eq!(ChangeOutcome::of(Settled::Duplicate), Some(ChangeOutcome::Duplicate));
+        assert_eq!(ChangeOutcome::of(Settled::Failed), Some(ChangeOutcome::Failed));
+        assert_eq!(
+            ChangeOutcome::of(Settled::Later),
             None,
             "busy or out of requests: comes again"
         );
@@ -798,9 +807,9 @@ mod tests {
                 Work::Plan { index, change } => pass.on_plan(index, plan_of(&change), 1),
                 Work::Apply { slot, event_id, event } => {
                     let outcome = if event.operation.is_leaver() {
-                        Outcome::Disabled
+                        ChangeOutcome::Disabled
                     } else {
-                        Outcome::Updated
+                        ChangeOutcome::Updated
                     };
                     applied.push((event_id, event.operation));
                     pass.on_applied(slot, outcome);
@@ -809,9 +818,9 @@ mod tests {
                     groups.push(all.len());
                     for Apply { slot, event_id, event } in all {
                         let outcome = if event.operation.is_leaver() {
-                            Outcome::Disabled
+                            ChangeOutcome::Disabled
                         } else {
-                            Outcome::Updated
+                            ChangeOutcome::Updated
                         };
                         applied.push((event_id, event.operation));
                         pass.on_applied(slot, outcome);
@@ -852,7 +861,10 @@ mod tests {
         assert_eq!(people.len(), 7, "{people:?}");
         assert_eq!(stored.as_deref(), Some("https://g/delta"));
         let s = pass.summary();
-        assert_eq!((s.counts[&Outcome::Updated], s.counts[&Outcome::Disabled]), (5, 2));
+        assert_eq!(
+            (s.counts[&ChangeOutcome::Updated], s.counts[&ChangeOutcome::Disabled]),
+            (5, 2)
+        );
         // One at a time, the same work in the same order.
         let mut one = SyncPass::delta("p1", Position::Start, DeletionThreshold::Count(25), 100, 0);
         let pages = vec![page(
@@ -880,10 +892,10 @@ mod tests {
         assert_eq!(stored.as_deref(), Some("https://g/delta"));
         let s = pass.summary();
         assert_eq!((s.pages, s.changes, s.held), (2, 4, 0));
-        assert_eq!(s.counts[&Outcome::Updated], 2);
-        assert_eq!(s.counts[&Outcome::Disabled], 1);
-        assert_eq!(s.counts[&Outcome::OutOfScope], 1);
-        assert!(!s.counts.contains_key(&Outcome::Held));
+        assert_eq!(s.counts[&ChangeOutcome::Updated], 2);
+        assert_eq!(s.counts[&ChangeOutcome::Disabled], 1);
+        assert_eq!(s.counts[&ChangeOutcome::OutOfScope], 1);
+        assert!(!s.counts.contains_key(&ChangeOutcome::Held));
         assert!(s.cursor_advanced && s.finished_at == Some(2_000));
         assert_eq!(s.membership_requests, 4);
     }
@@ -897,7 +909,7 @@ mod tests {
         assert_eq!(applied.len(), 1, "only the joiner: {applied:?}");
         assert_eq!(stored.as_deref(), Some("https://g/d"), "held counts as settled");
         assert_eq!(pass.summary().held, 30);
-        assert_eq!(pass.summary().counts[&Outcome::Held], 30);
+        assert_eq!(pass.summary().counts[&ChangeOutcome::Held], 30);
         let held = pass.take_held();
         assert_eq!(held.len(), 30);
         // Approved: the same leavers, the same delivery ids, no cursor.
@@ -906,7 +918,7 @@ mod tests {
         let (applied, stored) = run(&mut approved, vec![]);
         assert_eq!(applied.iter().map(|a| a.0.clone()).collect::<Vec<_>>(), ids);
         assert!(stored.is_none());
-        assert_eq!(approved.summary().counts[&Outcome::Disabled], 30);
+        assert_eq!(approved.summary().counts[&ChangeOutcome::Disabled], 30);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -959,12 +971,12 @@ mod tests {
             panic!()
         };
         assert_eq!(event_id, first_id);
-        restored.on_applied(slot, Outcome::Duplicate);
+        restored.on_applied(slot, ChangeOutcome::Duplicate);
         let (applied, stored) = run(&mut restored, vec![]);
         assert_eq!(applied.len(), 1);
         assert_ne!(applied[0].0, first_id);
         assert_eq!(stored.as_deref(), Some("new"));
-        assert_eq!(restored.summary().counts[&Outcome::Duplicate], 1);
+        assert_eq!(restored.summary().counts[&ChangeOutcome::Duplicate], 1);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -998,8 +1010,13 @@ mod tests {
         assert_eq!(pass.next(0), Work::StoreCursor("new".into()));
         pass.on_cursor_stored(1);
         let Work::Done(summary) = pass.next(1) else { panic!() };
-        assert_eq!(summary.counts.get(&Outcome::Failed), Some(&1), "{:?}", summary.counts);
-        assert_eq!(summary.counts.get(&Outcome::Gone), None);
+        assert_eq!(
+            summary.counts.get(&ChangeOutcome::Failed),
+            Some(&1),
+            "{:?}",
+            summary.counts
+        );
+        assert_eq!(summary.counts.get(&ChangeOutcome::Gone), None);
         assert_eq!(summary.membership_requests, 2);
     }
 
@@ -1042,7 +1059,7 @@ mod tests {
         let Work::Apply { slot, .. } = pass.next(0) else {
             panic!()
         };
-        pass.on_applied(slot, Outcome::Updated);
+        pass.on_applied(slot, ChangeOutcome::Updated);
         assert_eq!(pass.next(0), Work::Unseen);
         pass.on_unseen(vec![("gone".into(), *event("gone", Operation::Disable))]);
         let Work::Apply {

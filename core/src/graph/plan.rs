@@ -47,6 +47,19 @@ pub struct Planner<'a> {
     pub delete_mode: DeleteMode,
 }
 
+impl<'a> Planner<'a> {
+    /// The planner the settings describe: their attribute map and role policy, Graph's scope
+    /// and delete mode.
+    pub fn of(settings: &'a crate::settings::Settings, graph: &'a crate::settings::GraphSettings) -> Self {
+        Self {
+            map: &settings.attribute_map,
+            scope: &graph.scope,
+            policy: &settings.policy,
+            delete_mode: graph.delete_mode,
+        }
+    }
+}
+
 /// What an earlier pass left about a person (the host keeps it per Entra object id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,8 @@
 use super::delta::DeltaUser;
 use super::map::{AttributeMap, MapError, Mapping};
 use super::target::{Owner, Target};
-use crate::event::{InitialAttributes, LifecycleEvent, Operation};
+use crate::event::{LifecycleEvent, Operation};
+use crate::person::Attributes;
 use crate::policy::GroupInput;
 use crate::UnixMillis;
 use serde_json::Value;
@@ -74,7 +75,7 @@ impl AttributeMap {
             occurred_at: Some(occurred_at),
             ..LifecycleEvent::default()
         };
-        let mut initial = InitialAttributes::default();
+        let mut initial = Attributes::default();
         for m in self.mappings() {
             apply(user, m, &mut event, &mut initial)?;
         }
@@ -88,12 +89,7 @@ impl AttributeMap {
 }
 
 /// Sets what mapping `m` takes from `user`.
-fn apply(
-    user: &DeltaUser,
-    m: &Mapping,
-    event: &mut LifecycleEvent,
-    initial: &mut InitialAttributes,
-) -> Result<(), MapError> {
+fn apply(user: &DeltaUser, m: &Mapping, event: &mut LifecycleEvent, initial: &mut Attributes) -> Result<(), MapError> {
     let wrong = |expected: &'static str, found: &'static str| MapError::WrongType {
         id: user.id.clone(),
         property: m.property.clone(),
@@ -158,7 +154,7 @@ fn apply(
 
 /// Where a `cxone`-owned value goes in `initial`; `None` for the identity and `active`, which
 /// the map keeps Entra's.
-fn initial_slot(initial: &mut InitialAttributes, target: Target) -> Option<&mut Option<String>> {
+fn initial_slot(initial: &mut Attributes, target: Target) -> Option<&mut Option<String>> {
     match target {
         Target::GivenName => Some(&mut initial.first_name),
         Target::FamilyName => Some(&mut initial.last_name),

@@ -115,7 +115,7 @@ impl StoredAnswer {
 /// One webhook-id the ledger has seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Delivery {
+pub struct SeenDelivery {
     pub first_seen: UnixMillis,
     pub body_digest: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,7 +234,7 @@ impl Decision {
 /// `lease_token` (random, from the host).
 pub fn decide(
     person: &PersonState,
-    delivery: Option<&Delivery>,
+    delivery: Option<&SeenDelivery>,
     facts: &EventFacts,
     now: UnixMillis,
     lease_ms: u64,

@@ -31,8 +31,8 @@ fn applied(at: UnixMillis, operation: Operation, id: &str) -> PersonState {
     }
 }
 
-fn seen(first_seen: UnixMillis, id: &str, answer: Option<StoredAnswer>) -> Delivery {
-    Delivery {
+fn seen(first_seen: UnixMillis, id: &str, answer: Option<StoredAnswer>) -> SeenDelivery {
+    SeenDelivery {
         first_seen,
         body_digest: format!("digest-of-{id}"),
         answer,

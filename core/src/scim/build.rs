@@ -16,7 +16,6 @@ use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-pub use super::initial::InitialValues;
 pub use super::user::TeamRef;
 
 const WORK: &str = "work";
@@ -69,7 +68,7 @@ pub struct DesiredUser {
     pub team: Option<TeamRef>,
     /// Values a new account is created with, never written to an existing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial: Option<Box<InitialValues>>,
+    pub initial: Option<Box<crate::person::Attributes>>,
 }
 
 /// The one role a single-valued attribute should hold.

@@ -2,36 +2,6 @@
 //! owns gets its first value from the source without being overwritten later.
 
 use super::build::DesiredUser;
-use serde::{Deserialize, Serialize};
-
-/// The attributes [`create_payload`](super::build::create_payload) takes from here when the
-/// desired state leaves them unset or blank. [`patch_to`](super::build::patch_to) and
-/// [`replace_payload`](super::build::replace_payload) ignore them.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InitialValues {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub given_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub department: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub employee_number: Option<String>,
-}
-
-impl InitialValues {
-    /// True when no attribute is given.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
 
 /// `field` from `initial` when `field` is unset or blank and `initial` is not blank.
 fn fill(field: &mut Option<String>, initial: Option<String>) {
@@ -48,8 +18,8 @@ impl DesiredUser {
         let mut d = self.clone();
         if let Some(initial) = d.initial.take() {
             let i = *initial;
-            fill(&mut d.given_name, i.given_name);
-            fill(&mut d.family_name, i.family_name);
+            fill(&mut d.given_name, i.first_name);
+            fill(&mut d.family_name, i.last_name);
             fill(&mut d.email, i.email);
             fill(&mut d.display_name, i.display_name);
             fill(&mut d.title, i.title);
@@ -63,6 +33,7 @@ impl DesiredUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::person::Attributes;
     use crate::scim::build::{create_payload, patch_to, replace_payload, DEPARTMENT_PATH};
     use crate::scim::ENTERPRISE_USER_SCHEMA;
     use wasm_bindgen_test::wasm_bindgen_test;
@@ -72,12 +43,12 @@ mod tests {
             user_name: "jdoe@example.com".into(),
             given_name: Some("Jane".into()),
             title: Some("Agent".into()),
-            initial: Some(Box::new(InitialValues {
+            initial: Some(Box::new(Attributes {
                 title: Some("Trainee".into()),
                 department: Some("Support".into()),
                 display_name: Some("Jane D.".into()),
                 email: Some("jane@example.com".into()),
-                ..InitialValues::default()
+                ..Attributes::default()
             })),
             ..DesiredUser::default()
         }
@@ -118,10 +89,10 @@ mod tests {
         let d = DesiredUser {
             user_name: "a@b.co".into(),
             title: Some(String::new()),
-            initial: Some(Box::new(InitialValues {
+            initial: Some(Box::new(Attributes {
                 title: Some(" ".into()),
-                family_name: Some("Doe".into()),
-                ..InitialValues::default()
+                last_name: Some("Doe".into()),
+                ..Attributes::default()
             })),
             ..DesiredUser::default()
         };
@@ -129,7 +100,7 @@ mod tests {
         assert_eq!(created.title.as_deref(), Some(""));
         assert_eq!(created.family_name.as_deref(), Some("Doe"));
         assert_eq!(created.initial, None);
-        assert!(InitialValues::default().is_empty());
-        assert!(!d.initial.as_deref().is_some_and(InitialValues::is_empty));
+        assert!(Attributes::default().is_empty());
+        assert!(!d.initial.as_deref().is_some_and(Attributes::is_empty));
     }
 }

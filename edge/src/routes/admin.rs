@@ -79,7 +79,7 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
             Err(v) => return reply::api_error(&v.into()),
         };
         let flow = flow_for(config, command);
-        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let mut budget = Budget::for_request(config.subrequest_budget);
         let planned = plan_first_write(flow, &config.credentials, config.retry, &state, &mut budget).await;
         return reply::json(
             200,
@@ -118,7 +118,7 @@ pub async fn replay_notice(env: &Env, config: &Config, id: &str, dry_run: bool) 
         return reply::api_error(&ApiError::not_found(format!("no parked notice {id}")));
     };
     if config.iam.is_none() {
-        return reply::api_error(&ApiError::new(503, None, "IAM_WEBHOOK_URL is not set"));
+        return reply::api_error(&ApiError::unavailable("IAM_WEBHOOK_URL is not set"));
     }
     if dry_run {
         return reply::json(200, &json!({"dryRun": true, "notice": parked}));

@@ -20,7 +20,7 @@ const REPLAY_BATCHES: usize = 10;
 async fn from_trail(answer: impl std::future::Future<Output = Result<Value>>) -> std::result::Result<Value, ApiError> {
     answer
         .await
-        .map_err(|e| ApiError::new(503, None, format!("the audit trail cannot be reached: {e}")))
+        .map_err(|e| ApiError::unavailable(format!("the audit trail cannot be reached: {e}")))
 }
 
 /// The query `?from=&to=&externalId=&trigger=&cursor=&limit=`, or what is wrong with it. A

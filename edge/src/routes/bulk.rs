@@ -34,7 +34,7 @@ fn valid_run_id(id: &str) -> bool {
 }
 
 fn invalid(detail: String) -> Result<Response> {
-    reply::error(400, Some("invalidSyntax"), detail)
+    reply::api_error(&ApiError::bad_request("invalidSyntax", detail))
 }
 
 pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
@@ -51,11 +51,10 @@ pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
     };
     let run_id = head.run_id.clone().unwrap_or_else(|| format!("run-{:016x}", seed()));
     if !valid_run_id(&run_id) {
-        return reply::error(
-            400,
-            Some("invalidValue"),
+        return reply::api_error(&ApiError::bad_request(
+            "invalidValue",
             "runId must be 1-64 characters of A-Z a-z 0-9 . _ -",
-        );
+        ));
     }
     audit.subject = Some(format!("run:{run_id}"));
     audit.operation = Some("bulk".into());
@@ -80,7 +79,7 @@ pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
 
 pub async fn get(req: &Request, env: &Env, run_id: &str) -> Result<Response> {
     if !valid_run_id(run_id) {
-        return reply::error(400, Some("invalidValue"), "malformed runId");
+        return reply::api_error(&ApiError::bad_request("invalidValue", "malformed runId"));
     }
     // Only the paging parameters reach the run's object, re-encoded.
     let url = req.url()?;

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::reply;
-use crate::sync::Sync;
+use crate::sync::{GraphSync, SyncCall};
 use cxone_scim_core::api_error::ApiError;
 use cxone_scim_core::audit::AuditRecord;
 use cxone_scim_core::graph::{
@@ -17,9 +17,7 @@ use worker::{Env, Headers, Request, Response, Result};
 const MAX_NOTIFICATION_BODY: usize = 1024 * 1024;
 
 fn not_configured() -> Result<Response> {
-    reply::api_error(&ApiError::new(
-        503,
-        None,
+    reply::api_error(&ApiError::unavailable(
         "Graph sync is not configured (GRAPH_CLIENT_ID, GRAPH_TOKEN_URL, GRAPH_CLIENT_SECRET)",
     ))
 }
@@ -48,7 +46,7 @@ pub async fn notifications(mut req: Request, env: &Env, config: &Config, audit: 
         return reply::api_error(&sync_off());
     };
     let Some(client_state) = &graph.client_state else {
-        return reply::api_error(&ApiError::new(503, None, "GRAPH_CLIENT_STATE is not set"));
+        return reply::api_error(&ApiError::unavailable("GRAPH_CLIENT_STATE is not set"));
     };
     let Some(body) = reply::body_within(&mut req, MAX_NOTIFICATION_BODY).await? else {
         return reply::api_error(&ApiError::too_large(MAX_NOTIFICATION_BODY));
@@ -63,7 +61,7 @@ pub async fn notifications(mut req: Request, env: &Env, config: &Config, audit: 
     };
     if batch.wants_pass() || batch.wants_renewal() {
         let groups = batch.touches(Watched::Groups);
-        Sync::open(env)?
+        GraphSync::open(env)?
             .kick_for("notification", batch.wants_renewal(), groups)
             .await?;
     }
@@ -79,7 +77,7 @@ pub async fn status(env: &Env, config: &Config) -> Result<Response> {
     if config.graph.is_none() {
         return not_configured();
     }
-    let mut status = Sync::open(env)?.call("/status", &json!({})).await?;
+    let mut status = GraphSync::open(env)?.call(&SyncCall::Status).await?;
     status["configured"] = json!(true);
     reply::json(200, &status)
 }
@@ -89,9 +87,9 @@ pub async fn run(env: &Env, config: &Config, dry_run: bool) -> Result<Response> 
     if config.graph.is_none() {
         return not_configured();
     }
-    let sync = Sync::open(env)?;
+    let sync = GraphSync::open(env)?;
     if dry_run {
-        return reply::json(200, &sync.call("/dry-run", &json!({})).await?);
+        return reply::json(200, &sync.call(&SyncCall::DryRun).await?);
     }
     let kicked = sync.kick("admin", false).await?;
     reply::json(202, &json!({"status": "accepted", "running": kicked["running"]}))
@@ -103,9 +101,9 @@ pub async fn decide(env: &Env, config: &Config, approve: bool, dry_run: bool) ->
     if config.graph.is_none() {
         return not_configured();
     }
-    let sync = Sync::open(env)?;
+    let sync = GraphSync::open(env)?;
     if dry_run {
-        let held = sync.call("/held", &json!({})).await?;
+        let held = sync.call(&SyncCall::Held).await?;
         let leavers: Vec<Value> = held["held"]
             .as_array()
             .map(|all| {
@@ -118,7 +116,7 @@ pub async fn decide(env: &Env, config: &Config, approve: bool, dry_run: bool) ->
         return reply::json(200, &json!({"dryRun": true, key: leavers}));
     }
     let answer = sync
-        .call(if approve { "/approve" } else { "/reject" }, &json!({}))
+        .call(if approve { &SyncCall::Approve } else { &SyncCall::Reject })
         .await?;
     reply::json(200, &answer)
 }

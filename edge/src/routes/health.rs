@@ -31,13 +31,12 @@ pub async fn validate(env: &Env, config: &Config) -> Result<Response> {
         config.retry,
         seed(),
     );
-    let budget = config.subrequest_budget.saturating_sub(2);
     let result = run_authorized(
         flow,
         &config.credentials,
         config.retry,
         &state,
-        &mut Budget::new(budget, 1),
+        &mut Budget::for_request(config.subrequest_budget),
     )
     .await;
     let latency_ms = now_ms().saturating_sub(started);

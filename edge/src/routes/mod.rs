@@ -23,7 +23,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     let mut audit = AuditRecord::new(started, req.method().as_ref(), &path);
     let resp = route(req, env, &path, &mut audit).await.or_else(|e| {
         audit.detail = Some(format!("internal error: {e}"));
-        reply::error(500, None, "internal error; see the Worker log")
+        reply::api_error(&ApiError::internal())
     })?;
     audit.status = resp.status_code();
     if audit.status >= 400 && audit.outcome == Outcome::Success {
@@ -121,7 +121,7 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         Ok(r) => r,
         Err((404, _)) => return reply::api_error(&ApiError::not_found(format!("no route {path}"))),
         Err((_, allowed)) => {
-            let resp = reply::api_error(&ApiError::new(405, None, format!("{path} accepts {allowed}")))?;
+            let resp = reply::api_error(&ApiError::method_not_allowed(path, allowed))?;
             resp.headers().set("Allow", allowed)?;
             return Ok(resp);
         }
@@ -142,7 +142,7 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
             } else {
                 "misconfigured; an admin token shows the problems".to_string()
             };
-            return reply::api_error(&ApiError::new(503, None, detail));
+            return reply::api_error(&ApiError::unavailable(detail));
         }
     };
     if route == Route::Lifecycle {

@@ -119,7 +119,7 @@ pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut Audi
             .person
             .cxone_id;
         let state = State::open(env)?;
-        let mut budget = Budget::new(config.subrequest_budget.saturating_sub(2), 1);
+        let mut budget = Budget::for_request(config.subrequest_budget);
         let flow = roles_flow_for(config, &known);
         let planned = plan_first_write(flow, &config.credentials, config.retry, &state, &mut budget).await;
         return reply::json(
@@ -140,7 +140,8 @@ fn refuse(verdict: &Verdict) -> Result<Response> {
         Verdict::Fail { reason } => format!("the role policy refuses this person's roles: {reason}"),
         Verdict::Pass { .. } => "refused".to_string(),
     };
-    let mut body = serde_json::to_value(ApiError::new(403, None, detail).to_scim())?;
+    let refused = ApiError::forbidden(detail);
+    let mut body = serde_json::to_value(refused.to_scim())?;
     body["verdict"] = serde_json::to_value(verdict)?;
-    reply::json(403, &body)
+    reply::json(refused.status, &body)
 }

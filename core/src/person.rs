@@ -1,12 +1,14 @@
-//! `initial` of a joiner or mover: values the account gets only when it is created.
+//! A person's attributes as the sources name them: a webhook event's `initial` object, a Graph
+//! user mapped to values set only at creation, and what the payload builders create an account
+//! with ([`crate::scim::build::DesiredUser::at_creation`]). One type wherever they travel.
 
-use crate::scim::build::InitialValues;
 use serde::{Deserialize, Serialize};
 
-/// The event's `initial` object. `null` or absent members give no value.
+/// A person's attributes by their event names. `null` or absent members give no value; an
+/// unknown member is refused (a misspelt attribute never goes silently unwritten).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InitialAttributes {
+pub struct Attributes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -23,14 +25,14 @@ pub struct InitialAttributes {
     pub employee_number: Option<String>,
 }
 
-impl InitialAttributes {
+impl Attributes {
     /// True when no member is given.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
 
     /// The text members with their JSON names, for validation.
-    pub(super) fn texts(&self) -> [(&'static str, Option<&str>); 6] {
+    pub(crate) fn texts(&self) -> [(&'static str, Option<&str>); 6] {
         [
             ("initial.firstName", self.first_name.as_deref()),
             ("initial.lastName", self.last_name.as_deref()),
@@ -42,20 +44,6 @@ impl InitialAttributes {
     }
 }
 
-impl From<&InitialAttributes> for InitialValues {
-    fn from(a: &InitialAttributes) -> Self {
-        Self {
-            given_name: a.first_name.clone(),
-            family_name: a.last_name.clone(),
-            email: a.email.clone(),
-            display_name: a.display_name.clone(),
-            title: a.title.clone(),
-            department: a.department.clone(),
-            employee_number: a.employee_number.clone(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,16 +51,15 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn reads_the_event_names_and_refuses_unknown_members() {
-        let a: InitialAttributes =
+        let a: Attributes =
             serde_json::from_str(r#"{"firstName":"Jane","employeeNumber":"E-1","title":null}"#).unwrap();
         assert_eq!(a.title, None);
-        let v = InitialValues::from(&a);
         assert_eq!(
-            (v.given_name.as_deref(), v.employee_number.as_deref()),
+            (a.first_name.as_deref(), a.employee_number.as_deref()),
             (Some("Jane"), Some("E-1"))
         );
-        assert!(!a.is_empty() && InitialAttributes::default().is_empty());
-        let err = serde_json::from_str::<InitialAttributes>(r#"{"jobTitle":"Agent"}"#).unwrap_err();
+        assert!(!a.is_empty() && Attributes::default().is_empty());
+        let err = serde_json::from_str::<Attributes>(r#"{"jobTitle":"Agent"}"#).unwrap_err();
         assert!(err.to_string().contains("jobTitle"), "{err}");
     }
 }
