@@ -733,14 +733,7 @@ impl BulkRun {
             Err(_) if m.write.is_some() => return self.lost_write(i, now),
             Err(err) => return self.retry_rows(&[(i, None)], &err.to_string(), now),
         };
-        match resp.status {
-            429 => self.pacer.throttled(),
-            s if s < 500 => self.pacer.passed(),
-            _ => {}
-        }
-        if let Some(quota) = quota_from_headers(&resp, now) {
-            self.pacer.observe(quota, now);
-        }
+        self.pace_by(&resp, now);
         if let Some(wait) = retry_after_ms(&resp, now).filter(|_| is_retryable_status(resp.status)) {
             if let Some(e) = self.window.get_mut(&i) {
                 e.not_before = e.not_before.max(now + wait);
@@ -824,6 +817,19 @@ impl BulkRun {
             refused,
             |e| !hold_rows || super::hold::held_for(e, now, span),
         )
+    }
+
+    /// Paces the run by an answer: a 429 slows it, an answer under 500 lets it speed up again,
+    /// and the server's own account of its quota keeps it at that rate without 429s.
+    fn pace_by(&mut self, resp: &HttpResponse, now: UnixMillis) {
+        match resp.status {
+            429 => self.pacer.throttled(),
+            s if s < 500 => self.pacer.passed(),
+            _ => {}
+        }
+        if let Some(quota) = quota_from_headers(resp, now) {
+            self.pacer.observe(quota, now);
+        }
     }
 
     fn group_in_flight(&self) -> bool {
@@ -1103,15 +1109,7 @@ impl Flow for BulkRun {
         };
         let retryable = is_retryable_status(resp.status);
         let retry_after = retry_after_ms(&resp, now);
-        match resp.status {
-            429 => self.pacer.throttled(),
-            s if s < 500 => self.pacer.passed(),
-            _ => {}
-        }
-        // The server's own account of its quota keeps the run at its rate without 429s.
-        if let Some(quota) = quota_from_headers(&resp, now) {
-            self.pacer.observe(quota, now);
-        }
+        self.pace_by(&resp, now);
         let status = resp.status;
         match self.exchange.filter(resp, now) {
             Ok(None) => {
