@@ -17,6 +17,9 @@ pub const PER_APPLY: u32 = 12;
 /// Ledger calls one bulk row's hold may take: the begin, and either the userName's link (a row
 /// with an externalId) or a forward's begin (a row without), and the commit that gives it back.
 pub const HOLD_CALLS: u32 = 3;
+/// What planning one change's first write may send in a dry run: a token and up to two
+/// lookups, and more for a read back or a retry.
+pub const PLAN_ONE_WRITE: u32 = 5;
 /// A request that takes longer than this counts as lost (and is retried), unless a lease says
 /// otherwise (`CXONE_REQUEST_TIMEOUT_MS`).
 pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
@@ -99,6 +102,18 @@ impl Budget {
         of.min((self.remaining / PER_APPLY) as usize)
     }
 
+    /// A budget carved out of this one for planning a change's first write in a dry run
+    /// ([`PLAN_ONE_WRITE`] requests), when this one still pays for them and the token cache's
+    /// read; give back what it did not use with [`Budget::settle`].
+    pub fn carve_plan(&self) -> Option<Budget> {
+        (self.remaining > PLAN_ONE_WRITE).then(|| Budget::new(PLAN_ONE_WRITE, 1))
+    }
+
+    /// Counts what a carved budget spent, and the token cache's read that went with it.
+    pub fn settle(&mut self, carved: &Budget) {
+        self.spend(PLAN_ONE_WRITE.saturating_sub(carved.remaining) + 1);
+    }
+
     /// How many bulk rows' holds the budget pays for, one step kept for the request they are for.
     pub fn holds(&self) -> usize {
         (self.remaining.saturating_sub(1) / HOLD_CALLS) as usize
@@ -139,5 +154,15 @@ mod tests {
         assert_eq!(b.applies(2), 2);
         assert_eq!(b.holds(), 15, "47 / 3");
         assert_eq!(Budget::new(0, 1).holds(), 0);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_dry_run_plans_a_write_within_what_it_carves_out() {
+        let mut b = Budget::new(20, 1);
+        let mut carved = b.carve_plan().unwrap();
+        assert!(carved.take_steps(2, 0));
+        b.settle(&carved);
+        assert_eq!(b.remaining(), 20 - 2 - 1, "two requests and the token cache's read");
+        assert_eq!(Budget::new(PLAN_ONE_WRITE, 1).carve_plan(), None);
     }
 }

@@ -868,11 +868,10 @@ impl SyncRunner {
                     }
                 }
                 Work::Apply { slot, event, .. } => {
-                    // A token, two lookups, the token cache's read: what one change's plan may take.
-                    if budget.remaining() < 6 {
+                    let Some(mut sub) = budget.carve_plan() else {
                         complete = false;
                         break;
-                    }
+                    };
                     let command = match event.command(&config.policy, &config.roles.target) {
                         Ok((c, _)) => c,
                         Err(v) => {
@@ -882,13 +881,9 @@ impl SyncRunner {
                         }
                     };
                     let flow = flow_for(&config, command);
-                    // Reads up to two lookups (and a token); what they took comes off the pass's
-                    // budget, with the token cache's KV read.
-                    let given = 5;
-                    let mut sub = Budget::new(given, 1);
                     let planned: Option<PlannedRequest> =
                         plan_first_write(flow, &config.credentials, config.retry, &kv, &mut sub).await;
-                    budget.spend(given.saturating_sub(sub.remaining()) + 1);
+                    budget.settle(&sub);
                     if let Some(p) = planned {
                         requests.push(json!({"externalId": event.external_id, "request": p}));
                     }
