@@ -26,7 +26,7 @@ use std::time::Duration;
 use worker::{Delay, Env, Result, SqlStorage};
 
 /// What a caller asks of the person's ledger object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyRequest {
     pub change: Change,
@@ -79,9 +79,8 @@ pub async fn apply(
     allowance: u32,
 ) -> Result<ApplyAnswer> {
     audit.operation = Some(cxone_scim_core::apply::operation_name(event));
-    audit.subject = Some(event.subject_key());
     audit.event_id = Some(delivery.event_id.clone());
-    ask(env, &event.subject_key(), Change::Event(delivery), audit, allowance).await
+    ask(env, event.subject_key(), Change::Event(delivery), audit, allowance).await
 }
 
 /// The Worker's side of a role sync the policy passed.
@@ -91,19 +90,14 @@ pub async fn apply_roles(
     audit: &mut AuditRecord,
     allowance: u32,
 ) -> Result<ApplyAnswer> {
-    audit.operation = Some("role_sync".into());
-    audit.subject = Some(change.lookup.person_key());
-    ask(
-        env,
-        &change.lookup.person_key(),
-        Change::Roles(change),
-        audit,
-        allowance,
-    )
-    .await
+    let key = change.lookup.person_key();
+    ask(env, key, Change::Roles(change), audit, allowance).await
 }
 
-async fn ask(env: &Env, key: &str, change: Change, audit: &mut AuditRecord, allowance: u32) -> Result<ApplyAnswer> {
+/// Hands `change` to the ledger of the person `key` names, and fills the request's log line.
+async fn ask(env: &Env, key: String, change: Change, audit: &mut AuditRecord, allowance: u32) -> Result<ApplyAnswer> {
+    let ledger = Ledger::of(env, &key)?;
+    audit.subject = Some(key);
     let request = ApplyRequest {
         change,
         allowance: allowance.saturating_sub(1),
@@ -111,7 +105,7 @@ async fn ask(env: &Env, key: &str, change: Change, audit: &mut AuditRecord, allo
         first_seen: None,
         forwarded: false,
     };
-    let mut answer = Ledger::of(env, key)?.apply(&request).await?;
+    let mut answer = ledger.apply(request).await?;
     answer.used = answer.used.saturating_add(1);
     audit.outcome = answer.outcome;
     audit.action = answer.action;
@@ -400,7 +394,7 @@ impl Host<'_> {
             first_seen,
             forwarded: true,
         };
-        let mut answer = Ledger::of(self.env, to)?.apply(&forward).await?;
+        let mut answer = Ledger::of(self.env, to)?.apply(forward).await?;
         answer.used = answer.used.saturating_add(asked + 1);
         Ok(answer)
     }

@@ -420,8 +420,8 @@ impl Ledger {
     }
 
     /// Applies one change to the person, inside their ledger object ([`crate::apply::run`]).
-    pub async fn apply(&self, req: &ApplyRequest) -> Result<ApplyAnswer> {
-        self.call(&LedgerCall::Apply(req.clone())).await
+    pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyAnswer> {
+        self.call(&LedgerCall::Apply(req)).await
     }
 
     pub async fn begin(&self, req: &BeginRequest) -> Result<Decision> {

@@ -799,39 +799,40 @@ mod tests {
         let mut stored = None;
         let mut groups = Vec::new();
         for _ in 0..10_000 {
-            match pass.next_within(1_000, lanes) {
+            let applies = match pass.next_within(1_000, lanes) {
                 Work::Read(_) => {
                     let p = pages.remove(0);
                     pass.on_page(Ok(p), 1_000);
+                    continue;
                 }
-                Work::Plan { index, change } => pass.on_plan(index, plan_of(&change), 1),
-                Work::Apply { slot, event_id, event } => {
-                    let outcome = if event.operation.is_leaver() {
-                        ChangeOutcome::Disabled
-                    } else {
-                        ChangeOutcome::Updated
-                    };
-                    applied.push((event_id, event.operation));
-                    pass.on_applied(slot, outcome);
+                Work::Plan { index, change } => {
+                    pass.on_plan(index, plan_of(&change), 1);
+                    continue;
                 }
+                Work::Apply { slot, event_id, event } => vec![Apply { slot, event_id, event }],
                 Work::ApplyAll(all) => {
                     groups.push(all.len());
-                    for Apply { slot, event_id, event } in all {
-                        let outcome = if event.operation.is_leaver() {
-                            ChangeOutcome::Disabled
-                        } else {
-                            ChangeOutcome::Updated
-                        };
-                        applied.push((event_id, event.operation));
-                        pass.on_applied(slot, outcome);
-                    }
+                    all
                 }
                 Work::StoreCursor(link) => {
                     stored = Some(link);
                     pass.on_cursor_stored(2_000);
+                    continue;
                 }
-                Work::Unseen => pass.on_unseen(vec![]),
+                Work::Unseen => {
+                    pass.on_unseen(vec![]);
+                    continue;
+                }
                 Work::Done(_) => return (applied, stored, groups),
+            };
+            for Apply { slot, event_id, event } in applies {
+                let outcome = if event.operation.is_leaver() {
+                    ChangeOutcome::Disabled
+                } else {
+                    ChangeOutcome::Updated
+                };
+                applied.push((event_id, event.operation));
+                pass.on_applied(slot, outcome);
             }
         }
         panic!("the pass did not finish");
