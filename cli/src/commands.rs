@@ -374,6 +374,7 @@ mod tests {
                 outcome: Outcome::Success,
                 latency_ms: n,
                 payload_sha256: payload_sha256(&serde_json::json!({ "n": n })),
+                steps: None,
             };
             let next = chain_next(out.last(), draft);
             out.push(next);

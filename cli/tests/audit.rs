@@ -23,6 +23,7 @@ fn trail(len: u64) -> Vec<AuditEntry> {
             outcome: Outcome::Success,
             latency_ms: 10,
             payload_sha256: payload_sha256(&serde_json::json!({ "n": n })),
+            steps: None,
         };
         let next = chain_next(out.last(), draft);
         out.push(next);

@@ -45,6 +45,7 @@ pub mod apply;
 pub mod audit;
 pub mod budget;
 pub mod bulk;
+pub mod deprovision;
 pub mod digest;
 pub mod dry_run;
 pub mod event;

@@ -5,6 +5,7 @@
 //! value (most of them are secrets). Blank values count as unset.
 
 use crate::admin::{AdminTokenError, AdminTokens};
+use crate::deprovision::AdminApi;
 use crate::flows::RoleWrite;
 use crate::graph::{AttributeMap, DeleteMode, DeletionThreshold, MapError, Scope, ScopeError, ThresholdError};
 use crate::policy::{PolicyError, RolePolicy, RoleTarget, RoleTargetError};
@@ -86,7 +87,9 @@ pub struct Settings {
     /// `ROLE_TARGET`, `ROLE_WRITE`.
     pub roles: RoleSettings,
     /// Role sync notices to the IAM system, when `IAM_WEBHOOK_URL` is set.
-    pub iam: Option<IamSettings>,
+    pub iam: Option<NoticeReceiver>,
+    /// How leavers are taken: the Admin API, HR's receiver, the defaults of a leaver's options.
+    pub deprovision: DeprovisionSettings,
     /// `AUDIT_RETENTION_DAYS`, at least 1.
     pub audit_retention_days: u32,
 }
@@ -100,9 +103,38 @@ pub struct RoleSettings {
     pub write: RoleWrite,
 }
 
-/// The IAM system's receiver of role sync notices.
+/// Leavers ([`crate::deprovision`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IamSettings {
+pub struct DeprovisionSettings {
+    /// `CXONE_API_BASE_URL`: NICE's Admin API with its version (e.g.
+    /// `https://api-na1.niceincontact.com/incontactapi/services/v31.0`). Unset: a leaver's
+    /// agent, dependencies and session are not looked at (`not_configured`).
+    pub admin_api: Option<AdminApi>,
+    /// `HR_WEBHOOK_URL`, `HR_WEBHOOK_SECRET`: where HR is told of each leaver.
+    pub hr: Option<NoticeReceiver>,
+    /// `DEPROVISION_END_SESSIONS` (default true): end a leaver's live session.
+    pub end_sessions: bool,
+    /// `DEPROVISION_BLOCK_ON_DEPENDENCIES` (default false): hold a leaver whose agent has
+    /// skills, groups or scheduled callbacks.
+    pub block_on_dependencies: bool,
+}
+
+impl DeprovisionSettings {
+    /// A leaver's options when nobody chose them (webhooks, Graph): these defaults, `mode`
+    /// from the operation.
+    pub fn options(&self, mode: crate::deprovision::Mode) -> crate::deprovision::Options {
+        crate::deprovision::Options {
+            mode,
+            end_sessions: self.end_sessions,
+            block_on_dependencies: self.block_on_dependencies,
+            reason: None,
+        }
+    }
+}
+
+/// A receiver of signed notices (the IAM system's, HR's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeReceiver {
     /// `IAM_WEBHOOK_URL`: https, or http to a loopback host.
     pub url: String,
     /// `IAM_WEBHOOK_SECRET`: the `whsec_` Standard Webhooks key the notices are signed with.
@@ -228,8 +260,8 @@ pub enum SettingsProblem {
     RoleTarget(RoleTargetError),
     #[error("ROLE_WRITE must be put or patch")]
     RoleWrite,
-    #[error("IAM_WEBHOOK_SECRET: {0}")]
-    IamSecret(SecretError),
+    #[error("{0}: {1}")]
+    ReceiverSecret(&'static str, SecretError),
     #[error("CXONE_AUTH must be access_key or client_credentials")]
     Auth,
     #[error("CXONE_PROFILE must be cxone or rfc7644")]
@@ -463,7 +495,8 @@ impl Settings {
             .text("GRAPH_CLIENT_ID")
             .and_then(|id| read_graph(&mut r, id, &attribute_map));
         let roles = read_roles(&mut r);
-        let iam = read_iam(&mut r);
+        let iam = read_receiver(&mut r, "IAM_WEBHOOK_URL", "IAM_WEBHOOK_SECRET");
+        let deprovision = read_deprovision(&mut r);
         let retention = r.whole("AUDIT_RETENTION_DAYS", defaults::AUDIT_RETENTION_DAYS);
         let audit_retention_days = r.at_least("AUDIT_RETENTION_DAYS", retention, 1);
         match (client_id, client_secret, policy, webhook_secrets, admin_tokens) {
@@ -491,6 +524,7 @@ impl Settings {
                     graph,
                     roles,
                     iam,
+                    deprovision,
                     audit_retention_days,
                 })
             }
@@ -517,23 +551,39 @@ fn read_roles<G: Fn(&str) -> Option<String>>(r: &mut Reader<G>) -> RoleSettings 
     RoleSettings { target, write }
 }
 
-/// The notice receiver: off without `IAM_WEBHOOK_URL`; with it, `IAM_WEBHOOK_SECRET` is
+/// A notice receiver: off without its URL; with it, its secret is
 /// required. A secret set alone is still checked.
-fn read_iam<G: Fn(&str) -> Option<String>>(r: &mut Reader<G>) -> Option<IamSettings> {
-    let url = r.text("IAM_WEBHOOK_URL").map(|_| r.url("IAM_WEBHOOK_URL"));
+fn read_receiver<G: Fn(&str) -> Option<String>>(
+    r: &mut Reader<G>,
+    url_name: &'static str,
+    secret_name: &'static str,
+) -> Option<NoticeReceiver> {
+    let url = r.text(url_name).map(|_| r.url(url_name));
     let secret = match url {
-        Some(_) => r.required("IAM_WEBHOOK_SECRET"),
-        None => r.text("IAM_WEBHOOK_SECRET"),
+        Some(_) => r.required(secret_name),
+        None => r.text(secret_name),
     }
     .and_then(|text| {
         WebhookSecret::parse(text.trim())
-            .map_err(|e| r.problems.push(SettingsProblem::IamSecret(e)))
+            .map_err(|e| r.problems.push(SettingsProblem::ReceiverSecret(secret_name, e)))
             .ok()
     });
-    Some(IamSettings {
+    Some(NoticeReceiver {
         url: url?,
         secret: secret?,
     })
+}
+
+fn read_deprovision<G: Fn(&str) -> Option<String>>(r: &mut Reader<G>) -> DeprovisionSettings {
+    let admin_api = r
+        .text("CXONE_API_BASE_URL")
+        .map(|_| AdminApi::new(&r.url("CXONE_API_BASE_URL")));
+    DeprovisionSettings {
+        admin_api,
+        hr: read_receiver(r, "HR_WEBHOOK_URL", "HR_WEBHOOK_SECRET"),
+        end_sessions: r.boolean("DEPROVISION_END_SESSIONS", true),
+        block_on_dependencies: r.boolean("DEPROVISION_BLOCK_ON_DEPENDENCIES", false),
+    }
 }
 
 /// The Graph settings, once `GRAPH_CLIENT_ID` is known to be set.
@@ -989,6 +1039,57 @@ mod tests {
             read(&vars).unwrap_err(),
             ["RETRY_MAX_ATTEMPTS is too large", "SUBREQUEST_BUDGET is too large"]
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn leavers_read_the_admin_api_hr_and_their_defaults() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = full();
+            vars.extend(extra.iter().copied());
+            read(&vars)
+        };
+        let s = with(&[]).unwrap();
+        assert_eq!(s.deprovision.admin_api, None);
+        assert_eq!(s.deprovision.hr, None);
+        assert!(s.deprovision.end_sessions && !s.deprovision.block_on_dependencies);
+        let s = with(&[
+            (
+                "CXONE_API_BASE_URL",
+                "https://api-na1.niceincontact.com/incontactapi/services/v31.0/",
+            ),
+            ("HR_WEBHOOK_URL", "https://hr.example/leavers"),
+            ("HR_WEBHOOK_SECRET", SECRET),
+            ("DEPROVISION_END_SESSIONS", "false"),
+            ("DEPROVISION_BLOCK_ON_DEPENDENCIES", "TRUE"),
+        ])
+        .unwrap();
+        let d = &s.deprovision;
+        assert_eq!(
+            d.admin_api,
+            Some(AdminApi::new(
+                "https://api-na1.niceincontact.com/incontactapi/services/v31.0"
+            ))
+        );
+        assert_eq!(d.hr.as_ref().unwrap().url, "https://hr.example/leavers");
+        let o = d.options(crate::deprovision::Mode::Delete);
+        assert_eq!(
+            (o.mode, o.end_sessions, o.block_on_dependencies),
+            (crate::deprovision::Mode::Delete, false, true)
+        );
+        let problems = with(&[
+            ("HR_WEBHOOK_URL", "https://hr.example/leavers"),
+            ("DEPROVISION_END_SESSIONS", "yes"),
+            ("CXONE_API_BASE_URL", "http://api.example/v31.0"),
+        ])
+        .unwrap_err()
+        .join("\n");
+        for want in [
+            "HR_WEBHOOK_SECRET is not set",
+            "DEPROVISION_END_SESSIONS",
+            "CXONE_API_BASE_URL",
+        ] {
+            assert!(problems.contains(want), "{want}: {problems}");
+        }
     }
 
     #[wasm_bindgen_test(unsupported = test)]

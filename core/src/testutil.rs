@@ -10,6 +10,9 @@ use std::collections::VecDeque;
 
 pub const SIM_TOKEN_URL: &str = "http://idp.test/oauth/token";
 pub const SIM_ACCESS_TOKEN: &str = "sim-access-token";
+/// Where the simulator serves NICE's Admin API.
+pub const SIM_ADMIN_BASE: &str = "http://cxone.test/incontactapi/services/v31.0";
+const ADMIN_PREFIX: &str = "/incontactapi/services/v31.0";
 const START: u64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +81,16 @@ pub struct SimServer {
     /// Behave as NICE publishes CXone: no `/Bulk` or `/ServiceProviderConfig`, `DELETE` answers
     /// 404 and deletes nothing, listings need a `userName eq` filter and nothing else.
     pub cxone: bool,
+    /// Admin API: the agents logged in (by agentId), and each agent's skills, groups and
+    /// number of scheduled callbacks (by agentId).
+    pub logged_in: std::collections::BTreeSet<String>,
+    pub dependencies: std::collections::BTreeMap<String, (Vec<String>, Vec<String>, usize)>,
+    /// Extra agents the Admin API lists besides the users' own (a second agent for a name).
+    pub extra_agents: Vec<Value>,
+    /// The Admin API keeps answering `isActive:true` for agents whose users are inactive.
+    pub agents_stay_active: bool,
+    /// Admin API requests whose path ends with the key are answered with the status.
+    pub admin_fails: std::collections::BTreeMap<&'static str, u16>,
 }
 
 fn scim_error(status: u16, scim_type: Option<&str>, detail: &str) -> HttpResponse {
@@ -262,6 +275,9 @@ impl SimServer {
                     .to_string(),
             ));
         }
+        if let Some(rest) = path.strip_prefix(ADMIN_PREFIX) {
+            return Ok(self.admin(req.method, rest, &query));
+        }
         if req.url.contains("/scim/v2") {
             if let Some(secs) = self.take_token() {
                 return Ok(scim_error(429, None, "rate limited").with_header("Retry-After", &secs.to_string()));
@@ -367,6 +383,86 @@ impl SimServer {
             status,
             json!({"schemas": [crate::scim::bulk::BULK_RESPONSE_SCHEMA], "Operations": results}).to_string(),
         )
+    }
+
+    /// The agentId of the user `id` (`u7` → `1007`).
+    pub fn agent_id_of(&self, id: &str) -> String {
+        format!("{}", 1000 + id.trim_start_matches('u').parse::<u32>().unwrap_or(0))
+    }
+
+    fn agents(&self) -> Vec<Value> {
+        let mut agents: Vec<Value> = self
+            .users
+            .iter()
+            .map(|u| {
+                let id = u["id"].as_str().unwrap_or_default();
+                json!({
+                    "agentId": self.agent_id_of(id).parse::<u64>().unwrap(),
+                    "userName": u["userName"], "userID": id,
+                    "isActive": self.agents_stay_active || u["active"].as_bool().unwrap_or(true),
+                    "teamId": 5, "teamName": "Default Team",
+                })
+            })
+            .collect();
+        agents.extend(self.extra_agents.iter().cloned());
+        agents
+    }
+
+    /// NICE's Admin API over the users: search (a contains-search), logout, dependencies.
+    fn admin(&mut self, method: Method, path: &str, query: &str) -> HttpResponse {
+        let agents = self.agents();
+        let known = |id: &str| {
+            agents
+                .iter()
+                .any(|a| a["agentId"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
+        };
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if let Some((_, status)) = self.admin_fails.iter().find(|(k, _)| path.ends_with(*k)) {
+            return HttpResponse::new(*status, r#"{"error":"injected"}"#);
+        }
+        match (method, parts.as_slice()) {
+            (Method::Get, ["agents"]) => {
+                let wanted = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("searchString="))
+                    .map(percent_decode)
+                    .unwrap_or_default()
+                    .to_lowercase();
+                let found: Vec<&Value> = agents
+                    .iter()
+                    .filter(|a| {
+                        a["userName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_lowercase()
+                            .contains(&wanted)
+                    })
+                    .collect();
+                if found.is_empty() {
+                    return HttpResponse::new(204, "");
+                }
+                HttpResponse::new(200, json!({"totalRecords": found.len(), "agents": found}).to_string())
+            }
+            (Method::Post, ["agents", id, "logout"]) if known(id) => {
+                self.logged_in.remove(*id);
+                HttpResponse::new(202, "")
+            }
+            (Method::Get, ["agents", id, kind]) if known(id) => {
+                let (skills, groups, callbacks) = self.dependencies.get(*id).cloned().unwrap_or_default();
+                let body = match *kind {
+                    "skills" if !skills.is_empty() => json!({"agentSkillAssignments": skills.iter().enumerate()
+                        .map(|(i, n)| json!({"skillId": 100 + i, "skillName": n, "isActive": true})).collect::<Vec<_>>()}),
+                    "groups" if !groups.is_empty() => json!({"agentGroups": groups.iter().enumerate()
+                        .map(|(i, n)| json!({"groupId": 200 + i, "groupName": n})).collect::<Vec<_>>()}),
+                    "scheduled-callbacks" if callbacks > 0 => json!({"callbacks": (0..callbacks)
+                        .map(|i| json!({"callbackId": 300 + i})).collect::<Vec<_>>()}),
+                    "skills" | "groups" | "scheduled-callbacks" => return HttpResponse::new(204, ""),
+                    _ => return HttpResponse::new(404, r#"{"error":"no such endpoint"}"#),
+                };
+                HttpResponse::new(200, body.to_string())
+            }
+            _ => HttpResponse::new(404, r#"{"error":"not found"}"#),
+        }
     }
 
     /// What CXone does not offer, answered as it answers it.

@@ -2,7 +2,9 @@
 standin.py): ETags and If-Match go through, and the concurrentChange fault makes an If-Match PUT
 meet scim2-server's own 412. In its cxone profile: CXone's UserHub SCIM as NICE publishes it
 (access-key tokens, the userName filter only, no Bulk, Groups or DELETE, required attributes,
-the tenant's roles and teams, the NICE extension).
+the tenant's roles and teams, the NICE extension). In both: NICE's Admin API over the SCIM users
+(agent search, logout, an agent's skills, groups and scheduled callbacks), with the token check,
+faults, the log and the rate limit of /scim/v2.
 
 Run with the venv's Python (scim2-server sits beside it):
     ~/.cache/cxone-scim/py-*/bin/python tests/standin/selftest.py [--port 48790]
@@ -28,6 +30,7 @@ CLIENT_SECRET = "selftest-secret"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 NICE_USER = "urn:ietf:params:scim:schemas:extension:nice:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ADMIN = "/incontactapi/services/v31.0"  # NICE's Admin API, the stand-in's default --admin-prefix
 OAUTH_FORM = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": CLIENT_ID,
                                      "client_secret": CLIENT_SECRET}).encode()
 
@@ -52,14 +55,15 @@ class Client:
         check(status == 200, f"a token ({'access key' if access_key else 'client credentials'})")
         self.token = doc["access_token"]
 
-    def call(self, method, path, body=None, headers=None, raw=None):
-        """(status, parsed body, headers)."""
+    def call(self, method, path, body=None, headers=None, raw=None, auth=True):
+        """(status, parsed body, headers); the token goes to /scim/v2 and the Admin API unless
+        `auth` is false."""
         headers = dict(headers or {})
         data = raw
         if body is not None:
             data = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/scim+json")
-        if getattr(self, "token", None) and path.startswith("/scim/"):
+        if auth and getattr(self, "token", None) and path.startswith(("/scim/", ADMIN)):
             headers["Authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
@@ -255,6 +259,169 @@ def run_cxone(c):
     check(statuses == [200, 429], f"rate limiting: {statuses}")
 
 
+def agents_search(c, **query):
+    """GET <Admin API>/agents with this query: (status, document, headers)."""
+    return c.call("GET", f"{ADMIN}/agents?" + urllib.parse.urlencode(query))
+
+
+def standin_agent(c, user_name):
+    _, agents, _ = c.call("GET", "/_standin/agents")
+    return next(a for a in agents if a["userName"] == user_name)
+
+
+def run_admin(c, tag, team=None):
+    """NICE's Admin API over the SCIM users: search, logout, an agent's dependencies. `tag` keeps
+    the userNames apart from other runs; `team`: (SCIM team id, its name) in the cxone profile."""
+    def create(local, given, family, email=None, **extra):
+        user_name = f"{local}.{tag}@admin.example"
+        body = {"schemas": [USER_SCHEMA], "userName": user_name, "name": {"givenName": given, "familyName": family},
+                "emails": [{"value": email or user_name, "type": "work", "primary": True}], **extra}
+        status, user, _ = c.call("POST", "/scim/v2/Users", body)
+        check(status == 201, f"Admin API: SCIM user {user_name} created")
+        return user
+
+    ada = create("ada", "Ada", "Lovelace")
+    adam = create("adam", "Adam", "Smith")
+    grace = create("grace", "Grace", "Hopper", email=f"g.hopper.{tag}@mail.example",
+                   **({NICE_USER: {"team": {"value": team[0]}}} if team else {}))
+
+    # --- the token is checked as on /scim/v2 ---
+    status, doc, _ = c.call("GET", f"{ADMIN}/agents?searchString=ada", auth=False)
+    check(status == 401 and doc["error"], "Admin API without a token: 401 with an error body")
+    status, _, _ = c.call("GET", f"{ADMIN}/agents?searchString=ada", headers={"Authorization": "Bearer nope"},
+                          auth=False)
+    check(status == 401, "Admin API with a token the stand-in did not issue: 401")
+
+    # --- search: contains, any case, over userName, names and email ---
+    status, doc, _ = agents_search(c, searchString="ADA")
+    found = {a["userName"]: a for a in (doc or {}).get("agents", [])}
+    check(status == 200 and set(found) == {ada["userName"], adam["userName"]},
+          f"searchString=ADA finds ada.{tag} and adam.{tag}: a contains-search in any case, not an exact match")
+    check({"businessUnitId", "_links", "lastPollTime", "totalRecords", "agents"} <= set(doc)
+          and doc["totalRecords"] == 2,
+          "the search answers in NICE's shape (businessUnitId, _links, lastPollTime, totalRecords, agents)")
+    agent = found[ada["userName"]]
+    check(isinstance(agent["agentId"], int) and agent["agentId"] >= 1001 and agent["userID"] == ada["id"]
+          and agent["firstName"] == "Ada" and agent["lastName"] == "Lovelace"
+          and agent["emailAddress"] == ada["userName"] and agent["isActive"] is True,
+          f"an agent: agentId {agent['agentId']} (a number), userID the SCIM id, names, email, isActive")
+    status, doc, _ = agents_search(c, searchString="lovelace")
+    check(status == 200 and [a["userID"] for a in doc["agents"]] == [ada["id"]], "search by last name")
+    status, doc, _ = agents_search(c, searchString=f"G.HOPPER.{tag}")
+    check(status == 200 and [a["userID"] for a in doc["agents"]] == [grace["id"]], "search by email address")
+    g = doc["agents"][0]
+    if team:
+        check(g["teamId"] == int("".join(ch for ch in team[0] if ch.isdigit())) and g["teamName"] == team[1],
+              f"the agent's team from the NICE extension: teamId {g['teamId']}, teamName {g['teamName']!r}")
+    else:
+        check(g["teamId"] is None and g["teamName"] is None, "no team: teamId and teamName null")
+    status, doc, hdrs = agents_search(c, searchString=f"nobody-{tag}")
+    check(status == 204 and doc is None and not hdrs.get("Content-Type"), "no agent matches: 204, no body")
+    status, doc, _ = agents_search(c, searchString="ada", isActive="maybe")
+    check(status == 400 and doc["error"] and doc["error_description"], "isActive=maybe: 400 with an error body")
+
+    # --- deactivating the SCIM user deactivates the agent; isActive filters ---
+    status, _, _ = c.call("PATCH", f"/scim/v2/Users/{adam['id']}",
+                          patch({"op": "replace", "path": "active", "value": False}))
+    check(status in (200, 204), "SCIM PATCH active false")
+    _, doc, _ = agents_search(c, searchString="ADA", isActive="true")
+    check([a["userID"] for a in doc["agents"]] == [ada["id"]], "isActive=true leaves the deactivated agent out")
+    _, doc, _ = agents_search(c, searchString="ADA", isActive="false")
+    check([a["userID"] for a in doc["agents"]] == [adam["id"]] and doc["agents"][0]["isActive"] is False,
+          "the deactivated SCIM user is an inactive agent (isActive=false finds it)")
+
+    # --- skip and top page in agentId order ---
+    _, doc, _ = agents_search(c, searchString=f".{tag}@", top=2)
+    ids = [a["agentId"] for a in doc["agents"]]
+    check(doc["totalRecords"] == 3 and len(ids) == 2 and ids == sorted(ids) and "skip=2" in doc["_links"]["next"],
+          "top=2: two agents in agentId order, totalRecords 3, a next link")
+    _, doc, _ = agents_search(c, searchString=f".{tag}@", top=2, skip=2)
+    check(len(doc["agents"]) == 1 and doc["agents"][0]["agentId"] > ids[-1] and doc["_links"]["previous"]
+          and doc["_links"]["next"] is None, "skip=2: the last agent, a previous link, no next")
+    status, _, _ = agents_search(c, searchString=f".{tag}@", skip=3)
+    check(status == 204, "skip past the end: 204")
+
+    # --- login, logout ---
+    ada_id = agent["agentId"]
+    status, doc, _ = c.call("POST", "/_standin/agents/login", {"userName": ada["userName"].upper()})
+    check(status == 200 and doc["loggedIn"] is True and doc["agentId"] == ada_id, "control: the agent logs in")
+    status, doc, _ = c.call("POST", "/_standin/agents/login", {"userName": f"ghost.{tag}@admin.example"})
+    check(status == 404, "control: logging in an unknown user is a 404")
+    status, doc, hdrs = c.call("POST", f"{ADMIN}/agents/{ada_id}/logout")
+    check(status == 202 and doc is None and not hdrs.get("Content-Type"), "logout: 202, no body")
+    check(standin_agent(c, ada["userName"])["loggedIn"] is False, "after logout the agent is not logged in")
+    status, doc, _ = c.call("POST", f"{ADMIN}/agents/{ada_id}/logout")
+    check(status == 202 and doc is None, "logout of an agent not logged in: 202 the same")
+    status, doc, _ = c.call("POST", f"{ADMIN}/agents/999999/logout")
+    check(status == 404 and doc["error"] and doc["error_description"], "logout of an unknown agentId: 404, JSON error")
+    status, _, _ = c.call("GET", f"{ADMIN}/agents/{ada_id}/logout")
+    check(status == 404, "GET on the logout path: 404")
+
+    # --- dependencies: none, then seeded ---
+    for kind in ("skills", "groups", "scheduled-callbacks"):
+        status, doc, _ = c.call("GET", f"{ADMIN}/agents/{ada_id}/{kind}")
+        check(status == 204 and doc is None, f"{kind} of an agent without any: 204, no body")
+    status, doc, _ = c.call("POST", "/_standin/agents/dependencies", {"userName": ada["userName"], "skills": "Sales"})
+    check(status == 400, "control: skills must be a list of names")
+    status, doc, _ = c.call("POST", "/_standin/agents/dependencies",
+                            {"userName": ada["userName"], "skills": ["Sales EN", "Chat Support EN"],
+                             "groups": ["Tier 2"], "callbacks": 2})
+    check(status == 200 and doc["skills"] == ["Sales EN", "Chat Support EN"] and doc["groups"] == ["Tier 2"]
+          and doc["callbacks"] == 2, "control: the agent's skills, groups and callbacks set")
+    status, doc, _ = c.call("GET", f"{ADMIN}/agents/{ada_id}/skills")
+    skills = doc["agentSkillAssignments"] if status == 200 else []
+    check([s["skillName"] for s in skills] == ["Sales EN", "Chat Support EN"]
+          and all(isinstance(s["skillId"], int) and s["isActive"] is True and s["agentId"] == ada_id for s in skills)
+          and doc["totalRecords"] == 2 and "businessUnitId" in doc,
+          "skills: 200 {totalRecords, businessUnitId, agentSkillAssignments [{skillId, skillName, isActive}]}")
+    status, doc, _ = c.call("GET", f"{ADMIN}/agents/{ada_id}/groups")
+    check(status == 200 and [(type(g["groupId"]), g["groupName"]) for g in doc["agentGroups"]] == [(int, "Tier 2")],
+          "groups: 200 {agentGroups [{groupId, groupName}]}")
+    status, doc, _ = c.call("GET", f"{ADMIN}/agents/{ada_id}/scheduled-callbacks")
+    callbacks = doc["callbacks"] if status == 200 else []
+    check(len(callbacks) == 2 and len({cb["callbackId"] for cb in callbacks}) == 2
+          and all(cb["agentId"] == ada_id and cb["skillId"] == skills[0]["skillId"] and cb["callbackTime"]
+                  for cb in callbacks), "scheduled-callbacks: 200 {callbacks [{callbackId, agentId, skillId, ...}]}")
+    c.call("POST", "/_standin/agents/dependencies", {"userName": ada["userName"], "callbacks": 0})
+    status, _, _ = c.call("GET", f"{ADMIN}/agents/{ada_id}/scheduled-callbacks")
+    _, skills_after, _ = c.call("GET", f"{ADMIN}/agents/{ada_id}/skills")
+    check(status == 204 and len(skills_after["agentSkillAssignments"]) == 2,
+          "callbacks set to 0: 204; the skills not given stay")
+    status, doc, _ = c.call("GET", f"{ADMIN}/agents/999999/groups")
+    check(status == 404 and doc["error"], "groups of an unknown agentId: 404")
+
+    # --- a fault on the logout path; the log; DELETE /_standin/log keeps the agents ---
+    c.call("POST", "/_standin/agents/login", {"userName": ada["userName"]})
+    c.call("DELETE", "/_standin/log")
+    logout = f"{ADMIN}/agents/{ada_id}/logout"
+    c.call("POST", "/_standin/faults", {"status": 503, "count": 1, "method": "POST", "path": logout,
+                                        "delayMs": 150, "retryAfter": "2"})
+    status, _, _ = c.call("GET", f"{ADMIN}/agents/{ada_id}/skills")
+    check(status == 200, "a POST fault leaves a GET alone")
+    began = time.monotonic()
+    status, doc, hdrs = c.call("POST", logout)
+    waited = time.monotonic() - began
+    check(status == 503 and hdrs.get("Retry-After") == "2" and doc["error"] and waited >= 0.15,
+          f"an injected fault on logout: 503 with Retry-After and an error body after {waited:.2f}s")
+    check(standin_agent(c, ada["userName"])["loggedIn"] is True, "the faulted logout did not end the session")
+    status, _, _ = c.call("POST", logout)
+    check(status == 202 and standin_agent(c, ada["userName"])["loggedIn"] is False,
+          "the fault is used up: the next logout ends the session")
+    _, log, _ = c.call("GET", "/_standin/log")
+    logouts = [(e["status"], e.get("injected", False)) for e in log if e["path"] == logout]
+    check(logouts == [(503, True), (202, False)], f"the log has both logouts: {logouts}")
+    c.call("DELETE", "/_standin/log")
+    kept = standin_agent(c, ada["userName"])
+    check(kept["agentId"] == ada_id and kept["skills"] == ["Sales EN", "Chat Support EN"],
+          "DELETE /_standin/log keeps the agents, their ids and their skills")
+
+    # --- one quota with /scim/v2 ---
+    c.call("POST", "/_standin/config", {"rateLimit": 1, "burst": 1})
+    statuses = [c.call("GET", f"{ADMIN}/agents/{ada_id}/groups")[0] for _ in range(2)]
+    c.call("POST", "/_standin/config", {"rateLimit": 0})
+    check(statuses == [200, 429], f"rate limiting on the Admin API: {statuses}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=48790)
@@ -263,12 +430,16 @@ def main():
     with tempfile.TemporaryDirectory(prefix="standin-selftest-") as tmp:
         proc = start_standin(args.port, CLIENT_ID, CLIENT_SECRET, Path(tmp) / "standin.log")
         try:
-            run(Client(f"http://127.0.0.1:{args.port}"))
+            client = Client(f"http://127.0.0.1:{args.port}")
+            run(client)
+            run_admin(client, "rfc")
         finally:
             stop_group(proc)
         proc = start_standin(args.port + 2, CLIENT_ID, CLIENT_SECRET, Path(tmp) / "standin-cxone.log", "cxone")
         try:
-            run_cxone(Client(f"http://127.0.0.1:{args.port + 2}", access_key=True))
+            client = Client(f"http://127.0.0.1:{args.port + 2}", access_key=True)
+            run_cxone(client)
+            run_admin(client, "cx", team=("t-300", "Support"))
         finally:
             stop_group(proc)
     print(f"stand-in selftest passed in {time.monotonic() - began:.1f}s")

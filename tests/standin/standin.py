@@ -56,6 +56,47 @@ Two profiles (`--profile`):
   unchanged to scim2-server (which does all the SCIM work: filters, PATCH, ETags, Bulk). `If-Match` and
   `If-None-Match` go through, and scim2-server's `ETag` comes back: a PUT, PATCH or DELETE
   whose If-Match is not the resource's version gets scim2-server's 412.
+- `/incontactapi/services/v31.0/*` (`--admin-prefix`), in both profiles: the part of NICE's CXone
+  Admin API that concerns an agent's session and what hangs on it, after NICE's Admin API
+  OpenAPI on developer.niceincontact.com (as mirrored by the client generated from it in the npm
+  package @calljacob/nice-cxone-api, src/services/admin/AdminAgentsService.ts and
+  AdminCommitmentsService.ts). ../adminfix/README.md has the sources, sample answers and what is
+  assumed. Checked for a live issued token (401 otherwise), rate-limited with /scim/v2 (one quota
+  for the tenant), optionally faulted (method and path as for /scim/v2; status, count, share,
+  delayMs, retryAfter, body), and logged in /_standin/log like /scim/v2 (not in /_standin/bodies).
+  Errors are JSON {"error", "error_description"}, the Admin API's shape.
+  Each SCIM user scim2-server holds is one agent, as in CXone, where both are the same user:
+    agentId      a number per SCIM id, given on first sight from 1001 up (kept in memory)
+    userName     the SCIM userName; userID the SCIM id (a string); firstName, middleName and
+                 lastName from name; emailAddress the primary email, else the first
+    isActive     the SCIM active (true when absent): deactivating the user deactivates the agent
+    teamId       the number in the NICE extension's team id (t-200 -> 200), teamName the team's
+                 name (cxone profile); both null for a user without a team
+  GET  <prefix>/agents?searchString=&isActive=&skip=&top=
+                 agents whose userName, firstName, lastName or emailAddress contains
+                 searchString, in any case (a search, as NICE's is: a client looking for one user
+                 must match exactly itself); isActive=true|false filters; skip and top page, in
+                 agentId order. 200 {businessUnitId, _links {self, next, previous}, lastPollTime,
+                 totalRecords (before paging), hiddenAgents, agents [...]}; nothing on the page:
+                 204, no body. An isActive, skip or top that is not one → 400
+  POST <prefix>/agents/{agentId}/logout
+                 ends the agent's session (see /_standin/agents/login): 202, no body, whether it
+                 was logged in or not
+  GET  <prefix>/agents/{agentId}/skills
+                 200 {totalRecords, _links, lastPollTime, businessUnitId, agentSkillAssignments
+                 [{agentId, userId, firstName, lastName, skillId, skillName, isActive,
+                 isSkillActive, agentProficiencyValue, agentProficiencyName, mediaTypeId,
+                 mediaTypeName, isOutbound, teamId, teamName, lastUpdateTime}]}
+  GET  <prefix>/agents/{agentId}/groups
+                 200 {agentGroups [{groupId, groupName, isActive, notes, lastUpdated}]}
+  GET  <prefix>/agents/{agentId}/scheduled-callbacks
+                 200 {callbacks [{callbackId, target, agentId, skillId, dialNumber, origNumber,
+                 firstName, lastName, notes, callbackTime}]}
+                 The three answer what /_standin/agents/dependencies set; none: 204, no body.
+  An agentId that is no agent's (or not a number) → 404; any other path or method under the
+  prefix → 404. NICE documents neither the empty answers nor the errors of these calls: the
+  Admin API answers 204 for empty lists elsewhere, and 202 for logout is what a public test suite
+  of the inContact APIs expects of it (see ../adminfix/README.md).
 - `/_standin/*` (test control, loopback only):
     GET    /_standin/log             requests seen, oldest first (method, path, query, status, body,
                                      userAgent, and on /scim/v2 "ifMatch": the If-Match header
@@ -89,9 +130,10 @@ Two profiles (`--profile`):
                                      tests/standin/selftest.py shows it at work
     POST   /_standin/config          {"bulkStatus":207}: answer Bulk with this HTTP status;
                                      {"rateLimit":R,"burst":B}: a token bucket of R requests/s on
-                                     /scim/v2 (429 + Retry-After beyond it); R 0 turns it off;
-                                     with it, every /scim/v2 answer (401, 429, injected faults
-                                     and forwarded answers alike) tells the quota in the style
+                                     /scim/v2 and the Admin API, one quota for both (429 +
+                                     Retry-After beyond it); R 0 turns it off; with it, every
+                                     answer of either (401, 429, injected faults and forwarded
+                                     answers alike) tells the quota in the style
                                      of "rateLimitHeaders" (sent with rateLimit it sets the
                                      style, else "ietf"; sent alone it changes the style):
                                        "ietf"   RateLimit-Policy: "default";q=Q;w=W
@@ -138,9 +180,25 @@ Two profiles (`--profile`):
     GET    /_standin/users?…         scim2-server's own GET /Users with the same query, whatever
                                      the profile allows (any filter, paging): what tests check
     GET    /_standin/health          200 when scim2-server answers
+    GET    /_standin/agents          every agent (one per SCIM user, see the Admin API above):
+                                     [{"agentId", "userName", "userID", "isActive", "loggedIn",
+                                       "skills": [names], "groups": [names], "callbacks": n}]
+    POST   /_standin/agents/login    {"userName": "..."} (any case): the agent logs in, as from
+                                     an agent application; 200 with the agent as listed above,
+                                     404 when no SCIM user has that userName
+    POST   /_standin/agents/dependencies
+                                     {"userName": "...", "skills": ["Sales EN", ...], "groups":
+                                      ["Tier 2", ...], "callbacks": 2}: sets, of the three, those
+                                     given: the agent's skills and groups (ids by name, the same
+                                     name the same id for every agent) and that many scheduled
+                                     callbacks; 200 with the agent, 404 as above, 400 for a
+                                     value of the wrong type
+                                     Agents, sessions and dependencies last as long as the
+                                     stand-in (DELETE /_standin/log keeps them)
 
 Usage: standin.py --port 8790 --scim-port 8791 --client-id ID --client-secret SECRET
                   [--profile rfc7644|cxone] [--roles A,B] [--teams id=name,id=name]
+                  [--admin-prefix /incontactapi/services/v31.0]
 """
 
 import argparse
@@ -171,6 +229,16 @@ DEFAULT_ROLES = "Agent,Supervisor,Administrator,Manager"
 DEFAULT_TEAMS = "t-100=Default Team,t-200=Sales,t-300=Support"
 # The one search NICE's OpenAPI offers; the value must be a JSON string (checked apart).
 USERNAME_EQ = re.compile(r'\s*userName\s+eq\s+("(?:[^"\\]|\\.)*")\s*', re.IGNORECASE)
+DEFAULT_ADMIN_PREFIX = "/incontactapi/services/v31.0"
+BUSINESS_UNIT_ID = 4598712  # the stand-in tenant's business unit, as the Admin API reports it
+FIRST_AGENT_ID = 1001
+# What GET <prefix>/agents?searchString= looks in (NICE does not say; see ../adminfix/README.md).
+SEARCHED = ("userName", "firstName", "lastName", "emailAddress")
+ADMIN_AGENT_CALL = re.compile(r"/agents/([^/]+)/(logout|skills|groups|scheduled-callbacks)")
+ADMIN_AGENT_METHODS = {"logout": "POST", "skills": "GET", "groups": "GET", "scheduled-callbacks": "GET"}
+# The people scheduled callbacks are for: first name, last name, number to dial.
+CALLBACK_PEOPLE = [("Priya", "Natarajan", "8045550143"), ("Tom", "Becker", "5125550178"),
+                   ("Ana", "Souza", "3055550112"), ("Kenji", "Mori", "2065550190")]
 
 
 class Rfc7644Profile:
@@ -374,9 +442,142 @@ def cxone_resource_types():
              "schemaExtensions": [{"schema": NICE_USER, "required": False}]}]
 
 
+def admin_time(seconds):
+    """A Unix time as the Admin API writes times: ISO 8601, milliseconds, Z."""
+    whole = int(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1000):03d}Z"
+
+
+def team_number(value):
+    """The Admin API's numeric teamId for a SCIM team id: the number in it (t-200 -> 200); an id
+    without digits as it is."""
+    if value is None:
+        return None
+    digits = re.sub(r"\D", "", str(value))
+    return int(digits) if digits else value
+
+
+def agent_record(agent_id, user, teams):
+    """The Admin API's agent for a SCIM user (scim2-server's JSON)."""
+    name = user.get("name") if isinstance(user.get("name"), dict) else {}
+    emails = [e for e in user.get("emails") or [] if isinstance(e, dict)]
+    email = next((e for e in emails if e.get("primary")), emails[0] if emails else {})
+    team = (user.get(NICE_USER) or {}).get("team") if isinstance(user.get(NICE_USER), dict) else None
+    team = team if isinstance(team, dict) else {}
+    active = user.get("active")
+    return {"agentId": agent_id, "userName": user.get("userName", ""), "firstName": name.get("givenName", ""),
+            "middleName": name.get("middleName", ""), "lastName": name.get("familyName", ""),
+            "userID": user["id"], "emailAddress": email.get("value", ""),
+            "isActive": active if isinstance(active, bool) else True,
+            "teamId": team_number(team.get("value")),
+            "teamName": teams.get(team.get("value"), team.get("display")) if team.get("value") is not None else None}
+
+
+class Agents:
+    """The agents the Admin API answers about, one per SCIM user, and what tests gave them: a
+    session, skills, groups, scheduled callbacks. Every method runs under the state's lock."""
+
+    def __init__(self):
+        self.ids = {}  # SCIM id -> agentId
+        self.next_id = FIRST_AGENT_ID
+        self.logged_in = set()  # agentIds
+        self.skills = {}  # agentId -> [{"skillId", "skillName", "set"}]
+        self.groups = {}  # agentId -> [{"groupId", "groupName", "set"}]
+        self.callbacks = {}  # agentId -> [{"callbackId", "callbackTime"}]
+        self.skill_ids = {}  # skill name -> id, the same for every agent
+        self.group_ids = {}  # group name -> id
+        self.next_callback_id = 1254001
+
+    def sync(self, users, teams):
+        """The agents of these SCIM users, in agentId order; a user seen for the first time gets
+        the next agentId (several at once in order of creation)."""
+        users = [u for u in users if isinstance(u, dict) and u.get("id")]
+        new = [u for u in users if u["id"] not in self.ids]
+        for user in sorted(new, key=lambda u: (str((u.get("meta") or {}).get("created", "")), u["id"])):
+            self.ids[user["id"]] = self.next_id
+            self.next_id += 1
+        return sorted((agent_record(self.ids[u["id"]], u, teams) for u in users), key=lambda a: a["agentId"])
+
+    def summary(self, agent):
+        n = agent["agentId"]
+        return {"agentId": n, "userName": agent["userName"], "userID": agent["userID"],
+                "isActive": agent["isActive"], "loggedIn": n in self.logged_in,
+                "skills": [s["skillName"] for s in self.skills.get(n, [])],
+                "groups": [g["groupName"] for g in self.groups.get(n, [])],
+                "callbacks": len(self.callbacks.get(n, []))}
+
+    def set_dependencies(self, agent_id, doc):
+        """Sets what `doc` gives of skills, groups and callbacks; an error text when a value is
+        of the wrong type (nothing is set then)."""
+        names = lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v)
+        if "skills" in doc and not names(doc["skills"]):
+            return "skills: a list of skill names"
+        if "groups" in doc and not names(doc["groups"]):
+            return "groups: a list of group names"
+        count = doc.get("callbacks", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return "callbacks: a number of scheduled callbacks, 0 or more"
+        now = time.time()
+        if "skills" in doc:
+            self.skills[agent_id] = [{"skillId": self.skill_ids.setdefault(name, 11290001 + len(self.skill_ids)),
+                                      "skillName": name, "set": now} for name in dict.fromkeys(doc["skills"])]
+        if "groups" in doc:
+            self.groups[agent_id] = [{"groupId": self.group_ids.setdefault(name, 4401 + len(self.group_ids)),
+                                      "groupName": name, "set": now} for name in dict.fromkeys(doc["groups"])]
+        if "callbacks" in doc:
+            callbacks = []
+            for i in range(count):
+                callbacks.append({"callbackId": self.next_callback_id, "callbackTime": now + 86400 * (i + 1)})
+                self.next_callback_id += 1
+            self.callbacks[agent_id] = callbacks
+        return None
+
+    def dependencies(self, kind, agent):
+        """The answer of GET <prefix>/agents/{agentId}/<kind> without its envelope: the list, or
+        [] for none."""
+        n = agent["agentId"]
+        if kind == "skills":
+            return [{"agentId": n, "userId": agent["userID"], "firstName": agent["firstName"],
+                     "lastName": agent["lastName"], "skillId": s["skillId"], "skillName": s["skillName"],
+                     "isActive": True, "isSkillActive": True, "agentProficiencyValue": 1,
+                     "agentProficiencyName": "1 - High", "mediaTypeId": 4, "mediaTypeName": "Phone Call",
+                     "isOutbound": False, "teamId": agent["teamId"], "teamName": agent["teamName"],
+                     "lastUpdateTime": admin_time(s["set"])} for s in self.skills.get(n, [])]
+        if kind == "groups":
+            return [{"groupId": g["groupId"], "groupName": g["groupName"], "isActive": True, "notes": "",
+                     "lastUpdated": admin_time(g["set"])} for g in self.groups.get(n, [])]
+        skills = self.skills.get(n) or [{"skillId": None}]
+        out = []
+        for i, callback in enumerate(self.callbacks.get(n, [])):
+            first, last, number = CALLBACK_PEOPLE[i % len(CALLBACK_PEOPLE)]
+            out.append({"callbackId": callback["callbackId"], "target": "Agent", "agentId": n,
+                        "skillId": skills[0]["skillId"], "dialNumber": number, "origNumber": number,
+                        "firstName": first, "lastName": last, "notes": "",
+                        "callbackTime": admin_time(callback["callbackTime"])})
+        return out
+
+
+def scim_users(state):
+    """Every user scim2-server holds, page by page."""
+    users, start = [], 1
+    while True:
+        status, _, body = forward(state, "GET", "/scim/v2/Users", f"startIndex={start}&count=200", b"", {})
+        if status != 200:
+            raise RuntimeError(f"scim2-server answered {status} to the listing of its users")
+        doc = json.loads(body or b"{}")
+        page = doc.get("Resources") or []
+        users += page
+        if not page or len(users) >= int(doc.get("totalResults") or 0):
+            return users
+        start += len(page)
+
+
 class State:
-    def __init__(self, client_id, client_secret, token_ttl, scim_url, scim_token, profile):
+    def __init__(self, client_id, client_secret, token_ttl, scim_url, scim_token, profile,
+                 admin_prefix=DEFAULT_ADMIN_PREFIX):
         self.profile = profile
+        self.admin_prefix = admin_prefix
+        self.agents = Agents()
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_ttl = token_ttl
@@ -427,6 +628,8 @@ class State:
                     continue
                 if fault.get("id") and path.rstrip("/") != f"/scim/v2/Users/{fault['id']}":
                     continue
+                if fault.get("kind") == "concurrentChange" and not path.startswith("/scim/v2"):
+                    continue  # it changes a SCIM user: nothing to do elsewhere
                 if "share" in fault:
                     if self.random.random() < fault["share"]:
                         return dict(fault)
@@ -508,8 +711,14 @@ class State:
     def record(self, entry):
         with self.lock:
             self.log.append(entry)
-            if entry.get("body") is not None:
+            if entry.get("body") is not None and entry.get("path", "").startswith("/scim/"):
                 self.bodies.append(entry)
+
+    def sync_agents(self):
+        """The agents of the SCIM users scim2-server holds now (see Agents.sync)."""
+        users = scim_users(self)
+        with self.lock:
+            return self.agents.sync(users, getattr(self.profile, "teams", {}))
 
 
 def make_handler(state):
@@ -533,7 +742,7 @@ def make_handler(state):
             self.send_response(status)
             for name, value in (headers or []):
                 self.send_header(name, value)
-            if body or status not in (204, 304):
+            if body or status not in (202, 204, 304):
                 self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -558,6 +767,8 @@ def make_handler(state):
                 return self._access_key_token(body)
             if url.path.startswith("/scim/v2"):
                 return self._scim(url, body)
+            if url.path == state.admin_prefix or url.path.startswith(state.admin_prefix + "/"):
+                return self._admin(url, body)
             self._send(404, {"error": "not_found"})
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
@@ -635,6 +846,8 @@ def make_handler(state):
                 # scim2-server's own listing, whatever the profile allows (for checks in tests).
                 status, _, answer = forward(state, "GET", "/scim/v2/Users", query, b"", {})
                 return self._send(status, json.loads(answer or b"{}"))
+            if path.startswith("/_standin/agents"):
+                return self._agents_control(path, body)
             if path == "/_standin/health":
                 try:
                     forward(state, "GET", "/scim/v2/ServiceProviderConfig", "", b"", {})
@@ -642,6 +855,143 @@ def make_handler(state):
                 except OSError as exc:
                     return self._send(503, {"status": str(exc)})
             self._send(404, {"error": "no such control"})
+
+        def _agents_control(self, path, body):
+            try:
+                doc = json.loads(body or b"{}")
+            except ValueError:
+                doc = None
+            try:
+                agents = state.sync_agents()
+            except (OSError, RuntimeError) as exc:
+                return self._send(502, {"error": str(exc)})
+            if path == "/_standin/agents" and self.command == "GET":
+                with state.lock:
+                    return self._send(200, [state.agents.summary(a) for a in agents])
+            if path not in ("/_standin/agents/login", "/_standin/agents/dependencies") or self.command != "POST":
+                return self._send(404, {"error": "no such control"})
+            if not isinstance(doc, dict) or not isinstance(doc.get("userName"), str):
+                return self._send(400, {"error": "a JSON object with userName"})
+            wanted = doc["userName"].lower()
+            agent = next((a for a in agents if str(a["userName"]).lower() == wanted), None)
+            if agent is None:
+                return self._send(404, {"error": f"no user {doc['userName']!r}"})
+            with state.lock:
+                if path == "/_standin/agents/login":
+                    state.agents.logged_in.add(agent["agentId"])
+                else:
+                    problem = state.agents.set_dependencies(agent["agentId"], doc)
+                    if problem:
+                        return self._send(400, {"error": problem})
+                return self._send(200, state.agents.summary(agent))
+
+        def _admin_error(self, status, error, description, headers=None):
+            self._send(status, {"error": error, "error_description": description}, headers)
+
+        def _admin(self, url, body):
+            """NICE's Admin API, as far as the module docstring says."""
+            try:
+                doc = json.loads(body) if body else None
+            except ValueError:
+                doc = body.decode(errors="replace")
+            entry = {"method": self.command, "path": url.path, "query": url.query, "status": None, "body": doc,
+                     "userAgent": self.headers.get("User-Agent", ""), "receivedAt": time.time()}
+            if not state.token_ok(self.headers.get("Authorization")):
+                entry["status"] = 401
+                state.record(entry)
+                return self._admin_error(401, "invalid_token", "invalid or expired bearer token",
+                                         state.peek_quota_headers())
+            wait, quota = state.take_token()
+            if wait is not None:
+                entry["status"] = 429
+                entry["rateLimited"] = True
+                state.record(entry)
+                return self._admin_error(429, "TooManyRequests", "rate limit",
+                                         [("Retry-After", str(max(1, math.ceil(wait))))] + quota)
+            fault = state.take_fault(self.command, url.path)
+            if fault:
+                if not self._delay(fault.get("delayMs", 0) / 1000):
+                    self.close_connection = True
+                    return None
+                if fault.get("status"):
+                    entry["status"] = fault["status"]
+                    entry["injected"] = True
+                    state.record(entry)
+                    return self._fault_answer(fault, quota, admin=True)
+            try:
+                status, answer = self._admin_answer(url)
+            except (OSError, RuntimeError) as exc:  # scim2-server did not list its users
+                status, answer = 502, {"error": "BadGateway", "error_description": str(exc)}
+            entry["status"] = status
+            entry["answeredAt"] = time.time()
+            state.record(entry)
+            self._send(status, answer if answer is not None else b"", quota)
+
+        def _admin_answer(self, url):
+            """(status, JSON document or None for no body)."""
+            rest = url.path[len(state.admin_prefix):].rstrip("/")
+            if rest == "/agents" and self.command == "GET":
+                return self._agents_search(url)
+            call = ADMIN_AGENT_CALL.fullmatch(rest)
+            if not call or ADMIN_AGENT_METHODS[call.group(2)] != self.command:
+                return 404, {"error": "NotFound", "error_description": f"no {self.command} {rest} in this API"}
+            wanted, kind = call.group(1), call.group(2)
+            agent = next((a for a in state.sync_agents() if str(a["agentId"]) == wanted), None)
+            if agent is None:
+                return 404, {"error": "InvalidAgentId",
+                             "error_description": f"Agent {wanted} was not found in this business unit."}
+            with state.lock:
+                if kind == "logout":
+                    state.agents.logged_in.discard(agent["agentId"])
+                    return 202, None
+                items = state.agents.dependencies(kind, agent)
+            if not items:
+                return 204, None
+            if kind == "groups":
+                return 200, {"agentGroups": items}
+            if kind == "scheduled-callbacks":
+                return 200, {"callbacks": items}
+            return 200, {"totalRecords": len(items),
+                         "_links": {"self": self._link(url), "next": None, "previous": None},
+                         "lastPollTime": admin_time(time.time()), "businessUnitId": BUSINESS_UNIT_ID,
+                         "agentSkillAssignments": items}
+
+        def _link(self, url, **changes):
+            """This request's URL at the front, with query parameters changed (by name, any case)."""
+            pairs = [(k, v) for k, v in urllib.parse.parse_qsl(url.query, keep_blank_values=True)
+                     if k.lower() not in {c.lower() for c in changes}]
+            pairs += [(k, str(v)) for k, v in changes.items()]
+            query = urllib.parse.urlencode(pairs)
+            return f"http://{self.headers.get('Host', '')}{url.path}" + (f"?{query}" if query else "")
+
+        def _agents_search(self, url):
+            params = {k.lower(): v for k, v in urllib.parse.parse_qsl(url.query, keep_blank_values=True)}
+            text = params.get("searchstring", "").lower()
+            active = params.get("isactive", "").lower()
+            if active not in ("", "true", "false"):
+                return 400, {"error": "InvalidParameter", "error_description": "isActive must be true or false"}
+            numbers = {}
+            for name in ("skip", "top"):
+                value = params.get(name, "")
+                if value and not (value.isdigit() and (name == "skip" or int(value) > 0)):
+                    least = "1 or more" if name == "top" else "0 or more"
+                    return 400, {"error": "InvalidParameter",
+                                 "error_description": f"{name} must be a whole number, {least}"}
+                numbers[name] = int(value) if value else None
+            skip, top = numbers["skip"] or 0, numbers["top"]
+            found = [a for a in state.sync_agents()
+                     if (not text or any(text in str(a[f] or "").lower() for f in SEARCHED))
+                     and (not active or a["isActive"] == (active == "true"))]
+            page = found[skip:None if top is None else skip + top]
+            if not page:
+                return 204, None
+            links = {"self": self._link(url), "next": None, "previous": None}
+            if skip + len(page) < len(found):
+                links["next"] = self._link(url, skip=skip + len(page))
+            if skip > 0:
+                links["previous"] = self._link(url, skip=max(0, skip - (top or skip)))
+            return 200, {"businessUnitId": BUSINESS_UNIT_ID, "_links": links, "lastPollTime": admin_time(time.time()),
+                         "totalRecords": len(found), "hiddenAgents": 0, "agents": page}
 
         def _token(self, body):
             form = urllib.parse.parse_qs(body.decode(), keep_blank_values=True)
@@ -807,14 +1157,18 @@ def make_handler(state):
                 with state.lock:
                     state.delaying -= 1
 
-        def _fault_answer(self, fault, quota):
+        def _fault_answer(self, fault, quota, admin=False):
+            """An injected fault's answer: a SCIM error, or on the Admin API one in its shape."""
             status = fault["status"]
             headers = [("Retry-After", str(fault["retryAfter"]))] if "retryAfter" in fault else []
             headers += quota
             if "location" in fault:
                 headers.append(("Location", fault["location"]))
+            ctype = "application/json" if admin else "application/scim+json"
             if "body" in fault:
-                return self._send(status, json.dumps(fault["body"]).encode(), headers, "application/scim+json")
+                return self._send(status, json.dumps(fault["body"]).encode(), headers, ctype)
+            if admin:
+                return self._admin_error(status, "InjectedFault", fault.get("detail", "injected fault"), headers)
             return self._scim_error(status, fault.get("detail", "injected fault"), fault.get("scimType"), headers)
 
     return Handler
@@ -861,7 +1215,10 @@ def main():
     ap.add_argument("--profile", choices=("rfc7644", "cxone"), default="rfc7644")
     ap.add_argument("--roles", default=DEFAULT_ROLES, help="cxone: the tenant's roles, the default one first")
     ap.add_argument("--teams", default=DEFAULT_TEAMS, help="cxone: the tenant's teams, id=name,...")
+    ap.add_argument("--admin-prefix", default=DEFAULT_ADMIN_PREFIX,
+                    help="where NICE's Admin API is served (both profiles)")
     args = ap.parse_args()
+    admin_prefix = "/" + args.admin_prefix.strip("/")
     profile = Rfc7644Profile()
     if args.profile == "cxone":
         teams = dict(pair.split("=", 1) for pair in args.teams.split(",") if pair)
@@ -895,7 +1252,7 @@ def main():
         print(f"scim2-server did not start (exit status {child.poll()}):\n{''.join(last)}", file=sys.stderr,
               flush=True)
         stop()
-    state = State(args.client_id, args.client_secret, args.token_ttl, scim_url, scim_token, profile)
+    state = State(args.client_id, args.client_secret, args.token_ttl, scim_url, scim_token, profile, admin_prefix)
     try:
         # Inside the try: a port already taken must not leave scim2-server running.
         server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))

@@ -399,6 +399,7 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
         },
         latency_ms: now.saturating_sub(started),
         payload_sha256: payload_sha256(&delivery.event),
+        steps: None,
     });
     let mut commit = Commit {
         event_id: delivery.event_id.clone(),

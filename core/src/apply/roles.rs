@@ -77,6 +77,7 @@ pub fn refused_draft(lookup: &Lookup, request_digest: &str, started: UnixMillis,
         outcome: AuditOutcome::Rejected,
         latency_ms: now.saturating_sub(started),
         payload_sha256: request_digest.to_string(),
+        steps: None,
     }
 }
 
@@ -143,6 +144,7 @@ pub fn settle_roles(
         payload_sha256: synced
             .and_then(|s| s.payload.as_ref())
             .map_or_else(|| change.request_digest.clone(), payload_sha256),
+        steps: None,
     };
     match result {
         Ok(s) => {

@@ -8,6 +8,7 @@
 //! the last record's [`Link`] (the head) somewhere else and check it with [`check_end`].
 
 use super::Outcome;
+use crate::deprovision::StepRecord;
 use crate::digest::sha256_hex;
 use crate::flows::Action;
 use crate::time::iso8601;
@@ -104,6 +105,9 @@ pub struct AuditDraft {
     pub latency_ms: u64,
     /// [`payload_sha256`] of what triggered the change; the payload itself is never kept.
     pub payload_sha256: String,
+    /// A leaver's steps, each with its outcome and latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<StepRecord>>,
 }
 
 /// One line of the trail.
@@ -131,6 +135,9 @@ pub struct AuditEntry {
     pub outcome: Outcome,
     pub latency_ms: u64,
     pub payload_sha256: String,
+    /// A leaver's steps (absent from every other entry, so older hashes still hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<StepRecord>>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -173,6 +180,7 @@ pub fn chain_from(prev_hash: &str, seq: u64, draft: AuditDraft) -> AuditEntry {
         outcome: draft.outcome,
         latency_ms: draft.latency_ms,
         payload_sha256: draft.payload_sha256,
+        steps: draft.steps,
         prev_hash: prev_hash.to_string(),
         hash: String::new(),
     };
@@ -354,6 +362,7 @@ mod tests {
             outcome: Outcome::Success,
             latency_ms: 40 + n,
             payload_sha256: payload_sha256(&json!({"n": n})),
+            steps: None,
         }
     }
 

@@ -93,20 +93,23 @@ impl RoleSyncNotice {
 
     /// Serializes and signs the notice; `now` is the host's clock at sending.
     pub fn sign(&self, secret: &WebhookSecret, now: UnixMillis) -> SignedNotice {
-        let id = self.id();
+        SignedNotice::of(self.id(), serde_json::to_string(self).unwrap_or_default(), secret, now)
+    }
+}
+
+impl SignedNotice {
+    /// `body` signed as the message `id`, sent at `now`.
+    pub fn of(id: String, body: String, secret: &WebhookSecret, now: UnixMillis) -> Self {
         let timestamp = i64::try_from(now / 1000).unwrap_or(i64::MAX);
-        let body = serde_json::to_string(self).unwrap_or_default();
         let signature = sign(secret, &id, timestamp, body.as_bytes());
-        SignedNotice {
+        Self {
             id,
             timestamp,
             signature,
             body,
         }
     }
-}
 
-impl SignedNotice {
     /// The request headers, `content-type` included.
     pub fn headers(&self) -> [(&'static str, String); 4] {
         [
@@ -147,6 +150,7 @@ mod tests {
                 outcome,
                 latency_ms: 12,
                 payload_sha256: payload_sha256(&json!({})),
+                steps: None,
             },
         )
     }

@@ -77,6 +77,7 @@ mod tests {
             outcome: Outcome::Success,
             latency_ms: 12,
             payload_sha256: "ab".repeat(32),
+            steps: None,
         }
     }
 

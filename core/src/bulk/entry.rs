@@ -169,6 +169,7 @@ impl Entry {
             outcome,
             latency_ms,
             payload_sha256: payload_sha256(&payload),
+            steps: None,
         })
     }
 

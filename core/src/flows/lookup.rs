@@ -32,7 +32,7 @@ pub enum ConflictReason {
 }
 
 /// A lookup CXone answered with an account this event may not write.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Conflict {
     pub reason: ConflictReason,

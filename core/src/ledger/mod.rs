@@ -451,6 +451,7 @@ pub fn reset_record(key: &str, before: &PersonState, after: &PersonState, at: Un
         outcome: Outcome::Success,
         latency_ms: 0,
         payload_sha256: payload_sha256(&json!({"key": key, "before": before, "after": after})),
+        steps: None,
     }
 }
 
