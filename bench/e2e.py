@@ -2,7 +2,8 @@
 stand-in (scim2-server), on loopback. Writes one JSON file of figures; bench/report.py turns it
 into BENCHMARKS.md. Not a test: it asserts nothing about speed (only that the work measured was
 done, e.g. that a Graph pass created every user).
-Usage: e2e.py OUT.json [--quick] [--latency-only | --bulk-only | --graph-only | --cxone-only | --floor-only]"""
+Usage: e2e.py OUT.json [--quick] [--latency-only | --bulk-only | --graph-only | --cxone-only | --floor-only
+                        | --leavers-only]"""
 
 import concurrent.futures as futures
 import datetime
@@ -42,6 +43,7 @@ BULK_ONLY = "--bulk-only" in sys.argv
 GRAPH_ONLY = "--graph-only" in sys.argv
 CXONE_ONLY = "--cxone-only" in sys.argv
 FLOOR_ONLY = "--floor-only" in sys.argv
+LEAVERS_ONLY = "--leavers-only" in sys.argv
 FORWARD_PORT, FORWARD_INSPECTOR_PORT = 38788, 39230
 # Single-user requests a bulk run sends at once where the server has no Bulk (BulkConfig::lanes).
 CXONE_LANES = 6
@@ -562,6 +564,9 @@ def run(stack, results):
     if FLOOR_ONLY:
         run_floor(stack, client, results)
         return
+    if LEAVERS_ONLY:
+        run_leavers(stack, results)
+        return
 
     # 2. Webhook round trip vs a direct SCIM POST, one at a time and at concurrency 4, and the
     #    isolate's memory over the webhooks.
@@ -607,6 +612,54 @@ def run(stack, results):
 
     run_graph(stack, results)
     run_cxone(stack, results)
+    run_leavers(stack, results)
+
+
+def run_leavers(stack, results):
+    # 10. Leavers: the time from a leaver webhook to its answer, which comes only once the account
+    #     and the agent read back inactive and the session was ended (each agent logged in first);
+    #     then a batch of 1,000 leavers (POST /deprovision) on the Free-plan budget, run by its
+    #     object, leavers/s from the POST to the last one verified.
+    stack.fresh_standin()
+    client = stack.fresh_worker(SUBREQUEST_BUDGET="50", DELETION_THRESHOLD="100000")
+    n = 50 if QUICK else 200
+    people = users(n, "lv")
+    load(timed_webhook(client), [dict(u, operation="create") for u in people], 4)
+    for u in people:
+        assert request("POST", stack.standin.url + "/_standin/agents/login", {"userName": u["userName"]})[0] == 200
+
+    def leaver(u):
+        t = time.perf_counter()
+        status, body, _ = client.post_event(dict(u, operation="disable"))
+        assert status == 200 and body["deprovision"]["verified"] is True, body
+        return time.perf_counter() - t
+    samples, _ = load(leaver, people, 1)
+    agents = request("GET", stack.standin.url + "/_standin/agents")[1]
+    assert not any(a["loggedIn"] for a in agents if ".lv." in a["userName"]), "every session ended"
+    row = {"leavers": n, "concurrency": 1, "webhookToVerifiedP50Ms": percentile(samples, 50) * 1000,
+           "webhookToVerifiedP99Ms": percentile(samples, 99) * 1000}
+    size = 200 if QUICK else 1000
+    batch = users(size, "lvb")
+    direct_posts(stack.standin, batch, 8)
+    stack.standin.clear_log()
+    started = time.perf_counter()
+    status, progress, _ = client.admin_post("/deprovision", {"requests": [
+        {"userName": u["userName"], "externalId": u["externalId"]} for u in batch]})
+    assert status == 202 and progress["state"] == "running", progress
+    while True:
+        status, body, _ = client.admin_get(f"/deprovision/batches/{progress['id']}?limit=0")
+        assert status == 200, body
+        if body["progress"]["state"] == "done":
+            break
+        time.sleep(0.5)
+    wall = time.perf_counter() - started
+    done = body["progress"]
+    assert done["verified"] == size, done
+    log = stack.standin.log()
+    row.update({"batch": size, "subrequestBudget": 50, "batchWallS": wall, "batchLeaversPerS": size / wall,
+                "requestsPerLeaver": len(log) / size, "outcomes": done["outcomes"]})
+    results["leavers"] = row
+    print(json.dumps(row), flush=True)
 
 
 def run_floor(stack, client, results):

@@ -132,6 +132,19 @@ if "floor" in e2e:
           f"| {row['directP50Ms']:.1f} ms | {row['webhookP50Ms'] / row['forwardP50Ms']:.2f}× "
           f"| {row['webhookP99Ms']:.1f} ms | {row['forwardP99Ms']:.1f} ms |")
     w("")
+if "leavers" in e2e:
+    lv = e2e["leavers"]
+    section("Leavers")
+    w("A leaver webhook is answered only once its steps settled: the account found, the agent searched "
+      "and its skills, groups and scheduled callbacks read, `active=false` written, the agent logged out, "
+      "and both read back inactive (each agent logged in first). Then a batch of leavers "
+      f"(`POST /deprovision`) on the Free-plan budget ({lv['subrequestBudget']} subrequests per invocation), "
+      "run by its own object, timed from the POST until the last leaver was verified.")
+    w("")
+    w("| leaver webhook → verified, logged out: p50 | p99 | batch | batch leavers/s | stand-in requests per leaver |")
+    w("|---:|---:|---:|---:|---:|")
+    w(f"| {lv['webhookToVerifiedP50Ms']:.0f} ms | {lv['webhookToVerifiedP99Ms']:.0f} ms | {lv['batch']:,} "
+      f"| {lv['batchLeaversPerS']:.1f} | {lv['requestsPerLeaver']:.1f} |")
 if "throughput" in e2e:
     section("Bulk provisioning throughput (users/s)")
     w("The Worker on the Free-plan budget (50 subrequests per invocation; a Durable Object per run, a "
@@ -290,7 +303,7 @@ w("$PY_VENV/bin/python bench/python_baseline.py core/tests/fixtures")
 w("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \\")
 w("  cargo test -p cxone-scim-edge --target wasm32-unknown-unknown --release --lib -- --include-ignored --nocapture webhook_cost")
 w("cargo build --profile bench -p cxone-scim-cli")
-w("$PY_VENV/bin/python bench/e2e.py target/bench/e2e.json   # --quick, --latency-only, --bulk-only, --graph-only, --cxone-only, --floor-only")
+w("$PY_VENV/bin/python bench/e2e.py target/bench/e2e.json   # --quick, --latency-only, --bulk-only, --graph-only, --cxone-only, --floor-only, --leavers-only")
 w("$PY_VENV/bin/python bench/report.py target/bench > BENCHMARKS.md")
 w("```")
 w("")

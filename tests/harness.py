@@ -189,7 +189,9 @@ def write_env_file(path, standin_url, client_id, client_secret, webhook_secrets,
                 "CXONE_AUTH=client_credentials",
                 f"CXONE_CLIENT_ID={client_id}",
                 f"CXONE_CLIENT_SECRET={client_secret}"]
+    # The stand-in serves NICE's Admin API too (a leaver's agent, dependencies and session).
     base = [f"CXONE_SCIM_BASE_URL={standin_url}/scim/v2", f"CXONE_PROFILE={profile}", *auth,
+            f"CXONE_API_BASE_URL={standin_url}/incontactapi/services/v31.0",
             f"WEBHOOK_SECRETS={webhook_secrets}", f"ADMIN_TOKEN={admin_tokens}"]
     # A setting in `extra` replaces the one above (one line per name).
     named = {line.split("=", 1)[0] for line in extra}

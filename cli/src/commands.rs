@@ -1,13 +1,16 @@
 //! The subcommands.
 
-use crate::driver::{now_ms, run, seed, Http};
+use crate::driver::{now_ms, run, run_reads, seed, Http};
 use crate::Target;
 use cxone_scim_core::audit::{verify_chain, AuditEntry};
-use cxone_scim_core::bulk::{BulkConfig, BulkUser, InMemoryRun};
+use cxone_scim_core::bulk::{BulkConfig, BulkUser, InMemoryRun, RowOutcome};
+use cxone_scim_core::deprovision::{AdminApi, DeprovisionFlow, DeprovisionRequest, Options};
+use cxone_scim_core::event::Lookup;
 use cxone_scim_core::flows::Authorized;
 use cxone_scim_core::policy::RolePolicy;
 use cxone_scim_core::policy::RoleTarget;
 use cxone_scim_core::profile::Profile;
+use cxone_scim_core::retry::RetryPolicy;
 use cxone_scim_core::secret::{split_list, SecretString};
 use cxone_scim_core::settings::{endpoint_url, Settings};
 use cxone_scim_core::token::{ClientCredentials, Grant};
@@ -171,14 +174,20 @@ pub struct BulkOptions {
 }
 
 /// Exits 1 when any user failed or conflicts with another account, so scripts notice.
-pub fn bulk(
-    users: &str,
-    policy: &str,
-    target: &Target,
-    options: BulkOptions,
-    report_path: Option<&str>,
-    quiet: bool,
-) -> Res {
+/// NICE's Admin API, when `--admin-api-url` (`CXONE_API_BASE_URL`) is set: https, plain http
+/// only on loopback.
+fn admin_api(target: &Target) -> Result<Option<AdminApi>, String> {
+    match target.admin_api_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(url) => endpoint_url(url)
+            .map(|u| Some(AdminApi::new(&u)))
+            .map_err(|e| format!("--admin-api-url (CXONE_API_BASE_URL) {e}")),
+        None => Ok(None),
+    }
+}
+
+/// Where CXone is and how to get a token, checked: the SCIM root, the credentials, the retry
+/// policy (`RETRY_*` as the Worker reads them).
+fn connection(target: &Target) -> Result<(String, ClientCredentials, RetryPolicy), String> {
     let (id, id_var, secret_var) = match target.auth {
         Grant::ClientCredentials => (
             &target.client_id,
@@ -202,19 +211,7 @@ pub fn bulk(
     // Where the client secret and the bearer token go: https, plain http only on loopback.
     let base_url = endpoint_url(&target.base_url).map_err(|e| format!("--base-url (CXONE_SCIM_BASE_URL) {e}"))?;
     let token_url = endpoint_url(&target.token_url).map_err(|e| format!("--token-url (CXONE_TOKEN_URL) {e}"))?;
-    let users = load_users(users)?;
-    // RETRY_* as the Worker reads them.
     let retry = Settings::retry_from_vars(|name| std::env::var(name).ok()).map_err(|p| p.join("; "))?;
-    let config = BulkConfig {
-        retry,
-        batch_size: options.batch_size,
-        precheck: options.precheck,
-        role_target: options.role_target,
-        caps: target.profile.capabilities(),
-        ..BulkConfig::new(&base_url)
-    };
-    let run_state = InMemoryRun::new(&users, &load_policy(policy)?, config, seed());
-    drop(users);
     let creds = ClientCredentials {
         token_url,
         client_id,
@@ -225,8 +222,31 @@ pub fn bulk(
             .filter(|s| !s.is_empty() && target.auth == Grant::ClientCredentials),
         grant: target.auth,
     };
+    Ok((base_url, creds, retry))
+}
+
+pub fn bulk(
+    users: &str,
+    policy: &str,
+    target: &Target,
+    options: BulkOptions,
+    report_path: Option<&str>,
+    quiet: bool,
+) -> Res {
+    let (base_url, creds, retry) = connection(target)?;
+    let users = load_users(users)?;
+    let config = BulkConfig {
+        retry,
+        batch_size: options.batch_size,
+        precheck: options.precheck,
+        role_target: options.role_target,
+        caps: target.profile.capabilities(),
+        ..BulkConfig::new(&base_url)
+    };
+    let run_state = InMemoryRun::new(&users, &load_policy(policy)?, config, seed());
+    drop(users);
     let total = run_state.progress().total as u64;
-    let mut flow = Authorized::new(run_state, creds, None, retry, seed());
+    let mut flow = Authorized::new(run_state, creds.clone(), None, retry, seed());
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -246,7 +266,47 @@ pub fn bulk(
     });
     bar.finish();
     let report = out.map_err(|e| e.to_string())?;
-    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    // Rows with `active:false` are leavers: each takes the leaver's steps, as in the Worker.
+    let admin = admin_api(target)?;
+    let mut leavers = Vec::new();
+    for user in report.users.iter().filter(|u| u.outcome == RowOutcome::Leaver) {
+        let lookup = Lookup {
+            user_name: Some(user.user_name.clone()).filter(|n| !n.is_empty()),
+            external_id: user.external_id.clone(),
+            cxone_id: user.id.clone(),
+        };
+        let flow = DeprovisionFlow::new(
+            &base_url,
+            target.profile.capabilities(),
+            admin.clone(),
+            lookup,
+            Options::default(),
+            retry,
+            seed(),
+            now_ms(),
+        );
+        let mut flow = Authorized::new(flow, creds.clone(), None, retry, seed());
+        let ran = run(&mut flow, &Http::new(), |_| {});
+        leavers.push(match ran {
+            Ok(r) => serde_json::json!({"index": user.index, "userName": user.user_name, "report": r}),
+            Err(e) => serde_json::json!({"index": user.index, "userName": user.user_name, "error": e.to_string()}),
+        });
+    }
+    let unverified = leavers
+        .iter()
+        .filter(|l| l["report"]["verified"] != serde_json::json!(true))
+        .count();
+    let mut out = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+    if !leavers.is_empty() {
+        out["leavers"] = serde_json::json!(leavers);
+        eprintln!(
+            "{} leavers: {} verified, {} not",
+            leavers.len(),
+            leavers.len() - unverified,
+            unverified
+        );
+    }
+    let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
     match report_path {
         Some(path) => std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?,
         None => println!("{text}"),
@@ -264,10 +324,57 @@ pub fn bulk(
         report.progress.user_writes,
         report.progress.lookups
     );
-    Ok(if c.failed + c.conflict > 0 {
+    Ok(if c.failed + c.conflict + unverified > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// One leaver, as the Worker takes it (core's `DeprovisionFlow`): the report as JSON; exits 0
+/// when verified (or held, or for a dry run), 1 otherwise. `--dry-run` reads and prints the
+/// writes it would send.
+pub fn deprovision(target: &Target, request: DeprovisionRequest, dry_run: bool) -> Res {
+    let (base_url, creds, retry) = connection(target)?;
+    let admin = admin_api(target)?;
+    let token_url = creds.token_url.clone();
+    let flow = DeprovisionFlow::new(
+        &base_url,
+        target.profile.capabilities(),
+        admin,
+        request.lookup,
+        request.options,
+        retry,
+        seed(),
+        now_ms(),
+    );
+    let mut flow = Authorized::new(flow, creds, None, retry, seed());
+    let http = Http::new();
+    if dry_run {
+        let finished = run_reads(&mut flow, &http, &token_url);
+        let plan = flow.inner().plan();
+        let would_send: Vec<serde_json::Value> = plan
+            .would_send
+            .iter()
+            .map(|r| serde_json::json!({"method": r.method.as_str(), "url": r.url}))
+            .collect();
+        let mut out = serde_json::json!({"dryRun": true, "wouldSend": would_send, "steps": plan.steps,
+            "cxoneId": plan.cxone_id, "agentId": plan.agent_id, "dependencies": plan.dependencies});
+        match (finished, plan.finished) {
+            (_, Some(Ok(report))) => out["finished"] = serde_json::json!(report),
+            (Some(Err(e)), _) | (_, Some(Err(e))) => out["error"] = serde_json::json!(e.to_string()),
+            _ => {}
+        }
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = run(&mut flow, &http, |_| {}).map_err(|e| e.to_string())?;
+    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    let held = report.outcome == cxone_scim_core::deprovision::DeprovisionOutcome::Held;
+    Ok(if report.verified || held {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 
@@ -310,6 +417,7 @@ mod tests {
             access_key_id: None,
             secret: Some("secret".into()),
             scope: None,
+            admin_api_url: None,
         };
         let run = |t: &Target| {
             bulk(

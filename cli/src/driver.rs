@@ -72,6 +72,9 @@ impl Http {
 /// clock, and no budget: it runs a flow to its end.
 struct Blocking<'a> {
     http: &'a Http,
+    /// A dry run's host: requests that change something (all but `GET`s and the token
+    /// request to this URL) stop the drive instead of going out.
+    reads_only: Option<&'a str>,
 }
 
 impl Host for Blocking<'_> {
@@ -79,8 +82,13 @@ impl Host for Blocking<'_> {
         now_ms()
     }
 
-    fn admit(&mut self, _reqs: &[HttpRequest]) -> bool {
-        true
+    fn admit(&mut self, reqs: &[HttpRequest]) -> bool {
+        match self.reads_only {
+            Some(token_url) => reqs
+                .iter()
+                .all(|r| r.method == cxone_scim_core::http::Method::Get || r.url == token_url),
+            None => true,
+        }
     }
 
     async fn send_all(&mut self, reqs: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
@@ -98,13 +106,23 @@ impl Host for Blocking<'_> {
 
 /// Runs `flow` to the end; `after_response` sees it after every answer (progress display).
 pub fn run<F: Flow>(flow: &mut F, http: &Http, mut after_response: impl FnMut(&F)) -> F::Output {
-    let mut host = Blocking { http };
+    let mut host = Blocking { http, reads_only: None };
     loop {
         // A blocking host never stops a flow; were it to, the flow would resume where it stopped.
         if let Driven::Done(out) = block_on(drive_watched(flow, &mut host, &mut after_response)) {
             return out;
         }
     }
+}
+
+/// Runs `flow` as far as reading goes (`GET`s and the token request to `token_url`) and stops
+/// at its first write, which is not sent; `Some` output when it finished without writing.
+pub fn run_reads<F: Flow>(flow: &mut F, http: &Http, token_url: &str) -> Option<F::Output> {
+    let mut host = Blocking {
+        http,
+        reads_only: Some(token_url),
+    };
+    block_on(drive_watched(flow, &mut host, &mut |_: &F| {})).done()
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ mod driver;
 mod provider_config;
 
 use clap::{Parser, Subcommand};
+use cxone_scim_core::deprovision::{DeprovisionRequest, Mode, Options};
+use cxone_scim_core::event::Lookup;
 use cxone_scim_core::policy::RoleTarget;
 use cxone_scim_core::profile::Profile;
 use cxone_scim_core::settings::defaults;
@@ -44,10 +46,21 @@ pub struct Target {
     pub secret: Option<String>,
     #[arg(long, env = "CXONE_SCOPE", hide_env_values = true)]
     pub scope: Option<String>,
+    /// NICE's Admin API with its version; unset, a leaver's agent steps are not taken.
+    #[arg(long, env = "CXONE_API_BASE_URL", hide_env_values = true)]
+    pub admin_api_url: Option<String>,
 }
 
 fn parse_profile(text: &str) -> Result<Profile, String> {
     Profile::parse(text).ok_or_else(|| "must be cxone or rfc7644".to_string())
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    match text {
+        "deactivate" => Ok(Mode::Deactivate),
+        "delete" => Ok(Mode::Delete),
+        _ => Err("must be deactivate or delete".to_string()),
+    }
 }
 
 fn parse_grant(text: &str) -> Result<Grant, String> {
@@ -125,6 +138,32 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Take one leaver as the Worker does: find the account and the agent, report what depends
+    /// on it, deactivate, end the live session, read both back; prints the report (exit 1 when
+    /// not verified).
+    Deprovision {
+        /// The leaver's userName.
+        #[arg(long = "user")]
+        user_name: Option<String>,
+        #[arg(long)]
+        external_id: Option<String>,
+        /// deactivate (the default) or delete (where the server deletes accounts).
+        #[arg(long, default_value = "deactivate", value_parser = parse_mode)]
+        mode: Mode,
+        /// Leave the agent's live session as it is.
+        #[arg(long)]
+        keep_sessions: bool,
+        /// Hold the leaver when the agent has skills, groups or scheduled callbacks.
+        #[arg(long)]
+        block_on_dependencies: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        /// Read, and print the writes it would send; send none.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print what a Microsoft Entra ID enterprise application needs to provision CXone over SCIM.
     ProviderConfig(provider_config::Args),
     /// Work with the hash-chained audit trail of role changes.
@@ -146,6 +185,15 @@ enum AuditCommand {
         #[arg(long, value_name = "HASH")]
         prev_hash: Option<String>,
     },
+}
+
+/// The secret `target.auth` needs, from the environment only.
+fn secret_of(target: &Target) -> Option<String> {
+    let secret_var = match target.auth {
+        Grant::ClientCredentials => "CXONE_CLIENT_SECRET",
+        Grant::AccessKey => "CXONE_ACCESS_KEY_SECRET",
+    };
+    std::env::var(secret_var).ok().filter(|s| !s.is_empty())
 }
 
 fn main() -> ExitCode {
@@ -172,17 +220,45 @@ fn main() -> ExitCode {
             report,
             quiet,
         } => {
-            let secret_var = match target.auth {
-                Grant::ClientCredentials => "CXONE_CLIENT_SECRET",
-                Grant::AccessKey => "CXONE_ACCESS_KEY_SECRET",
-            };
-            target.secret = std::env::var(secret_var).ok().filter(|s| !s.is_empty());
+            target.secret = secret_of(&target);
             let options = commands::BulkOptions {
                 batch_size,
                 precheck,
                 role_target,
             };
             commands::bulk(&users, &policy, &target, options, report.as_deref(), quiet)
+        }
+        Command::Deprovision {
+            user_name,
+            external_id,
+            mode,
+            keep_sessions,
+            block_on_dependencies,
+            reason,
+            mut target,
+            dry_run,
+        } => {
+            target.secret = secret_of(&target);
+            let text = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+            let lookup = Lookup {
+                user_name: text(user_name),
+                external_id: text(external_id),
+                cxone_id: None,
+            };
+            if lookup.user_name.is_none() && lookup.external_id.is_none() {
+                eprintln!("error: --user or --external-id is required");
+                return ExitCode::from(2);
+            }
+            let request = DeprovisionRequest {
+                lookup,
+                options: Options {
+                    mode,
+                    end_sessions: !keep_sessions,
+                    block_on_dependencies,
+                    reason: text(reason),
+                },
+            };
+            commands::deprovision(&target, request, dry_run)
         }
         Command::ProviderConfig(args) => provider_config::run(&args),
         Command::Audit {

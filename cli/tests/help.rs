@@ -7,7 +7,7 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_cxone-scim");
 
 /// Every variable the CLI (or the Worker, whose names it shares) reads.
-const VARS: [&str; 13] = [
+const VARS: [&str; 14] = [
     "CXONE_SCIM_BASE_URL",
     "CXONE_TOKEN_URL",
     "CXONE_PROFILE",
@@ -21,6 +21,7 @@ const VARS: [&str; 13] = [
     "ROLE_POLICY",
     "WEBHOOK_SECRETS",
     "ADMIN_TOKEN",
+    "CXONE_API_BASE_URL",
 ];
 
 fn marker(var: &str) -> String {
@@ -60,7 +61,18 @@ fn subcommands() -> Vec<String> {
 #[test]
 fn help_never_shows_environment_values() {
     let commands = subcommands();
-    assert_eq!(commands, ["policy", "plan", "sign", "bulk", "provider-config", "audit"]);
+    assert_eq!(
+        commands,
+        [
+            "policy",
+            "plan",
+            "sign",
+            "bulk",
+            "deprovision",
+            "provider-config",
+            "audit"
+        ]
+    );
     let mut invocations: Vec<Vec<&str>> = vec![vec!["--help"], vec!["-h"], vec!["help"]];
     for c in &commands {
         invocations.push(vec![c.as_str(), "--help"]);
@@ -86,4 +98,6 @@ fn help_never_shows_environment_values() {
     ] {
         assert!(bulk.contains(&format!("[env: {var}]")), "{var} in {bulk}");
     }
+    let deprovision = run(&["deprovision", "--help"]);
+    assert!(deprovision.contains("[env: CXONE_API_BASE_URL]"), "{deprovision}");
 }

@@ -14,12 +14,19 @@ pub const RESERVED_FOR_RECORDS: u32 = 6;
 /// What one Graph change applied through its person's ledger may cost: the ledger call, a
 /// link, the CXone requests of a lookup, write and read-back, and the records.
 pub const PER_APPLY: u32 = 12;
+/// What one leaver applied through its person's ledger may cost: the ledger call and a link, a
+/// token, the lookups, the agent's search and its three dependencies, the deactivation, the
+/// logout, two read-backs, and the records (the audit record, the leaver's record, HR's notice).
+pub const PER_LEAVER: u32 = 20;
 /// Ledger calls one bulk row's hold may take: the begin, and either the userName's link (a row
 /// with an externalId) or a forward's begin (a row without), and the commit that gives it back.
 pub const HOLD_CALLS: u32 = 3;
 /// What planning one change's first write may send in a dry run: a token and up to two
 /// lookups, and more for a read back or a retry.
 pub const PLAN_ONE_WRITE: u32 = 5;
+/// What planning a leaver's first write may send: a token, up to two lookups, the agent's
+/// search and its three dependencies, and one more for a retry.
+pub const PLAN_ONE_LEAVER: u32 = 9;
 /// A request that takes longer than this counts as lost (and is retried), unless a lease says
 /// otherwise (`CXONE_REQUEST_TIMEOUT_MS`).
 pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
@@ -102,11 +109,41 @@ impl Budget {
         of.min((self.remaining / PER_APPLY) as usize)
     }
 
+    /// What one change costs: [`PER_LEAVER`] for a leaver, else [`PER_APPLY`].
+    pub fn cost_of(leaver: bool) -> u32 {
+        if leaver {
+            PER_LEAVER
+        } else {
+            PER_APPLY
+        }
+    }
+
+    /// How many of the changes costing `costs`, taken in order, this budget pays for.
+    pub fn fits(&self, costs: impl IntoIterator<Item = u32>) -> usize {
+        let mut left = self.remaining;
+        costs
+            .into_iter()
+            .take_while(|c| {
+                let fits = *c <= left;
+                left = left.saturating_sub(*c);
+                fits
+            })
+            .count()
+    }
+
+    /// What a change costing `cost` may spend when changes costing `total` share this budget:
+    /// its share of what is left, at least its cost.
+    pub fn share(&self, cost: u32, total: u32) -> u32 {
+        let share = u64::from(self.remaining) * u64::from(cost) / u64::from(total.max(1));
+        u32::try_from(share).unwrap_or(u32::MAX).max(cost.min(self.remaining))
+    }
+
     /// A budget carved out of this one for planning a change's first write in a dry run
-    /// ([`PLAN_ONE_WRITE`] requests), when this one still pays for them and the token cache's
-    /// read; give back what it did not use with [`Budget::settle`].
-    pub fn carve_plan(&self) -> Option<Budget> {
-        (self.remaining > PLAN_ONE_WRITE).then(|| Budget::new(PLAN_ONE_WRITE, 1))
+    /// ([`PLAN_ONE_WRITE`] requests, [`PLAN_ONE_LEAVER`] for a leaver), when this one still pays
+    /// for them and the token cache's read; give back what it did not use with [`Budget::settle`].
+    pub fn carve_plan(&self, leaver: bool) -> Option<Budget> {
+        let cost = if leaver { PLAN_ONE_LEAVER } else { PLAN_ONE_WRITE };
+        (self.remaining > cost).then(|| Budget::new(cost, 1))
     }
 
     /// Counts what a carved budget spent, and the token cache's read that went with it.
@@ -124,6 +161,22 @@ impl Budget {
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn leavers_cost_more_and_changes_share_by_cost() {
+        let b = Budget::new(48, 1);
+        let costs = [PER_APPLY, PER_LEAVER, PER_APPLY, PER_APPLY];
+        assert_eq!(b.fits(costs), 3, "12 + 20 + 12 = 44 fits 48, one more does not");
+        assert_eq!(b.fits([PER_LEAVER, PER_LEAVER, PER_LEAVER]), 2);
+        assert_eq!(Budget::new(5, 1).fits([PER_APPLY]), 0);
+        assert_eq!(b.share(PER_LEAVER, 2 * PER_LEAVER), 24);
+        assert_eq!(b.share(PER_APPLY, PER_APPLY + PER_LEAVER), 18);
+        assert_eq!(
+            Budget::new(10, 1).share(PER_LEAVER, PER_LEAVER),
+            10,
+            "never more than there is"
+        );
+    }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn steps_are_taken_while_they_are_paid_for_and_the_lease_lasts() {
@@ -159,10 +212,21 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn a_dry_run_plans_a_write_within_what_it_carves_out() {
         let mut b = Budget::new(20, 1);
-        let mut carved = b.carve_plan().unwrap();
+        let mut carved = b.carve_plan(false).unwrap();
         assert!(carved.take_steps(2, 0));
         b.settle(&carved);
         assert_eq!(b.remaining(), 20 - 2 - 1, "two requests and the token cache's read");
-        assert_eq!(Budget::new(PLAN_ONE_WRITE, 1).carve_plan(), None);
+        assert_eq!(Budget::new(PLAN_ONE_WRITE, 1).carve_plan(false), None);
+        assert_eq!(
+            Budget::new(PLAN_ONE_WRITE + 1, 1).carve_plan(true),
+            None,
+            "a leaver reads more first"
+        );
+        assert_eq!(
+            Budget::new(PLAN_ONE_LEAVER + 1, 1)
+                .carve_plan(true)
+                .map(|b| b.remaining()),
+            Some(PLAN_ONE_LEAVER)
+        );
     }
 }

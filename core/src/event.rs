@@ -236,6 +236,19 @@ impl Command {
         self
     }
 
+    /// A leaver's lookup and mode (a disable, a delete), `None` for a joiner or a mover. Every
+    /// leaver takes the deprovisioning flow ([`crate::deprovision`]). An update to
+    /// `accountEnabled:false` is a write of the person's attributes (Graph sends one on every
+    /// round for a user it disabled before; it makes a live account's disabling a `disable`).
+    pub fn as_leaver(&self) -> Option<(Lookup, crate::deprovision::Mode)> {
+        use crate::deprovision::Mode;
+        match self {
+            Self::Disable { lookup } => Some((lookup.clone(), Mode::Deactivate)),
+            Self::Delete { lookup } => Some((lookup.clone(), Mode::Delete)),
+            Self::Upsert { .. } => None,
+        }
+    }
+
     /// The role values the account holds once this is applied; `None` when it leaves them as
     /// they are (a leaver who is disabled, a state without groups).
     pub fn roles_after(&self) -> Option<Vec<String>> {

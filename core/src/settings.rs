@@ -117,6 +117,9 @@ pub struct DeprovisionSettings {
     /// `DEPROVISION_BLOCK_ON_DEPENDENCIES` (default false): hold a leaver whose agent has
     /// skills, groups or scheduled callbacks.
     pub block_on_dependencies: bool,
+    /// `DELETION_THRESHOLD`: a batch of more leavers waits for approval (a share holds every
+    /// batch: a list has no "people in scope").
+    pub threshold: DeletionThreshold,
 }
 
 impl DeprovisionSettings {
@@ -574,6 +577,23 @@ fn read_receiver<G: Fn(&str) -> Option<String>>(
     })
 }
 
+/// `DELETION_THRESHOLD`, for Graph passes and batches of leavers alike; `None` when unreadable
+/// (a problem is recorded once).
+fn read_threshold<G: Fn(&str) -> Option<String>>(r: &mut Reader<G>) -> Option<DeletionThreshold> {
+    let text = r.text("DELETION_THRESHOLD")?;
+    let parsed = DeletionThreshold::parse(&text);
+    if let Err(e) = &parsed {
+        if !r
+            .problems
+            .iter()
+            .any(|p| matches!(p, SettingsProblem::DeletionThreshold(_)))
+        {
+            r.problems.push(SettingsProblem::DeletionThreshold(e.clone()));
+        }
+    }
+    parsed.ok()
+}
+
 fn read_deprovision<G: Fn(&str) -> Option<String>>(r: &mut Reader<G>) -> DeprovisionSettings {
     let admin_api = r
         .text("CXONE_API_BASE_URL")
@@ -583,6 +603,7 @@ fn read_deprovision<G: Fn(&str) -> Option<String>>(r: &mut Reader<G>) -> Deprovi
         hr: read_receiver(r, "HR_WEBHOOK_URL", "HR_WEBHOOK_SECRET"),
         end_sessions: r.boolean("DEPROVISION_END_SESSIONS", true),
         block_on_dependencies: r.boolean("DEPROVISION_BLOCK_ON_DEPENDENCIES", false),
+        threshold: read_threshold(r).unwrap_or_default(),
     }
 }
 
@@ -616,9 +637,7 @@ fn read_graph<G: Fn(&str) -> Option<String>>(
     };
     let threshold = match r.text("DELETION_THRESHOLD") {
         None => Some(DeletionThreshold::default()),
-        Some(text) => DeletionThreshold::parse(&text)
-            .map_err(|e| r.problems.push(SettingsProblem::DeletionThreshold(e)))
-            .ok(),
+        Some(_) => read_threshold(r),
     };
     let notification_url = r
         .text("GRAPH_NOTIFICATION_URL")

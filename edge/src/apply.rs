@@ -5,16 +5,17 @@
 //! and appends the audit record. Every decision is core's.
 
 use crate::config::Config;
-use crate::driver::{now_ms, run_authorized, run_authorized_then, seed, Budget};
+use crate::driver::{now_ms, plan_first_write, run_authorized, run_authorized_then, seed, Budget, PlannedRequest};
 use crate::kv::State;
 use crate::ledger::{self, BeginRequest, CommitRequest, Ledger};
-use crate::notices::notify;
+use crate::notices::{notify, tell_hr};
 use cxone_scim_core::apply::{
     admit, admit_roles, prepare, settle, settle_roles, Admission, ApplyAnswer, BusyWait, Change, Delivery, Go, Keep,
     Ran, RoleChange,
 };
 use cxone_scim_core::audit::{AuditEntry, AuditRecord};
-use cxone_scim_core::event::{Command, LifecycleEvent};
+use cxone_scim_core::deprovision::{DeprovisionFlow, Options};
+use cxone_scim_core::event::{Command, LifecycleEvent, Lookup};
 use cxone_scim_core::flows::{LifecycleFlow, RoleSyncFlow};
 use cxone_scim_core::ledger::{link_of, Decision, EventFacts, Link, PersonState};
 use cxone_scim_core::UnixMillis;
@@ -52,6 +53,46 @@ pub fn flow_for(config: &Config, command: Command) -> LifecycleFlow {
         config.retry,
         seed(),
     )
+}
+
+/// A leaver's flow for `lookup` against CXone and its Admin API as configured.
+pub fn deprovision_flow_for(config: &Config, lookup: Lookup, options: Options) -> DeprovisionFlow {
+    DeprovisionFlow::new(
+        &config.scim_base_url,
+        config.profile.capabilities(),
+        config.deprovision.admin_api.clone(),
+        lookup,
+        options,
+        config.retry,
+        seed(),
+        now_ms(),
+    )
+}
+
+/// The first write `command` would send, after the reads it makes (a dry run): a leaver's
+/// after its steps' reads (the account, the agent, its dependencies).
+pub async fn plan_change(
+    config: &Config,
+    command: Command,
+    state: &State,
+    budget: &mut Budget,
+) -> Option<PlannedRequest> {
+    match command.as_leaver() {
+        Some((lookup, mode)) => {
+            let flow = deprovision_flow_for(config, lookup, config.deprovision.options(mode));
+            plan_first_write(flow, &config.credentials, config.retry, state, budget).await
+        }
+        None => {
+            plan_first_write(
+                flow_for(config, command),
+                &config.credentials,
+                config.retry,
+                state,
+                budget,
+            )
+            .await
+        }
+    }
 }
 
 /// The role sync flow for `change` against CXone as configured.
@@ -172,18 +213,39 @@ impl Host<'_> {
         let state = State::open(self.env)?;
         let roles_after = prepared.command.roles_after();
         let started = now_ms();
-        let flow = flow_for(config, prepared.command.known_as(go.known_id.clone()));
+        let command = prepared.command.known_as(go.known_id.clone());
         let mut budget = self.budget(asked, &go);
         let given = budget.remaining();
-        let (result, roles_before) = run_authorized_then(
-            flow,
-            &config.credentials,
-            config.retry,
-            &state,
-            &mut budget,
-            |flow: &LifecycleFlow| flow.roles_before(&config.roles.target),
-        )
-        .await;
+        // A replayed leaver carries on the record it replays (its runs, HR's notice).
+        let previous = match &delivery.leaver_id {
+            Some(id) => state.leaver(id).await.ok().flatten(),
+            None => None,
+        };
+        let (result, roles_before, leaver) = match command.as_leaver() {
+            Some((lookup, mode)) => {
+                let options = delivery
+                    .deprovision
+                    .clone()
+                    .unwrap_or_else(|| config.deprovision.options(mode));
+                let flow = deprovision_flow_for(config, lookup, options.clone());
+                match run_authorized(flow, &config.credentials, config.retry, &state, &mut budget).await {
+                    Ok(report) => (Ok(report.applied()), None, Some((report, options))),
+                    Err(e) => (Err(e), None, None),
+                }
+            }
+            None => {
+                let (result, roles_before) = run_authorized_then(
+                    flow_for(config, command),
+                    &config.credentials,
+                    config.retry,
+                    &state,
+                    &mut budget,
+                    |flow: &LifecycleFlow| flow.roles_before(&config.roles.target),
+                )
+                .await;
+                (result, roles_before, None)
+            }
+        };
         let settlement = settle(Ran {
             delivery,
             event: &event,
@@ -192,6 +254,8 @@ impl Host<'_> {
             roles_before,
             roles_after,
             skipped_groups: prepared.skipped_groups,
+            leaver,
+            runs_before: previous.as_ref().map_or(0, |p| p.runs),
             started,
             now: now_ms(),
         });
@@ -239,6 +303,32 @@ impl Host<'_> {
         let clearing = join_all(superseded.iter().map(|id| state.clear_failure_of_event(id)));
         let _ = futures_util::future::join(clearing, audit_append).await;
         let mut answer = settlement.answer;
+        if let Some(mut record) = settlement.leaver {
+            used += 1;
+            record.hr = previous.and_then(|p| p.hr);
+            if record.tell_hr() {
+                used += 1;
+                let notice = tell_hr(config, &state, record.notice(now_ms())).await;
+                record.hr = Some(json!(notice));
+            }
+            answer.body["deprovision"]["hr"] = json!(record.hr);
+            if record.report.replayable() {
+                // A leaver not shown done: parked for `POST /deprovision/{id}/replay`, and said
+                // loudly (an agent who may still be working).
+                worker::console_error!(
+                    "{}",
+                    json!({"event": "leaver_unverified", "alert": true, "id": record.id,
+                           "subject": record.person_key, "steps": record.report.steps})
+                );
+            }
+            if let Err(e) = state.put_leaver(&record).await {
+                // The leaver's steps stand and are in the trail; only its replay record is lost.
+                worker::console_error!(
+                    "{}",
+                    json!({"event": "leaver_record_failed", "id": record.id, "detail": e.to_string()})
+                );
+            }
+        }
         answer.used = used;
         Ok(answer)
     }

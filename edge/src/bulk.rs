@@ -15,6 +15,7 @@
 use crate::config::{Config, BULK_BINDING};
 use crate::driver::{authorized, keep_token, now_ms, seed, send_all, Budget};
 use crate::kv::State as Kv;
+use crate::leaver_batches::{BatchCall, LeaverBatches};
 use crate::ledger::{begin_for, BeginRequest, CommitRequest, Ledger};
 use crate::objects::{migrate, Running, Schema, Slices};
 use cxone_scim_core::api_error::ApiError;
@@ -22,6 +23,7 @@ use cxone_scim_core::audit::{iso8601, AuditDraft};
 use cxone_scim_core::bulk::{
     input_digest, BulkConfig, BulkRun, BulkUser, Entry, HoldAnswer, HoldAsk, Intake, RowRequest,
 };
+use cxone_scim_core::deprovision::{BatchRow, BatchState, DeprovisionRequest, Mode};
 use cxone_scim_core::flows::{Flow, Step};
 use cxone_scim_core::ledger::Decision;
 use serde::{Deserialize, Serialize};
@@ -89,6 +91,9 @@ struct RunMeta {
     /// Why the run cannot go on (CXone refused our credentials, say); cleared on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+    /// The batch its leavers (`active:false` rows) were handed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leaver_batch: Option<String>,
     run: BulkRun,
 }
 
@@ -198,6 +203,8 @@ impl BulkRunner {
             updated_at: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             last_error: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            leaver_batch: Option<&'a str>,
             run: &'a BulkRun,
         }
         let doc = Doc {
@@ -206,6 +213,7 @@ impl BulkRunner {
             created_at: &meta.created_at,
             updated_at: &meta.updated_at,
             last_error: meta.last_error.as_deref(),
+            leaver_batch: meta.leaver_batch.as_deref(),
             run,
         };
         self.sql().exec(
@@ -247,11 +255,18 @@ impl BulkRunner {
                 let bulk = bulk_config(&config);
                 let mut intake = Intake::new(&config.policy, &config.roles.target, bulk.precheck);
                 let sql = self.sql();
+                let mut leavers = Vec::new();
                 for (chunk_no, chunk) in body.users.chunks(INSERT_ROWS).enumerate() {
                     let first = chunk_no * INSERT_ROWS;
                     let mut values = Vec::with_capacity(chunk.len() * 3);
                     for (k, u) in chunk.iter().enumerate() {
                         let entry = intake.take(u);
+                        if let Some(lookup) = entry.leaver() {
+                            leavers.push(DeprovisionRequest {
+                                lookup,
+                                options: config.deprovision.options(Mode::Deactivate),
+                            });
+                        }
                         values.push(SqlStorageValue::from((first + k) as i64));
                         values.push(SqlStorageValue::from(i64::from(entry.is_pending())));
                         values.push(serde_json::to_string(&entry)?.into());
@@ -261,12 +276,30 @@ impl BulkRunner {
                 }
                 let now = iso8601(now_ms());
                 let run = BulkRun::new(bulk, body.users.len(), intake.counts(), seed());
+                // Leavers take every leaver's steps in a batch of their own, under the deletion
+                // guard like any batch of leavers.
+                let leaver_batch = if leavers.is_empty() {
+                    None
+                } else {
+                    let id = format!("lb_{run_id}");
+                    let state = BatchState::start(leavers.len(), &config.deprovision.threshold);
+                    LeaverBatches::of(&self.env, &id)?
+                        .call(&BatchCall::Start {
+                            id: id.clone(),
+                            rows: leavers.iter().map(BatchRow::of).collect(),
+                            state,
+                            at: now_ms(),
+                        })
+                        .await?;
+                    Some(id)
+                };
                 self.save_meta(&RunMeta {
                     run_id: run_id.to_string(),
                     input_digest: digest,
                     created_at: now.clone(),
                     updated_at: now,
                     last_error: None,
+                    leaver_batch,
                     run,
                 })?;
             }
@@ -526,6 +559,9 @@ impl BulkRunner {
         });
         if let Some(e) = &meta.last_error {
             answer["lastError"] = json!(e);
+        }
+        if let Some(id) = &meta.leaver_batch {
+            answer["leaverBatch"] = json!(id);
         }
         if let (Some(obj), Value::Object(p)) = (answer.as_object_mut(), serde_json::to_value(&progress)?) {
             obj.extend(p);

@@ -12,6 +12,7 @@ pub const LEDGER_BINDING: &str = "LEDGER";
 pub const BULK_BINDING: &str = "BULK_RUNS";
 pub const SYNC_BINDING: &str = "GRAPH_SYNC";
 pub const AUDIT_BINDING: &str = "AUDIT";
+pub const LEAVER_BATCH_BINDING: &str = "DEPROVISION_BATCHES";
 
 /// [`Settings`] from a Worker environment whose bindings are all there.
 #[derive(Debug, Clone)]
@@ -69,6 +70,9 @@ impl Config {
         if env.durable_object(AUDIT_BINDING).is_err() {
             problems.push(format!("Durable Object binding {AUDIT_BINDING} is missing"));
         }
+        if env.durable_object(LEAVER_BATCH_BINDING).is_err() {
+            problems.push(format!("Durable Object binding {LEAVER_BATCH_BINDING} is missing"));
+        }
         let graph = settings.as_ref().is_ok_and(|s| s.graph.is_some());
         if graph && env.durable_object(SYNC_BINDING).is_err() {
             problems.push(format!(
@@ -91,11 +95,12 @@ pub(crate) mod tests {
     pub const POLICY: &str = r#"{"version":1,"mode":"strict","mappings":[{"group":"cxone-agent","role":"Agent"}]}"#;
     pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-    pub const BINDING_PROBLEMS: [&str; 4] = [
+    pub const BINDING_PROBLEMS: [&str; 5] = [
         "KV namespace binding STATE is missing",
         "Durable Object binding LEDGER is missing",
         "Durable Object binding BULK_RUNS is missing",
         "Durable Object binding AUDIT is missing",
+        "Durable Object binding DEPROVISION_BATCHES is missing",
     ];
 
     /// An `Env` made of plain string bindings (no KV, no Durable Object).

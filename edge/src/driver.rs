@@ -138,6 +138,16 @@ pub struct PlannedRequest {
     pub body: Option<serde_json::Value>,
 }
 
+impl PlannedRequest {
+    pub fn of(req: &HttpRequest) -> Self {
+        Self {
+            method: req.method.as_str(),
+            url: req.url.clone(),
+            body: req.body.as_deref().and_then(|b| serde_json::from_str(b).ok()),
+        }
+    }
+}
+
 /// Drives `inner` as far as reading goes: token requests and `GET`s are sent, the first
 /// request that would change CXone is returned instead of sent (what follows depends on its
 /// answer). `None` when the flow finished without wanting to write.
@@ -152,6 +162,24 @@ where
     F: Flow<Output = Result<T, FlowError>>,
     T: Clone,
 {
+    plan_first_write_then(inner, creds, retry, state, budget, |_| ())
+        .await
+        .0
+}
+
+/// [`plan_first_write`], and what `after` reads off the flow where it stopped.
+pub async fn plan_first_write_then<F, T, R>(
+    inner: F,
+    creds: &ClientCredentials,
+    retry: RetryPolicy,
+    state: &State,
+    budget: &mut Budget,
+    after: impl FnOnce(&F) -> R,
+) -> (Option<PlannedRequest>, R)
+where
+    F: Flow<Output = Result<T, FlowError>>,
+    T: Clone,
+{
     let mut flow = authorized(inner, creds, retry, state).await;
     let mut host = Planning {
         host: WorkerHost { budget },
@@ -161,7 +189,7 @@ where
     let _ = core_drive(&mut flow, &mut host).await;
     let planned = host.first_write;
     keep_token(&flow, creds, state).await;
-    planned
+    (planned, after(flow.inner()))
 }
 
 /// Sends what only reads (token requests, `GET`s) and stops at the first request that would
@@ -179,11 +207,7 @@ impl Host for Planning<'_, '_> {
 
     fn admit(&mut self, reqs: &[HttpRequest]) -> bool {
         if let Some(req) = reqs.iter().find(|r| r.method != Method::Get && r.url != self.token_url) {
-            self.first_write = Some(PlannedRequest {
-                method: req.method.as_str(),
-                url: req.url.clone(),
-                body: req.body.as_deref().and_then(|b| serde_json::from_str(b).ok()),
-            });
+            self.first_write = Some(PlannedRequest::of(req));
             return false;
         }
         self.host.admit(reqs)

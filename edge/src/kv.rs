@@ -1,7 +1,8 @@
 //! What the Worker keeps in Workers KV (what eventual consistency suits), under one binding:
 //! - `failure:{key}`  an event CXone did not take, kept 30 days for replay
 //! - `conflict:{key}` an event that matched someone else's account, kept until dismissed
-//! - `notice:{id}` a notice to the IAM system that could not be delivered, kept 30 days
+//! - `notice:{id}` a notice to the IAM system or HR that could not be delivered, kept 30 days
+//! - `leaver:{id}` a leaver's record (its steps, for replay and for the auditor), kept 400 days
 //! - `graph:cursor` the Graph delta cursor (written only by the sync object)
 //! - `token:{key}` a cached access token (CXone's, Graph's), keyed by token endpoint and client
 //!
@@ -9,8 +10,9 @@
 //! 512-byte key limit. Whether an event was applied lives in the per-person ledger, not here.
 
 use crate::config::KV_BINDING;
+pub use cxone_scim_core::apply::LeaverRecord;
 pub use cxone_scim_core::apply::{ConflictRecord, FailureRecord};
-use cxone_scim_core::audit::{ParkedAudit, RoleSyncNotice};
+use cxone_scim_core::audit::{Outbound, ParkedAudit};
 use cxone_scim_core::digest::key_of;
 use cxone_scim_core::token::CachedToken;
 use cxone_scim_core::UnixMillis;
@@ -24,12 +26,14 @@ const MIN_TTL_SECS: u64 = 60;
 /// Most entries one page of `/failures` or `/conflicts` lists (each is one KV read).
 pub const MAX_PAGE: usize = 25;
 
-/// A notice to the IAM system that could not be delivered, kept 30 days for replay.
+const LEAVER_TTL_SECS: u64 = 400 * 24 * 3600;
+
+/// A notice that could not be delivered, kept 30 days for replay.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParkedNotice {
     pub id: String,
-    pub notice: RoleSyncNotice,
+    pub notice: Outbound,
     pub attempts: u32,
     pub error: String,
     pub parked_at: String,
@@ -146,6 +150,19 @@ impl State {
         limit: usize,
     ) -> Result<(Vec<ConflictRecord>, Option<String>)> {
         self.page("conflict:", cursor, limit).await
+    }
+
+    pub async fn put_leaver(&self, record: &LeaverRecord) -> Result<()> {
+        self.put(&format!("leaver:{}", record.id), record, Some(LEAVER_TTL_SECS))
+            .await
+    }
+
+    pub async fn leaver(&self, id: &str) -> Result<Option<LeaverRecord>> {
+        self.get(&format!("leaver:{id}")).await
+    }
+
+    pub async fn leavers(&self, cursor: Option<String>, limit: usize) -> Result<(Vec<LeaverRecord>, Option<String>)> {
+        self.page("leaver:", cursor, limit).await
     }
 
     pub async fn park_notice(&self, parked: &ParkedNotice) -> Result<()> {

@@ -9,6 +9,7 @@ mod bulk;
 mod config;
 mod driver;
 mod kv;
+mod leaver_batches;
 mod ledger;
 mod notices;
 mod objects;
@@ -40,8 +41,8 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     if let Err(e) = audit_trail::replay_parked(&env, &config, 5, false).await {
         console_log!("{{\"event\":\"cron\",\"detail\":{:?}}}", format!("audit replay: {e}"));
     }
-    if config.iam.is_some() {
-        // Parked IAM notices get another try with every cron (a few at a time).
+    if config.iam.is_some() || config.deprovision.hr.is_some() {
+        // Parked notices (to the IAM system, to HR) get another try with every cron (a few at a time).
         if let Ok(state) = kv::State::open(&env) {
             if let Ok((parked, _)) = state.notices(None, 5).await {
                 for notice in parked {

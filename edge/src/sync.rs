@@ -14,9 +14,9 @@
 //! and drives; `cxone_scim_core::graph` decides. A slice runs the pass within one invocation's
 //! subrequest budget; an alarm continues it with a fresh one.
 
-use crate::apply::{apply, flow_for};
+use crate::apply::{apply, plan_change};
 use crate::config::{Config, SYNC_BINDING};
-use crate::driver::{now_ms, plan_first_write, run_authorized, run_authorized_then, seed, Budget, PlannedRequest};
+use crate::driver::{now_ms, run_authorized, run_authorized_then, seed, Budget, PlannedRequest};
 use crate::kv::State as Kv;
 use crate::objects::{meta_get, meta_put, meta_remove, read_call, Running, Schema, Slices, META_TABLE};
 use cxone_scim_core::apply::{ApplyAnswer, Delivery};
@@ -604,18 +604,24 @@ impl SyncRunner {
         budget: &mut Budget,
         mut applies: Vec<Apply>,
     ) -> Result<Option<SliceEnd>> {
-        applies.truncate(budget.applies(applies.len()));
+        // A leaver's steps cost more than a joiner's write: each change gets its share.
+        let cost = |a: &Apply| Budget::cost_of(a.event.operation.is_leaver());
+        applies.truncate(budget.fits(applies.iter().map(cost)));
         if applies.is_empty() {
             return Ok(Some(SliceEnd::Paused));
         }
-        let allowance = budget.remaining() / applies.len() as u32;
+        let total: u32 = applies.iter().map(cost).sum();
+        let shared = *budget;
         let runs = applies.iter().map(|a| async move {
+            let allowance = shared.share(cost(a), total);
             let delivery = Delivery {
                 event_id: a.event_id.clone(),
                 body_digest: sha256_hex(a.event_id.as_bytes()),
                 event: serde_json::to_value(&a.event)?,
                 replay: false,
                 trigger: cxone_scim_core::audit::Trigger::Delta,
+                deprovision: None,
+                leaver_id: None,
             };
             let applying = now_ms();
             let mut audit = AuditRecord::new(applying, "SYNC", "/sync/pass");
@@ -868,7 +874,7 @@ impl SyncRunner {
                     }
                 }
                 Work::Apply { slot, event, .. } => {
-                    let Some(mut sub) = budget.carve_plan() else {
+                    let Some(mut sub) = budget.carve_plan(event.operation.is_leaver()) else {
                         complete = false;
                         break;
                     };
@@ -880,9 +886,7 @@ impl SyncRunner {
                             continue;
                         }
                     };
-                    let flow = flow_for(&config, command);
-                    let planned: Option<PlannedRequest> =
-                        plan_first_write(flow, &config.credentials, config.retry, &kv, &mut sub).await;
+                    let planned: Option<PlannedRequest> = plan_change(&config, command, &kv, &mut sub).await;
                     budget.settle(&sub);
                     if let Some(p) = planned {
                         requests.push(json!({"externalId": event.external_id, "request": p}));

@@ -26,6 +26,8 @@ WORKER_PORT = int(os.environ.get("E2E_WORKER_PORT", "18787"))
 INSPECTOR_PORT = int(os.environ.get("E2E_INSPECTOR_PORT", "19229"))
 GRAPHFIX_PORT = int(os.environ.get("E2E_GRAPHFIX_PORT", "18795"))
 IAMFIX_PORT = int(os.environ.get("E2E_IAMFIX_PORT", "18796"))
+# HR's receiver of leaver notices: a second instance of the same receiver fixture.
+HRFIX_PORT = int(os.environ.get("E2E_HRFIX_PORT", "18779"))
 CLIENT_ID = "cxone-scim-e2e"
 CLIENT_SECRET = "e2e-client-secret"
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cw=="
@@ -35,6 +37,10 @@ ADMIN_TOKEN = "e2e-admin-token-0123456789abcdefgh"
 OLD_ADMIN_TOKEN = "e2e-old-admin-token-0123456789abcd"
 # The key the Worker signs its role sync notices to the IAM system with (new each session).
 IAM_WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+# The key the Worker signs its leaver notices to HR with.
+HR_WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+# Where the stand-in serves NICE's Admin API.
+ADMIN_API_PATH = "/incontactapi/services/v31.0"
 # How long a delivery holds a person's ledger, and how long another waits for it before a 503.
 LEDGER_LEASE_MS = 5000
 LEDGER_WAIT_MS = 1000
@@ -70,7 +76,7 @@ def workdir():
         # Keep the logs of the last run for diagnosis (target/ is git-ignored).
         keep = ROOT / "target/e2e-logs"
         keep.mkdir(parents=True, exist_ok=True)
-        for name in ("wrangler.log", "standin.log", "standin-cxone.log", "graphfix.log", "iamfix.log"):
+        for name in ("wrangler.log", "standin.log", "standin-cxone.log", "graphfix.log", "iamfix.log", "hrfix.log"):
             if (Path(d) / name).exists():
                 shutil.copy(Path(d) / name, keep / name)
 
@@ -99,6 +105,15 @@ def iamfix(workdir):
     proc = start_iamfix(IAMFIX_PORT, IAM_WEBHOOK_SECRET, workdir / "iamfix.log")
     try:
         yield IamFix(f"http://127.0.0.1:{IAMFIX_PORT}")
+    finally:
+        stop_group(proc)
+
+
+@pytest.fixture(scope="session")
+def hrfix(workdir):
+    proc = start_iamfix(HRFIX_PORT, HR_WEBHOOK_SECRET, workdir / "hrfix.log")
+    try:
+        yield IamFix(f"http://127.0.0.1:{HRFIX_PORT}")
     finally:
         stop_group(proc)
 
@@ -147,7 +162,7 @@ def client_of(dev):
 
 
 @pytest.fixture(scope="session")
-def worker(standin, graphfix, iamfix, workdir):
+def worker(standin, graphfix, iamfix, hrfix, workdir):
     env_file = workdir / "e2e.vars"
     write_env_file(env_file, standin.url, CLIENT_ID, CLIENT_SECRET, f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
                    f"{OLD_ADMIN_TOKEN},{ADMIN_TOKEN}",
@@ -155,7 +170,8 @@ def worker(standin, graphfix, iamfix, workdir):
                     f"LEDGER_LEASE_MS={LEDGER_LEASE_MS}", f"LEDGER_WAIT_MS={LEDGER_WAIT_MS}",
                     f"CXONE_REQUEST_TIMEOUT_MS={CXONE_REQUEST_TIMEOUT_MS}",
                     *graph_vars(graphfix.url, WORKER_PORT),
-                    f"IAM_WEBHOOK_URL={iamfix.url}/notices", f"IAM_WEBHOOK_SECRET={IAM_WEBHOOK_SECRET}"])
+                    f"IAM_WEBHOOK_URL={iamfix.url}/notices", f"IAM_WEBHOOK_SECRET={IAM_WEBHOOK_SECRET}",
+                    f"HR_WEBHOOK_URL={hrfix.url}/notices", f"HR_WEBHOOK_SECRET={HR_WEBHOOK_SECRET}"])
     dev = WranglerDev(workdir, env_file, WORKER_PORT, INSPECTOR_PORT)
     try:
         dev.start()

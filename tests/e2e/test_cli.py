@@ -4,6 +4,7 @@ webhooks the Worker accepts, policy checks and dry-run plans."""
 import json
 import os
 import subprocess
+import urllib.parse
 import uuid
 
 from conftest import CLIENT_ID, CLIENT_SECRET, ROOT, WEBHOOK_SECRET
@@ -92,3 +93,30 @@ def test_provider_config_prints_the_entra_settings():
     assert config["warnings"] == [] and out.stderr == b""
     bad = cli("provider-config", "--environment", "prod", "--base-url", "ftp://cxone.example")
     assert bad.returncode != 0 and b"not http or https" in bad.stderr, bad.stderr
+
+
+def test_deprovision_one_leaver_on_the_same_steps(standin, clean):
+    name = f"cli.leaver.{uuid.uuid4().hex[:6]}@example.com"
+    status, created, _ = clean.scim("POST", "/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                                       "userName": name, "active": True,
+                                                       "name": {"givenName": "Cli", "familyName": "Leaver"},
+                                                       "emails": [{"value": name, "primary": True}]})
+    assert status == 201, created
+    assert request("POST", standin.url + "/_standin/agents/login", {"userName": name})[0] == 200
+    env = {"CXONE_SCIM_BASE_URL": f"{standin.url}/scim/v2", "CXONE_TOKEN_URL": f"{standin.url}/oauth/token",
+           "CXONE_PROFILE": "rfc7644", "CXONE_CLIENT_ID": CLIENT_ID, "CXONE_CLIENT_SECRET": CLIENT_SECRET,
+           "CXONE_API_BASE_URL": f"{standin.url}/incontactapi/services/v31.0"}
+    clean.clear_log()
+    out = cli("deprovision", "--user", name, "--dry-run", env=env)
+    assert out.returncode == 0, out.stderr.decode()
+    plan = json.loads(out.stdout)
+    assert [w["method"] for w in plan["wouldSend"]] == ["PATCH", "POST"], plan
+    assert [e for e in clean.log() if e["method"] != "GET" and not e["path"].endswith("/token")] == []
+    out = cli("deprovision", "--user", name, "--reason", "left", env=env)
+    assert out.returncode == 0, out.stderr.decode()
+    report = json.loads(out.stdout)
+    assert (report["outcome"], report["verified"]) == ("deprovisioned", True), report
+    assert clean.user(created["id"])["active"] is False
+    agents = request("GET", standin.url + "/_standin/agents?userName=" + urllib.parse.quote(name))[1]
+    assert [a["loggedIn"] for a in agents if a["userName"] == name] == [False]
+    assert CLIENT_SECRET.encode() not in out.stdout + out.stderr

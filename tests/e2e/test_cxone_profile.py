@@ -140,7 +140,8 @@ def test_joiner_mover_rename_disable_and_leaver(worker, cx):
         "read back before it is reported"
     assert cx.user(uid)["active"] is False
 
-    applied(worker, then(renamed, operation="update", accountEnabled=True), "updated")
+    back = applied(worker, then(renamed, operation="update", accountEnabled=True), "updated", "reinstated")
+    assert "not restored automatically" in back["detail"], back
     assert cx.user(uid)["active"] is True
     cx.clear_log()
     leaver = applied(worker, then(renamed, operation="delete"), "deactivated", "cxone_cannot_delete")

@@ -637,6 +637,12 @@ def test_mass_leavers_are_held_until_approved(worker, clean, directory, fix):
     assert all(clean.user(a["id"])["active"] is False for a in accs.values())
     patched = [w for w in clean.scim_writes() if w["method"] == "PATCH"]
     assert sorted(w["path"] for w in patched) == sorted(f"/scim/v2/Users/{a['id']}" for a in accs.values())
+    # Each approved leaver took the leaver's steps and was read back: a verified record each.
+    leavers, _ = worker.admin_pages("/deprovision", "leavers")
+    mine = [r for r in leavers if r["who"].get("externalId") in accs]
+    assert len(mine) == 30, [r["who"] for r in mine]
+    assert all(r["report"]["verified"] and r["trigger"] == "delta" for r in mine), mine
+    assert all(s["status"] == "done" for r in mine for s in r["report"]["steps"]), mine
 
 
 def test_mass_disabling_in_entra_is_held_like_mass_removal(worker, clean, directory, fix):

@@ -74,7 +74,8 @@ def test_joiner_mover_leaver(worker, clean):
 
     # Rehire: an update with accountEnabled true re-enables.
     status, body, _ = worker.post_event(then(mover, operation="update", accountEnabled=True))
-    assert (status, body["action"]) == (200, "updated"), body
+    assert (status, body["action"], body.get("note")) == (200, "updated", "reinstated"), body
+    assert "session, skills and groups are not restored" in body["detail"], body
     assert only_user(clean, joiner)["active"] is True
 
     status, body, _ = worker.post_event(then(joiner, operation="delete"))

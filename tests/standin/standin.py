@@ -66,16 +66,20 @@ Two profiles (`--profile`):
   delayMs, retryAfter, body), and logged in /_standin/log like /scim/v2 (not in /_standin/bodies).
   Errors are JSON {"error", "error_description"}, the Admin API's shape.
   Each SCIM user scim2-server holds is one agent, as in CXone, where both are the same user:
-    agentId      a number per SCIM id, given on first sight from 1001 up (kept in memory)
+    agentId      a number per SCIM id, given on first sight from 1001 up (kept in memory); a
+                 search asks scim2-server for the users whose userName contains the text
+                 (a `userName co` filter) rather than reading every user, and a call by agentId reads the
+                 user it was given to by id
     userName     the SCIM userName; userID the SCIM id (a string); firstName, middleName and
                  lastName from name; emailAddress the primary email, else the first
     isActive     the SCIM active (true when absent): deactivating the user deactivates the agent
     teamId       the number in the NICE extension's team id (t-200 -> 200), teamName the team's
                  name (cxone profile); both null for a user without a team
   GET  <prefix>/agents?searchString=&isActive=&skip=&top=
-                 agents whose userName, firstName, lastName or emailAddress contains
-                 searchString, in any case (a search, as NICE's is: a client looking for one user
-                 must match exactly itself); isActive=true|false filters; skip and top page, in
+                 agents whose userName contains searchString, in any case, or when none does,
+                 those whose firstName, lastName or emailAddress does (a search, as NICE's is: a
+                 client looking for one user must match exactly itself; NICE does not say which
+                 fields it searches); isActive=true|false filters; skip and top page, in
                  agentId order. 200 {businessUnitId, _links {self, next, previous}, lastPollTime,
                  totalRecords (before paging), hiddenAgents, agents [...]}; nothing on the page:
                  204, no body. An isActive, skip or top that is not one → 400
@@ -182,7 +186,8 @@ Two profiles (`--profile`):
     GET    /_standin/health          200 when scim2-server answers
     GET    /_standin/agents          every agent (one per SCIM user, see the Admin API above):
                                      [{"agentId", "userName", "userID", "isActive", "loggedIn",
-                                       "skills": [names], "groups": [names], "callbacks": n}]
+                                       "skills": [names], "groups": [names], "callbacks": n}];
+                                     ?userName=… lists that one (any case)
     POST   /_standin/agents/login    {"userName": "..."} (any case): the agent logs in, as from
                                      an agent application; 200 with the agent as listed above,
                                      404 when no SCIM user has that userName
@@ -557,11 +562,12 @@ class Agents:
         return out
 
 
-def scim_users(state):
-    """Every user scim2-server holds, page by page."""
+def scim_users(state, scim_filter=None):
+    """Every user scim2-server holds (those `scim_filter` matches, when given), page by page."""
     users, start = [], 1
+    narrow = f"&filter={urllib.parse.quote(scim_filter)}" if scim_filter else ""
     while True:
-        status, _, body = forward(state, "GET", "/scim/v2/Users", f"startIndex={start}&count=200", b"", {})
+        status, _, body = forward(state, "GET", "/scim/v2/Users", f"startIndex={start}&count=200{narrow}", b"", {})
         if status != 200:
             raise RuntimeError(f"scim2-server answered {status} to the listing of its users")
         doc = json.loads(body or b"{}")
@@ -714,11 +720,38 @@ class State:
             if entry.get("body") is not None and entry.get("path", "").startswith("/scim/"):
                 self.bodies.append(entry)
 
-    def sync_agents(self):
-        """The agents of the SCIM users scim2-server holds now (see Agents.sync)."""
-        users = scim_users(self)
+    def sync_agents(self, scim_filter=None):
+        """The agents of the SCIM users scim2-server holds now (see Agents.sync); of those
+        `scim_filter` matches when given (scim2-server filters: a search does not read every user)."""
+        users = scim_users(self, scim_filter)
         with self.lock:
             return self.agents.sync(users, getattr(self.profile, "teams", {}))
+
+    def agents_named(self, text):
+        """The agents whose userName contains `text`; when none does, those whose given name,
+        family name or an email does (scim2-server reads one attribute of every user several
+        times faster than four, and a client looks for a userName)."""
+        quoted = json.dumps(text)
+        by_name = self.sync_agents(f"userName co {quoted}")
+        if by_name:
+            return by_name
+        return self.sync_agents(" or ".join(f"{attr} co {quoted}" for attr in
+                                            ("name.givenName", "name.familyName", "emails.value")))
+
+    def agent_by_id(self, agent_id):
+        """The agent `agent_id` (text), read by its user's id when it was seen before; else every
+        user is listed once to find it."""
+        with self.lock:
+            scim_id = next((i for i, n in self.agents.ids.items() if str(n) == agent_id), None)
+        if scim_id is None:
+            return next((a for a in self.sync_agents() if str(a["agentId"]) == agent_id), None)
+        status, _, body = forward(self, "GET", f"/scim/v2/Users/{urllib.parse.quote(scim_id)}", "", b"", {})
+        if status == 404:
+            return None
+        if status != 200:
+            raise RuntimeError(f"scim2-server answered {status} to the read of user {scim_id}")
+        with self.lock:
+            return self.agents.sync([json.loads(body)], getattr(self.profile, "teams", {}))[0]
 
 
 def make_handler(state):
@@ -847,7 +880,7 @@ def make_handler(state):
                 status, _, answer = forward(state, "GET", "/scim/v2/Users", query, b"", {})
                 return self._send(status, json.loads(answer or b"{}"))
             if path.startswith("/_standin/agents"):
-                return self._agents_control(path, body)
+                return self._agents_control(path, body, query)
             if path == "/_standin/health":
                 try:
                     forward(state, "GET", "/scim/v2/ServiceProviderConfig", "", b"", {})
@@ -856,13 +889,16 @@ def make_handler(state):
                     return self._send(503, {"status": str(exc)})
             self._send(404, {"error": "no such control"})
 
-        def _agents_control(self, path, body):
+        def _agents_control(self, path, body, query=""):
             try:
                 doc = json.loads(body or b"{}")
             except ValueError:
                 doc = None
+            named = doc.get("userName") if isinstance(doc, dict) else None
+            if path == "/_standin/agents" and self.command == "GET":
+                named = dict(urllib.parse.parse_qsl(query)).get("userName")
             try:
-                agents = state.sync_agents()
+                agents = state.sync_agents(f"userName eq {json.dumps(named)}" if isinstance(named, str) else None)
             except (OSError, RuntimeError) as exc:
                 return self._send(502, {"error": str(exc)})
             if path == "/_standin/agents" and self.command == "GET":
@@ -936,7 +972,7 @@ def make_handler(state):
             if not call or ADMIN_AGENT_METHODS[call.group(2)] != self.command:
                 return 404, {"error": "NotFound", "error_description": f"no {self.command} {rest} in this API"}
             wanted, kind = call.group(1), call.group(2)
-            agent = next((a for a in state.sync_agents() if str(a["agentId"]) == wanted), None)
+            agent = state.agent_by_id(wanted)
             if agent is None:
                 return 404, {"error": "InvalidAgentId",
                              "error_description": f"Agent {wanted} was not found in this business unit."}
@@ -979,7 +1015,8 @@ def make_handler(state):
                                  "error_description": f"{name} must be a whole number, {least}"}
                 numbers[name] = int(value) if value else None
             skip, top = numbers["skip"] or 0, numbers["top"]
-            found = [a for a in state.sync_agents()
+            candidates = state.agents_named(text) if text else state.sync_agents()
+            found = [a for a in candidates
                      if (not text or any(text in str(a[f] or "").lower() for f in SEARCHED))
                      and (not active or a["isActive"] == (active == "true"))]
             page = found[skip:None if top is None else skip + top]

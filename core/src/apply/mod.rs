@@ -11,16 +11,19 @@
 //! 4. [`settle`]: what to keep (a failure or a conflict record), the ledger's commit, the audit
 //!    trail's record, and the answer, typed ([`Settled`]) for a host that acts on it.
 
+mod leaver;
 mod records;
 mod roles;
 #[cfg(test)]
 mod tests;
 
+pub use leaver::LeaverRecord;
 pub use records::{conflict_detail, ConflictRecord, FailureRecord, FailureSeed};
 pub use roles::{admit_roles, refused_draft, settle_roles, RoleChange, RoleSettlement};
 
 use crate::api_error::ApiError;
 use crate::audit::{payload_sha256, AuditDraft, Outcome as AuditOutcome, Trigger, Who};
+use crate::deprovision::{DeprovisionOutcome, Options, Report};
 use crate::event::{Command, LifecycleEvent};
 use crate::flows::{Action, Applied, FlowError};
 use crate::ledger::{check_event_time, Commit, Decision, Ending, EventFacts, Lease, StoredAnswer};
@@ -45,6 +48,13 @@ pub struct Delivery {
     pub replay: bool,
     /// What the audit trail records as the cause of the write.
     pub trigger: Trigger,
+    /// A leaver's options as someone chose them (`POST /deprovision`, a replay); `None`: the
+    /// configured defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovision: Option<Options>,
+    /// The leaver this delivery replays (its id stays the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaver_id: Option<String>,
 }
 
 impl Delivery {
@@ -243,7 +253,7 @@ pub fn admit(decision: Decision) -> Admission {
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("duplicate".into(), json!(true));
             }
-            let settled = if answer.status == 200 {
+            let settled = if (200..300).contains(&answer.status) {
                 Settled::Duplicate
             } else {
                 Settled::Failed
@@ -326,6 +336,10 @@ pub struct Ran<'a> {
     /// The roles the command leaves the account with (`None`: as they were).
     pub roles_after: Option<Vec<String>>,
     pub skipped_groups: Vec<String>,
+    /// A leaver's report and the options it ran with (`result` is its account's part).
+    pub leaver: Option<(Report, Options)>,
+    /// A leaver's runs before this one (replays).
+    pub runs_before: u32,
     /// When the flow started, and now.
     pub started: UnixMillis,
     pub now: UnixMillis,
@@ -352,6 +366,8 @@ pub struct Settlement {
     pub failure_recorded: bool,
     /// The audit trail's record: only when CXone may have been written.
     pub audit: Option<AuditDraft>,
+    /// A leaver's record, kept for replay and for the auditor.
+    pub leaver: Option<LeaverRecord>,
     pub answer: ApplyAnswer,
 }
 
@@ -369,6 +385,8 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
         roles_before,
         roles_after,
         skipped_groups,
+        leaver,
+        runs_before,
         started,
         now,
     } = ran;
@@ -377,8 +395,9 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
     let after = roles_after.unwrap_or_else(|| before.clone());
     // Whether CXone may have been written: an applied write, or a failure after requests went
     // out (a budget that ran out before anything was sent wrote nothing).
+    // A leaver is recorded whatever its steps did: an auditor asks for the proof of each one.
     let written = match &result {
-        Ok(a) => a.action.wrote(),
+        Ok(a) => a.action.wrote() || leaver.is_some(),
         Err(e) => !matches!(e, FlowError::BudgetExhausted(_)),
     };
     let audit = written.then(|| AuditDraft {
@@ -399,7 +418,18 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
         },
         latency_ms: now.saturating_sub(started),
         payload_sha256: payload_sha256(&delivery.event),
-        steps: None,
+        steps: leaver.as_ref().map(|(report, _)| report.steps.clone()),
+    });
+    let leaver = leaver.map(|(report, options)| {
+        let who = Who {
+            cxone_id: report.cxone_id.clone(),
+            external_id: event.external_id.clone(),
+            user_name: report
+                .user_name
+                .clone()
+                .or_else(|| Some(event.user_name.clone()).filter(|n| !n.is_empty())),
+        };
+        leaver::record_of(delivery, event, go.event_time, options, who, report, runs_before, now)
     });
     let mut commit = Commit {
         event_id: delivery.event_id.clone(),
@@ -420,10 +450,13 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
                 delivery.event.clone(),
                 now,
             );
-            let body = json!({
+            let mut body = json!({
                 "status": "success", "action": Action::Conflict, "eventId": delivery.event_id,
                 "conflictId": record.id, "reason": record.reason, "detail": record.detail,
             });
+            if let Some(record) = &leaver {
+                body["deprovision"] = leaver_body(record);
+            }
             commit.ending = Ending::Answered;
             commit.answer = Some(StoredAnswer::ok(body.clone()));
             Settlement {
@@ -431,6 +464,7 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
                 commit,
                 failure_recorded: false,
                 audit,
+                leaver,
                 answer: ApplyAnswer {
                     action: Some(Action::Conflict),
                     ..ApplyAnswer::answered(200, body, Settled::Done(Action::Conflict), AuditOutcome::Success)
@@ -445,6 +479,11 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
             if let Some(note) = applied.note {
                 body["note"] = json!(note);
             }
+            if applied.note == Some(crate::flows::Note::Reinstated) {
+                body["detail"] = json!(
+                    "the account is active again; the agent's live session, skills and groups are not restored automatically"
+                );
+            }
             if !skipped_groups.is_empty() {
                 body["skippedGroups"] = json!(skipped_groups);
             }
@@ -452,16 +491,38 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
                 action: applied.action,
                 id: applied.id.clone(),
             };
-            commit.answer = Some(StoredAnswer::ok(body.clone()));
+            // A leaver held for a person, or not yet shown done, is taken (202), never reported
+            // done; a held one changed nothing.
+            let mut status = 200;
+            if let Some(record) = &leaver {
+                body["deprovision"] = leaver_body(record);
+                let pending = match record.report.outcome {
+                    DeprovisionOutcome::Held => Some("held"),
+                    DeprovisionOutcome::Unverified => Some("unverified"),
+                    _ => None,
+                };
+                if let Some(word) = pending {
+                    body["status"] = json!(word);
+                    status = 202;
+                }
+                if record.report.outcome == DeprovisionOutcome::Held {
+                    commit.ending = Ending::Answered;
+                }
+            }
+            commit.answer = Some(StoredAnswer {
+                status,
+                body: body.clone(),
+            });
             Settlement {
                 keep: Keep::Nothing,
                 commit,
                 failure_recorded: false,
                 audit,
+                leaver,
                 answer: ApplyAnswer {
                     action: Some(applied.action),
                     cxone_id: applied.id,
-                    ..ApplyAnswer::answered(200, body, Settled::Done(applied.action), AuditOutcome::Success)
+                    ..ApplyAnswer::answered(status, body, Settled::Done(applied.action), AuditOutcome::Success)
                 },
             }
         }
@@ -494,8 +555,18 @@ pub fn settle(ran: Ran<'_>) -> Settlement {
                 commit,
                 failure_recorded: true,
                 audit,
+                leaver,
                 answer,
             }
         }
     }
+}
+
+/// A leaver as its answer shows it: its id and report.
+fn leaver_body(record: &LeaverRecord) -> Value {
+    let mut body = serde_json::to_value(&record.report).unwrap_or(Value::Null);
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("id".into(), json!(record.id));
+    }
+    body
 }

@@ -26,6 +26,8 @@ fn delivery(trigger: Trigger) -> Delivery {
         event: serde_json::from_str(CREATE).unwrap(),
         replay: false,
         trigger,
+        deprovision: None,
+        leaver_id: None,
     }
 }
 
@@ -51,9 +53,169 @@ fn settle_with(result: Result<Applied, FlowError>, roles_before: Option<Vec<Stri
         roles_before,
         roles_after: Some(vec!["Agent".into()]),
         skipped_groups: Vec::new(),
+        leaver: None,
+        runs_before: 0,
         started: NOW - 40,
         now: NOW,
     })
+}
+
+const LEAVER: &str = r#"{"operation":"disable","userName":"jdoe@example.com","externalId":"e-1"}"#;
+
+/// A leaver's report: `outcome`, with a failed logout when unverified.
+fn report(outcome: crate::deprovision::DeprovisionOutcome) -> crate::deprovision::Report {
+    use crate::deprovision::{DeprovisionOutcome as O, Licence, Mode, StepName, StepRecord, StepStatus};
+    let step = |step, status| StepRecord {
+        step,
+        status,
+        latency_ms: 5,
+        detail: None,
+    };
+    let (action, steps) = match outcome {
+        O::Held => (Action::Unchanged, vec![step(StepName::Deactivate, StepStatus::Held)]),
+        O::Unverified => (
+            Action::Disabled,
+            vec![
+                step(StepName::Deactivate, StepStatus::Done),
+                step(StepName::Logout, StepStatus::Failed),
+            ],
+        ),
+        _ => (
+            Action::Disabled,
+            vec![
+                step(StepName::Deactivate, StepStatus::Done),
+                step(StepName::Logout, StepStatus::Done),
+            ],
+        ),
+    };
+    crate::deprovision::Report {
+        outcome,
+        verified: outcome == O::Deprovisioned,
+        mode: Mode::Deactivate,
+        action,
+        note: None,
+        cxone_id: Some("u1".into()),
+        user_name: Some("jdoe@example.com".into()),
+        agent_id: Some("1001".into()),
+        steps,
+        dependencies: None,
+        licence: Licence::NotManaged,
+        conflict: None,
+    }
+}
+
+fn settle_leaver(
+    outcome: crate::deprovision::DeprovisionOutcome,
+    runs_before: u32,
+    leaver_id: Option<&str>,
+) -> Settlement {
+    let event = event(LEAVER);
+    let delivery = Delivery {
+        event: serde_json::from_str(LEAVER).unwrap(),
+        leaver_id: leaver_id.map(str::to_string),
+        ..delivery(Trigger::Webhook)
+    };
+    let go = go();
+    let report = report(outcome);
+    settle(Ran {
+        delivery: &delivery,
+        event: &event,
+        go: &go,
+        result: Ok(report.applied()),
+        roles_before: None,
+        roles_after: None,
+        skipped_groups: Vec::new(),
+        leaver: Some((report, crate::deprovision::Options::default())),
+        runs_before,
+        started: NOW - 40,
+        now: NOW,
+    })
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_leaver_is_done_only_when_verified_and_a_held_one_changes_nothing() {
+    use crate::deprovision::DeprovisionOutcome as O;
+    let done = settle_leaver(O::Deprovisioned, 0, None);
+    assert_eq!(done.answer.status, 200);
+    assert_eq!(done.answer.body["status"], "success");
+    let record = done.leaver.clone().unwrap();
+    assert_eq!(done.answer.body["deprovision"]["id"], json!(record.id));
+    assert_eq!(done.answer.body["deprovision"]["verified"], true);
+    assert_eq!(
+        done.audit.as_ref().unwrap().steps.as_ref().unwrap().len(),
+        2,
+        "the audit entry has every step"
+    );
+    assert!(record.tell_hr(), "settled: HR is told");
+    let told = LeaverRecord {
+        hr: Some(json!({"status": "delivered"})),
+        ..record.clone()
+    };
+    assert!(!told.tell_hr(), "HR once");
+    assert_eq!(
+        record.event["occurredAt"],
+        json!(crate::time::iso8601(NOW - 5_000)),
+        "pinned where the ledger ordered it"
+    );
+
+    let unverified = settle_leaver(O::Unverified, 0, None);
+    assert_eq!(
+        (unverified.answer.status, &unverified.answer.body["status"]),
+        (202, &json!("unverified"))
+    );
+    assert!(
+        matches!(
+            unverified.commit.ending,
+            Ending::Applied {
+                action: Action::Disabled,
+                ..
+            }
+        ),
+        "the account was written"
+    );
+    assert_eq!(unverified.commit.answer.as_ref().unwrap().status, 202);
+    let record = unverified.leaver.unwrap();
+    assert!(!record.tell_hr(), "not settled: HR waits for the replay");
+    // Its replay: a new event id, the same leaver, the same event time.
+    let replay = record.replay_delivery();
+    assert_eq!(replay.event_id, "msg_1:replay:1");
+    assert_eq!(replay.leaver_id.as_deref(), Some(record.id.as_str()));
+    let replayed = settle_leaver(O::Deprovisioned, record.runs, Some(&record.id))
+        .leaver
+        .unwrap();
+    assert_eq!((replayed.id, replayed.runs), (record.id.clone(), 2));
+    // The replay finds the account out already (its first run did that): the leaver is
+    // deprovisioned, and HR is told.
+    let finished = settle_leaver(O::AlreadyDeprovisioned, record.runs, Some(&record.id))
+        .leaver
+        .unwrap();
+    assert_eq!(finished.report.outcome, O::Deprovisioned);
+    assert!(finished.tell_hr());
+    assert!(
+        !settle_leaver(O::AlreadyDeprovisioned, 0, None)
+            .leaver
+            .unwrap()
+            .tell_hr(),
+        "already out: HR knew"
+    );
+    let again = LifecycleEvent::from_json(&serde_json::to_vec(&replay.event).unwrap()).unwrap();
+    assert_eq!(again.occurred_at, Some(NOW - 5_000));
+    assert_eq!(again.operation, crate::event::Operation::Disable);
+
+    let held = settle_leaver(O::Held, 0, None);
+    assert_eq!((held.answer.status, &held.answer.body["status"]), (202, &json!("held")));
+    assert_eq!(held.commit.ending, Ending::Answered, "nothing changed for the person");
+    assert!(!held.leaver.unwrap().tell_hr());
+    // A redelivery of a taken leaver is a duplicate, not a failure.
+    let stored = unverified.commit.answer.unwrap();
+    assert!(matches!(
+        admit(Decision::Duplicate { answer: stored }),
+        Admission::Answer(ApplyAnswer {
+            settled: Settled::Duplicate,
+            status: 202,
+            ..
+        })
+    ));
 }
 
 fn rejected(status: u16) -> FlowError {

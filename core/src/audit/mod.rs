@@ -14,7 +14,7 @@ pub use chain::{
     canonical_json, chain_from, chain_next, check_end, payload_sha256, verify_chain, AuditDraft, AuditEntry,
     BreakReason, ChainBreak, EndBreak, Link, Trigger, Who, GENESIS_HASH,
 };
-pub use notice::{NoticeType, RoleSyncData, RoleSyncNotice, SignedNotice};
+pub use notice::{NoticeType, Outbound, RoleSyncData, RoleSyncNotice, SignedNotice};
 pub use parked::ParkedAudit;
 pub use range::{RangeError, TimeRange};
 

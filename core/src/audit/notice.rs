@@ -97,6 +97,32 @@ impl RoleSyncNotice {
     }
 }
 
+/// A notice cxone-scim sends out: to the IAM system after a role sync, to HR after a leaver.
+/// Read back (from where an undeliverable one is parked) by its shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Outbound {
+    RoleSync(RoleSyncNotice),
+    Leaver(crate::deprovision::DeprovisionNotice),
+}
+
+impl Outbound {
+    /// `webhook-id`, the same on every retry.
+    pub fn id(&self) -> String {
+        match self {
+            Self::RoleSync(n) => n.id(),
+            Self::Leaver(n) => n.id(),
+        }
+    }
+
+    pub fn sign(&self, secret: &WebhookSecret, now: UnixMillis) -> SignedNotice {
+        match self {
+            Self::RoleSync(n) => n.sign(secret, now),
+            Self::Leaver(n) => n.sign(secret, now),
+        }
+    }
+}
+
 impl SignedNotice {
     /// `body` signed as the message `id`, sent at `now`.
     pub fn of(id: String, body: String, secret: &WebhookSecret, now: UnixMillis) -> Self {

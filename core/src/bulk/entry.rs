@@ -122,6 +122,15 @@ impl Entry {
         }
     }
 
+    /// How to find the leaver this row hands to the run's batch of leavers, when it is one.
+    pub fn leaver(&self) -> Option<crate::event::Lookup> {
+        (self.outcome() == Some(RowOutcome::Leaver)).then(|| crate::event::Lookup {
+            user_name: Some(self.user_name.clone()).filter(|n| !n.is_empty()),
+            external_id: self.external_id.clone(),
+            cxone_id: None,
+        })
+    }
+
     /// The row takes the account out of use (`active: false`): a leaver.
     pub(super) fn disables(&self) -> bool {
         self.desired.as_ref().is_some_and(|d| d.active == Some(false))

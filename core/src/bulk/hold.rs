@@ -72,14 +72,11 @@ pub struct Release {
     pub commit: Commit,
 }
 
-/// The ledger operation a row amounts to: a row is an upsert that creates the person when
-/// missing (a joiner, which also brings back a person deleted before the run), or a leaver when
-/// it deactivates. Whether CXone had the account does not change what the row asks for.
-fn operation(e: &Entry) -> Operation {
-    match e.desired.as_ref().and_then(|d| d.active) {
-        Some(false) => Operation::Disable,
-        _ => Operation::Create,
-    }
+/// The ledger operation a held row amounts to: an upsert that creates the person when missing
+/// (a joiner, which also brings back a person deleted before the run). Leavers are never held
+/// here: they take the leaver's steps ([`crate::deprovision`]) in the run's batch of leavers.
+fn operation(_: &Entry) -> Operation {
+    Operation::Create
 }
 
 /// What a hold is asked for beyond [`BulkRun::hold_span`]: the time between asking the ledgers
@@ -295,14 +292,11 @@ fn release(index: usize, e: &Entry, hold: Hold) -> Release {
     };
     let ending = match e.outcome() {
         Some(RowOutcome::Created) => applied(Action::Created),
-        Some(RowOutcome::Updated) => applied(if hold.operation == Operation::Disable {
-            Action::Disabled
-        } else {
-            Action::Updated
-        }),
+        Some(RowOutcome::Updated) => applied(Action::Updated),
         Some(RowOutcome::Exists) => applied(Action::Unchanged),
         Some(RowOutcome::Failed | RowOutcome::Conflict | RowOutcome::Stale | RowOutcome::Skipped) => Ending::Answered,
-        Some(RowOutcome::Pending) | None => Ending::Failed,
+        // A leaver is handed over at intake and never held here.
+        Some(RowOutcome::Leaver | RowOutcome::Pending) | None => Ending::Failed,
     };
     let answer = match &ending {
         Ending::Applied { action, id } => Some(StoredAnswer::ok(json!({

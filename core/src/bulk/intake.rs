@@ -54,10 +54,6 @@ impl<'a> Intake<'a> {
         match event.command(self.policy, self.target) {
             Ok((Command::Upsert { desired, .. }, _)) => {
                 e.desired = Some(*desired);
-                // A leaver is found before anything is sent: it is never created.
-                if e.disables() {
-                    e.stage = Stage::Lookup;
-                }
             }
             Ok(_) => {
                 e.fail(400, Some("invalidValue".into()), "not a provisioning request");
@@ -103,6 +99,12 @@ impl<'a> Intake<'a> {
                 self.first_by_name.insert(name, (index, e.external_id.is_some()));
                 if let Some(ext) = &e.external_id {
                     self.first_by_external_id.insert(ext.clone(), index);
+                }
+                // A leaver takes every leaver's steps, not a bulk write: the host hands it to
+                // the run's batch of leavers ([`Entry::leaver`]).
+                if e.disables() {
+                    e.finish(RowOutcome::Leaver, None);
+                    e.detail = Some("a leaver: taken by the run's batch of leavers".into());
                 }
             }
         }

@@ -136,26 +136,6 @@ pub(super) fn resolve(e: &mut Entry, found: &[User], j: &Judging) {
     if e.roles_before.is_none() {
         e.roles_before = Some(desired.role_values_held_by(user));
     }
-    // A leaver read back after its PATCH: done once the account is inactive, whatever else
-    // differs; sent again while it reads active, within the row's tries.
-    if e.disables() && e.maybe_updated {
-        if !user.is_active() {
-            e.finish(RowOutcome::Updated, None);
-            return;
-        }
-        e.attempts += 1;
-        if e.attempts >= j.max_attempts {
-            e.fail(
-                502,
-                None,
-                format!(
-                    "CXone accepted active=false {} times but reads the account back active",
-                    e.attempts
-                ),
-            );
-            return;
-        }
-    }
     match patch_to(user, desired) {
         // The tries are spent on answers that were lost: nothing more is sent.
         Some(_) if e.attempts >= j.max_attempts => e.fail(
@@ -185,12 +165,6 @@ fn not_found(e: &mut Entry, j: &Judging) {
             Some("uniqueness".into()),
             "CXone reports a conflict but no user has this userName or externalId",
         );
-        return;
-    }
-    // A leaver without an account: nothing to take out of use, and nothing is created.
-    if e.disables() {
-        e.finish(RowOutcome::Skipped, None);
-        e.detail = Some("no CXone account has this userName; nothing to deactivate".into());
         return;
     }
     // The account the ledger knows is not there and cannot have been deleted: a create could

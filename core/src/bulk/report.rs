@@ -16,6 +16,9 @@ pub enum RowOutcome {
     Stale,
     /// The person was deleted (by an event newer than the run): nothing written.
     Skipped,
+    /// `active:false`: a leaver, handed to the run's batch of leavers, which takes every
+    /// leaver's steps (deactivate, end the session, read back, tell HR).
+    Leaver,
     /// Not finished yet (only in the progress of a running run).
     Pending,
 }
@@ -54,7 +57,14 @@ pub struct Counts {
     pub stale: usize,
     #[serde(default)]
     pub skipped: usize,
+    /// Handed to the run's batch of leavers.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub leaver: usize,
     pub pending: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Counts {
@@ -67,6 +77,7 @@ impl Counts {
             Some(RowOutcome::Conflict) => self.conflict += 1,
             Some(RowOutcome::Stale) => self.stale += 1,
             Some(RowOutcome::Skipped) => self.skipped += 1,
+            Some(RowOutcome::Leaver) => self.leaver += 1,
             Some(RowOutcome::Pending) | None => self.pending += 1,
         }
     }
@@ -79,6 +90,7 @@ impl Counts {
             + self.conflict
             + self.stale
             + self.skipped
+            + self.leaver
             + self.pending
     }
 }

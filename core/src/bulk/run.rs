@@ -894,12 +894,6 @@ impl BulkRun {
         let Some(e) = self.window.get_mut(&i) else { return };
         let creating = e.stage == Stage::Create;
         match result {
-            // A leaver is done only once CXone reads the account back inactive: looked up again
-            // (see `lookup::resolve`).
-            OpResult::Applied { .. } if !creating && e.disables() => {
-                e.maybe_updated = true;
-                e.stage = Stage::Lookup;
-            }
             OpResult::Applied { id, .. } => {
                 let outcome = if creating || e.ours() {
                     RowOutcome::Created

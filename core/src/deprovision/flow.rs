@@ -28,6 +28,8 @@ enum Phase {
     Dependency(DependencyKind),
     Deactivate,
     Delete,
+    /// A `DELETE` answered 404: reading the account tells gone from a server that keeps it.
+    DeleteCheck,
     Logout,
     VerifyAccount,
     VerifyAgent,
@@ -43,6 +45,19 @@ struct Account {
     id: String,
     user_name: String,
     was_active: bool,
+}
+
+/// A leaver as a dry run sees it ([`DeprovisionFlow::plan`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub would_send: Vec<HttpRequest>,
+    pub cxone_id: Option<String>,
+    pub agent_id: Option<String>,
+    /// The steps taken so far (the reads).
+    pub steps: Vec<StepRecord>,
+    pub dependencies: Option<Dependencies>,
+    /// Finished without a write: the report (held, nothing found, a conflict) or the error.
+    pub finished: Option<Result<Report, FlowError>>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +130,30 @@ impl DeprovisionFlow {
             flow.find_next(None);
         }
         flow
+    }
+
+    /// What a dry run shows once the flow stopped at its first write (a host that sends only
+    /// reads): the writes it would send, in order, and what the reads found. A flow that
+    /// finished without writing (held, nothing found, a conflict) has its report.
+    pub fn plan(&self) -> Plan {
+        let mut would_send = Vec::new();
+        let at_write = matches!(self.phase, Phase::Deactivate | Phase::Delete | Phase::Logout);
+        if self.done.is_none() && at_write {
+            would_send.extend(self.exchange.pending().cloned());
+            let logout = match (&self.phase, self.options.end_sessions, self.the_agent(), self.admin()) {
+                (Phase::Deactivate | Phase::Delete, true, Some(agent), Some(api)) => Some(api.logout(&agent.agent_id)),
+                _ => None,
+            };
+            would_send.extend(logout);
+        }
+        Plan {
+            would_send,
+            cxone_id: self.account.as_ref().map(|a| a.id.clone()),
+            agent_id: self.the_agent().map(|a| a.agent_id.clone()),
+            steps: self.steps.clone(),
+            dependencies: (self.the_agent().is_some()).then(|| self.dependencies.clone()),
+            finished: self.done.clone(),
+        }
     }
 
     /// The options the leaver runs with.
@@ -344,11 +383,13 @@ impl DeprovisionFlow {
                 self.action = Action::Deleted;
                 self.record(StepName::Deactivate, StepStatus::Done, None);
             }
-            // Gone before the DELETE: the read-back shows whether it is.
+            // Gone, or a server that cannot delete: reading the account tells which.
             (true, 404) => {
-                self.action = Action::Deleted;
-                self.note = Some(Note::AlreadyDeprovisioned);
-                self.record(StepName::Deactivate, StepStatus::AlreadyDone, None);
+                let Some(id) = self.account.as_ref().map(|a| a.id.clone()) else {
+                    return self.done = Some(Err(self.exchange.rejected(resp)));
+                };
+                let req = HttpRequest::scim(Method::Get, filter::user_url(&self.scim_base, &id));
+                return self.go(Phase::DeleteCheck, req);
             }
             (false, 200 | 204) => {
                 if self.options.mode == Mode::Delete {
@@ -367,6 +408,46 @@ impl DeprovisionFlow {
             _ => return self.done = Some(Err(self.exchange.rejected(resp))),
         }
         self.logout();
+    }
+
+    /// What a `DELETE` answered 404 left: nothing (gone), or an account a server that cannot
+    /// delete keeps, which is deactivated instead (never reported gone).
+    fn on_delete_checked(&mut self, resp: &HttpResponse) {
+        let kept = match resp.status {
+            404 => None,
+            200 => match serde_json::from_str::<User>(&resp.body) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    let e = FlowError::unreadable(self.exchange.describe(), 200, e, &resp.body);
+                    return self.done = Some(Err(e));
+                }
+            },
+            _ => return self.done = Some(Err(self.exchange.rejected(resp))),
+        };
+        match kept {
+            None => {
+                self.action = Action::Deleted;
+                self.note = Some(Note::AlreadyDeprovisioned);
+                self.record(StepName::Deactivate, StepStatus::AlreadyDone, None);
+                self.logout();
+            }
+            Some(user) if user.is_active() => {
+                let Some(id) = self.account.as_ref().map(|a| a.id.clone()) else {
+                    return self.done = Some(Err(FlowError::Ambiguous("no account to deactivate".into())));
+                };
+                let url = filter::user_url(&self.scim_base, &id);
+                self.go(
+                    Phase::Deactivate,
+                    HttpRequest::scim_json(Method::Patch, url, &disable_patch()),
+                );
+            }
+            Some(_) => {
+                self.action = Action::Deactivated;
+                self.note = Some(Note::CxoneCannotDelete);
+                self.record(StepName::Deactivate, StepStatus::AlreadyDone, None);
+                self.logout();
+            }
+        }
     }
 
     // --- 4. end the session ---
@@ -550,7 +631,9 @@ impl DeprovisionFlow {
             }
             Phase::VerifyAgent => self.verified(Err(detail)),
             // Nothing was written yet, or the deactivation itself failed: the change failed.
-            Phase::Find(_) | Phase::Deactivate | Phase::Delete | Phase::VerifyPause { .. } => self.done = Some(Err(e)),
+            Phase::Find(_) | Phase::Deactivate | Phase::Delete | Phase::DeleteCheck | Phase::VerifyPause { .. } => {
+                self.done = Some(Err(e))
+            }
         }
     }
 
@@ -567,6 +650,7 @@ impl DeprovisionFlow {
             Phase::Dependency(kind) => self.on_dependency(kind, &resp),
             Phase::Deactivate => self.on_deactivated(false, &resp),
             Phase::Delete => self.on_deactivated(true, &resp),
+            Phase::DeleteCheck => self.on_delete_checked(&resp),
             Phase::Logout => self.on_logout(&resp),
             Phase::VerifyAccount => self.on_account_read(&resp),
             Phase::VerifyAgent => self.on_agent_read(&resp),

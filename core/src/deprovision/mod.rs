@@ -17,12 +17,14 @@
 //! NICE publishes no licence or seat API: the report says `"licence":"not_managed"`.
 
 pub mod agents;
+mod batch;
 mod flow;
 mod notice;
 mod request;
 
 pub use agents::{match_agent, AdminApi, Agent, AgentMatch, DependencyKind};
-pub use flow::{DeprovisionFlow, VERIFY_PAUSE_MS, VERIFY_TRIES};
+pub use batch::{row_event_id, BatchProgress, BatchRow, BatchState, RowResult};
+pub use flow::{DeprovisionFlow, Plan, VERIFY_PAUSE_MS, VERIFY_TRIES};
 pub use notice::{DeprovisionData, DeprovisionNotice};
 pub use request::{DeprovisionBatch, DeprovisionRequest, MAX_BATCH};
 
@@ -38,6 +40,24 @@ pub enum Mode {
     Deactivate,
     /// `DELETE /Users/{id}` where the server deletes accounts; elsewhere deactivated.
     Delete,
+}
+
+impl Mode {
+    /// The mode a leaver's operation asks for: a delete deletes where it can.
+    pub fn of(operation: crate::event::Operation) -> Self {
+        match operation {
+            crate::event::Operation::Delete => Self::Delete,
+            _ => Self::Deactivate,
+        }
+    }
+
+    /// The operation a leaver in this mode is ordered as.
+    pub fn operation(self) -> crate::event::Operation {
+        match self {
+            Self::Deactivate => crate::event::Operation::Disable,
+            Self::Delete => crate::event::Operation::Delete,
+        }
+    }
 }
 
 /// How a leaver is taken.

@@ -404,3 +404,260 @@ fn ids_and_notices() {
     let secrets = crate::webhook::WebhookSecrets::parse_list(&secret.encode()).unwrap();
     assert!(crate::webhook::verify(&secrets, headers, signed.body.as_bytes(), 1_700_000_000).is_ok());
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_dry_run_reads_and_lists_the_writes_it_would_send() {
+    use crate::flows::{Flow, Step};
+    use crate::http::Method;
+    let mut s = SimServer::default();
+    let (id, agent) = jane(&mut s);
+    let mut f = flow(Profile::Rfc7644, true, Options::default(), lookup());
+    // A host that sends reads and stops at the first write.
+    loop {
+        match f.next_step(1_000_000) {
+            Step::Send(req) if req.method == Method::Get => {
+                let resp = s.handle(&req).unwrap();
+                f.on_response(resp, 1_000_000);
+            }
+            Step::Send(_) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    let plan = f.plan();
+    let writes: Vec<String> = plan.would_send.iter().map(|r| r.describe()).collect();
+    assert_eq!(
+        writes,
+        [
+            format!("PATCH /scim/v2/Users/{id}"),
+            format!("POST /incontactapi/services/v31.0/agents/{agent}/logout")
+        ]
+    );
+    assert_eq!(plan.dependencies.unwrap().skills.count, 1);
+    assert_eq!(plan.agent_id.as_deref(), Some(agent.as_str()));
+    assert!(plan.finished.is_none());
+    assert_eq!(s.user(&id).active, Some(true), "nothing written");
+    // Held: the plan is the report, nothing to send.
+    let mut held = flow(
+        Profile::Rfc7644,
+        true,
+        Options {
+            block_on_dependencies: true,
+            ..Options::default()
+        },
+        lookup(),
+    );
+    let report = drive(&mut held, &mut s).0.unwrap();
+    assert_eq!(report.outcome, DeprovisionOutcome::Held);
+    let plan = held.plan();
+    assert!(plan.would_send.is_empty());
+    assert_eq!(plan.finished.unwrap().unwrap().outcome, DeprovisionOutcome::Held);
+}
+
+// What a leaver's find shares with every write: the same matching, the same refusals.
+
+fn run_on(s: &mut SimServer, profile: Profile, options: Options, lookup: Lookup) -> Result<Report, FlowError> {
+    drive(&mut flow(profile, false, options, lookup), s).0
+}
+
+fn delete_mode() -> Options {
+    Options {
+        mode: Mode::Delete,
+        ..Options::default()
+    }
+}
+
+fn writes(s: &SimServer) -> Vec<String> {
+    s.log().into_iter().filter(|l| !l.starts_with("GET")).collect()
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_delete_is_idempotent_and_a_user_gone_meanwhile_is_already_gone() {
+    let mut s = SimServer::default();
+    s.insert(JANE);
+    let r = run_on(&mut s, Profile::Rfc7644, delete_mode(), lookup()).unwrap();
+    assert_eq!((r.action, r.note, r.verified), (Action::Deleted, None, true));
+    assert_eq!(s.count(), 0);
+    let again = run_on(&mut s, Profile::Rfc7644, delete_mode(), lookup()).unwrap();
+    assert_eq!(
+        (again.action, again.note, again.outcome),
+        (
+            Action::Deleted,
+            Some(Note::AlreadyDeprovisioned),
+            DeprovisionOutcome::AlreadyDeprovisioned
+        )
+    );
+    // Found, then gone before the DELETE lands: read, and gone.
+    s.insert(JANE);
+    s.fail_next(crate::testutil::Fault::DeleteAfterLookup);
+    let r = run_on(&mut s, Profile::Rfc7644, delete_mode(), lookup()).unwrap();
+    assert_eq!(
+        (r.action, r.note, r.verified),
+        (Action::Deleted, Some(Note::AlreadyDeprovisioned), true)
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_server_that_answers_404_to_a_delete_of_an_account_it_keeps_gets_it_deactivated() {
+    // Said to delete (rfc7644), but keeps the account: never reported gone.
+    let mut s = SimServer::cxone();
+    let id = s.insert(r#"{"userName":"jdoe@example.com","active":true}"#);
+    let only_name = Lookup {
+        external_id: None,
+        ..lookup()
+    };
+    let r = run_on(&mut s, Profile::Rfc7644, delete_mode(), only_name).unwrap();
+    assert_eq!(
+        (r.action, r.note, r.verified),
+        (Action::Deactivated, Some(Note::CxoneCannotDelete), true)
+    );
+    assert_eq!(s.user(&id).active, Some(false));
+    assert_eq!(
+        s.log(),
+        [
+            "GET /scim/v2/Users",
+            "DELETE /scim/v2/Users/u1",
+            "GET /scim/v2/Users/u1",
+            "PATCH /scim/v2/Users/u1",
+            "GET /scim/v2/Users/u1"
+        ]
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn on_cxone_a_leaver_is_deactivated_never_deleted_and_nobody_is_not_claimed() {
+    let mut s = SimServer::cxone();
+    let id = s.insert(JANE);
+    let r = run_on(&mut s, Profile::Cxone, delete_mode(), lookup()).unwrap();
+    assert_eq!(
+        (r.action, r.note, r.cxone_id.as_deref()),
+        (Action::Deactivated, Some(Note::CxoneCannotDelete), Some(id.as_str()))
+    );
+    assert_eq!(
+        s.log(),
+        ["GET /scim/v2/Users", "PATCH /scim/v2/Users/u1", "GET /scim/v2/Users/u1"]
+    );
+    assert_eq!(
+        (s.count(), s.users()[0].active),
+        (1, Some(false)),
+        "still there, inactive"
+    );
+    let known = Lookup {
+        cxone_id: Some(id.clone()),
+        ..lookup()
+    };
+    let again = run_on(&mut s, Profile::Cxone, delete_mode(), known).unwrap();
+    assert_eq!(
+        (again.action, again.note),
+        (Action::Unchanged, Some(Note::AlreadyDisabled))
+    );
+    assert!(
+        s.filters.iter().all(|f| f.starts_with("userName eq")),
+        "{:?}",
+        s.filters
+    );
+    let nobody = Lookup {
+        user_name: Some("nobody@example.com".into()),
+        ..lookup()
+    };
+    let r = run_on(&mut s, Profile::Cxone, delete_mode(), nobody).unwrap();
+    assert_eq!(
+        (r.action, r.note, r.outcome),
+        (Action::Unchanged, Some(Note::NotFound), DeprovisionOutcome::NotFound)
+    );
+    // Known by externalId alone, no id known: CXone cannot search for it; refused, not "not found".
+    let mut s = SimServer::cxone();
+    let only_ext = Lookup {
+        user_name: None,
+        ..lookup()
+    };
+    assert!(matches!(
+        run_on(&mut s, Profile::Cxone, delete_mode(), only_ext),
+        Err(FlowError::Ambiguous(_))
+    ));
+    assert!(s.log().is_empty());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_leaver_known_by_external_id_alone_on_a_server_that_filters_by_it() {
+    let mut s = SimServer::default();
+    let id = s.insert(JANE);
+    let only_ext = Lookup {
+        user_name: None,
+        ..lookup()
+    };
+    let r = run_on(&mut s, Profile::Rfc7644, delete_mode(), only_ext.clone()).unwrap();
+    assert_eq!((r.action, r.cxone_id), (Action::Deleted, Some(id.clone())));
+    let again = run_on(&mut s, Profile::Rfc7644, delete_mode(), only_ext).unwrap();
+    assert_eq!(again.note, Some(Note::AlreadyDeprovisioned));
+    assert_eq!(
+        s.log(),
+        [
+            "GET /scim/v2/Users",
+            format!("DELETE /scim/v2/Users/{id}").as_str(),
+            format!("GET /scim/v2/Users/{id}").as_str(),
+            "GET /scim/v2/Users"
+        ]
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_recycled_user_name_a_server_ignoring_filters_and_unusable_ids_write_nothing() {
+    for options in [Options::default(), delete_mode()] {
+        // Another person's account under the userName.
+        let mut s = SimServer::default();
+        let old = s.insert(r#"{"userName":"jdoe@example.com","externalId":"e-old","active":true}"#);
+        let r = run_on(&mut s, Profile::Rfc7644, options.clone(), lookup()).unwrap();
+        let c = r.conflict.unwrap();
+        assert_eq!(
+            (r.outcome, c.reason),
+            (
+                DeprovisionOutcome::Conflict,
+                crate::flows::ConflictReason::OtherExternalId
+            )
+        );
+        assert_eq!(c.filter, "userName eq \"jdoe@example.com\"");
+        assert!(writes(&s).is_empty(), "{:?}", s.log());
+        assert_eq!(s.user(&old).active, Some(true));
+        // A server that answers every filter with everyone.
+        let mut s = SimServer::default();
+        s.insert(r#"{"userName":"other@example.com","externalId":"e-other","active":true}"#);
+        s.ignore_filter = true;
+        let r = run_on(&mut s, Profile::Rfc7644, options.clone(), lookup()).unwrap();
+        assert_eq!(r.conflict.unwrap().reason, crate::flows::ConflictReason::FilterIgnored);
+        assert!(writes(&s).is_empty(), "{:?}", s.log());
+        // An id nothing may be sent to.
+        for id in ["", "..", "../../admin", "a/b", "a?b"] {
+            let mut s = SimServer::default();
+            let listed = serde_json::json!({"totalResults": 1, "Resources": [
+                {"id": id, "userName": "jdoe@example.com", "externalId": "e-1", "active": true}]})
+            .to_string();
+            s.fail_next(crate::testutil::Fault::Body(200, Box::leak(listed.into_boxed_str())));
+            let out = run_on(&mut s, Profile::Rfc7644, options.clone(), lookup());
+            assert!(matches!(out, Err(FlowError::UnusableId(_))), "{id:?}: {out:?}");
+            assert!(writes(&s).is_empty());
+        }
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_deactivation_cxone_accepts_but_does_not_apply_is_never_reported_done() {
+    use crate::flows::{Flow, Step};
+    let mut s = SimServer::cxone();
+    let id = s.insert(JANE);
+    let mut f = flow(Profile::Cxone, false, Options::default(), lookup());
+    // The lookup goes through; the PATCH is answered 204 without being applied.
+    let Step::Send(req) = f.next_step(1) else { panic!() };
+    f.on_response(s.handle(&req).unwrap(), 2);
+    s.fail_next(crate::testutil::Fault::Body(204, ""));
+    let r = drive(&mut f, &mut s).0.unwrap();
+    assert_eq!((r.outcome, r.verified), (DeprovisionOutcome::Unverified, false));
+    assert!(r
+        .step(StepName::Verify)
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("reads back active"));
+    assert!(r.replayable());
+    assert_eq!(s.user(&id).active, Some(true));
+}

@@ -81,6 +81,11 @@ impl Exchange {
         self.wait_until = None;
     }
 
+    /// The request in flight.
+    pub fn pending(&self) -> Option<&HttpRequest> {
+        self.pending.as_ref()
+    }
+
     /// Tries made of the request in flight.
     pub fn attempts(&self) -> u32 {
         self.retry.attempts

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `DELETION_THRESHOLD`: a number of leavers (`25`) or a share of the people in scope (`10%`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind", content = "value")]
 pub enum DeletionThreshold {
     Count(usize),

@@ -2,9 +2,9 @@
 //! `GET /failures`, `POST /failures/{id}/replay`, `GET /conflicts`, `DELETE /conflicts/{id}`;
 //! and `GET /metrics`: the isolate's wasm linear memory, for leak checks.
 
-use crate::apply::{apply, flow_for};
+use crate::apply::{apply, plan_change};
 use crate::config::Config;
-use crate::driver::{plan_first_write, Budget};
+use crate::driver::Budget;
 use crate::kv::State;
 use crate::reply;
 use cxone_scim_core::api_error::ApiError;
@@ -15,7 +15,7 @@ use serde_json::json;
 use worker::{Env, Request, Response, Result};
 
 /// `?cursor=` and `?limit=` of a listing.
-fn paging(req: &Request) -> (Option<String>, usize) {
+pub(crate) fn paging(req: &Request) -> (Option<String>, usize) {
     let mut cursor = None;
     let mut limit = crate::kv::MAX_PAGE;
     if let Ok(url) = req.url() {
@@ -31,7 +31,7 @@ fn paging(req: &Request) -> (Option<String>, usize) {
 }
 
 /// `{"count", "<name>": [...], "cursor"?}`: one page of a listing.
-fn page<T: serde::Serialize>(name: &str, items: &[T], next: Option<String>) -> Result<Response> {
+pub(crate) fn page<T: serde::Serialize>(name: &str, items: &[T], next: Option<String>) -> Result<Response> {
     let mut body = json!({"count": items.len(), name: items});
     if let Some(next) = next {
         body["cursor"] = json!(next);
@@ -78,9 +78,8 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
             Ok((c, _)) => c,
             Err(v) => return reply::api_error(&v.into()),
         };
-        let flow = flow_for(config, command);
         let mut budget = Budget::for_request(config.subrequest_budget);
-        let planned = plan_first_write(flow, &config.credentials, config.retry, &state, &mut budget).await;
+        let planned = plan_change(config, command, &state, &mut budget).await;
         return reply::json(
             200,
             &json!({"dryRun": true, "eventId": record.event_id, "requests": planned.into_iter().collect::<Vec<_>>()}),
@@ -92,6 +91,8 @@ pub async fn replay(env: &Env, config: &Config, id: &str, dry_run: bool, audit: 
         event: record.event,
         replay: true,
         trigger: cxone_scim_core::audit::Trigger::Admin,
+        deprovision: None,
+        leaver_id: None,
     };
     reply::answer(apply(env, &event, delivery, audit, config.subrequest_budget).await?)
 }
@@ -117,8 +118,12 @@ pub async fn replay_notice(env: &Env, config: &Config, id: &str, dry_run: bool) 
     let Some(parked) = state.notice(id).await? else {
         return reply::api_error(&ApiError::not_found(format!("no parked notice {id}")));
     };
-    if config.iam.is_none() {
-        return reply::api_error(&ApiError::unavailable("IAM_WEBHOOK_URL is not set"));
+    if crate::notices::receiver(config, &parked.notice).is_none() {
+        let name = match parked.notice {
+            cxone_scim_core::audit::Outbound::RoleSync(_) => "IAM_WEBHOOK_URL",
+            cxone_scim_core::audit::Outbound::Leaver(_) => "HR_WEBHOOK_URL",
+        };
+        return reply::api_error(&ApiError::unavailable(format!("{name} is not set")));
     }
     if dry_run {
         return reply::json(200, &json!({"dryRun": true, "notice": parked}));

@@ -38,12 +38,9 @@ fn invalid(detail: String) -> Result<Response> {
 }
 
 pub async fn post(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
-    let query_dry_run = match super::dry_run_query(&req)? {
-        Ok(d) => d,
+    let (query_dry_run, bytes) = match super::typed_body(&mut req, MAX_BODY).await? {
+        Ok(read) => read,
         Err(e) => return reply::api_error(&e),
-    };
-    let Some(bytes) = reply::body_within(&mut req, MAX_BODY).await? else {
-        return reply::api_error(&ApiError::too_large(MAX_BODY));
     };
     let head: Head = match parse_body(&bytes) {
         Ok(h) => h,

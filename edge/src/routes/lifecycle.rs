@@ -47,6 +47,8 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, audit: &mut Au
         event: serde_json::from_slice(&body).unwrap_or(Value::Null),
         replay: false,
         trigger: Trigger::Webhook,
+        deprovision: None,
+        leaver_id: None,
     };
     reply::answer(apply(env, &event, delivery, audit, config.subrequest_budget).await?)
 }

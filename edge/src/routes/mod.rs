@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod bulk;
+mod deprovision;
 mod graph;
 mod health;
 pub(crate) mod lifecycle;
@@ -61,6 +62,13 @@ enum Route {
     ReplayNotice(String),
     Person(String),
     ResetMarks(String),
+    Deprovision,
+    Leavers,
+    Leaver(String),
+    ReplayLeaver(String),
+    LeaverBatch(String),
+    ApproveLeaverBatch(String),
+    RejectLeaverBatch(String),
 }
 
 impl Route {
@@ -73,6 +81,9 @@ impl Route {
                 | Self::ReplayNotice(_)
                 | Self::ReplayAuditParked
                 | Self::ResetMarks(_)
+                | Self::ReplayLeaver(_)
+                | Self::ApproveLeaverBatch(_)
+                | Self::RejectLeaverBatch(_)
                 | Self::SyncRun
                 | Self::SyncApprove
                 | Self::SyncReject
@@ -108,6 +119,18 @@ fn parse(method: &str, path: &str) -> std::result::Result<Route, (u16, &'static 
         ["audit", "parked", "replay"] => (Route::ReplayAuditParked, "POST"),
         ["people", key] if !key.is_empty() => (Route::Person(key.to_string()), "GET"),
         ["people", key, "reset-marks"] if !key.is_empty() => (Route::ResetMarks(key.to_string()), "POST"),
+        ["deprovision"] if method == "GET" => (Route::Leavers, "GET"),
+        ["deprovision"] if method == "POST" => (Route::Deprovision, "POST"),
+        ["deprovision"] => return Err((405, "GET, POST")),
+        ["deprovision", "batches", id] if !id.is_empty() => (Route::LeaverBatch(id.to_string()), "GET"),
+        ["deprovision", "batches", id, "approve"] if !id.is_empty() => {
+            (Route::ApproveLeaverBatch(id.to_string()), "POST")
+        }
+        ["deprovision", "batches", id, "reject"] if !id.is_empty() => {
+            (Route::RejectLeaverBatch(id.to_string()), "POST")
+        }
+        ["deprovision", id] if !id.is_empty() => (Route::Leaver(id.to_string()), "GET"),
+        ["deprovision", id, "replay"] if !id.is_empty() => (Route::ReplayLeaver(id.to_string()), "POST"),
         _ => return Err((404, "")),
     };
     if method != allowed {
@@ -183,6 +206,13 @@ async fn route(mut req: Request, env: &Env, path: &str, audit: &mut AuditRecord)
         Route::Person(key) => people::show(env, &key).await,
         Route::ResetMarks(key) => people::reset_marks(env, &config, &key, dry_run, audit).await,
         Route::SyncRun => graph::run(env, &config, dry_run).await,
+        Route::Deprovision => deprovision::post(req, env, &config, audit).await,
+        Route::Leavers => deprovision::list(&req, env).await,
+        Route::Leaver(id) => deprovision::show(env, &id).await,
+        Route::ReplayLeaver(id) => deprovision::replay(env, &config, &id, dry_run, audit).await,
+        Route::LeaverBatch(id) => deprovision::batch(&req, env, &id).await,
+        Route::ApproveLeaverBatch(id) => deprovision::decide(env, &id, true, dry_run).await,
+        Route::RejectLeaverBatch(id) => deprovision::decide(env, &id, false, dry_run).await,
         Route::SyncApprove | Route::SyncReject => {
             graph::decide(env, &config, route == Route::SyncApprove, dry_run).await
         }
@@ -206,8 +236,25 @@ async fn dry_run(req: &mut Request) -> Result<std::result::Result<bool, ApiError
     Ok(dry_run::read(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), &body).map_err(ApiError::from))
 }
 
+/// The body of an admin POST whose typed body carries `dryRun` too (bulk runs, role sync,
+/// leavers): what the query says of `dryRun`, and the body within `max` bytes; else the 400 or
+/// 413 to answer with.
+pub(crate) async fn typed_body(
+    req: &mut Request,
+    max: usize,
+) -> Result<std::result::Result<(Option<bool>, Vec<u8>), ApiError>> {
+    let query = match dry_run_query(req)? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(match reply::body_within(req, max).await? {
+        Some(bytes) => Ok((query, bytes)),
+        None => Err(ApiError::too_large(max)),
+    })
+}
+
 /// What the query says of `dryRun`, for the admin POSTs whose typed body carries it too.
-pub(crate) fn dry_run_query(req: &Request) -> Result<std::result::Result<Option<bool>, ApiError>> {
+fn dry_run_query(req: &Request) -> Result<std::result::Result<Option<bool>, ApiError>> {
     let url = req.url()?;
     let pairs: Vec<(String, String)> = url
         .query_pairs()
@@ -275,10 +322,23 @@ mod tests {
             ("/sync/reject", true),
             ("/provision/bulk", false),
             ("/roles/sync", false),
+            ("/deprovision", false),
+            ("/deprovision/dp_1/replay", true),
+            ("/deprovision/batches/lb_1/approve", true),
+            ("/deprovision/batches/lb_1/reject", true),
         ] {
             assert_eq!(parse("POST", path).map(|r| r.reads_dry_run()), Ok(own), "{path}");
         }
         assert_eq!(parse("GET", "/conflicts/ab12"), Err((405, "DELETE")));
+        assert_eq!(parse("GET", "/deprovision"), Ok(Route::Leavers));
+        assert_eq!(parse("POST", "/deprovision"), Ok(Route::Deprovision));
+        assert_eq!(parse("PUT", "/deprovision"), Err((405, "GET, POST")));
+        assert_eq!(parse("GET", "/deprovision/dp_1"), Ok(Route::Leaver("dp_1".into())));
+        assert_eq!(
+            parse("GET", "/deprovision/batches/lb_1"),
+            Ok(Route::LeaverBatch("lb_1".into()))
+        );
+        assert_eq!(parse("GET", "/deprovision/dp_1/replay"), Err((405, "POST")));
         for unknown in ["/", "/failures/", "/failures/x/y", "/provision/bulk/", "/webhooks"] {
             assert_eq!(parse("GET", unknown).map_err(|e| e.0), Err(404), "{unknown}");
         }

@@ -46,12 +46,9 @@ fn invalid(detail: impl Into<String>) -> Result<Response> {
 }
 
 pub async fn sync(mut req: Request, env: &Env, config: &Config, audit: &mut AuditRecord) -> Result<Response> {
-    let query_dry_run = match super::dry_run_query(&req)? {
-        Ok(d) => d,
+    let (query_dry_run, bytes) = match super::typed_body(&mut req, MAX_BODY).await? {
+        Ok(read) => read,
         Err(e) => return reply::api_error(&e),
-    };
-    let Some(bytes) = reply::body_within(&mut req, MAX_BODY).await? else {
-        return reply::api_error(&ApiError::too_large(MAX_BODY));
     };
     let body: Body = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)) {
         Ok(b) => b,
