@@ -227,10 +227,18 @@ impl Host<'_> {
                     .deprovision
                     .clone()
                     .unwrap_or_else(|| config.deprovision.options(mode));
-                let flow = deprovision_flow_for(config, lookup, options.clone());
-                match run_authorized(flow, &config.credentials, config.retry, &state, &mut budget).await {
-                    Ok(report) => (Ok(report.applied()), None, Some((report, options))),
-                    Err(e) => (Err(e), None, None),
+                let (ran, roles_before) = run_authorized_then(
+                    deprovision_flow_for(config, lookup, options.clone()),
+                    &config.credentials,
+                    config.retry,
+                    &state,
+                    &mut budget,
+                    |flow: &DeprovisionFlow| flow.roles_before(&config.roles.target),
+                )
+                .await;
+                match ran {
+                    Ok(report) => (Ok(report.applied()), roles_before, Some((report, options))),
+                    Err(e) => (Err(e), roles_before, None),
                 }
             }
             None => {

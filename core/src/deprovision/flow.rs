@@ -45,6 +45,8 @@ struct Account {
     id: String,
     user_name: String,
     was_active: bool,
+    /// As found, for the audit trail's roles "before".
+    user: Box<User>,
 }
 
 /// A leaver as a dry run sees it ([`DeprovisionFlow::plan`]).
@@ -156,6 +158,13 @@ impl DeprovisionFlow {
         }
     }
 
+    /// The role values the account held where `target` keeps them, as the lookup found it
+    /// (`None` before one was found), for the audit trail's roles "before".
+    pub fn roles_before(&self, target: &crate::policy::RoleTarget) -> Option<Vec<String>> {
+        let account = self.account.as_ref()?;
+        Some(crate::scim::build::role_values_at(&account.user, target.single_path()))
+    }
+
     /// The options the leaver runs with.
     pub fn options(&self) -> &Options {
         &self.options
@@ -239,6 +248,7 @@ impl DeprovisionFlow {
             id,
             user_name: user.user_name.clone(),
             was_active: user.is_active(),
+            user: Box::new(user.clone()),
         });
         match self.admin().map(|a| a.search(&user.user_name)) {
             Some(req) => self.go(Phase::Agent, req),

@@ -59,6 +59,11 @@ fn jane(s: &mut SimServer) -> (String, String) {
 #[wasm_bindgen_test(unsupported = test)]
 fn a_leaver_is_deactivated_logged_out_and_read_back() {
     let mut s = SimServer::default();
+    assert_eq!(
+        flow(Profile::Rfc7644, true, Options::default(), lookup()).roles_before(&crate::policy::RoleTarget::Roles),
+        None,
+        "nothing found yet"
+    );
     // Another agent whose name contains Jane's: the search finds it, the match does not.
     s.insert(r#"{"userName":"jdoe@example.com.au","active":true}"#);
     let (id, agent) = jane(&mut s);
@@ -112,6 +117,22 @@ fn a_leaver_is_deactivated_logged_out_and_read_back() {
     );
     // Each step's latency is its share of the run: the virtual clock moves 5 ms a request.
     let total: u64 = r.steps.iter().map(|s| s.latency_ms).sum();
+    // The roles the account held when found, for the audit trail.
+    s.insert_as(
+        "u9",
+        r#"{"userName":"roles@example.com","externalId":"e-9","active":true,"roles":[{"value":"Agent"}]}"#,
+    );
+    let with_roles = Lookup {
+        user_name: Some("roles@example.com".into()),
+        external_id: Some("e-9".into()),
+        cxone_id: None,
+    };
+    let mut f = flow(Profile::Rfc7644, true, Options::default(), with_roles);
+    drive(&mut f, &mut s).0.unwrap();
+    assert_eq!(
+        f.roles_before(&crate::policy::RoleTarget::Roles),
+        Some(vec!["Agent".to_string()])
+    );
     assert_eq!(total, 9 * 5, "{:?}", r.steps);
     assert_eq!(r.step(StepName::Dependencies).unwrap().latency_ms, 15);
     assert!(r.settled());
