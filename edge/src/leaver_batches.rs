@@ -300,4 +300,10 @@ impl LeaverBatches {
     pub async fn call(&self, call: &BatchCall) -> Result<serde_json::Value> {
         crate::objects::call(&self.stub, "leaver-batch", call).await
     }
+
+    /// [`LeaverBatches::call`] on a batch that must exist: `None` when it was never started.
+    pub async fn call_existing(&self, call: &BatchCall) -> Result<Option<serde_json::Value>> {
+        let answer = self.call(call).await?;
+        Ok((answer["found"] != json!(false)).then_some(answer))
+    }
 }

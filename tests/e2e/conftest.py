@@ -100,22 +100,24 @@ def graphfix(workdir):
         stop_group(proc)
 
 
-@pytest.fixture(scope="session")
-def iamfix(workdir):
-    proc = start_iamfix(IAMFIX_PORT, IAM_WEBHOOK_SECRET, workdir / "iamfix.log")
+def notice_receiver(port, secret, log_path):
+    """The notice receiver fixture (tests/iamfix) on `port`, checking `secret`; stopped by process
+    group however the session ends."""
+    proc = start_iamfix(port, secret, log_path)
     try:
-        yield IamFix(f"http://127.0.0.1:{IAMFIX_PORT}")
+        yield IamFix(f"http://127.0.0.1:{port}")
     finally:
         stop_group(proc)
+
+
+@pytest.fixture(scope="session")
+def iamfix(workdir):
+    yield from notice_receiver(IAMFIX_PORT, IAM_WEBHOOK_SECRET, workdir / "iamfix.log")
 
 
 @pytest.fixture(scope="session")
 def hrfix(workdir):
-    proc = start_iamfix(HRFIX_PORT, HR_WEBHOOK_SECRET, workdir / "hrfix.log")
-    try:
-        yield IamFix(f"http://127.0.0.1:{HRFIX_PORT}")
-    finally:
-        stop_group(proc)
+    yield from notice_receiver(HRFIX_PORT, HR_WEBHOOK_SECRET, workdir / "hrfix.log")
 
 
 def graph_vars(graphfix_url, worker_port):

@@ -945,15 +945,8 @@ def make_handler(state):
                 return self._admin_error(429, "TooManyRequests", "rate limit",
                                          [("Retry-After", str(max(1, math.ceil(wait))))] + quota)
             fault = state.take_fault(self.command, url.path)
-            if fault:
-                if not self._delay(fault.get("delayMs", 0) / 1000):
-                    self.close_connection = True
-                    return None
-                if fault.get("status"):
-                    entry["status"] = fault["status"]
-                    entry["injected"] = True
-                    state.record(entry)
-                    return self._fault_answer(fault, quota, admin=True)
+            if fault and self._injected(fault, entry, quota, admin=True):
+                return None
             try:
                 status, answer = self._admin_answer(url)
             except (OSError, RuntimeError) as exc:  # scim2-server did not list its users
@@ -1085,17 +1078,8 @@ def make_handler(state):
             fault = state.take_fault(self.command, url.path)
             if fault and fault.get("kind") == "concurrentChange":
                 entry["concurrentChange"] = self._concurrent_change(fault, url.path)
-            elif fault:
-                if not self._delay(fault.get("delayMs", 0) / 1000):
-                    state.bulk_answered(bulk_ids, "dropped")
-                    self.close_connection = True
-                    return None
-                if fault.get("status"):
-                    entry["status"] = fault["status"]
-                    entry["injected"] = True
-                    state.record(entry)
-                    state.bulk_answered(bulk_ids, str(fault["status"]))
-                    return self._fault_answer(fault, quota)
+            elif fault and self._injected(fault, entry, quota, bulk_ids):
+                return None
             refused = state.profile.refusal(self.command, url.path, url.query, entry["body"])
             if refused:
                 status, scim_type, detail = refused
@@ -1193,6 +1177,23 @@ def make_handler(state):
             finally:
                 with state.lock:
                     state.delaying -= 1
+
+        def _injected(self, fault, entry, quota, bulk_ids=(), admin=False):
+            """Applies an injected fault to the request `entry` logs: its delay, then its answer
+            when it has a status. True when that ends the request (answered, or dropped during
+            the delay); False when the request goes on."""
+            if not self._delay(fault.get("delayMs", 0) / 1000):
+                state.bulk_answered(bulk_ids, "dropped")
+                self.close_connection = True
+                return True
+            if not fault.get("status"):
+                return False
+            entry["status"] = fault["status"]
+            entry["injected"] = True
+            state.record(entry)
+            state.bulk_answered(bulk_ids, str(fault["status"]))
+            self._fault_answer(fault, quota, admin=admin)
+            return True
 
         def _fault_answer(self, fault, quota, admin=False):
             """An injected fault's answer: a SCIM error, or on the Admin API one in its shape."""

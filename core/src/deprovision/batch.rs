@@ -187,11 +187,6 @@ impl BatchProgress {
             finished_at,
         }
     }
-
-    /// Whether every leaver of the batch was verified.
-    pub fn all_verified(&self) -> bool {
-        self.state == BatchState::Done && self.verified == self.total
-    }
 }
 
 /// The event id of row `index` of batch `id`.
@@ -247,7 +242,10 @@ mod tests {
         );
         assert_eq!(progress.outcomes["failed"], 1);
         let finished = BatchProgress::of("lb_1", BatchState::Running, 2, [&r, &r], "t".into(), None);
-        assert!(finished.all_verified() && finished.state == BatchState::Done);
+        assert_eq!(
+            (finished.state, finished.done, finished.verified),
+            (BatchState::Done, 2, 2)
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

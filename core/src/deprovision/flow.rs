@@ -165,11 +165,6 @@ impl DeprovisionFlow {
         Some(crate::scim::build::role_values_at(&account.user, target.single_path()))
     }
 
-    /// The options the leaver runs with.
-    pub fn options(&self) -> &Options {
-        &self.options
-    }
-
     fn go(&mut self, phase: Phase, req: HttpRequest) {
         self.phase = phase;
         self.exchange.start(req);

@@ -43,14 +43,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The mode a leaver's operation asks for: a delete deletes where it can.
-    pub fn of(operation: crate::event::Operation) -> Self {
-        match operation {
-            crate::event::Operation::Delete => Self::Delete,
-            _ => Self::Deactivate,
-        }
-    }
-
     /// The operation a leaver in this mode is ordered as.
     pub fn operation(self) -> crate::event::Operation {
         match self {

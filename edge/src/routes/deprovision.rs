@@ -132,33 +132,38 @@ pub async fn batch(req: &Request, env: &Env, id: &str) -> Result<Response> {
             }
         }
     }
-    let answer = LeaverBatches::of(env, id)?
-        .call(&BatchCall::Status { after, limit })
-        .await?;
-    if answer["found"] == json!(false) {
-        return reply::api_error(&ApiError::not_found(format!("no batch {id}")));
+    match LeaverBatches::of(env, id)?
+        .call_existing(&BatchCall::Status { after, limit })
+        .await?
+    {
+        Some(answer) => reply::json(200, &answer),
+        None => no_batch(id),
     }
-    reply::json(200, &answer)
+}
+
+fn no_batch(id: &str) -> Result<Response> {
+    reply::api_error(&ApiError::not_found(format!("no batch {id}")))
 }
 
 /// `POST /deprovision/batches/{id}/approve|reject`: a held batch runs, or is dropped.
 pub async fn decide(env: &Env, id: &str, approve: bool, dry_run: bool) -> Result<Response> {
     let batches = LeaverBatches::of(env, id)?;
     if dry_run {
-        let answer = batches.call(&BatchCall::Status { after: None, limit: 0 }).await?;
-        if answer["found"] == json!(false) {
-            return reply::api_error(&ApiError::not_found(format!("no batch {id}")));
-        }
+        let Some(answer) = batches
+            .call_existing(&BatchCall::Status { after: None, limit: 0 })
+            .await?
+        else {
+            return no_batch(id);
+        };
         return reply::json(
             200,
             &json!({"dryRun": true, "approve": approve, "progress": answer["progress"]}),
         );
     }
     let call = if approve { BatchCall::Approve } else { BatchCall::Reject };
-    let answer = batches.call(&call).await?;
-    if answer["found"] == json!(false) {
-        return reply::api_error(&ApiError::not_found(format!("no batch {id}")));
-    }
+    let Some(answer) = batches.call_existing(&call).await? else {
+        return no_batch(id);
+    };
     if answer["changed"] == json!(false) {
         return reply::api_error(&ApiError::conflict(None, format!("batch {id} is not held")));
     }
